@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), then run the pytest suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -m "not slow" "$@"
