@@ -1,0 +1,235 @@
+"""Synthetic keyword speech from espeak-ng: many voices x variants x speeds x pitches, per word.
+
+Each clip is one word, alone or after a short carrier ("okay stop"), resampled to 16 kHz mono 16-bit,
+trimmed of leading/trailing silence (energy) and peak-normalised to -1 dBFS. A carrier is rendered
+on its own and joined with a short silence, so the word's position is exact; it is recorded as
+`start_s=`/`end_s=` labels. Keywords are labelled with the word;
+confusable non-keywords with `_unknown_` and `word=<w>`. `speaker` is the voice id ("en-us+f3"), so
+the speaker-hash validation split (splits.py) keeps whole synthetic voices out of training.
+
+    python -m export.data.synth_speech --words yes no --out DIR --variants 50 --seed 0 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from export.data.manifest import Clip, read_manifest, write_manifest
+from export.labels import KEYWORDS
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16000
+ESPEAK_RATE_HZ = 22050
+PEAK_DBFS = -1.0
+MARGIN_S = 0.03  # silence kept around the trimmed speech
+FRAME_S = 0.01  # energy frame for trimming
+SILENCE_DB = -40.0  # frames this far below the clip's loudest frame count as silence
+
+UNKNOWN = "_unknown_"
+# Words that sound like a keyword or the wake word but are not one.
+CONFUSABLES = (
+    "commuter", "computing", "compute", "computed", "computers", "come here", "come pewter", "consumer",
+    "tomato", "go on", "stopped", "stock", "yesterday", "yet", "nose", "know", "up to", "download",
+    "dawn", "lefty", "left over", "write", "right now", "often", "offer", "goal", "ingo", "onto", "top",
+    "stuff",
+)
+# The other Speech Commands words (v0.02), also negatives for the keyword model.
+OTHER_COMMAND_WORDS = (
+    "backward", "bed", "bird", "cat", "dog", "eight", "five", "follow", "forward", "four", "happy", "house",
+    "learn", "marvin", "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "visual", "wow", "zero",
+)
+UNKNOWN_WORDS = CONFUSABLES + OTHER_COMMAND_WORDS
+
+# espeak-ng English voices (gmw/); mbrola voices are used too where installed (see voices()).
+BASE_VOICES = (
+    "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
+)
+MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
+CARRIERS = ("okay", "hey", "now", "please", "so", "and", "well")
+PHRASE_PROBABILITY = 0.3
+SPEED_WPM = (120, 220)
+PITCH = (20, 80)
+PHRASE_GAP_S = (0.05, 0.4)
+
+
+@lru_cache(maxsize=1)
+def variants() -> tuple[str, ...]:
+    """Variant file names from `espeak-ng --voices=variant` (f1, m3, klatt2, whisper, ...)."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    names = re.findall(r"!v/(\S+)\s*(?:\(|$)", out, flags=re.M)
+    return tuple(sorted(set(n for n in names if n.isascii())))
+
+
+@lru_cache(maxsize=1)
+def voices() -> tuple[str, ...]:
+    """Every voice id used: base voice x variant, plus installed mbrola voices (no variants)."""
+    ids = [f"{base}+{v}" for base in BASE_VOICES for v in ("",) + variants()]
+    ids = [i.rstrip("+") for i in ids]
+    mbrola = [m for m in MBROLA_VOICES if Path("/usr/share/mbrola", m[3:]).exists() and shutil.which("mbrola")]
+    return tuple(ids + mbrola)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Everything that decides one clip's audio."""
+    word: str
+    voice: str
+    speed_wpm: int
+    pitch: int
+    carrier: str = ""
+    gap_s: float = 0.0  # silence between carrier and word
+
+    @property
+    def text(self) -> str:
+        return f"{self.carrier} {self.word}" if self.carrier else self.word
+
+
+def plan(word: str, index: int, seed: int) -> Utterance:
+    """The index-th utterance of a word; depends only on (word, index, seed), not on the word list."""
+    word_key = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+    rng = np.random.default_rng([seed, word_key, index])
+    all_voices = voices()
+    carrier, gap_s = "", 0.0
+    if rng.random() < PHRASE_PROBABILITY:
+        carrier = str(rng.choice(CARRIERS))
+        gap_s = round(float(rng.uniform(*PHRASE_GAP_S)), 3)
+    return Utterance(
+        word=word,
+        voice=all_voices[int(rng.integers(len(all_voices)))],
+        speed_wpm=int(rng.integers(*SPEED_WPM, endpoint=True)),
+        pitch=int(rng.integers(*PITCH, endpoint=True)),
+        carrier=carrier,
+        gap_s=gap_s,
+    )
+
+
+def render(utt: Utterance, text: str) -> np.ndarray:
+    """espeak-ng with utt's voice settings -> float32 mono at SAMPLE_RATE_HZ (untrimmed)."""
+    cmd = ["espeak-ng", "-v", utt.voice, "-s", str(utt.speed_wpm), "-p", str(utt.pitch), "--stdout", text]
+    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    if rate != SAMPLE_RATE_HZ:
+        g = np.gcd(rate, SAMPLE_RATE_HZ)
+        audio = resample_poly(audio, SAMPLE_RATE_HZ // g, rate // g).astype(np.float32)
+    return audio
+
+
+def voiced_span(audio: np.ndarray) -> tuple[int, int]:
+    """(first, end) sample of the frames louder than SILENCE_DB below the loudest FRAME_S frame."""
+    frame = int(FRAME_S * SAMPLE_RATE_HZ)
+    n = len(audio) // frame
+    if n == 0:
+        raise ValueError("espeak-ng produced no audio")
+    energy_db = 10 * np.log10(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    idx = np.flatnonzero(energy_db > energy_db.max() + SILENCE_DB)
+    return int(idx[0]) * frame, int(idx[-1] + 1) * frame
+
+
+def trim(audio: np.ndarray) -> np.ndarray:
+    lo, hi = voiced_span(audio)
+    return audio[lo:hi]
+
+
+def assemble(word_audio: np.ndarray, carrier_audio: np.ndarray | None, gap_s: float,
+             ) -> tuple[np.ndarray, float, float]:
+    """[margin][carrier][gap] word [margin], peak-normalised; returns (audio, word start_s, end_s).
+
+    The carrier is rendered separately, so the word's position is exact, not guessed from energy."""
+    margin = np.zeros(int(MARGIN_S * SAMPLE_RATE_HZ), dtype=np.float32)
+    word = trim(word_audio)
+    head = [margin]
+    if carrier_audio is not None:
+        head += [trim(carrier_audio), np.zeros(int(gap_s * SAMPLE_RATE_HZ), dtype=np.float32)]
+    start = sum(len(h) for h in head)
+    clip = np.concatenate(head + [word, margin])
+    clip = clip * (10 ** (PEAK_DBFS / 20) / max(float(np.abs(clip).max()), 1e-9))
+    return clip.astype(np.float32), start / SAMPLE_RATE_HZ, (start + len(word)) / SAMPLE_RATE_HZ
+
+
+def label_of(word: str) -> tuple[str, ...]:
+    return (word,) if word in KEYWORDS else (UNKNOWN, f"word={word}")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def make_clip(word: str, index: int, seed: int, out_dir: Path) -> Clip:
+    utt = plan(word, index, seed)
+    carrier = render(utt, utt.carrier) if utt.carrier else None
+    audio, start_s, end_s = assemble(render(utt, utt.word), carrier, utt.gap_s)
+    path = out_dir / slug(label_of(word)[0]) / f"{slug(word)}_{index:05d}.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, SAMPLE_RATE_HZ, subtype="PCM_16")
+    labels = label_of(word) + (f"start_s={start_s:.3f}", f"end_s={end_s:.3f}")
+    if utt.carrier:
+        labels += (f"text={utt.text}",)
+    return Clip(path=path.resolve(), labels=labels, speaker=utt.voice, duration_s=len(audio) / SAMPLE_RATE_HZ)
+
+
+def default_out_dir(seed: int = 0) -> Path:
+    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
+    return root / "synth_speech" / f"seed{seed}"
+
+
+def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: int = 0, jobs: int = 2,
+               ) -> list[Clip]:
+    """Write variants_per_word clips per word under out_dir plus out_dir/manifest.csv.
+
+    Reuses out_dir/manifest.csv when it already lists exactly these clips (the output is a cache:
+    the same words, count and seed always give the same audio)."""
+    out_dir = Path(out_dir).resolve()
+    manifest = out_dir / "manifest.csv"
+    jobs_list = [(w, i) for w in words for i in range(variants_per_word)]
+    expected = {(out_dir / slug(label_of(w)[0]) / f"{slug(w)}_{i:05d}.wav") for w, i in jobs_list}
+    if manifest.exists():
+        cached = read_manifest(manifest)
+        if {c.path for c in cached} == expected and all(c.path.exists() for c in cached):
+            log.info("reusing %d clips in %s", len(cached), out_dir)
+            return cached
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # espeak-ng runs as a subprocess
+        clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir), jobs_list))
+    write_manifest(clips, manifest)
+    return clips
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--words", nargs="+", help="words to synthesise (default: keywords + confusables)")
+    p.add_argument("--keywords-only", action="store_true", help="default words without the negatives")
+    p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_speech/seed<S>)")
+    p.add_argument("--variants", type=int, default=50, help="clips per word")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    words = args.words or (list(KEYWORDS) if args.keywords_only else list(KEYWORDS + UNKNOWN_WORDS))
+    out = args.out or default_out_dir(args.seed)
+    t0 = time.perf_counter()
+    clips = synthesize(words, out, args.variants, args.seed, args.jobs)
+    elapsed_s = time.perf_counter() - t0
+    print(f"{len(clips)} clips, {len(words)} words, {len({c.speaker for c in clips})} voices -> {out}/manifest.csv "
+          f"({elapsed_s:.1f} s, {len(clips) / max(elapsed_s, 1e-9):.1f} clips/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Data pipeline: manifests, validation split, synthetic speech and alarms, augmentation."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from export.data import synth_speech
+from export.data.manifest import Clip, read_manifest, write_manifest
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+
+
+# --- manifest ---------------------------------------------------------------------------------------
+
+def test_manifest_round_trip(tmp_path):
+    clips = [Clip(tmp_path / "a" / "x.wav", ("yes", "start_s=0.100"), "spk1", 0.5),
+             Clip(tmp_path / "b.wav", ("_unknown_", "word=bed"), "", 1.25)]
+    back = read_manifest(write_manifest(clips, tmp_path / "manifest.csv"))
+    assert back == [Clip(c.path.resolve(), c.labels, c.speaker, c.duration_s) for c in clips]
+    assert back[0].attr("start_s") == "0.100" and back[1].attr("word") == "bed"
+    assert (tmp_path / "manifest.csv").read_text().splitlines()[1].startswith("a/x.wav,")
+
+
+# --- synthetic speech -------------------------------------------------------------------------------
+
+def test_assemble_places_word_after_carrier_exactly():
+    rate = synth_speech.SAMPLE_RATE_HZ
+    tone = lambda s: (0.5 * np.sin(np.arange(int(s * rate)) * 0.3)).astype(np.float32)
+    pad = np.zeros(rate // 10, dtype=np.float32)
+    word = np.concatenate([pad, tone(0.4), pad])  # 0.4 s of "speech" inside silence
+    carrier = np.concatenate([pad, tone(0.25), pad])
+    audio, start_s, end_s = synth_speech.assemble(word, carrier, gap_s=0.2)
+    margin_s = synth_speech.MARGIN_S
+    assert start_s == pytest.approx(margin_s + 0.25 + 0.2, abs=0.011)
+    assert end_s - start_s == pytest.approx(0.4, abs=0.011)
+    assert len(audio) / rate == pytest.approx(end_s + margin_s, abs=1e-3)
+    assert np.abs(audio).max() == pytest.approx(10 ** (synth_speech.PEAK_DBFS / 20), rel=1e-4)
+    assert np.abs(audio[: int(margin_s * rate) - 1]).max() == 0.0  # leading margin is silence
+
+
+@needs_espeak
+def test_synthesize_writes_real_clips(tmp_path):
+    clips = synth_speech.synthesize(["yes", "commuter"], tmp_path, variants_per_word=3, seed=7, jobs=2)
+    assert len(clips) == 6
+    assert {c.label for c in clips} == {"yes", "_unknown_"}
+    assert all(c.attr("word") == "commuter" for c in clips if c.label == "_unknown_")
+    for c in clips:
+        audio, rate = sf.read(str(c.path), dtype="int16")
+        assert rate == 16000 and audio.ndim == 1 and sf.info(str(c.path)).subtype == "PCM_16"
+        assert len(audio) / rate == pytest.approx(c.duration_s, abs=1e-3)
+        assert 0.15 < c.duration_s < 2.5
+        assert 0 < float(c.attr("start_s")) < float(c.attr("end_s")) <= c.duration_s
+        assert 0.85 < np.abs(audio).max() / 32767 < 0.9  # -1 dBFS peak
+        assert "+" in c.speaker or c.speaker.startswith(("en", "mb-"))
+    assert read_manifest(tmp_path / "manifest.csv") == clips
+    again = synth_speech.make_clip("yes", 0, 7, tmp_path / "again")  # deterministic per (word, index, seed)
+    assert np.array_equal(sf.read(str(again.path))[0], sf.read(str(clips[0].path))[0])
+
+
+@needs_espeak
+def test_carrier_phrase_records_word_position(tmp_path):
+    index = next(i for i in range(100) if synth_speech.plan("stop", i, 0).carrier)
+    utt = synth_speech.plan("stop", index, 0)
+    clip = synth_speech.make_clip("stop", index, 0, tmp_path)
+    alone = synth_speech.trim(synth_speech.render(utt, "stop"))
+    start_s, end_s = float(clip.attr("start_s")), float(clip.attr("end_s"))
+    assert clip.attr("text") == f"{utt.carrier} stop"
+    assert end_s - start_s == pytest.approx(len(alone) / 16000, abs=0.002)
+    assert start_s > utt.gap_s + synth_speech.MARGIN_S
