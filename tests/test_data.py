@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import synth_speech
+from export.data import splits, synth_speech
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -71,3 +73,48 @@ def test_carrier_phrase_records_word_position(tmp_path):
     assert clip.attr("text") == f"{utt.carrier} stop"
     assert end_s - start_s == pytest.approx(len(alone) / 16000, abs=0.002)
     assert start_s > utt.gap_s + synth_speech.MARGIN_S
+
+
+# --- validation split -------------------------------------------------------------------------------
+
+def _gsc_clips(n_speakers=1000, per_speaker=3):
+    return [Clip(Path(f"/d/kws/gsc_v2/yes/{s:08x}_nohash_{i}.flac"), ("yes",), f"{s:08x}")
+            for s in range(n_speakers) for i in range(per_speaker)]
+
+
+def test_split_is_deterministic_disjoint_by_speaker_and_about_20_percent():
+    clips = _gsc_clips()
+    first = [splits.split_of(c) for c in clips]
+    assert first == [splits.split_of(c) for c in clips]
+    by_speaker = {}
+    for clip, split in zip(clips, first):
+        by_speaker.setdefault(clip.speaker, set()).add(split)
+    assert all(len(s) == 1 for s in by_speaker.values())  # no speaker on both sides
+    val_fraction = sum(s == {"val"} for s in by_speaker.values()) / len(by_speaker)
+    assert 0.17 < val_fraction < 0.23
+    # a rule of its own, not the README's dev/held-out rule sha256(speaker) % 2
+    held_out = {s for s in by_speaker if int(hashlib.sha256(s.encode()).hexdigest(), 16) % 2 == 1}
+    val = {s for s, v in by_speaker.items() if v == {"val"}}
+    assert 0.35 < len(val & held_out) / len(val) < 0.65
+
+
+def test_split_keeps_freesound_recordings_together_across_datasets():
+    ids = range(300)
+    esc = [Clip(Path(f"/d/tags/esc50/dog/4-{i}-{t}-18.flac"), ("dog",)) for i in ids for t in "ABC"]
+    urban = [Clip(Path(f"/d/tags/urbansound8k/fold1/dog_bark/{i}-3-0-{k}.flac"), ("dog_bark",)) for i in ids
+             for k in range(2)]
+    split_by_id = {}
+    for clip in esc + urban:
+        split_by_id.setdefault(splits.group_key(clip), set()).add(splits.split_of(clip))
+    assert len(split_by_id) == 300 and all(len(s) == 1 for s in split_by_id.values())
+    assert 0.12 < sum(s == {"val"} for s in split_by_id.values()) / 300 < 0.28
+
+
+def test_noise_is_split_in_time():
+    clip = Clip(Path("/d/noise/kitchen.flac"), ("noise", "kitchen"))
+    audio = np.arange(1000, dtype=np.float32)
+    assert splits.is_time_split(clip) and splits.split_of(clip) == "train"
+    train, val = splits.time_split(audio, "train"), splits.time_split(audio, "val")
+    assert len(train) == 800 and len(val) == 200 and train[-1] + 1 == val[0]
+    with pytest.raises(ValueError):
+        splits.time_split(audio, "test")
