@@ -1,0 +1,134 @@
+"""Strict config loading: every kind of error names its dotted path, the value and what was expected."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from streamd.config import (Config, ConfigError, KeywordDefaults, bus_endpoint, check_against_models, config_from_dict,
+                            hop_samples_for_latency, load_config)
+from streamd.contract import KIND_KEYWORD, KIND_TAG, Label, ModelInfo
+
+REPO = Path(__file__).resolve().parents[1]
+
+INFO = ModelInfo(16000, (1600, 3200), (Label("yes", KIND_KEYWORD), Label("dog", KIND_TAG)), "tiny", 0.25,
+                 licence="x")
+
+
+def error_of(raw) -> str:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw, source="c.yaml")
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+ERRORS = [
+    # (raw config, substrings the one-line message must contain)
+    ({"bus": {"hwm": 5}}, ["c.yaml: bus.hwm: unknown key", "high_water_mark"]),
+    ({"colour": 1}, ["colour: unknown key"]),
+    ({"bus": {"high_water_mark": "lots"}}, ["bus.high_water_mark: got 'lots', expected an integer"]),
+    ({"bus": {"high_water_mark": 0}}, ["bus.high_water_mark: got 0, expected a value in [1, "]),
+    ({"bus": {"scores": "yes"}}, ["bus.scores: got 'yes', expected true/false"]),
+    ({"keywords": [{"name": True}]}, ["keywords[0].name: got True, expected a string", 'quote it']),
+    ({"keywords": [{"name": "yes", "threshold": 1.2}]}, ["keywords[0].threshold: got 1.2, expected a value in [0.0, 1.0]"]),
+    ({"keywords": [{"name": "yes", "n_of_m": [3, 2]}]}, ["keywords[0].n_of_m: got [3, 2], expected [N, M]"]),
+    ({"keywords": [{"name": "yes", "n_of_m": [1]}]}, ["keywords[0].n_of_m: got [1], expected a list of 2 integers"]),
+    ({"keywords": [{"name": "yes"}, {"name": "yes"}]}, ["keywords[1].name: got 'yes' again"]),
+    ({"keywords": {"name": "yes"}}, ["keywords: got {'name': 'yes'}, expected a list of a mapping"]),
+    ({"tags": [{"name": "dog", "method": "max"}]}, ["tags[0].method: got 'max', expected one of mean, median"]),
+    ({"tags": [{"name": "dog", "on_threshold": 0.2}]}, ["tags[0] (dog): off_threshold 0.3 exceeds on_threshold 0.2"]),
+    ({"tag_defaults": {"max_event_s": 0}}, ["tag_defaults.max_event_s: got 0.0, expected a value > 0.0"]),
+    ({"models": [{"path": "m.onnx", "latency_ms": -5}]}, ["models[0].latency_ms: got -5.0, expected a value > 0"]),
+    ({"models": []}, ["models: got [], expected at least one model"]),
+    ({"inputs": [{"source": "mike"}]}, ["inputs[0].source: got 'mike', expected \"mic\", \"stdin\" or \"file:PATH\""]),
+    ({"inputs": [{"device": 1.5}]}, ["inputs[0].device: got 1.5, expected a string or an integer or null"]),
+    ({"inputs": [{"channels": [-1]}]}, ["inputs[0].channels: got [-1]"]),
+    ({"bus": {"endpoint": "tcp://0.0.0.0:5555"}}, ["bus.endpoint: got 'tcp://0.0.0.0:5555'", "bus.allow_network: true"]),
+    ({"control": {"endpoint": "tcp://192.168.1.4:5555"}}, ["control.endpoint", "control.allow_network: true"]),
+    ({"bus": {"endpoint": "http://x"}}, ["bus.endpoint: got 'http://x', expected ipc://PATH or tcp://HOST:PORT"]),
+    ({"scheduler": {"max_lag_s": 20}}, ["scheduler.max_lag_s: got 20.0, expected less than scheduler.ring_s"]),
+    ({"logging": {"level": "LOUD"}}, ["logging.level: got 'LOUD', expected one of DEBUG"]),
+    ([1, 2], ["<top>: got [1, 2], expected a mapping"]),
+]
+
+
+@pytest.mark.parametrize("raw,parts", ERRORS, ids=[p[0] for _, p in ERRORS])
+def test_error_names_path_value_and_expectation(raw, parts):
+    message = error_of(raw)
+    for part in parts:
+        assert part in message
+
+
+def test_network_endpoints_need_allow_network():
+    ok = config_from_dict({"bus": {"endpoint": "tcp://0.0.0.0:5555", "allow_network": True},
+                           "control": {"endpoint": "tcp://127.0.0.1:5556"}})
+    assert ok.bus.endpoint == "tcp://0.0.0.0:5555"
+
+
+def test_defaults_are_a_working_config():
+    config = config_from_dict({})
+    assert config.inputs[0].source == "mic" and config.models[0].path == "models/streamd-sat.onnx"
+    assert config.clips.enabled is False and config.bus.allow_network is False
+    assert bus_endpoint(config).startswith("ipc://") and bus_endpoint(config).endswith("/events")
+
+
+def test_keyword_fields_fall_back_to_defaults():
+    config = config_from_dict({"keyword_defaults": {"threshold": 0.6, "n_of_m": [2, 3]},
+                               "keywords": [{"name": "yes"}, {"name": "no", "threshold": 0.8, "enabled": False}]})
+    settings = config.keyword_settings()
+    assert settings["yes"] == (KeywordDefaults(0.6, (2, 3), 1.0), True)
+    assert settings["no"] == (KeywordDefaults(0.8, (2, 3), 1.0), False)
+
+
+def test_load_yaml_resolves_paths_against_the_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "c.yaml"
+    path.write_text("models:\n  - path: m.onnx\n    latency_ms: 100\n")
+    config = load_config(path)
+    assert config.resolve(config.models[0].path) == tmp_path / "sub" / "m.onnx"
+    assert config.resolve("/abs/m.onnx") == Path("/abs/m.onnx")
+
+
+def test_yaml_syntax_error_is_one_line_with_position(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("bus:\n  endpoint: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML at line \d+, column \d+") as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_unquoted_yes_in_yaml_is_caught(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("keywords:\n  - {name: yes}\n")
+    with pytest.raises(ConfigError, match=r"keywords\[0\].name: got True.*quote it"):
+        load_config(path)
+
+
+def test_cross_check_against_model_labels_and_hops():
+    good = config_from_dict({"models": [{"path": "t.onnx", "latency_ms": 200}],
+                             "keywords": [{"name": "yes"}], "tags": [{"name": "dog"}]})
+    check_against_models(good, {"t": INFO})
+    cases = [
+        ({"keywords": [{"name": "dog"}]}, "keywords[0].name: got 'dog', expected a keyword label of the loaded model(s): yes"),
+        ({"tags": [{"name": "cat"}]}, "tags[0].name: got 'cat', expected a tag label of the loaded model(s): dog"),
+        ({"models": [{"path": "t.onnx", "latency_ms": 160}]}, "models[0].latency_ms: got 160, expected one of the model's hops: 100, 200 (ms)"),
+    ]
+    for raw, message in cases:
+        raw.setdefault("models", [{"path": "t.onnx", "latency_ms": 100}])
+        with pytest.raises(ConfigError) as err:
+            check_against_models(config_from_dict(raw), {"t": INFO})
+        assert str(err.value) == message
+
+
+def test_latency_maps_to_hop_samples():
+    assert hop_samples_for_latency(INFO, 100) == 1600
+    assert hop_samples_for_latency(INFO, 200.2) == 3200
+
+
+def test_shipped_config_yaml_loads():
+    config = load_config(REPO / "config.yaml")
+    assert isinstance(config, Config)
+    assert config.models[0].path == "models/streamd-sat.onnx"
+    assert {k.name for k in config.keywords} >= {"yes", "no", "computer"}
+    assert not config.bus.allow_network and config.bus.endpoint is None
