@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import splits, synth_speech
+from export.data import splits, synth_alarms, synth_speech
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -118,3 +118,61 @@ def test_noise_is_split_in_time():
     assert len(train) == 800 and len(val) == 200 and train[-1] + 1 == val[0]
     with pytest.raises(ValueError):
         splits.time_split(audio, "test")
+
+
+# --- synthetic alarms -------------------------------------------------------------------------------
+
+def _on_segments(audio, rate, frame_s=0.005):
+    """(start_s, end_s) of the runs of frames within 20 dB of the loudest frame."""
+    frame = int(frame_s * rate)
+    n = len(audio) // frame
+    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+    on = np.concatenate([[False], rms > rms.max() * 0.1, [False]])
+    edges = np.flatnonzero(np.diff(on.astype(int)))
+    return [(a * frame_s, b * frame_s) for a, b in zip(edges[::2], edges[1::2])]
+
+
+@pytest.mark.parametrize("kind,count,on_s,gap_s,pause_s", [("t3", 3, 0.5, 0.5, 1.5), ("t4", 4, 0.1, 0.1, 5.0)])
+def test_alarm_temporal_pattern_from_envelope(kind, count, on_s, gap_s, pause_s):
+    rate, seconds = 16000, 14.0
+    for seed in range(5):
+        audio = synth_alarms.make_alarm(kind, seconds, rate, np.random.default_rng(seed))
+        segs = _on_segments(audio, rate)
+        inner = segs[:-1]  # the last beep may be cut by the clip's end
+        assert len(segs) >= count
+        ons = np.array([b - a for a, b in inner])
+        offs = np.array([c - b for (a, b), (c, d) in zip(segs, segs[1:])])
+        assert np.all(np.abs(ons - on_s) <= on_s * synth_alarms.TIMING_JITTER + 0.011)
+        short = offs[offs < (gap_s + pause_s) / 2]
+        long = offs[offs >= (gap_s + pause_s) / 2]
+        assert np.all(np.abs(short - gap_s) <= gap_s * synth_alarms.TIMING_JITTER + 0.011)
+        assert np.all(np.abs(long - pause_s) <= pause_s * synth_alarms.TIMING_JITTER + 0.011)
+        assert len(long) >= 1 and len(short) >= 1
+        # between long pauses come exactly `count` beeps
+        long_idx = np.flatnonzero(offs >= (gap_s + pause_s) / 2)
+        assert np.all(np.diff(long_idx) == count)
+
+
+def test_alarm_tone_is_around_3_khz_and_negatives_are_not():
+    rate = 16000
+    for kind in synth_alarms.ALARM_KINDS:
+        audio = synth_alarms.make_alarm(kind, 5.0, rate, np.random.default_rng(1))
+        spectrum = np.abs(np.fft.rfft(audio))
+        peak_hz = np.argmax(spectrum) * rate / len(audio)
+        assert 2850 < peak_hz < 3550, kind
+        assert 10 ** (-12.1 / 20) <= np.abs(audio).max() <= 10 ** (-2.9 / 20)
+        assert audio.dtype == np.float32 and len(audio) == 5 * rate
+    for kind in synth_alarms.NEGATIVE_KINDS:
+        audio = synth_alarms.make_alarm(kind, 5.0, rate, np.random.default_rng(1))
+        peak_hz = np.argmax(np.abs(np.fft.rfft(audio))) * rate / len(audio)
+        assert not 2800 < peak_hz < 3600, kind
+    with pytest.raises(ValueError):
+        synth_alarms.make_alarm("siren", 1.0, rate, np.random.default_rng(0))
+
+
+def test_alarm_cli_writes_manifest(tmp_path):
+    synth_alarms.main(["--out", str(tmp_path), "--count", "3", "--negatives", "3", "--seconds", "2"])
+    clips = read_manifest(tmp_path / "manifest.csv")
+    assert [c.label for c in clips] == ["smoke_alarm"] * 3 + ["beep", "beep", "chime"]
+    assert [c.attr("kind") for c in clips] == ["t3", "t4", "chirp", "microwave", "phone", "door"]
+    assert all(sf.info(str(c.path)).frames == 32000 for c in clips)

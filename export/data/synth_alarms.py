@@ -1,0 +1,185 @@
+"""Synthetic household alarms and their look-alikes, so `smoke_alarm` can be learned without recordings.
+
+Alarms (label `smoke_alarm`, with `kind=`):
+* `t3`: smoke, temporal-three (ISO 8201 / NFPA 72): 3 x (0.5 s on, 0.5 s off), then 1.5 s off;
+* `t4`: carbon monoxide, temporal-four: 4 x (0.1 s on, 0.1 s off), then 5 s off;
+* `chirp`: a piezo low-battery chirp, one short beep.
+The tone is a piezo horn: fundamental 2.9-3.5 kHz with a slight wobble, square-ish odd harmonics
+and a weaker even one (those below Nyquist), and every timing varied by up to +-10%.
+
+Negatives (not model labels; the trainer treats them as noise): `beep` (microwave/oven beeps 1-2.5 kHz,
+phone-ring-like 440+480 Hz bursts) and `chime` (two-note door chime, decaying bell partials).
+
+    python -m export.data.synth_alarms --out DIR --count 400 --negatives 200 --seconds 5 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from export.data.manifest import Clip, write_manifest
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16000
+ALARM_KINDS = ("t3", "t4", "chirp")
+NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime"}  # kind -> label
+RAMP_S = 0.003  # on/off ramps of a beep, so edges do not click
+TIMING_JITTER = 0.1  # relative
+
+# kind -> (beeps per group, on_s, off_s between beeps, off_s after the group)
+TEMPORAL = {"t3": (3, 0.5, 0.5, 1.5), "t4": (4, 0.1, 0.1, 5.0)}
+
+
+def pattern(kind: str, seconds: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each beep in a clip of `seconds`, timings jittered, starting at a random
+    point of the cycle (in the lead-in silence or within the group) so every clip holds a beep."""
+    if kind == "chirp":
+        on_s = rng.uniform(0.03, 0.12)
+        start_s = rng.uniform(0.0, max(0.0, seconds - on_s))
+        return [(start_s, start_s + on_s)]
+    count, on_s, gap_s, pause_s = TEMPORAL[kind]
+    jit = lambda x: x * rng.uniform(1 - TIMING_JITTER, 1 + TIMING_JITTER)
+    on_s, gap_s, pause_s = jit(on_s), jit(gap_s), jit(pause_s)  # one device: one timing per clip
+    t = rng.uniform(0.0, min(pause_s, 0.5 * seconds))  # lead-in silence
+    skip = int(rng.integers(count))  # ... or start mid-group
+    beeps, k = [], skip
+    while t < seconds:
+        beeps.append((t, min(seconds, t + on_s)))
+        k += 1
+        t += on_s + (pause_s if k % count == 0 else gap_s)
+    return beeps
+
+
+def envelope(beeps: list[tuple[float, float]], n: int, sample_rate_hz: int) -> np.ndarray:
+    env = np.zeros(n, dtype=np.float64)
+    ramp = max(1, int(RAMP_S * sample_rate_hz))
+    for start_s, end_s in beeps:
+        a, b = int(round(start_s * sample_rate_hz)), min(n, int(round(end_s * sample_rate_hz)))
+        if b - a < 2 * ramp:
+            continue
+        env[a:b] = 1.0
+        env[a:a + ramp] = np.linspace(0, 1, ramp)
+        env[b - ramp:b] = np.linspace(1, 0, ramp)
+    return env
+
+
+def piezo_tone(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """A piezo horn: f0 2.9-3.5 kHz wobbling by ~0.5%, odd harmonics plus a weak 2nd."""
+    t = np.arange(n) / sample_rate_hz
+    f0 = rng.uniform(2900, 3500)
+    wobble = 1 + rng.uniform(0.001, 0.006) * np.sin(2 * np.pi * rng.uniform(3, 15) * t + rng.uniform(0, 6.3))
+    phase = 2 * np.pi * np.cumsum(f0 * wobble) / sample_rate_hz
+    tone = np.zeros(n)
+    for harmonic, level in ((1, 1.0), (2, rng.uniform(0.02, 0.2)), (3, rng.uniform(0.1, 0.33)), (5, 0.2)):
+        if harmonic * f0 * 1.01 < sample_rate_hz / 2:
+            tone += level * np.sin(harmonic * phase)
+    return tone
+
+
+def make_alarm(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """float32 clip of one alarm kind (ALARM_KINDS) or negative (NEGATIVE_KINDS), peak -12..-3 dBFS."""
+    n = int(seconds * sample_rate_hz)
+    if kind in ALARM_KINDS:
+        audio = piezo_tone(n, sample_rate_hz, rng) * envelope(pattern(kind, seconds, rng), n, sample_rate_hz)
+    elif kind == "microwave":
+        audio = microwave(n, sample_rate_hz, rng)
+    elif kind == "phone":
+        audio = phone(n, sample_rate_hz, rng)
+    elif kind == "door":
+        audio = door_chime(n, sample_rate_hz, rng)
+    else:
+        raise ValueError(f"unknown kind {kind!r}; known: {ALARM_KINDS + tuple(NEGATIVE_KINDS)}")
+    peak = 10 ** (rng.uniform(-12, -3) / 20)
+    return (audio * peak / max(np.abs(audio).max(), 1e-9)).astype(np.float32)
+
+
+def microwave(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """3-5 equal beeps of 1-2.5 kHz, 0.15-0.6 s, nearly pure tone."""
+    seconds = n / sample_rate_hz
+    on_s, gap_s = rng.uniform(0.15, 0.6), rng.uniform(0.1, 0.4)
+    t0 = rng.uniform(0, max(0.0, seconds - 3 * (on_s + gap_s)))
+    beeps = [(t0 + i * (on_s + gap_s), t0 + i * (on_s + gap_s) + on_s) for i in range(int(rng.integers(3, 6)))]
+    t = np.arange(n) / sample_rate_hz
+    f0 = rng.uniform(1000, 2500)
+    tone = np.sin(2 * np.pi * f0 * t) + rng.uniform(0, 0.1) * np.sin(6 * np.pi * f0 * t)
+    return tone * envelope([b for b in beeps if b[0] < seconds], n, sample_rate_hz)
+
+
+def phone(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """Ring-like: 440+480 Hz (or a 20 Hz trill of two tones) in 0.4-2 s bursts."""
+    seconds = n / sample_rate_hz
+    t = np.arange(n) / sample_rate_hz
+    if rng.random() < 0.5:
+        tone = np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)
+    else:
+        f1, f2 = rng.uniform(700, 1500, size=2)
+        tone = np.sin(2 * np.pi * np.where(np.sin(2 * np.pi * 20 * t) > 0, f1, f2) * t)
+    on_s, off_s = rng.uniform(0.4, 2.0), rng.uniform(0.2, 3.0)
+    t0 = rng.uniform(0, 0.5 * seconds)
+    beeps = [(s, s + on_s) for s in np.arange(t0, seconds, on_s + off_s)]
+    return tone * envelope(beeps, n, sample_rate_hz)
+
+
+def door_chime(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """Ding-dong: two struck notes with inharmonic bell partials, exponential decay."""
+    seconds = n / sample_rate_hz
+    t = np.arange(n) / sample_rate_hz
+    first_hz = rng.uniform(500, 900)
+    notes = [first_hz, first_hz / rng.choice([1.26, 1.335, 1.5])]  # third, fourth or fifth down
+    start_s = rng.uniform(0, 0.4 * seconds)
+    audio = np.zeros(n)
+    for i, f in enumerate(notes):
+        onset = start_s + i * rng.uniform(0.4, 0.9)
+        tt = np.clip(t - onset, 0, None)
+        decay = np.exp(-tt / rng.uniform(0.3, 1.2)) * (t >= onset)
+        for ratio, level in ((1.0, 1.0), (2.0, 0.3), (2.76, 0.15), (5.4, 0.05)):
+            if ratio * f < sample_rate_hz / 2:
+                audio += level * decay * np.sin(2 * np.pi * ratio * f * tt)
+    return audio
+
+
+def default_out_dir(seed: int = 0) -> Path:
+    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
+    return root / "synth_alarms" / f"seed{seed}"
+
+
+def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5.0, seed: int = 0,
+             sample_rate_hz: int = SAMPLE_RATE_HZ) -> list[Clip]:
+    """count alarm clips (kinds in turn) and `negatives` beep/chime clips, plus out_dir/manifest.csv."""
+    out_dir = Path(out_dir).resolve()
+    plan = [(ALARM_KINDS[i % len(ALARM_KINDS)], i) for i in range(count)]
+    plan += [(tuple(NEGATIVE_KINDS)[i % len(NEGATIVE_KINDS)], count + i) for i in range(negatives)]
+    clips = []
+    for kind, i in plan:
+        rng = np.random.default_rng([seed, i])
+        label = "smoke_alarm" if kind in ALARM_KINDS else NEGATIVE_KINDS[kind]
+        path = out_dir / label / f"{kind}_{i:05d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), make_alarm(kind, seconds, sample_rate_hz, rng), sample_rate_hz, subtype="PCM_16")
+        clips.append(Clip(path=path, labels=(label, f"kind={kind}"), duration_s=seconds))
+    write_manifest(clips, out_dir / "manifest.csv")
+    return clips
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_alarms/seed<S>)")
+    p.add_argument("--count", type=int, default=400, help="alarm clips (t3, t4, chirp in turn)")
+    p.add_argument("--negatives", type=int, default=200, help="beep/chime clips")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    out = args.out or default_out_dir(args.seed)
+    clips = generate(out, args.count, args.negatives, args.seconds, args.seed)
+    print(f"{len(clips)} clips -> {out}/manifest.csv")
+
+
+if __name__ == "__main__":
+    main()
