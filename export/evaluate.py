@@ -1,0 +1,763 @@
+"""Evaluate any contract model file on shared-style data, through onnxruntime as the service runs it.
+
+    python -m export.evaluate MODEL.onnx [MODEL2.onnx ...] --data ../shared/data --split val \\
+        --hop-ms 160 --out eval/ [--tasks kws,wakeword,tags,mixtures]
+
+Every clip is streamed hop by hop from a zero state with the service's own loader and runner
+(``streamd.model.load_model``, ``streamd.runner.StreamRunner``); keyword decisions use the service's
+``KeywordTrigger`` and tag segments its ``TagSmoother``. No torch: a model file from anywhere that
+follows the contract can be compared with ours on the same data and at the same hop.
+
+Writes ``OUT/<model>.json`` and PNG plots per model, ``OUT/comparison.json`` for all of them, and
+prints a summary table. docs/evaluation.md explains every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.data.audio import load_audio
+from export.data.manifest import Clip, read_manifest
+from export.labels import COMMANDS, WAKE_WORD, tag_name
+from streamd.contract import KIND_KEYWORD, KIND_TAG
+from streamd.model import Model, load_model
+from streamd.runner import StreamRunner
+from streamd.smoothing import TagSmoother, TagSmootherConfig
+from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
+
+log = logging.getLogger(__name__)
+
+TASKS = ("kws", "wakeword", "tags", "mixtures")
+SILENCE, UNKNOWN, NO_KEYWORD = "_silence_", "_unknown_", "no_keyword"
+SPEECH_TAG = "speech"
+PAD_S = 0.5  # silence streamed before and after each keyword clip
+SILENCE_RANGE_DB = 6.0  # energy rule: a clip whose loud and quiet frames differ by less is silence
+FRAME_SAMPLES = 400  # 25 ms frames for the energy rules
+DET_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3)) + (0.97, 0.98, 0.99, 0.995, 0.999)
+KWS_THRESHOLDS = tuple(np.round(np.arange(0.01, 0.991, 0.01), 3))
+TARGET_FA_PER_H = 0.5  # the wake-word goal's false-accept budget
+POSITIVE_ALIASES = {WAKE_WORD: (WAKE_WORD, "hey_" + WAKE_WORD)}  # clip labels that contain the keyword
+NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word")
+TAG_GROUPS = ("tags/esc50", "tags/urbansound8k", "speech")
+COLLAR_S = 0.5
+ACTIVE_DB = -30.0  # mixture events: frames within this of the clip's loudest frame are the sound
+BACKGROUND_RMS = 10 ** (-45 / 20)  # mixtures: background level (-45 dBFS)
+EVENT_RMS = 10 ** (-25 / 20)  # mixtures: active level of each inserted sound (20 dB above background)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: which clips, from where
+
+
+def in_group(clip: Clip, groups: dict[Path, str], prefix: str) -> bool:
+    """Is the clip in folder prefix ('kws/gsc_v2', 'speech', ...) of the data root, or below it?"""
+    group = groups.get(clip.path, "")
+    return group == prefix or group.startswith(prefix + "/")
+
+
+def select_clips(root: Path, split: str) -> tuple[list[Clip], dict[Path, str]]:
+    """The manifest's clips (all, or those export.data.splits puts in split) and each clip's folder
+    as written in the manifest ('kws/gsc_v2/yes'), which holds even where folders are links."""
+    manifest = root / "manifest.csv"
+    clips = read_manifest(manifest)
+    with open(manifest, newline="") as f:
+        folders = [Path(row["path"]).parent.as_posix() for row in csv.DictReader(f)]
+    groups = {c.path: folder for c, folder in zip(clips, folders)}
+    if split != "all":
+        from export.data.splits import split_of  # the training code's rule, so validation stays unseen
+
+        clips = [c for c in clips if split_of(c) == split]
+    return clips, groups
+
+
+def keyword_positives(clips: list[Clip], groups: dict[Path, str], keyword: str) -> list[Clip]:
+    """Clips under kws/ that say keyword: its own class, an alias ('hey_computer'), or an
+    _unknown_ clip whose word= is the keyword."""
+    names = POSITIVE_ALIASES.get(keyword, (keyword,))
+    return [c for c in clips if in_group(c, groups, "kws") and (c.label in names or c.attr("word") == keyword)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming: the service's runner over one clip or one long stream
+
+
+@dataclass
+class Scored:
+    scores: np.ndarray  # float32 [n_hops, n_labels]
+    end_samples: np.ndarray  # int64 [n_hops], stream position after each hop
+
+
+class Scorer:
+    """One model at one hop; counts compute time per second of audio, caches per-clip streams."""
+
+    def __init__(self, model: Model, hop_samples: int, pad: str = "zeros", seed: int = 0):
+        self.model = model
+        self.hop_samples = hop_samples
+        self.sample_rate_hz = model.info.sample_rate_hz
+        self.pad = pad
+        self.seed = seed
+        self.compute_s = 0.0
+        self.audio_s = 0.0
+        self._cache: dict[tuple, Scored] = {}
+
+    def audio(self, clip: Clip) -> np.ndarray:
+        return load_audio(clip.path, self.sample_rate_hz)
+
+    def stream(self, blocks) -> Scored:
+        """Push blocks (arrays) through one fresh stream; the tail is zero-padded to a whole hop."""
+        runner = StreamRunner(self.model, self.hop_samples)
+        results = []
+        n_samples = 0
+        for block in blocks:
+            results += self._push(runner, block)
+            n_samples += len(block)
+        tail = (-n_samples) % self.hop_samples
+        if tail:
+            results += self._push(runner, np.zeros(tail, np.float32))
+        if not results:
+            n_labels = len(self.model.info.labels)
+            return Scored(np.zeros((0, n_labels), np.float32), np.zeros(0, np.int64))
+        return Scored(np.stack([r.scores for r in results]), np.array([r.end_sample for r in results], np.int64))
+
+    def _push(self, runner: StreamRunner, block: np.ndarray):
+        start = time.perf_counter()
+        results = runner.push(block)
+        self.compute_s += time.perf_counter() - start
+        self.audio_s += len(block) / self.sample_rate_hz
+        return results
+
+    def clip(self, clip: Clip, pad_s: float = 0.0) -> Scored:
+        """A clip with pad_s of padding (zeros or low noise) before and after, from a zero state."""
+        key = (clip.path, pad_s)
+        if key not in self._cache:
+            audio = self.audio(clip)
+            if pad_s > 0:
+                pad = self.padding(round(pad_s * self.sample_rate_hz), str(clip.path))
+                audio = np.concatenate([pad[0], audio, pad[1]])
+            self._cache[key] = self.stream([audio])
+        return self._cache[key]
+
+    def padding(self, n_samples: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.pad == "zeros":
+            return np.zeros(n_samples, np.float32), np.zeros(n_samples, np.float32)
+        rng = np.random.default_rng([self.seed, sum(name.encode())])
+        noise = (BACKGROUND_RMS * rng.standard_normal(2 * n_samples)).astype(np.float32)
+        return noise[:n_samples], noise[n_samples:]
+
+    @property
+    def ms_per_audio_s(self) -> float:
+        return 1000.0 * self.compute_s / self.audio_s if self.audio_s else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: pure functions over arrays
+
+
+def accuracy(truth, pred) -> float:
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    return float(np.mean(truth == pred)) if len(truth) else 0.0
+
+
+def confusion_matrix(truth, pred, n_classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    matrix = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(matrix, (np.asarray(truth, np.int64), np.asarray(pred, np.int64)), 1)
+    return matrix
+
+
+def kws_predict(max_scores: np.ndarray, threshold: float) -> np.ndarray:
+    """max_scores [N, K] -> class index per clip: argmax keyword, or K (no keyword) below threshold."""
+    best = max_scores.argmax(axis=1)
+    return np.where(max_scores.max(axis=1) >= threshold, best, max_scores.shape[1])
+
+
+def best_threshold(max_scores: np.ndarray, truth: np.ndarray, thresholds=KWS_THRESHOLDS) -> tuple[float, float]:
+    """The threshold with the highest accuracy (the lowest such threshold on ties)."""
+    accs = [accuracy(truth, kws_predict(max_scores, t)) for t in thresholds]
+    i = int(np.argmax(accs))
+    return float(thresholds[i]), float(accs[i])
+
+
+def average_precision(positive, scores) -> float:
+    """Area under the precision-recall step curve, ties grouped (as sklearn's average_precision_score)."""
+    positive = np.asarray(positive, bool)
+    scores = np.asarray(scores, np.float64)
+    if not positive.any():
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], positive[order]
+    last_of_tie = np.r_[np.diff(s) != 0, True]
+    tp = np.cumsum(y)[last_of_tie]
+    ranked = np.arange(1, len(s) + 1)[last_of_tie]
+    precision, recall = tp / ranked, tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def frame_db(audio: np.ndarray, frame_samples: int = FRAME_SAMPLES) -> np.ndarray:
+    n = max(1, len(audio) // frame_samples)
+    frames = np.resize(audio, n * frame_samples).reshape(n, frame_samples) if len(audio) else np.zeros((1, 1))
+    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-10)
+
+
+def is_silence_by_energy(audio: np.ndarray) -> bool:
+    """Stationary background has a small range between its loud (95th pct) and quiet (10th pct)
+    frames; speech has tens of dB. On kws/gsc_v2, 95% of _silence_ clips span < 6 dB, 99% of
+    spoken clips more."""
+    db = frame_db(audio)
+    return float(np.percentile(db, 95) - np.percentile(db, 10)) < SILENCE_RANGE_DB
+
+
+def trigger_config(threshold: float, n_of_m=None, refractory_s=None) -> KeywordTriggerConfig:
+    """The service's trigger config at threshold; its defaults unless n_of_m/refractory_s are given."""
+    extra = {k: v for k, v in (("n_of_m", n_of_m), ("refractory_s", refractory_s)) if v is not None}
+    return KeywordTriggerConfig(threshold=threshold, **extra)
+
+
+def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,
+                     sample_rate_hz: int, hop_samples: int) -> int:
+    """Detections of the service's KeywordTrigger over one score sequence.
+
+    Only hops within a margin after a hop at or above threshold are fed: elsewhere the trigger sees
+    nothing but misses, which only re-arm it (after M of them) and let time pass (counted by
+    end_sample, which is fed as is). So the count equals feeding every hop, much faster."""
+    hits = scores >= cfg.threshold
+    if not hits.any():
+        return 0
+    m = cfg.n_of_m[1]
+    margin = m + int(np.ceil(cfg.refractory_s * sample_rate_hz / hop_samples)) + 1
+    fed = np.convolve(hits.astype(np.int64), np.ones(margin + 1, np.int64))[: len(hits)] > 0
+    trigger = KeywordTrigger(name, cfg, sample_rate_hz)
+    count = 0
+    for i in np.flatnonzero(fed):
+        count += trigger.update(float(scores[i]), int(end_samples[i])) is not None
+    return count
+
+
+def det_table(positives: list[Scored], negative: Scored, label_index: int, name: str, negative_hours: float,
+              sample_rate_hz: int, hop_samples: int, thresholds=DET_THRESHOLDS, n_of_m=None,
+              refractory_s=None) -> list[dict]:
+    """Per threshold: false-reject % over positive clips (no detection anywhere in the clip's
+    stream) and false accepts per hour of the negative stream."""
+    rows = []
+    for t in thresholds:
+        cfg = trigger_config(float(t), n_of_m, refractory_s)
+        rejected = sum(
+            count_detections(p.scores[:, label_index], p.end_samples, name, cfg, sample_rate_hz, hop_samples) == 0
+            for p in positives
+        )
+        fa = count_detections(negative.scores[:, label_index], negative.end_samples, name, cfg, sample_rate_hz,
+                              hop_samples) if len(negative.scores) else 0
+        rows.append({
+            "threshold": float(t),
+            "false_rejects": int(rejected),
+            "frr_pct": round(100.0 * rejected / len(positives), 3) if positives else None,
+            "false_accepts": int(fa),
+            "fa_per_h": round(fa / negative_hours, 4) if negative_hours > 0 else None,
+        })
+    return rows
+
+
+def operating_point(rows: list[dict], max_fa_per_h: float = TARGET_FA_PER_H) -> dict | None:
+    """The lowest-FRR row within the false-accept budget (the lowest threshold on ties)."""
+    ok = [r for r in rows if r["fa_per_h"] is not None and r["frr_pct"] is not None and r["fa_per_h"] <= max_fa_per_h]
+    return min(ok, key=lambda r: (r["frr_pct"], r["threshold"])) if ok else None
+
+
+@dataclass(frozen=True)
+class Event:
+    label: str
+    onset_s: float
+    offset_s: float
+
+
+def match_events(truth: list[Event], predicted: list[Event], collar_s: float = COLLAR_S,
+                 check_offset: bool = True) -> tuple[int, int, int]:
+    """Greedy one-to-one matching per label: a prediction matches a true event of its label when its
+    onset (and offset, if check_offset) is within collar_s. Returns (tp, fp, fn)."""
+    used: set[int] = set()
+    tp = 0
+    for t in sorted(truth, key=lambda e: e.onset_s):
+        best, best_cost = None, None
+        for j, p in enumerate(predicted):
+            if j in used or p.label != t.label:
+                continue
+            d_on, d_off = abs(p.onset_s - t.onset_s), abs(p.offset_s - t.offset_s)
+            if d_on > collar_s or (check_offset and d_off > collar_s):
+                continue
+            cost = d_on + (d_off if check_offset else 0.0)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = j, cost
+        if best is not None:
+            used.add(best)
+            tp += 1
+    return tp, len(predicted) - tp, len(truth) - tp
+
+
+def f1_score(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"f1": round(f1, 4), "precision": round(precision, 4), "recall": round(recall, 4),
+            "tp": tp, "fp": fp, "fn": fn}
+
+
+def boundary_errors(truth: list[Event], predicted: list[Event]) -> dict:
+    """For each true event, the same-label prediction overlapping it most: onset and offset error
+    (predicted - true, seconds)."""
+    onsets, offsets = [], []
+    for t in truth:
+        overlaps = [(min(p.offset_s, t.offset_s) - max(p.onset_s, t.onset_s), p) for p in predicted
+                    if p.label == t.label]
+        overlaps = [(o, p) for o, p in overlaps if o > 0]
+        if overlaps:
+            p = max(overlaps, key=lambda op: op[0])[1]
+            onsets.append(p.onset_s - t.onset_s)
+            offsets.append(p.offset_s - t.offset_s)
+    stats = {"overlapped_fraction": round(len(onsets) / len(truth), 4) if truth else 0.0}
+    for name, errors in (("onset", onsets), ("offset", offsets)):
+        stats[f"{name}_error_median_s"] = round(float(np.median(errors)), 3) if errors else None
+        stats[f"{name}_abs_error_mean_s"] = round(float(np.mean(np.abs(errors))), 3) if errors else None
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+
+
+@dataclass
+class Context:
+    scorer: Scorer
+    clips: list[Clip]
+    groups: dict[Path, str]  # clip path -> folder relative to the data root
+    args: argparse.Namespace
+
+    @property
+    def model(self) -> Model:
+        return self.scorer.model
+
+    def label_index(self, name: str) -> int | None:
+        names = self.model.info.label_names
+        return names.index(name) if name in names else None
+
+    def progress(self, iterable, desc: str, total=None, unit="clip"):
+        from tqdm import tqdm
+
+        return tqdm(iterable, desc=f"{self.model.name} {desc}", total=total, unit=unit, file=sys.stderr,
+                    disable=self.args.quiet, leave=False, dynamic_ncols=True)
+
+
+def eval_kws(ctx: Context) -> dict:
+    clips = [c for c in ctx.clips if in_group(c, ctx.groups, "kws/gsc_v2")]
+    present = [k for k in COMMANDS if ctx.label_index(k) is not None]
+    if not clips or not present:
+        return {"skipped": "no kws/gsc_v2 clips" if not clips else "the model has none of the ten commands"}
+    labels11 = list(COMMANDS) + [NO_KEYWORD]
+    labels12 = list(COMMANDS) + [SILENCE, UNKNOWN]
+    speech = ctx.label_index(SPEECH_TAG) if SPEECH_TAG in ctx.model.info.names_of_kind(KIND_TAG) else None
+    max_scores, speechlike, truth12 = [], [], []
+    for clip in ctx.progress(clips, "kws"):
+        scored = ctx.scorer.clip(clip, PAD_S)
+        peak = scored.scores.max(axis=0)
+        max_scores.append([peak[i] if (i := ctx.label_index(k)) is not None else 0.0 for k in COMMANDS])
+        speechlike.append(peak[speech] >= 0.5 if speech is not None else not is_silence_by_energy(ctx.scorer.audio(clip)))
+        truth12.append(labels12.index(clip.label) if clip.label in labels12 else labels12.index(UNKNOWN))
+    max_scores, truth12 = np.array(max_scores, np.float32), np.array(truth12)
+    truth11 = np.minimum(truth12, len(COMMANDS))
+    pred11 = kws_predict(max_scores, ctx.args.threshold)
+    pred12 = np.where(pred11 < len(COMMANDS), pred11, np.where(speechlike, labels12.index(UNKNOWN), labels12.index(SILENCE)))
+    best_t, best_acc = best_threshold(max_scores, truth11)
+    conf12 = confusion_matrix(truth12, pred12, len(labels12))
+    return {
+        "n_clips": len(clips),
+        "threshold": ctx.args.threshold,
+        "accuracy_11": round(accuracy(truth11, pred11), 4),
+        "accuracy_12": round(accuracy(truth12, pred12), 4),
+        "best_threshold_11": {"threshold": best_t, "accuracy_11": round(best_acc, 4)},
+        "silence_rule": (f"'{SPEECH_TAG}' tag max >= 0.5 means unknown" if speech is not None else
+                         f"energy: 95th-10th percentile frame level < {SILENCE_RANGE_DB} dB means silence"),
+        "stream": f"{PAD_S} s of {ctx.scorer.pad} before and after each clip, max score over the stream",
+        "missing_keywords": [k for k in COMMANDS if k not in present],
+        "per_class_accuracy_12": {l: round(float(conf12[i, i] / conf12[i].sum()), 4) if conf12[i].sum() else None
+                                  for i, l in enumerate(labels12)},
+        "labels_11": labels11,
+        "confusion_11": confusion_matrix(truth11, pred11, len(labels11)).tolist(),
+        "labels_12": labels12,
+        "confusion_12": conf12.tolist(),
+    }
+
+
+def negative_stream(ctx: Context) -> tuple[Scored, float, int]:
+    """speech/, noise/, tags/ and not-wake-word clips, sorted by path, as one long stream."""
+    clips = sorted((c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in NEGATIVE_GROUPS)),
+                   key=lambda c: str(c.path))
+    bar = ctx.progress(clips, "wakeword negatives")
+    scored = ctx.scorer.stream(ctx.scorer.audio(c) for c in bar)
+    hours = len(scored.end_samples) * ctx.scorer.hop_samples / ctx.scorer.sample_rate_hz / 3600
+    return scored, hours, len(clips)
+
+
+def eval_wakeword(ctx: Context) -> dict:
+    keywords = ctx.model.info.names_of_kind(KIND_KEYWORD)
+    if not keywords:
+        return {"skipped": "the model has no keywords"}
+    negative, hours, n_negative = negative_stream(ctx)
+    out = {
+        "negative_clips": n_negative,
+        "negative_hours": round(hours, 4),
+        "trigger": dataclasses.asdict(trigger_config(0.5, ctx.args.n_of_m, ctx.args.refractory_s)) | {"threshold": "swept"},
+        "keywords": {},
+    }
+    for keyword in ctx.progress(keywords, "wakeword thresholds", unit="keyword"):
+        positives = [ctx.scorer.clip(c, PAD_S) for c in keyword_positives(ctx.clips, ctx.groups, keyword)]
+        rows = det_table(positives, negative, ctx.label_index(keyword), keyword, hours, ctx.scorer.sample_rate_hz,
+                         ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s)
+        at_default = next((r for r in rows if r["threshold"] == ctx.args.threshold), None)
+        out["keywords"][keyword] = {
+            "positives": len(positives),
+            f"best_within_{TARGET_FA_PER_H}_fa_per_h": operating_point(rows),
+            "at_threshold": at_default,
+            "table": rows,
+        }
+    return out
+
+
+def tag_truth(clip: Clip, groups: dict[Path, str]) -> str | None:
+    if in_group(clip, groups, "speech"):
+        return SPEECH_TAG
+    if in_group(clip, groups, "tags"):
+        return tag_name(clip.label)
+    return None
+
+
+def eval_tags(ctx: Context) -> dict:
+    tags = list(ctx.model.info.names_of_kind(KIND_TAG))
+    clips = [c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in TAG_GROUPS)]
+    truths = [tag_truth(c, ctx.groups) for c in clips]
+    kept = [(c, t) for c, t in zip(clips, truths) if t in tags]
+    if not kept:
+        return {"skipped": "no clips of the model's tags"}
+    columns = [ctx.label_index(t) for t in tags]
+    peak, mean = [], []
+    for clip, _ in ctx.progress(kept, "tags"):
+        scores = ctx.scorer.clip(clip).scores[:, columns]
+        peak.append(scores.max(axis=0))
+        mean.append(scores.mean(axis=0))
+    truth = np.array([tags.index(t) for _, t in kept])
+    out = {"n_clips": len(kept), "skipped_labels": sorted({t for t in truths if t and t not in tags})}
+    per_class = {}
+    for name, clip_scores in (("max", np.array(peak)), ("mean", np.array(mean))):
+        aps = {tag: average_precision(truth == i, clip_scores[:, i]) for i, tag in enumerate(tags) if (truth == i).any()}
+        top1 = clip_scores.argmax(axis=1) == truth
+        out[f"clip_score_{name}"] = {"mAP": round(float(np.mean(list(aps.values()))), 4),
+                                     "top1_accuracy": round(float(top1.mean()), 4), "labels_in_map": len(aps)}
+        for tag, ap in aps.items():
+            row = per_class.setdefault(tag, {"clips": int((truth == tags.index(tag)).sum())})
+            row[f"ap_{name}"] = round(ap, 4)
+            row[f"top1_{name}"] = round(float(top1[truth == tags.index(tag)].mean()), 4)
+    out["per_class"] = per_class
+    return out
+
+
+def active_region(audio: np.ndarray) -> tuple[int, int]:
+    """First and last sample of the frames within ACTIVE_DB of the loudest frame."""
+    db = frame_db(audio)
+    active = np.flatnonzero(db >= db.max() + ACTIVE_DB)
+    return int(active[0] * FRAME_SAMPLES), int(min(len(audio), (active[-1] + 1) * FRAME_SAMPLES))
+
+
+def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, sample_rate_hz: int,
+                  seed: int = 0, gap_s=(2.0, 5.0)) -> tuple[np.ndarray, list[Event]]:
+    """Background at BACKGROUND_RMS with each sound's active part at EVENT_RMS, a random gap before each."""
+    rng = np.random.default_rng(seed)
+    pieces, truth, position = [], [], 0
+    for label, audio in events:
+        start, end = active_region(audio)
+        sound = audio[start:end].astype(np.float64)
+        sound *= EVENT_RMS / max(np.sqrt(np.mean(sound ** 2)), 1e-9)
+        gap = round(rng.uniform(*gap_s) * sample_rate_hz)
+        pieces += [np.zeros(gap), sound]
+        onset = position + gap
+        truth.append(Event(label, onset / sample_rate_hz, (onset + len(sound)) / sample_rate_hz))
+        position = onset + len(sound)
+    pieces.append(np.zeros(round(gap_s[1] * sample_rate_hz)))
+    foreground = np.concatenate(pieces)
+    if len(background) == 0:
+        background = rng.standard_normal(len(foreground))
+    bed = np.resize(background.astype(np.float64), len(foreground))
+    bed *= BACKGROUND_RMS / max(np.sqrt(np.mean(bed ** 2)), 1e-9)
+    return np.clip(foreground + bed, -1, 1).astype(np.float32), truth
+
+
+def tag_segments(scored: Scored, tags: list[str], label_indices: list[int], sample_rate_hz: int,
+                 hop_samples: int) -> list[Event]:
+    """The service's TagSmoother (default settings) per tag: each ended event is a segment."""
+    segments = []
+    for tag, column in zip(tags, label_indices):
+        smoother = TagSmoother(tag, TagSmootherConfig(), sample_rate_hz, hop_samples)
+        decisions = []
+        for score, end in zip(scored.scores[:, column], scored.end_samples):
+            decisions += smoother.update(float(score), int(end))
+        decisions += smoother.flush()
+        segments += [Event(tag, d.start_sample / sample_rate_hz, d.end_sample / sample_rate_hz)
+                     for d in decisions if d.kind == "end"]
+    return segments
+
+
+def eval_mixtures(ctx: Context) -> dict:
+    tags = list(ctx.model.info.names_of_kind(KIND_TAG))
+    sources = [c for c in ctx.clips if in_group(c, ctx.groups, "tags") and tag_truth(c, ctx.groups) in tags]
+    if not sources:
+        return {"skipped": "no tag clips of the model's tags"}
+    rng = np.random.default_rng(ctx.args.seed)
+    chosen = [sources[i] for i in sorted(rng.choice(len(sources), min(ctx.args.mixture_events, len(sources)), replace=False))]
+    rng.shuffle(chosen)
+    sr = ctx.scorer.sample_rate_hz
+    noise = [ctx.scorer.audio(c) for c in ctx.clips if in_group(c, ctx.groups, "noise")]
+    background = np.concatenate(noise) if noise else np.zeros(0, np.float32)
+    audio, truth = build_mixture([(tag_truth(c, ctx.groups), ctx.scorer.audio(c)) for c in chosen], background, sr,
+                                 seed=ctx.args.seed)
+    block = 10 * sr
+    blocks = (audio[i : i + block] for i in range(0, len(audio), block))
+    scored = ctx.scorer.stream(ctx.progress(blocks, "mixtures", total=-(-len(audio) // block), unit="10s"))
+    predicted = tag_segments(scored, tags, [ctx.label_index(t) for t in tags], sr, ctx.scorer.hop_samples)
+    return {
+        "events": len(truth),
+        "duration_s": round(len(audio) / sr, 2),
+        "background": "noise/ clips" if noise else "white noise",
+        "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1),
+        "smoother": dataclasses.asdict(TagSmootherConfig()),
+        "collar_s": COLLAR_S,
+        "predicted_segments": len(predicted),
+        "event_f1_onset_offset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=True)),
+        "event_f1_onset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=False)),
+        "boundaries": boundary_errors(truth, predicted),
+        "truth": [dataclasses.asdict(e) for e in truth],
+        "predicted": [dataclasses.asdict(e) for e in predicted],
+    }
+
+
+TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (matplotlib, Agg)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix, labels: list[str], title: str, path: Path) -> Path:
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(matrix):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_det(curves: dict[str, list[dict]], title: str, path: Path) -> Path:
+    """FRR % against false accepts per hour, one line per keyword (or model)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, rows in curves.items():
+        rows = [r for r in rows if r["fa_per_h"] is not None and r["frr_pct"] is not None]
+        ax.plot([max(r["fa_per_h"], 1e-2) for r in rows], [r["frr_pct"] for r in rows], marker=".", label=name)
+    ax.axvline(TARGET_FA_PER_H, color="grey", linestyle=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("false accepts per hour (0 drawn at 0.01)")
+    ax.set_ylabel("false rejects (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tag_ap(per_class: dict, title: str, path: Path) -> Path:
+    plt = _pyplot()
+    names = sorted(per_class, key=lambda n: per_class[n].get("ap_max", 0))
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.16 * len(names))))
+    ax.barh(names, [per_class[n].get("ap_max", 0) for n in names])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("average precision (clip score = max over hops)")
+    ax.tick_params(axis="y", labelsize=6)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_plots(result: dict, out: Path, stem: str) -> list[str]:
+    written = []
+    kws = result["tasks"].get("kws", {})
+    if "confusion_12" in kws:
+        written.append(plot_confusion(kws["confusion_12"], kws["labels_12"], f"{stem}: 12-class", out / f"{stem}_kws_confusion_12.png"))
+        written.append(plot_confusion(kws["confusion_11"], kws["labels_11"], f"{stem}: 11-class", out / f"{stem}_kws_confusion_11.png"))
+    wake = result["tasks"].get("wakeword", {})
+    if wake.get("keywords"):
+        curves = {k: v["table"] for k, v in wake["keywords"].items()}
+        written.append(plot_det(curves, f"{stem}: DET, {wake['negative_hours']:.2f} h negatives", out / f"{stem}_det.png"))
+    tags = result["tasks"].get("tags", {})
+    if tags.get("per_class"):
+        written.append(plot_tag_ap(tags["per_class"], f"{stem}: tag AP", out / f"{stem}_tags_ap.png"))
+    return [p.name for p in written]
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args: argparse.Namespace) -> dict:
+    model = load_model(path, threads=1)
+    hop_samples = round(args.hop_ms * model.info.sample_rate_hz / 1000)
+    if hop_samples not in model.info.hop_samples:
+        accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
+        raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
+    ctx = Context(Scorer(model, hop_samples, args.pad, args.seed), clips, groups, args)
+    result = {
+        "model": str(path),
+        "family": model.info.family,
+        "hop_ms": args.hop_ms,
+        "hop_samples": hop_samples,
+        "receptive_field_s": model.info.receptive_field_s,
+        "state_bytes": model.state_bytes,
+        "labels": len(model.info.labels),
+        "data": str(args.data),
+        "split": args.split,
+        "tasks": {},
+        "wall_s": {},
+    }
+    for task in args.tasks:
+        start = time.perf_counter()
+        result["tasks"][task] = TASK_FUNCTIONS[task](ctx)
+        result["wall_s"][task] = round(time.perf_counter() - start, 2)
+        if not args.quiet:
+            print(f"{model.name}: {task} done in {result['wall_s'][task]:.1f} s", file=sys.stderr)
+    result["compute_ms_per_audio_s"] = round(ctx.scorer.ms_per_audio_s, 3)
+    return result
+
+
+def summary(result: dict) -> dict:
+    """The few numbers compared across models."""
+    t = result["tasks"]
+    kws, wake, tags, mix = (t.get(k, {}) for k in TASKS)
+    row = {"family": result["family"], "hop_ms": result["hop_ms"], "state_kB": round(result["state_bytes"] / 1024, 1),
+           "ms_per_audio_s": result["compute_ms_per_audio_s"],
+           "kws_acc_11": kws.get("accuracy_11"), "kws_acc_12": kws.get("accuracy_12"),
+           "kws_acc_11_best_thr": kws.get("best_threshold_11", {}).get("accuracy_11")}
+    for keyword, info in wake.get("keywords", {}).items():
+        if keyword == WAKE_WORD or keyword not in COMMANDS:
+            point = info[f"best_within_{TARGET_FA_PER_H}_fa_per_h"]
+            row[f"{keyword}_frr_pct_at_{TARGET_FA_PER_H}fa_h"] = point["frr_pct"] if point else None
+            row[f"{keyword}_threshold"] = point["threshold"] if point else None
+    row["tags_mAP"] = tags.get("clip_score_max", {}).get("mAP")
+    row["tags_top1"] = tags.get("clip_score_max", {}).get("top1_accuracy")
+    row["mixture_event_f1"] = mix.get("event_f1_onset_offset", {}).get("f1")
+    row["mixture_onset_f1"] = mix.get("event_f1_onset", {}).get("f1")
+    return row
+
+
+def print_table(rows: dict[str, dict]) -> None:
+    names = list(rows)
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    width = max(len(k) for k in keys)
+    cols = [max(12, len(n)) for n in names]
+    print(" " * width + "  " + "  ".join(n.rjust(c) for n, c in zip(names, cols)))
+    for key in keys:
+        cells = [rows[n].get(key) for n in names]
+        text = ["-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells]
+        print(key.ljust(width) + "  " + "  ".join(s.rjust(c) for s, c in zip(text, cols)))
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    stems, seen = [], {}
+    for p in paths:
+        seen[p.stem] = seen.get(p.stem, 0) + 1
+        stems.append(p.stem if seen[p.stem] == 1 else f"{p.stem}-{seen[p.stem]}")
+    return stems
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m export.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+", type=Path, help="contract ONNX model files")
+    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv (like ../shared/data)")
+    p.add_argument("--split", choices=("val", "all"), default="val", help="validation clips only, or all clips")
+    p.add_argument("--hop-ms", type=float, required=True, help="hop (latency quantum) in ms; same for every model")
+    p.add_argument("--out", type=Path, required=True, help="folder for JSON and PNG results")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
+    p.add_argument("--threshold", type=float, default=0.5, help="keyword score threshold (0..1) for accuracy")
+    p.add_argument("--pad", choices=("zeros", "noise"), default="zeros",
+                   help="what surrounds each keyword clip: digital silence or -45 dBFS white noise")
+    p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
+                   help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
+    p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")
+    p.add_argument("--mixture-events", type=int, default=60, help="sounds inserted into the long mixture")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mixture and noise padding")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        p.error(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    root = args.data.resolve()
+    clips, groups = select_clips(root, args.split)
+    if not clips:
+        raise SystemExit(f"no clips in {root / 'manifest.csv'} for split {args.split!r}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for path, stem in zip(args.models, unique_stems(args.models)):
+        result = evaluate_model(path, clips, groups, args)
+        result["plots"] = write_plots(result, args.out, stem)
+        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+        rows[stem] = summary(result)
+    if len(rows) > 1:
+        wake = {}
+        for stem in rows:
+            info = json.loads((args.out / f"{stem}.json").read_text())["tasks"].get("wakeword", {}).get("keywords", {})
+            if WAKE_WORD in info:
+                wake[stem] = info[WAKE_WORD]["table"]
+        if wake:
+            plot_det(wake, f"{WAKE_WORD}: DET at hop {args.hop_ms:g} ms", args.out / f"comparison_det_{WAKE_WORD}.png")
+    comparison = {"hop_ms": args.hop_ms, "split": args.split, "data": str(root), "comparison": rows}
+    (args.out / "comparison.json").write_text(json.dumps(comparison, indent=1) + "\n")
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
