@@ -1,0 +1,169 @@
+"""int8 post-training quantisation of a contract model with onnxruntime, and how much it changed.
+
+Two modes:
+- ``dynamic``: int8 weights, activations quantised per call from their observed range (MatMul and
+  Gemm; convolutions stay float, because ConvInteger is slower than float Conv in onnxruntime's CPU
+  provider).
+- ``static``: int8 weights and activations with ranges calibrated by stepping the float model over
+  real audio (QDQ format, per-channel weights; Conv, MatMul and Gemm), which lets convolutions run
+  as QLinearConv.
+
+The front end (DFT kernels, mel matrix, DCT) stays float in both: int8 DFT kernels would wreck the
+log-mel of quiet audio. The quantised file keeps every metadata key and adds ``quantization``.
+Dynamo-exported graphs need ``graph.value_info`` cleared first (FACTS.md); we always clear it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from streamd.model import Model, load_model
+
+log = logging.getLogger(__name__)
+
+MODES = ("dynamic", "static")
+FRONTEND_SCOPE = "/frontend/"  # scope the exporter puts in the names of the front end's ops
+KEY_QUANTIZATION = "quantization"
+SHARED_DATA = Path("/work/shared/data")
+# A few real clips of each kind (keyword speech, household sounds, free speech, noise) for calibration and checks.
+REAL_CLIPS = (
+    "kws/gsc_v2/yes", "kws/gsc_v2/stop", "kws/precise/computer", "tags/esc50/dog", "tags/esc50/clock_alarm",
+    "tags/esc50/rain", "speech", "noise",
+)
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    mode: str
+    hop_samples: int
+    float_bytes: int
+    int8_bytes: int
+    float_ms_per_hop: float  # median, one thread
+    int8_ms_per_hop: float
+    max_abs_score_diff: float  # vs float32, over every hop and label of the check audio
+    mean_abs_score_diff: float
+    audio_s: float
+    audio_source: str
+
+
+def frontend_nodes(proto: onnx.ModelProto) -> list[str]:
+    return [n.name for n in proto.graph.node if FRONTEND_SCOPE in n.name]
+
+
+def quantize_int8(src: str | Path, dst: str | Path, mode: str = "dynamic", calibration: np.ndarray | None = None) -> Path:
+    """Write an int8 copy of the contract model at src to dst; static mode needs calibration audio."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    src, dst = Path(src), Path(dst)
+    proto = onnx.load(str(src))
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    exclude = frontend_nodes(proto)
+    del proto.graph.value_info[:]
+    with tempfile.TemporaryDirectory() as tmp:
+        cleared = Path(tmp) / "cleared.onnx"
+        onnx.save(proto, str(cleared))
+        if mode == "dynamic":
+            quantize_dynamic(str(cleared), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                             nodes_to_exclude=exclude)
+        else:
+            if calibration is None:
+                raise ValueError("static quantisation needs calibration audio")
+            reader = _CalibrationReader(load_model(src), calibration)
+            quantize_static(str(cleared), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=exclude,
+                            calibrate_method=CalibrationMethod.MinMax)
+    out = onnx.load(str(dst))
+    del out.metadata_props[:]
+    metadata[KEY_QUANTIZATION] = f"int8-{mode}"
+    for key, value in metadata.items():
+        entry = out.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(out, str(dst))
+    return dst
+
+
+class _CalibrationReader:
+    """Feeds onnxruntime's calibrator the (audio, state) of every hop of a float stream over the audio."""
+
+    def __init__(self, model: Model, audio: np.ndarray, max_hops: int = 200):
+        hop = model.info.hop_samples[0]
+        n_hops = min(len(audio) // hop, max_hops)
+        state, self.feeds = model.new_state(), []
+        for i in range(n_hops):
+            chunk = audio[i * hop : (i + 1) * hop]
+            self.feeds.append({"audio": chunk[None].astype(np.float32), **state})
+            _, state = model.step(chunk, state)
+        self._iter = iter(self.feeds)
+
+    def get_next(self):
+        return next(self._iter, None)
+
+    def rewind(self):
+        self._iter = iter(self.feeds)
+
+
+def real_audio(seconds: float = 20.0, sample_rate_hz: int = 16000, clips_per_folder: int = 1) -> tuple[np.ndarray, str]:
+    """Real clips from the shared data, concatenated, or the exporter's synthetic test signal without them."""
+    from export.data.audio import load_audio
+    from export.onnx_export import test_signal
+
+    pieces = []
+    for folder in REAL_CLIPS:
+        files = sorted((SHARED_DATA / folder).rglob("*.flac"))[:clips_per_folder]
+        pieces += [load_audio(f, sample_rate_hz)[: 5 * sample_rate_hz] for f in files]
+    if not pieces:
+        return test_signal(seconds, sample_rate_hz), "synthetic (chirp, tone bursts, noise)"
+    audio = np.concatenate(pieces)
+    return audio[: int(seconds * sample_rate_hz)].astype(np.float32), f"real: {len(pieces)} clips from {SHARED_DATA}"
+
+
+def median_ms_per_hop(model: Model, hop_samples: int, repeats: int = 50) -> float:
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(hop_samples)).astype(np.float32)
+    state = model.new_state()
+    for _ in range(3):
+        _, state = model.step(audio, state)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _, state = model.step(audio, state)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+def stream_scores(model: Model, audio: np.ndarray, hop_samples: int) -> np.ndarray:
+    state, scores = model.new_state(), []
+    for i in range(len(audio) // hop_samples):
+        s, state = model.step(audio[i * hop_samples : (i + 1) * hop_samples], state)
+        scores.append(s)
+    return np.stack(scores)
+
+
+def compare(float_path: str | Path, int8_path: str | Path, audio: np.ndarray, audio_source: str,
+            hop_samples: int | None = None, repeats: int = 50) -> QuantReport:
+    """Size, one-thread speed and score difference of the int8 file against its float32 original."""
+    f32, q8 = load_model(float_path, threads=1), load_model(int8_path, threads=1)
+    hop = hop_samples or f32.info.hop_samples[0]
+    diff = np.abs(stream_scores(f32, audio, hop) - stream_scores(q8, audio, hop))
+    return QuantReport(
+        mode=q8.info.extra.get(KEY_QUANTIZATION, "?"),
+        hop_samples=hop,
+        float_bytes=Path(float_path).stat().st_size,
+        int8_bytes=Path(int8_path).stat().st_size,
+        float_ms_per_hop=median_ms_per_hop(f32, hop, repeats),
+        int8_ms_per_hop=median_ms_per_hop(q8, hop, repeats),
+        max_abs_score_diff=float(diff.max()),
+        mean_abs_score_diff=float(diff.mean()),
+        audio_s=len(audio) / f32.info.sample_rate_hz,
+        audio_source=audio_source,
+    )
