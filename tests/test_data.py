@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import splits, synth_alarms, synth_speech
+from export.data import augment, splits, synth_alarms, synth_speech
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -176,3 +176,113 @@ def test_alarm_cli_writes_manifest(tmp_path):
     assert [c.label for c in clips] == ["smoke_alarm"] * 3 + ["beep", "beep", "chime"]
     assert [c.attr("kind") for c in clips] == ["t3", "t4", "chirp", "microwave", "phone", "door"]
     assert all(sf.info(str(c.path)).frames == 32000 for c in clips)
+
+
+# --- augmentation -----------------------------------------------------------------------------------
+
+def _speechlike(n, rng):
+    """Amplitude-modulated noise: bursts and pauses, like speech at the level of powers."""
+    t = np.arange(n) / 16000
+    return (rng.standard_normal(n) * (0.55 + 0.45 * np.sin(2 * np.pi * 3 * t))).astype(np.float32) * 0.1
+
+
+@pytest.mark.parametrize("snr_db", [-5.0, 0.0, 10.0, 30.0])
+def test_mix_at_snr_hits_the_requested_snr(snr_db):
+    rng = np.random.default_rng(3)
+    signal = _speechlike(16000, rng)
+    background = rng.standard_normal(5 * 16000).astype(np.float32) * 0.3
+    mixed = augment.mix_at_snr(signal, background, snr_db, rng)
+    residual = mixed.astype(np.float64) - signal
+    measured_db = 10 * np.log10(np.sum(signal.astype(np.float64) ** 2) / np.sum(residual ** 2))
+    assert abs(measured_db - snr_db) < 0.5
+    assert len(mixed) == len(signal) and mixed.dtype == np.float32
+    short = augment.mix_at_snr(signal, background[:3000], snr_db, rng)  # short background is looped
+    assert abs(10 * np.log10(np.sum(signal.astype(np.float64) ** 2) / np.sum((short - signal) ** 2.0)) - snr_db) < 0.5
+
+
+def test_reverb_keeps_length_is_causal_and_decays_with_rt60():
+    rng = np.random.default_rng(0)
+    impulse = np.zeros(16000, dtype=np.float32)
+    impulse[4000] = 1.0
+    for rt60_s in (0.3, 0.5, 0.8):
+        rir = augment.room_impulse_response(rt60_s, 16000, rng)
+        wet = augment.reverberate(impulse, rir)
+        assert len(wet) == len(impulse)
+        assert np.abs(wet[:4000]).max() < 1e-9 * np.abs(wet).max()  # nothing before the event (FFT rounding aside)
+        assert np.argmax(np.abs(wet)) == 4000  # the direct path is the strongest tap
+        # the late tail decays by 60 dB in rt60_s: fit dB over 10 ms blocks from 60 ms (after the early
+        # reflections) to rt60_s
+        block = 160
+        blocks_db = 10 * np.log10(np.mean(rir[: len(rir) // block * block].astype(np.float64).reshape(-1, block) ** 2, axis=1))
+        t_s = (np.arange(len(blocks_db)) + 0.5) * block / 16000
+        keep = (t_s > 0.06) & (t_s < rt60_s)
+        slope_db_per_s = np.polyfit(t_s[keep], blocks_db[keep], 1)[0]
+        assert -60 / slope_db_per_s == pytest.approx(rt60_s, rel=0.2)
+    dry = _speechlike(16000, rng)
+    assert augment.rms(augment.random_reverb(dry, 16000, rng)) == pytest.approx(augment.rms(dry), rel=1e-3)
+
+
+def test_gain_limits_the_peak():
+    audio = np.array([0.5, -0.25, 0.1], dtype=np.float32)
+    np.testing.assert_allclose(augment.apply_gain(audio, -6.0206), audio / 2, rtol=1e-4)
+    loud = augment.apply_gain(audio, 12.0, peak_limit=0.9)
+    assert np.abs(loud).max() == pytest.approx(0.9) and loud[1] / loud[0] == pytest.approx(-0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        out = augment.random_gain(audio, rng)
+        gain_db = 20 * np.log10(np.abs(out).max() / 0.5)
+        assert np.abs(out).max() <= 0.99 + 1e-6 and -20.001 <= gain_db <= 6.021
+
+
+def test_time_shift_moves_without_wrapping():
+    audio = np.arange(1, 6, dtype=np.float32)
+    assert augment.time_shift(audio, 2).tolist() == [0, 0, 1, 2, 3]
+    assert augment.time_shift(audio, -2).tolist() == [3, 4, 5, 0, 0]
+    assert augment.time_shift(audio, 9).tolist() == [0] * 5
+    assert augment.time_shift(audio, -9).tolist() == [0] * 5
+
+
+def test_mixup_weights_and_label_union():
+    rng = np.random.default_rng(5)
+    a, b = np.ones(100, dtype=np.float32), -np.ones(300, dtype=np.float32)
+    mixed, weights = augment.mixup(a, ("dog", "speech"), b, ("rain", "speech"), rng)
+    lam = weights["dog"]
+    assert set(weights) == {"dog", "rain", "speech"} and 0 < lam < 1
+    assert weights["rain"] == pytest.approx(1 - lam) and weights["speech"] == pytest.approx(1.0)
+    np.testing.assert_allclose(mixed, lam - (1 - lam), atol=1e-6)
+    assert len(mixed) == 100
+
+
+def test_augment_pipeline_is_reproducible_and_keeps_length():
+    bg = augment.Backgrounds(noise=[np.random.default_rng(1).standard_normal(40000).astype(np.float32)],
+                             speech=[_speechlike(30000, np.random.default_rng(2))])
+    clip = _speechlike(16000, np.random.default_rng(3))
+    cfg = augment.AugmentConfig(max_shift_s=0.1)
+    one = augment.augment(clip, np.random.default_rng(9), bg, cfg)
+    two = augment.augment(clip, np.random.default_rng(9), bg, cfg)
+    assert np.array_equal(one, two) and len(one) == len(clip) and np.abs(one).max() <= 0.99 + 1e-6
+    assert not np.array_equal(one, augment.augment(clip, np.random.default_rng(10), bg, cfg))
+
+
+def test_spec_augment_masks_requested_widths():
+    torch = pytest.importorskip("torch")
+    from export.data.specaug import spec_augment
+    rng = np.random.default_rng(0)
+    features = torch.randn(4, 100, 64) + 5.0
+    widths_t, widths_f = [], []
+    for _ in range(50):
+        out = spec_augment(features, rng, time_masks=1, max_time_frames=12, freq_masks=1, max_freq_bins=7,
+                           fill=-100.0)
+        masked = out == -100.0
+        assert torch.equal(out[~masked], features[~masked])  # everything else untouched
+        for m in masked:
+            rows = m.all(dim=1).nonzero().flatten()
+            cols = m.all(dim=0).nonzero().flatten()
+            widths_t.append(len(rows))
+            widths_f.append(len(cols))
+            if len(rows):
+                assert rows[-1] - rows[0] + 1 == len(rows)  # one contiguous span
+            assert m.sum() == len(rows) * 64 + len(cols) * 100 - len(rows) * len(cols)
+    assert max(widths_t) == 12 and max(widths_f) == 7 and min(widths_t) <= 2 and min(widths_f) <= 1
+    default = spec_augment(features[0], np.random.default_rng(1), max_time_frames=30, max_freq_bins=20)
+    assert default.shape == features[0].shape and torch.isclose(default[default != features[0]], features[0].mean()).all()
