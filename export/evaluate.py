@@ -67,17 +67,28 @@ def in_group(clip: Clip, groups: dict[Path, str], prefix: str) -> bool:
 
 def select_clips(root: Path, split: str) -> tuple[list[Clip], dict[Path, str]]:
     """The manifest's clips (all, or those export.data.splits puts in split) and each clip's folder
-    as written in the manifest ('kws/gsc_v2/yes'), which holds even where folders are links."""
+    as written in the manifest ('kws/gsc_v2/yes'), which holds even where folders are links.
+    Long noise recordings are split in time, not by file: they stay, and clip_audio cuts them."""
     manifest = root / "manifest.csv"
     clips = read_manifest(manifest)
     with open(manifest, newline="") as f:
         folders = [Path(row["path"]).parent.as_posix() for row in csv.DictReader(f)]
     groups = {c.path: folder for c, folder in zip(clips, folders)}
     if split != "all":
-        from export.data.splits import split_of  # the training code's rule, so validation stays unseen
+        from export.data.splits import is_time_split, split_of  # training's rule: validation stays unseen
 
-        clips = [c for c in clips if split_of(c) == split]
+        clips = [c for c in clips if is_time_split(c) or split_of(c) == split]
     return clips, groups
+
+
+def clip_audio(clip: Clip, sample_rate_hz: int, split: str) -> np.ndarray:
+    """Decoded (cached) audio; of a long noise recording only the split's part."""
+    audio = load_audio(clip.path, sample_rate_hz)
+    if split == "all":
+        return audio
+    from export.data.splits import is_time_split, time_split
+
+    return time_split(audio, split) if is_time_split(clip) else audio
 
 
 def keyword_positives(clips: list[Clip], groups: dict[Path, str], keyword: str) -> list[Clip]:
@@ -100,8 +111,9 @@ class Scored:
 class Scorer:
     """One model at one hop; counts compute time per second of audio, caches per-clip streams."""
 
-    def __init__(self, model: Model, hop_samples: int, pad: str = "zeros", seed: int = 0):
+    def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0):
         self.model = model
+        self.split = split
         self.hop_samples = hop_samples
         self.sample_rate_hz = model.info.sample_rate_hz
         self.pad = pad
@@ -111,7 +123,7 @@ class Scorer:
         self._cache: dict[tuple, Scored] = {}
 
     def audio(self, clip: Clip) -> np.ndarray:
-        return load_audio(clip.path, self.sample_rate_hz)
+        return clip_audio(clip, self.sample_rate_hz, self.split)
 
     def stream(self, blocks) -> Scored:
         """Push blocks (arrays) through one fresh stream; the tail is zero-padded to a whole hop."""
@@ -566,10 +578,11 @@ def plot_confusion(matrix, labels: list[str], title: str, path: Path) -> Path:
     plt = _pyplot()
     matrix = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    fraction = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)  # per true class
+    ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
     for (i, j), n in np.ndenumerate(matrix):
         if n:
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=7)
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if fraction[i, j] > 0.5 else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -642,7 +655,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
     if hop_samples not in model.info.hop_samples:
         accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
-    ctx = Context(Scorer(model, hop_samples, args.pad, args.seed), clips, groups, args)
+    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed), clips, groups, args)
     result = {
         "model": str(path),
         "family": model.info.family,

@@ -1,0 +1,264 @@
+"""The evaluation command: metric functions on hand-made numbers, and one run of the CLI on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from export import evaluate as ev
+from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
+
+SR = 16000
+HOP = 2560  # 160 ms: the tiny SAT model's column
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def test_accuracy_and_confusion_matrix():
+    truth, pred = [0, 1, 2, 2], [0, 2, 2, 1]
+    assert ev.accuracy(truth, pred) == 0.5
+    assert ev.confusion_matrix(truth, pred, 3).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+
+
+def test_kws_prediction_collapses_low_scores_to_no_keyword_and_finds_best_threshold():
+    max_scores = np.array([[0.9, 0.1], [0.4, 0.3], [0.2, 0.7], [0.3, 0.35]])
+    assert ev.kws_predict(max_scores, 0.5).tolist() == [0, 2, 1, 2]
+    assert ev.kws_predict(max_scores, 0.3).tolist() == [0, 0, 1, 1]
+    truth = np.array([0, 0, 1, 2])  # at 0.5 the second clip is missed; 0.36..0.4 gets all four
+    assert ev.accuracy(truth, ev.kws_predict(max_scores, 0.5)) == 0.75
+    assert ev.best_threshold(max_scores, truth) == (0.36, 1.0)
+
+
+def test_average_precision_matches_hand_computed_values():
+    # positives at ranks 1, 3, 5: AP = (1/1 + 2/3 + 3/5) / 3 = 34/45
+    assert ev.average_precision([1, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.6, 0.2]) == pytest.approx(34 / 45)
+    # a tie between a positive and a negative is one threshold: precision 1/2 at recall 1
+    assert ev.average_precision([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+    assert ev.average_precision([0, 1, 0], [0.9, 0.1, 0.5]) == pytest.approx(1 / 3)
+    assert np.isnan(ev.average_precision([0, 0], [0.1, 0.2]))
+
+
+def _spikes(n_hops: int, high: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.full(n_hops, 0.1, np.float32)
+    for i, s in high.items():
+        scores[i] = s
+    return scores, HOP * np.arange(1, n_hops + 1)
+
+
+def _brute_force(scores, ends, cfg) -> int:
+    trigger = KeywordTrigger("k", cfg, SR)
+    return sum(trigger.update(float(s), int(e)) is not None for s, e in zip(scores, ends))
+
+
+def test_false_accepts_are_counted_with_the_service_trigger():
+    # 0.16 s hops, refractory 1 s: 100 fires; 104 is 0.64 s later (refractory); 300 fires;
+    # 500..520 is one long high run (fires once); 900 fires
+    high = {100: 0.9, 104: 0.9, 300: 0.8, 900: 0.95} | {i: 0.9 for i in range(500, 521)}
+    scores, ends = _spikes(1000, high)
+    cfg = KeywordTriggerConfig(threshold=0.5, n_of_m=(1, 1), refractory_s=1.0)
+    assert ev.count_detections(scores, ends, "k", cfg, SR, HOP) == 4
+    assert ev.count_detections(scores, ends, "k", KeywordTriggerConfig(0.85, (1, 1), 1.0), SR, HOP) == 3
+    # 2 of 3: isolated spikes never fire, the long run does once
+    assert ev.count_detections(scores, ends, "k", KeywordTriggerConfig(0.5, (2, 3), 1.0), SR, HOP) == 1
+
+
+@pytest.mark.parametrize("n_of_m,refractory_s", [((1, 1), 1.0), ((2, 3), 0.5), ((3, 5), 2.0), ((1, 4), 0.0)])
+def test_skipping_quiet_hops_counts_exactly_like_feeding_every_hop(n_of_m, refractory_s):
+    rng = np.random.default_rng(7)
+    scores = (rng.random(3000) ** 6).astype(np.float32)  # mostly low, with bursts
+    ends = HOP * np.arange(1, len(scores) + 1)
+    for threshold in (0.3, 0.6, 0.9):
+        cfg = KeywordTriggerConfig(threshold, n_of_m, refractory_s)
+        assert ev.count_detections(scores, ends, "k", cfg, SR, HOP) == _brute_force(scores, ends, cfg)
+
+
+def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_point():
+    n = 40
+    pos_hi = ev.Scored(np.array([[0.1]] * 10 + [[0.9]] + [[0.1]] * 5, np.float32), HOP * np.arange(1, 17))
+    pos_lo = ev.Scored(np.array([[0.3]] * 16, np.float32), HOP * np.arange(1, 17))
+    neg_scores, ends = _spikes(n, {5: 0.6, 30: 0.6})
+    negative = ev.Scored(neg_scores[:, None], ends)
+    rows = ev.det_table([pos_hi, pos_lo], negative, 0, "k", negative_hours=0.5, sample_rate_hz=SR, hop_samples=HOP,
+                        thresholds=(0.2, 0.5, 0.8), n_of_m=(1, 1), refractory_s=1.0)
+    got = [(r["threshold"], r["frr_pct"], r["false_accepts"], r["fa_per_h"]) for r in rows]
+    # at 0.2 the low positive is detected; the negative's 0.1 floor stays below every threshold
+    assert got == [(0.2, 0.0, 2, 4.0), (0.5, 50.0, 2, 4.0), (0.8, 50.0, 0, 0.0)]
+    assert ev.operating_point(rows, 0.5)["threshold"] == 0.8
+    assert ev.operating_point(rows, 5.0)["threshold"] == 0.2
+    assert ev.operating_point(rows[:2], 0.5) is None
+
+
+def test_event_matching_with_collar_and_boundary_errors():
+    truth = [ev.Event("dog", 1.0, 2.0), ev.Event("cat", 5.0, 6.0)]
+    predicted = [ev.Event("dog", 1.3, 2.4), ev.Event("cat", 5.8, 6.5), ev.Event("dog", 8.0, 9.0),
+                 ev.Event("cat", 1.0, 2.0)]
+    assert ev.match_events(truth, predicted, 0.5) == (1, 3, 1)
+    assert ev.match_events(truth, predicted, 1.0) == (2, 2, 0)
+    assert ev.f1_score(1, 3, 1) == {"f1": 0.3333, "precision": 0.25, "recall": 0.5, "tp": 1, "fp": 3, "fn": 1}
+    b = ev.boundary_errors(truth, predicted)
+    assert b["overlapped_fraction"] == 1.0
+    assert b["onset_error_median_s"] == pytest.approx(0.55)  # errors 0.3 and 0.8
+    assert b["offset_error_median_s"] == pytest.approx(0.45)  # errors 0.4 and 0.5
+    assert b["onset_abs_error_mean_s"] == pytest.approx(0.55)
+
+
+def test_mixture_places_the_active_part_of_each_sound_at_its_truth_times():
+    t = np.arange(SR) / SR
+    clip = np.where((t >= 0.5) & (t < 0.75), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0).astype(np.float32)
+    audio, truth = ev.build_mixture([("a", clip), ("b", clip)], np.zeros(0), SR, seed=3)
+    assert [e.label for e in truth] == ["a", "b"]
+    for e in truth:
+        assert e.offset_s - e.onset_s == pytest.approx(0.25, abs=0.026)
+        inside = audio[round(e.onset_s * SR) : round(e.offset_s * SR)]
+        before = audio[round((e.onset_s - 1.0) * SR) : round((e.onset_s - 0.1) * SR)]
+        assert np.sqrt(np.mean(inside ** 2)) == pytest.approx(ev.EVENT_RMS, rel=0.1)
+        assert np.sqrt(np.mean(before ** 2)) == pytest.approx(ev.BACKGROUND_RMS, rel=0.2)
+    assert truth[1].onset_s - truth[0].offset_s >= 2.0
+
+
+def test_energy_rule_tells_stationary_noise_from_a_word():
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(SR)).astype(np.float32)
+    word = noise * 0.01
+    word[4000:10000] += 0.3 * np.sin(2 * np.pi * 300 * np.arange(6000) / SR)
+    assert ev.is_silence_by_energy(noise)
+    assert not ev.is_silence_by_energy(word)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command on tiny data
+
+
+def _tone(seconds, hz, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * hz * t) * (np.sin(2 * np.pi * 2 * t) > 0) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+DATA = [  # path, labels, speaker, audio
+    ("kws/gsc_v2/yes/aa11_nohash_0.wav", "yes", "aa11", lambda: _tone(1, 500)),
+    ("kws/gsc_v2/no/bb22_nohash_0.wav", "no", "bb22", lambda: _tone(1, 900)),
+    ("kws/gsc_v2/_silence_/0.wav", "_silence_", "", lambda: _tone(1, 0, seed=1)),
+    ("kws/gsc_v2/_unknown_/bed_cc33_nohash_0.wav", "_unknown_;word=bed", "cc33", lambda: _tone(1, 700)),
+    ("kws/precise/computer/c1.wav", "computer", "", lambda: _tone(1.5, 400)),
+    ("kws/precise/not_wake_word/n1.wav", "not_wake_word;text=hello there", "", lambda: _tone(1, 1200)),
+    ("speech/s1.wav", "speech;intent=coffee", "", lambda: _tone(2, 300)),
+    ("noise/white.wav", "noise;white", "", lambda: _tone(3, 0, seed=2)),
+    ("tags/esc50/dog/4-100-A-18.wav", "dog", "", lambda: _tone(2, 2000)),
+    ("tags/esc50/cat/4-101-A-5.wav", "cat", "", lambda: _tone(2, 3000)),
+    ("tags/urbansound8k/fold1/dog_bark/100-3-0-0.wav", "dog_bark", "", lambda: _tone(1.5, 2500)),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    lines = ["path,labels,speaker,duration_s"]
+    for path, labels, speaker, make in DATA:
+        audio = make()
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / path, audio, SR, subtype="PCM_16")
+        lines.append(f"{path},{labels},{speaker},{len(audio) / SR:.3f}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    import torch
+
+    from export.families.sat import SATConfig, SATModel
+    from export.onnx_export import export_onnx, model_info
+    from streamd.contract import Label
+
+    labels = tuple(Label(n, "keyword") for n in ("yes", "no", "computer")) + tuple(Label(n, "tag") for n in ("dog", "speech"))
+    cfg = SATConfig(d_model=16, n_layers=1, n_heads=2, patch_mels=32, cache_columns=3, hop_columns=(1, 2))
+    folder = tmp_path_factory.mktemp("models")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = SATModel(labels, cfg).eval()
+        paths.append(export_onnx(model, folder / f"sat{seed}.onnx", model_info(model, licence="test")))
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def audio_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+
+
+def test_val_split_keeps_the_training_rule_and_the_last_part_of_noise(tiny_data):
+    from export.data.splits import is_time_split, split_of
+
+    every, groups = ev.select_clips(tiny_data, "all")
+    val, _ = ev.select_clips(tiny_data, "val")
+    assert len(every) == len(DATA)
+    assert val == [c for c in every if is_time_split(c) or split_of(c) == "val"]
+    noise = next(c for c in val if groups[c.path] == "noise")
+    assert len(ev.clip_audio(noise, SR, "val")) == 3 * SR - int(0.8 * 3 * SR)
+    assert len(ev.clip_audio(noise, SR, "all")) == 3 * SR
+    assert ev.in_group(noise, groups, "noise") and not ev.in_group(noise, groups, "no")
+
+
+def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, tiny_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert ev.main([*map(str, tiny_models), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160",
+                    "--out", str(out), "--quiet", "--mixture-events", "5"]) == 0
+    result = json.loads((out / "sat0.json").read_text())
+    assert result["hop_samples"] == HOP and set(result["tasks"]) == set(ev.TASKS)
+    assert 0 < result["compute_ms_per_audio_s"] < 1000
+
+    kws = result["tasks"]["kws"]
+    assert kws["n_clips"] == 4
+    assert kws["missing_keywords"] == ["up", "down", "left", "right", "on", "off", "stop", "go"]
+    assert kws["silence_rule"].startswith("'speech' tag")
+    assert 0 <= kws["accuracy_11"] <= 1 and 0 <= kws["accuracy_12"] <= kws["accuracy_11"]
+    assert np.sum(kws["confusion_12"]) == 4 and len(kws["confusion_11"]) == 11
+    # truth rows: yes, no, silence, unknown (the last two are "no keyword" in 11 classes)
+    assert [sum(r) for r in kws["confusion_12"]] == [1, 1] + [0] * 8 + [1, 1]
+    assert [sum(r) for r in kws["confusion_11"]] == [1, 1] + [0] * 8 + [2]
+
+    wake = result["tasks"]["wakeword"]
+    assert wake["negative_clips"] == 6  # speech, noise, esc50 x2, urbansound8k, not_wake_word
+    negative_samples = sum(len(d[3]()) for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not")))
+    assert wake["negative_hours"] == round(-(-negative_samples // HOP) * HOP / SR / 3600, 4)
+    assert wake["trigger"] == {"threshold": "swept", "n_of_m": [1, 1], "refractory_s": 1.0}
+    assert set(wake["keywords"]) == {"yes", "no", "computer"}
+    for info in wake["keywords"].values():
+        assert info["positives"] == 1
+        assert [r["threshold"] for r in info["table"]] == list(ev.DET_THRESHOLDS)
+        assert all(r["frr_pct"] in (0.0, 100.0) and r["fa_per_h"] >= 0 for r in info["table"])
+        frr = [r["frr_pct"] for r in info["table"]]
+        assert frr == sorted(frr)  # a higher threshold never rejects less
+
+    tags = result["tasks"]["tags"]
+    assert tags["n_clips"] == 3 and tags["skipped_labels"] == ["cat"]
+    assert set(tags["per_class"]) == {"dog", "speech"} and tags["per_class"]["dog"]["clips"] == 2
+    for key in ("clip_score_max", "clip_score_mean"):
+        assert 0 < tags[key]["mAP"] <= 1 and 0 <= tags[key]["top1_accuracy"] <= 1 and tags[key]["labels_in_map"] == 2
+
+    mix = result["tasks"]["mixtures"]
+    assert mix["events"] == 2 and [e["label"] for e in mix["truth"]] == ["dog", "dog"]
+    f1 = mix["event_f1_onset_offset"]
+    assert f1["tp"] + f1["fn"] == 2 and f1["tp"] + f1["fp"] == mix["predicted_segments"]
+
+    for name in ("sat0_det.png", "sat0_kws_confusion_12.png", "sat0_tags_ap.png", "sat1.json",
+                 "comparison_det_computer.png"):
+        assert (out / name).stat().st_size > 1000
+    comparison = json.loads((out / "comparison.json").read_text())["comparison"]
+    assert list(comparison) == ["sat0", "sat1"]
+    assert comparison["sat0"]["kws_acc_11"] == kws["accuracy_11"]
+    assert comparison["sat1"]["tags_mAP"] == json.loads((out / "sat1.json").read_text())["tasks"]["tags"]["clip_score_max"]["mAP"]
+    table = capsys.readouterr().out
+    assert "kws_acc_11" in table and "sat0" in table and "sat1" in table
+
+
+def test_cli_refuses_a_hop_the_model_does_not_accept(tiny_data, tiny_models, tmp_path):
+    with pytest.raises(SystemExit, match="100.0 ms .1600 samples. is not one it accepts: .160.0, 320.0. ms"):
+        ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "100",
+                 "--out", str(tmp_path), "--quiet", "--tasks", "kws"])
