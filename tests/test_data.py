@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import augment, splits, synth_alarms, synth_speech
+from export.data import augment, sources, splits, synth_alarms, synth_speech
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -286,3 +286,55 @@ def test_spec_augment_masks_requested_widths():
     assert max(widths_t) == 12 and max(widths_f) == 7 and min(widths_t) <= 2 and min(widths_f) <= 1
     default = spec_augment(features[0], np.random.default_rng(1), max_time_frames=30, max_freq_bins=20)
     assert default.shape == features[0].shape and torch.isclose(default[default != features[0]], features[0].mean()).all()
+
+
+# --- sources ----------------------------------------------------------------------------------------
+
+def _wav(path, seconds=0.1):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.zeros(int(seconds * 16000), dtype=np.int16), 16000)
+
+
+def test_speech_commands_tree(tmp_path):
+    for rel in ("yes/aa11_nohash_0.wav", "yes/bb22_nohash_1.wav", "bed/aa11_nohash_0.wav",
+                "_background_noise_/pink_noise.wav", "own/recording.flac"):
+        _wav(tmp_path / rel)
+    (tmp_path / "validation_list.txt").write_text("yes/bb22_nohash_1.wav\n")
+    (tmp_path / "testing_list.txt").write_text("bed/aa11_nohash_0.wav\n")
+    (tmp_path / "README.md").write_text("not audio")
+    clips = {c.path.relative_to(tmp_path).as_posix(): c for c in sources.speech_commands_tree(tmp_path)}
+    assert clips["yes/aa11_nohash_0.wav"].labels == ("yes", "sc_split=train")
+    assert clips["yes/aa11_nohash_0.wav"].speaker == "aa11"
+    assert clips["yes/bb22_nohash_1.wav"].attr("sc_split") == "validation"
+    assert clips["bed/aa11_nohash_0.wav"].labels == ("_unknown_", "word=bed", "sc_split=testing")
+    assert clips["_background_noise_/pink_noise.wav"].labels == ("noise", "pink_noise")
+    assert clips["own/recording.flac"].speaker == "" and len(clips) == 5
+    custom = sources.speech_commands_tree(tmp_path, keywords=("bed",))
+    assert {c.label for c in custom} == {"bed", "_unknown_", "noise"}
+
+
+def test_audioset_csv(tmp_path):
+    (tmp_path / "class_labels_indices.csv").write_text(
+        'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/0bt9lr,"Dog"\n2,/m/05tny_,"Bark"\n'
+        '3,/m/01b_21,"Smoke detector, smoke alarm"\n4,/m/0j6m2,"Stream"\n')
+    (tmp_path / "segments.csv").write_text(
+        "# Segments csv created Sun Mar  5 10:54:31 2017\n"
+        "# YTID, start_seconds, end_seconds, positive_labels\n"
+        '--aE2O5G5WE, 0.000, 10.000, "/m/09x0r,/m/0bt9lr,/m/05tny_"\n'
+        '-0RWZT-miFs, 420.000, 430.000, "/m/01b_21,/m/0j6m2,/m/zzz"\n'
+        'missingclip, 30.000, 40.000, "/m/09x0r"\n')
+    _wav(tmp_path / "audio" / "a" / "--aE2O5G5WE_0.000.flac")
+    _wav(tmp_path / "audio" / "Y-0RWZT-miFs.wav")
+    clips = sources.audioset_csv(tmp_path / "segments.csv", tmp_path / "audio")
+    assert [c.labels for c in clips] == [("speech", "dog"), ("smoke_alarm", "stream", "/m/zzz")]
+    assert [c.path.name for c in clips] == ["--aE2O5G5WE_0.000.flac", "Y-0RWZT-miFs.wav"]
+    assert clips[1].duration_s == 10.0
+
+
+def test_shared_data_reads_its_manifest(tmp_path):
+    _wav(tmp_path / "noise" / "hum.flac")
+    write_manifest([Clip(tmp_path / "noise" / "hum.flac", ("noise", "hum"), "", 0.1)], tmp_path / "manifest.csv")
+    assert sources.shared_data(tmp_path)[0].labels == ("noise", "hum")
+    if (sources.SHARED_DATA / "manifest.csv").exists():
+        real = sources.shared_data()
+        assert len(real) == 4503 and all(c.path.exists() for c in real[:50])
