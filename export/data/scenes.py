@@ -1,0 +1,189 @@
+"""Training scenes for streaming models: a few seconds of background with spoken words and sounds
+placed at known times, and a target per column (the model's output step) for every label.
+
+Targets say when a streaming model should fire:
+- a keyword is positive in the columns that end within ``keyword_window_s`` after the word ends
+  (the model has heard all of it), ignored while the word is still being spoken, negative elsewhere;
+- a tag is positive in the columns where its sound is active (by energy), ignored where its clip is
+  quiet (a weak clip label says nothing certain there), negative elsewhere;
+- every spoken word, keyword or not, is also ``speech``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ACTIVE_DB = -30.0  # a column is active if its RMS is within this of the clip's loudest column
+WORD_DB = -25.0  # word boundaries: frames within this of the loudest 10 ms frame
+
+
+@dataclass(frozen=True)
+class Word:
+    """A spoken word (or short phrase) with its boundaries in samples."""
+
+    audio: np.ndarray
+    onset: int
+    offset: int
+
+
+@dataclass
+class Pools:
+    """Decoded audio of one split, by role."""
+
+    keywords: dict[str, list[Word]] = field(default_factory=dict)  # keyword -> real and synthetic words
+    unknown: list[Word] = field(default_factory=list)  # words that are no keyword (hard negatives)
+    speech: list[np.ndarray] = field(default_factory=list)  # long non-keyword speech
+    noise: list[np.ndarray] = field(default_factory=list)  # long backgrounds without labels
+    tags: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> clips
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    sample_rate_hz: int = 16000
+    column_samples: int = 2560
+    n_columns: int = 20  # 3.2 s
+    keyword_window_s: float = 0.48
+    p_keyword: float = 0.6
+    p_unknown: float = 0.35
+    p_background: tuple[float, float, float, float] = (0.4, 0.15, 0.3, 0.15)  # tag, speech, noise, near-silence
+    snr_db: tuple[float, float] = (0.0, 25.0)
+    level_db: tuple[float, float] = (-35.0, -8.0)  # RMS of the loudest part, dBFS
+
+
+def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
+    """(onset, offset) samples of the loud part of a word clip."""
+    frame = sample_rate_hz // 100
+    n = max(1, len(audio) // frame)
+    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    active = np.nonzero(20 * np.log10(rms / rms.max()) > WORD_DB)[0]
+    return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
+
+
+def make_word(audio: np.ndarray) -> Word:
+    onset, offset = word_bounds(audio)
+    return Word(audio, onset, offset)
+
+
+def rms_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x * x) + 1e-12))
+
+
+def active_columns(placed: np.ndarray, column_samples: int) -> np.ndarray:
+    """bool [n_columns]: where a placed sound (zeros elsewhere) is active."""
+    cols = placed.reshape(-1, column_samples)
+    power = np.mean(cols * cols, axis=1)
+    peak = power.max()
+    if peak <= 1e-10:
+        return np.zeros(len(cols), bool)
+    return 10 * np.log10(power / peak + 1e-12) > ACTIVE_DB
+
+
+class SceneSampler:
+    def __init__(self, pools: Pools, label_names: tuple[str, ...], cfg: SceneConfig = SceneConfig()):
+        self.pools = pools
+        self.cfg = cfg
+        self.index = {name: i for i, name in enumerate(label_names)}
+        self.keyword_names = [k for k in pools.keywords if pools.keywords[k] and k in self.index]
+        self.tag_names = [t for t in pools.tags if pools.tags[t] and t in self.index]
+        self.n_samples = cfg.n_columns * cfg.column_samples
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> audio float32 [n_samples], targets float32 [n_columns, n_labels], mask float32 (same)."""
+        cfg = self.cfg
+        targets = np.zeros((cfg.n_columns, len(self.index)), np.float32)
+        mask = np.ones_like(targets)
+        audio = self._background(rng, targets, mask)
+        if rng.random() < cfg.p_keyword and self.keyword_names:
+            name = self.keyword_names[rng.integers(len(self.keyword_names))]
+            audio += self._place_word(rng, self.pools.keywords[name], audio, targets, mask, name)
+        if rng.random() < cfg.p_unknown and self.pools.unknown:
+            audio += self._place_word(rng, self.pools.unknown, audio, targets, mask, None)
+        peak = np.abs(audio).max()
+        if peak > 0.99:  # keep the mix inside [-1, 1] as a microphone would deliver it
+            audio *= 0.99 / peak
+        return audio.astype(np.float32), targets, mask
+
+    def _excerpt(self, rng, clip: np.ndarray) -> np.ndarray:
+        """A random n_samples excerpt, placed at a random offset if the clip is shorter."""
+        out = np.zeros(self.n_samples, np.float32)
+        if len(clip) >= self.n_samples:
+            start = rng.integers(len(clip) - self.n_samples + 1)
+            out[:] = clip[start : start + self.n_samples]
+        else:
+            start = rng.integers(self.n_samples - len(clip) + 1)
+            out[start : start + len(clip)] = clip
+        return out
+
+    def _at_level(self, rng, x: np.ndarray) -> np.ndarray:
+        level = rng.uniform(*self.cfg.level_db)
+        loud = x.reshape(-1, self.cfg.column_samples)
+        top = np.max(np.mean(loud * loud, axis=1)) + 1e-12
+        return x * np.float32(10 ** ((level - 10 * np.log10(top)) / 20))
+
+    def _background(self, rng, targets, mask) -> np.ndarray:
+        kind = rng.choice(4, p=np.array(self.cfg.p_background) / sum(self.cfg.p_background))
+        if kind == 0 and self.tag_names:
+            name = self.tag_names[rng.integers(len(self.tag_names))]
+            clips = self.pools.tags[name]
+            audio = self._at_level(rng, self._excerpt(rng, clips[rng.integers(len(clips))]))
+            self._mark(audio, targets, mask, name)
+        elif kind == 1 and self.pools.speech:
+            audio = self._at_level(rng, self._excerpt(rng, self.pools.speech[rng.integers(len(self.pools.speech))]))
+            self._mark(audio, targets, mask, "speech")
+        elif kind == 2 and self.pools.noise:
+            audio = self._at_level(rng, self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))]))
+        else:
+            audio = (rng.standard_normal(self.n_samples) * 10 ** (rng.uniform(-80, -50) / 20)).astype(np.float32)
+        return audio
+
+    def _mark(self, placed, targets, mask, name: str) -> None:
+        if name not in self.index:
+            return
+        active = active_columns(placed, self.cfg.column_samples)
+        j = self.index[name]
+        targets[active, j] = 1.0
+        mask[~active, j] = 0.0  # weak label: quiet parts of the clip are uncertain
+
+    def _place_word(self, rng, words: list[Word], background, targets, mask, keyword: str | None) -> np.ndarray:
+        cfg = self.cfg
+        word = words[rng.integers(len(words))]
+        length = word.offset - word.onset
+        # The word must end after at least 2 columns of context and leave room to fire.
+        earliest_end = 2 * cfg.column_samples
+        latest_end = self.n_samples - cfg.column_samples // 2
+        end = int(rng.integers(max(earliest_end, length), latest_end))
+        start = end - length
+        placed = np.zeros(self.n_samples, np.float32)
+        # Keep the clip's own lead-in and tail where they fit; the boundaries stay those of the word.
+        clip_start = max(0, start - word.onset)
+        src_start = clip_start - (start - word.onset)
+        n = min(len(word.audio) - src_start, self.n_samples - clip_start)
+        placed[clip_start : clip_start + n] = word.audio[src_start : src_start + n]
+        signal_db = rms_db(placed[start:end])
+        background_db = rms_db(background[start:end])
+        if background_db < -60:
+            gain_db = rng.uniform(*cfg.level_db) - signal_db
+        else:
+            gain_db = background_db + rng.uniform(*cfg.snr_db) - signal_db
+        placed *= np.float32(10 ** (gain_db / 20))
+        self._label_word(targets, mask, start, end, keyword)
+        return placed
+
+    def _label_word(self, targets, mask, start: int, end: int, keyword: str | None) -> None:
+        cfg = self.cfg
+        column_end = (np.arange(cfg.n_columns) + 1) * cfg.column_samples
+        column_start = column_end - cfg.column_samples
+        spoken = (column_end > start) & (column_start < end)
+        if "speech" in self.index:
+            targets[spoken, self.index["speech"]] = 1.0
+            mask[spoken, self.index["speech"]] = 1.0
+        if keyword is None:
+            return
+        j = self.index[keyword]
+        window = int(cfg.keyword_window_s * cfg.sample_rate_hz)
+        fire = (column_end >= end) & (column_end <= end + window + cfg.column_samples // 2)
+        during = (column_end > start) & (column_end < end)
+        targets[fire, j] = 1.0
+        mask[during, j] = 0.0

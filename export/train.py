@@ -1,0 +1,315 @@
+"""Train a model family on scenes built from manifests.
+
+    python -m export.train export/recipes/sat-default.yaml --out runs/sat-default [--resume] [--steps N]
+
+Progress bars show the loss; every ``eval_every`` steps a fixed set of validation scenes (built only
+from the validation split) is scored and the best checkpoint kept in ``OUT/best.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from export.data.audio import load_audio
+from export.data.manifest import Clip, read_manifest
+from export.data.scenes import Pools, SceneConfig, SceneSampler, make_word
+from export.data.splits import is_time_split, split_of, time_split
+from export.families import build_model, load_checkpoint, save_checkpoint
+from export.labels import DEFAULT_LABELS, KEYWORDS, tag_name
+from export.streaming import StreamingModel, WindowedModel
+
+log = logging.getLogger("export.train")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    family: str = "sat"
+    size: str = "default"
+    overrides: dict = field(default_factory=dict)
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    seed: int = 0
+    threads: int = 2
+    eval_every: int = 250
+    val_scenes: int = 384
+    windows_per_scene: int = 2  # windowed families: 1 s crops taken from each scene
+    scene: dict = field(default_factory=dict)  # SceneConfig overrides
+    shared_data: str = "../shared/data"  # relative to the repo root
+    synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
+    teacher: dict = field(default_factory=dict)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if "synthetic" in raw:
+        raw["synthetic"] = tuple(raw["synthetic"])
+    return Recipe(**raw)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+def clip_role(clip: Clip) -> tuple[str, str]:
+    """(role, name) of a shared-data or synthetic clip: keyword/unknown/speech/noise/tag/skip."""
+    label = clip.label
+    if label in KEYWORDS:
+        return "keyword", label
+    if label == "hey_computer":
+        return "keyword", "computer"  # the phrase ends with the wake word: fire after it
+    if label == "_silence_":
+        return "skip", ""
+    rel = str(clip.path)
+    if "/kws/" in rel or label in ("_unknown_", "not_wake_word"):
+        return "unknown", label
+    if label == "speech":
+        return "speech", "speech"
+    if label == "noise" or label in ("beep", "chime"):
+        return "noise", label
+    return "tag", tag_name(label)
+
+
+def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, ...]) -> Pools:
+    pools = Pools()
+    for clip in clips:
+        role, name = clip_role(clip)
+        if role == "skip" or (role == "tag" and name not in label_names):
+            continue
+        audio = load_audio(clip.path, sample_rate_hz)
+        if len(audio) < sample_rate_hz // 10 or not np.any(audio):
+            continue
+        if role == "keyword":
+            pools.keywords.setdefault(name, []).append(make_word(audio))
+        elif role == "unknown":
+            pools.unknown.append(make_word(audio))
+        elif role == "speech":
+            pools.speech.append(audio)
+        elif role == "noise":
+            pools.noise.append(audio)
+        else:
+            pools.tags.setdefault(name, []).append(audio)
+    return pools
+
+
+def split_noise(clips: list[Clip], split: str, sample_rate_hz: int) -> list[np.ndarray]:
+    """Long noise recordings are split in time (export.data.splits.time_split)."""
+    return [time_split(load_audio(c.path, sample_rate_hz), split) for c in clips]
+
+
+def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names) -> tuple[Pools, Pools]:
+    shared = read_manifest((root / recipe.shared_data / "manifest.csv").resolve())
+    noise_files = [c for c in shared if is_time_split(c)]
+    rest = [c for c in shared if not is_time_split(c)]
+    train_clips = [c for c in rest if split_of(c) == "train"]
+    val_clips = [c for c in rest if split_of(c) == "val"]
+    for manifest in recipe.synthetic:
+        synth = read_manifest((root / manifest).expanduser().resolve() if not Path(manifest).expanduser().is_absolute() else Path(manifest).expanduser())
+        train_clips += [c for c in synth if split_of(c) == "train"]
+        val_clips += [c for c in synth if c.label == "smoke_alarm" and split_of(c) == "val"]
+    train = build_pools(train_clips, sample_rate_hz, label_names)
+    val = build_pools(val_clips, sample_rate_hz, label_names)
+    train.noise += split_noise(noise_files, "train", sample_rate_hz)
+    val.noise += split_noise(noise_files, "val", sample_rate_hz)
+    return train, val
+
+
+def describe(pools: Pools) -> str:
+    n_kw = sum(len(v) for v in pools.keywords.values())
+    n_tag = sum(len(v) for v in pools.tags.values())
+    return (f"{n_kw} keyword words over {len(pools.keywords)} keywords, {len(pools.unknown)} other words, "
+            f"{len(pools.speech)} speech, {len(pools.noise)} noise, {n_tag} tag clips over {len(pools.tags)} tags")
+
+
+# ---------------------------------------------------------------------------------------- model
+
+def build(recipe: Recipe, labels) -> StreamingModel:
+    return build_model(recipe.family, labels, recipe.size, **recipe.overrides)
+
+
+def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scenes: int = 128) -> None:
+    """Per-feature mean and std of the front end over training scenes."""
+    audio = torch.from_numpy(np.stack([sampler.sample(rng)[0] for _ in range(n_scenes)]))
+    with torch.no_grad():
+        feats = model.frontend.raw(audio).flatten(0, 1)
+    model.frontend.set_normalisation(feats.mean(0), feats.std(0))
+
+
+def logits_and_targets(model, audio, targets, mask, rng, windows_per_scene: int, column_samples: int):
+    """Per-column logits for streaming models; per-window logits for windowed ones."""
+    if not isinstance(model, WindowedModel):
+        return model(audio), targets, mask
+    W = model.window_samples
+    n_columns = targets.shape[1]
+    min_column = max(0, math.ceil(W / column_samples) - 1)
+    clips, t, m = [], [], []
+    for b in range(audio.shape[0]):
+        for c in rng.integers(min_column, n_columns, size=windows_per_scene):
+            end = (int(c) + 1) * column_samples
+            clip = audio[b, max(0, end - W) : end]
+            clips.append(F.pad(clip, (W - clip.shape[0], 0)))
+            t.append(targets[b, c])
+            m.append(mask[b, c])
+    return model.classify(torch.stack(clips)), torch.stack(t), torch.stack(m)
+
+
+def masked_bce(logits, targets, mask) -> torch.Tensor:
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return (loss * mask).sum(-1).sum() / mask[..., 0].numel()  # sum over labels, mean over outputs
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+@dataclass
+class ValSet:
+    audio: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+
+def make_val_set(sampler: SceneSampler, n: int, seed: int) -> ValSet:
+    rng = np.random.default_rng(seed)
+    scenes = [sampler.sample(rng) for _ in range(n)]
+    return ValSet(*(torch.from_numpy(np.stack(x)) for x in zip(*scenes)))
+
+
+def validate(model, val: ValSet, label_names, recipe: Recipe, column_samples: int) -> dict:
+    """Loss, keyword scene accuracy and tag top-1 on the fixed validation scenes."""
+    model.eval()
+    kw_idx = [i for i, n in enumerate(label_names) if n in KEYWORDS]
+    tag_idx = [i for i, n in enumerate(label_names) if n not in KEYWORDS and n != "speech"]
+    with torch.no_grad():
+        probs = torch.cat([torch.sigmoid(model.stream(val.audio[i : i + 32], column_samples)) for i in range(0, len(val.audio), 32)])
+    loss = masked_bce(torch.logit(probs.clamp(1e-6, 1 - 1e-6)), val.targets, val.mask).item()
+    kw_hits = kw_total = false_alarms = quiet = tag_hits = tag_total = 0
+    for p, t in zip(probs, val.targets):
+        kw_peak = p[:, kw_idx].max(0).values  # per keyword, over the scene
+        truth = t[:, kw_idx].max(0).values
+        if truth.max() > 0:
+            kw_total += 1
+            kw_hits += int(kw_peak.argmax() == truth.argmax() and kw_peak.max() > 0.5)
+        else:
+            quiet += 1
+            false_alarms += int(kw_peak.max() > 0.5)
+        tag_truth = t[:, tag_idx].max(0).values
+        if tag_truth.max() > 0:
+            tag_total += 1
+            tag_hits += int(p[:, tag_idx].mean(0).argmax() == tag_truth.argmax())
+    model.train()
+    return {
+        "val_loss": round(loss, 4),
+        "keyword_acc": round(kw_hits / max(1, kw_total), 4),
+        "keyword_false_alarm_rate": round(false_alarms / max(1, quiet), 4),
+        "tag_top1": round(tag_hits / max(1, tag_total), 4),
+    }
+
+
+def score(metrics: dict) -> float:
+    return metrics["keyword_acc"] - metrics["keyword_false_alarm_rate"] + metrics["tag_top1"]
+
+
+# ------------------------------------------------------------------------------------------ loop
+
+def save(path: Path, model, optimizer, step: int, recipe: Recipe, metrics: dict) -> None:
+    """A checkpoint that export.export_model reads, plus the optimizer beside it for --resume."""
+    extra = {"step": step, "recipe": dataclasses.asdict(recipe), "metrics": metrics}
+    tmp = path.with_suffix(".tmp")
+    save_checkpoint(model, tmp, recipe.family, recipe.size, recipe.overrides, extra)
+    tmp.replace(path)
+    torch.save(optimizer.state_dict(), path.with_suffix(".optim"))
+
+
+def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    label_names = tuple(l.name for l in DEFAULT_LABELS)
+    model = build(recipe, DEFAULT_LABELS)
+    column_samples = model.card.hop_samples[0]
+    scene_cfg = SceneConfig(**{**recipe.scene, "column_samples": column_samples})
+
+    t0 = time.time()
+    train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names)
+    log.info("data loaded in %.0f s; train: %s", time.time() - t0, describe(train_pools))
+    log.info("val: %s", describe(val_pools))
+    sampler = SceneSampler(train_pools, label_names, scene_cfg)
+    val = make_val_set(SceneSampler(val_pools, label_names, scene_cfg), recipe.val_scenes, seed=12345)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    start_step, best = 0, -math.inf
+    if resume and (out / "last.pt").exists():
+        model, meta = load_checkpoint(out / "last.pt")
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        optimizer.load_state_dict(torch.load(out / "last.optim", map_location="cpu", weights_only=True))
+        start_step = meta["extra"]["step"]
+        best = max(score(m) for m in map(json.loads, (out / "history.jsonl").read_text().splitlines()))
+        rng = np.random.default_rng([recipe.seed, start_step])
+        log.info("resumed at step %d", start_step)
+    else:
+        set_normalisation(model, sampler, rng)
+
+    schedule = lambda s: min(1.0, (s + 1) / recipe.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.steps)))
+    history = []
+    model.train()
+    bar = tqdm(range(start_step, recipe.steps), initial=start_step, total=recipe.steps, desc=recipe.name, mininterval=5)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * schedule(step)
+        audio, targets, mask = (torch.from_numpy(np.stack(x)) for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)]))
+        logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
+        loss = masked_bce(logits, t, m)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{recipe.lr * schedule(step):.1e}", refresh=False)
+        done = step + 1
+        if done % recipe.eval_every == 0 or done == recipe.steps:
+            metrics = {"step": done, **validate(model, val, label_names, recipe, column_samples)}
+            history.append(metrics)
+            tqdm.write(json.dumps(metrics))
+            save(out / "last.pt", model, optimizer, done, recipe, metrics)
+            if score(metrics) > best:
+                best = score(metrics)
+                save(out / "best.pt", model, optimizer, done, recipe, metrics)
+            (out / "history.jsonl").open("a").write(json.dumps(metrics) + "\n")
+    return history[-1] if history else {}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--steps", type=int, help="override the recipe's step count")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    recipe = load_recipe(args.recipe)
+    if args.steps:
+        recipe = dataclasses.replace(recipe, steps=args.steps)
+    root = Path(__file__).resolve().parent.parent
+    print(json.dumps(train(recipe, args.out, args.resume, root)))
+
+
+if __name__ == "__main__":
+    main()
