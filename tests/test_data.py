@@ -59,6 +59,9 @@ def test_synthesize_writes_real_clips(tmp_path):
         assert 0.85 < np.abs(audio).max() / 32767 < 0.9  # -1 dBFS peak
         assert "+" in c.speaker or c.speaker.startswith(("en", "mb-"))
     assert read_manifest(tmp_path / "manifest.csv") == clips
+    mtimes = [c.path.stat().st_mtime_ns for c in clips]
+    assert synth_speech.synthesize(["yes", "commuter"], tmp_path, 3, seed=7) == clips  # reused, not redone
+    assert [c.path.stat().st_mtime_ns for c in clips] == mtimes
     again = synth_speech.make_clip("yes", 0, 7, tmp_path / "again")  # deterministic per (word, index, seed)
     assert np.array_equal(sf.read(str(again.path))[0], sf.read(str(clips[0].path))[0])
 
