@@ -80,6 +80,9 @@ def clip_role(clip: Clip) -> tuple[str, str]:
         return "skip", ""
     rel = str(clip.path)
     if "/kws/" in rel or label in ("_unknown_", "not_wake_word"):
+        words = (clip.attr("word") or clip.attr("text")).replace("_", " ").split()
+        if any(w in KEYWORDS for w in words):
+            return "skip", ""  # "go on", "right now": a keyword inside is no negative
         return "unknown", label
     if label == "speech":
         return "speech", "speech"
