@@ -1,0 +1,151 @@
+"""Every family: stepped == full sequence, ONNX == torch, several hops from one file, long streams stay
+bounded, zero state == fresh stream, and the runner is invariant to delivery block sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from export.families import FAMILIES
+from export.onnx_export import export_and_check, model_info
+from export.streaming import WindowedModel
+from streamd.model import load_model
+from streamd.runner import StreamRunner
+from tiny_families import LABELS, audio, tiny
+
+STEP_TOLERANCE = 1e-5  # logits, float32, relative to max(1, largest |logit|): stepped vs full-sequence torch
+ONNX_TOLERANCE = 1e-5  # probabilities: onnxruntime vs torch
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """family -> (torch model, path of its checked ONNX file, parity reports); each exported once."""
+    out = {}
+    for family in FAMILIES:
+        model = tiny(family)
+        path = tmp_path_factory.mktemp("families") / f"{family}.onnx"
+        reports = export_and_check(model, path, model_info(model, licence="test"), seconds=3.0, tolerance=ONNX_TOLERANCE)
+        out[family] = (model, path, reports)
+    return out
+
+
+def sliding_windows(x: torch.Tensor, window: int, hop: int) -> torch.Tensor:
+    """The window a windowed model sees after each hop, with silence before the stream: (B, n_hops, window)."""
+    padded = torch.cat([torch.zeros(x.shape[0], window), x], dim=1)
+    n_hops = x.shape[1] // hop
+    return torch.stack([padded[:, (i + 1) * hop : (i + 1) * hop + window] for i in range(n_hops)], dim=1)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stepped_torch_equals_full_sequence(family):
+    model = tiny(family)
+    x = torch.from_numpy(np.stack([audio(4.8, seed=1), audio(4.8, seed=2)]))  # batch of two streams, 30 columns
+    with torch.no_grad():
+        for hop in model.card.hop_samples:
+            stepped = model.stream(x, hop)  # (B, n_hops, L)
+            if isinstance(model, WindowedModel):
+                windows = sliding_windows(x, model.window_samples, hop)
+                full = model.classify(windows.flatten(0, 1)).unflatten(0, windows.shape[:2])
+            else:
+                columns = model(x)  # (B, 30, L): one pass over the whole sequence
+                per_hop = hop // model.column_samples
+                full = columns[:, : stepped.shape[1] * per_hop].unflatten(1, (-1, per_hop)).max(dim=2).values
+            assert stepped.shape == full.shape and stepped.shape[1] == x.shape[1] // hop
+            scale = max(1.0, full.abs().max().item())  # batched convolutions round differently at large logits
+            assert (stepped - full).abs().max().item() < STEP_TOLERANCE * scale, f"hop {hop}"
+            assert full.std(dim=1).min().item() > 10 * STEP_TOLERANCE, "scores do not move with the audio: the comparison would be vacuous"
+
+
+def test_sat_full_sequence_reaches_past_the_cache():
+    """The stream outlives the cache: with 30 columns and a 3-column cache the first columns must stop
+    mattering, so changing them leaves the last column unchanged (bounded, relative context)."""
+    model = tiny("sat")
+    x = torch.from_numpy(audio(4.8, seed=1))[None]
+    y = x.clone()
+    y[:, : 5 * model.column_samples] = 0.0
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    receptive_columns = model.cfg.n_layers * model.cfg.cache_columns + 1
+    assert (a[:, :5] - b[:, :5]).abs().max() > 1e-3
+    assert (a[:, 5 + receptive_columns :] - b[:, 5 + receptive_columns :]).abs().max() < STEP_TOLERANCE
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_onnx_equals_torch_at_every_hop_of_one_file(family, exported):
+    model, path, reports = exported[family]
+    loaded = load_model(path)
+    assert loaded.info.family == family and loaded.info.hop_samples == model.card.hop_samples
+    assert len(loaded.info.hop_samples) == 3  # several latencies from one file
+    assert {r.hop_samples for r in reports} == set(model.card.hop_samples)
+    assert all(r.n_hops >= 6 for r in reports)
+    assert max(r.max_abs_score_diff for r in reports) < ONNX_TOLERANCE
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_long_stream_stays_finite_bounded_and_periodic(family, exported):
+    """1200 hops (192 s) of a periodic signal: state finite and not growing, and the scores repeat with
+    the signal's period, as they must if nothing depends on the absolute position in the stream."""
+    _, path, _ = exported[family]
+    model = load_model(path)
+    hop = model.info.hop_samples[0]
+    period_hops = 5
+    pattern = audio(period_hops * hop / 16000, seed=3)[: period_hops * hop]
+    state, scores, state_max = model.new_state(), [], []
+    for i in range(1200):
+        s, state = model.step(pattern[(i % period_hops) * hop : (i % period_hops + 1) * hop], state)
+        scores.append(s)
+        state_max.append(max(float(np.abs(v).max()) for v in state.values()))
+    scores = np.stack(scores)
+    assert np.all(np.isfinite(scores)) and scores.min() >= 0 and scores.max() <= 1
+    assert all(np.all(np.isfinite(v)) for v in state.values())
+    assert max(state_max[100:]) <= 1.0001 * max(state_max[50:100])  # steady state: nothing accumulates
+    assert np.abs(scores[1195:1200] - scores[100:105]).max() < 1e-5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_zero_state_is_a_fresh_stream(family, exported):
+    _, path, _ = exported[family]
+    model = load_model(path)
+    hop = model.info.hop_samples[0]
+    first, second = audio(2.0, seed=4), audio(2.0, seed=5)
+
+    def run(x, state):
+        out = []
+        for i in range(len(x) // hop):
+            s, state = model.step(x[i * hop : (i + 1) * hop], state)
+            out.append(s)
+        return np.stack(out), state
+
+    fresh, _ = run(second, model.new_state())
+    _, used = run(first, model.new_state())
+    continued, _ = run(second, used)
+    zeros = {name: np.zeros_like(value) for name, value in used.items()}
+    reset, _ = run(second, zeros)
+    assert np.array_equal(reset, fresh)
+    assert np.abs(continued[0] - fresh[0]).max() > 1e-4  # the carried state does matter
+
+
+@pytest.mark.parametrize("family,hop_index", [("sat", 0), ("sat", 2), ("dscnn", 1)])
+def test_runner_is_invariant_to_delivery_block_size(family, hop_index, exported):
+    _, path, _ = exported[family]
+    model = load_model(path)
+    hop = model.info.hop_samples[hop_index]
+    x = audio(2.5, seed=6)
+    results = {}
+    for block in (1, 333, 2560, 10000):
+        runner = StreamRunner(model, hop)
+        hops = [r for start in range(0, len(x), block) for r in runner.push(x[start : start + block])]
+        results[block] = ([r.end_sample for r in hops], np.stack([r.scores for r in hops]))
+    ends, scores = results[2560]
+    assert ends == [hop * (i + 1) for i in range(len(x) // hop)]
+    for block, (other_ends, other_scores) in results.items():
+        assert other_ends == ends, f"block {block}"
+        assert np.array_equal(other_scores, scores), f"block {block}"
+
+
+def test_labels_reach_the_file(exported):
+    _, path, _ = exported["uit"]
+    info = load_model(path).info
+    assert info.labels == LABELS and info.names_of_kind("tag") == ("dog",)
+    assert info.receptive_field_s == 0.5
