@@ -1,0 +1,271 @@
+"""`streamd bench`: how fast the models and the service are, as tables for people and JSON for files.
+
+    streamd bench                                   # every section, every models/*.onnx
+    streamd bench --only hop,sidebyside models/streamd-sat.onnx models/streamd-sat-int8.onnx
+    streamd bench --only service --seconds 60 --json bench.json
+
+Sections:
+  hop         per model file and accepted hop: median / p95 ms per hop and per second of audio on one
+              onnxruntime thread; state bytes; FLOPs per second of audio and the share of this CPU's
+              measured single-thread peak they need (the physical floor).
+  sidebyside  per streaming model: the cost of recomputing its whole receptive field at every hop (a
+              fresh state fed one window) against its cached streaming cost, as a ratio.
+  throughput  seconds of audio per wall second of `streamd run --fast`, one stream.
+  service     CPU % of one core and peak RSS of `streamd run` on real-time file sources (1, 4, 16).
+  latency     end of a sound in the audio -> its event at a SUB socket, through the virtual microphone.
+
+Service-level sections are in streamd/benchservice.py; they run `streamd run` as a subprocess.
+No torch anywhere: this is the service's own view of cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamd.contract import ContractError
+from streamd.model import Model, load_model
+
+SECTIONS = ("hop", "sidebyside", "throughput", "service", "latency")
+PEAK_MATMUL_N = 1024  # 2 GFLOP per product: long enough to reach the BLAS kernel's steady state
+
+_PEAK_CODE = f"""
+import time, numpy as np
+n = {PEAK_MATMUL_N}
+a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32); b = a.T.copy()
+a @ b
+best = min(((lambda t0: (a @ b, time.perf_counter() - t0)[1])(time.perf_counter())) for _ in range(12))
+print(2 * n**3 / best / 1e9)
+"""
+
+
+# ------------------------------------------------------------------------------------ machine
+
+
+def peak_gflops() -> dict:
+    """Single-thread float32 matmul GFLOP/s, best of 12, from numpy's BLAS (a child process, so it sees
+    one thread) and from onnxruntime's own kernels (which may use wider vector units than the BLAS
+    build picked). The peak is the larger: the floor must not be flattered by a slow reference."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", _PEAK_CODE], env=env, capture_output=True, text=True, check=True)
+    result = {"numpy_gflops": float(out.stdout.strip())}
+    try:
+        result["onnxruntime_gflops"] = _ort_matmul_gflops(PEAK_MATMUL_N)
+    except ImportError:
+        pass
+    result["peak_gflops"] = max(result.values())
+    return result
+
+
+def _ort_matmul_gflops(n: int) -> float:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = min(proto.ir_version, 9)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    feeds = {"a": a, "b": a.T.copy()}
+    session.run(None, feeds)
+    best = float("inf")
+    for _ in range(12):
+        t0 = time.perf_counter()
+        session.run(None, feeds)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def machine() -> dict:
+    model_name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model_name or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+# ------------------------------------------------------------------------------------------ hop
+
+
+def time_steps(model: Model, hop_samples: int, repeats: int, fresh_state: bool = False) -> np.ndarray:
+    """ms of each of `repeats` steps on noise, carrying the state (or from zeros every step)."""
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((repeats + 5, hop_samples))).astype(np.float32)
+    state = model.new_state()
+    times_ms = []
+    for i, hop in enumerate(audio):
+        if fresh_state:
+            state = model.new_state()
+        t0 = time.perf_counter()
+        _, state = model.step(hop, state)
+        if i >= 5:  # the first steps allocate
+            times_ms.append(1000.0 * (time.perf_counter() - t0))
+    return np.asarray(times_ms)
+
+
+def precision_of(path: Path) -> str:
+    return "int8" if "int8" in path.stem else "float32"
+
+
+def bench_hop(paths: list[Path], repeats: int, peak: float) -> list[dict]:
+    from streamd.flops import flops_per_step
+
+    rows = []
+    for path in paths:
+        model = load_model(path, threads=1)
+        rate = model.info.sample_rate_hz
+        for hop in model.info.hop_samples:
+            times = time_steps(model, hop, repeats)
+            hops_per_s = rate / hop
+            try:
+                flops = flops_per_step(path, hop)
+            except ImportError:  # onnx not installed: timing still stands
+                flops = None
+            median = float(np.median(times))
+            row = {
+                "model": path.name, "family": model.info.family, "precision": precision_of(path),
+                "hop_ms": model.info.hop_ms(hop), "hop_samples": hop,
+                "median_ms_per_hop": median, "p95_ms_per_hop": float(np.percentile(times, 95)),
+                "median_ms_per_audio_s": median * hops_per_s, "p95_ms_per_audio_s": float(np.percentile(times, 95)) * hops_per_s,
+                "state_bytes": model.state_bytes,
+                "mflop_per_hop": None if flops is None else flops / 1e6,
+                "mflop_per_audio_s": None if flops is None else flops * hops_per_s / 1e6,
+            }
+            if flops is not None:
+                # share of one core at peak that the arithmetic alone needs, and how close we run to it
+                row["floor_core_pct"] = 100.0 * flops * hops_per_s / (peak * 1e9)
+                row["achieved_gflops"] = flops / (median / 1000.0) / 1e9
+            rows.append(row)
+    return rows
+
+
+def bench_sidebyside(paths: list[Path], hop_rows: list[dict], repeats: int) -> list[dict]:
+    """Streaming models: recomputing the receptive field every hop vs the cached step."""
+    rows = []
+    for path in paths:
+        model = load_model(path, threads=1)
+        info = model.info
+        window = int(round(info.receptive_field_s * info.sample_rate_hz))
+        covering = [h for h in info.hop_samples if h >= window]
+        window_hop = covering[0] if covering else info.hop_samples[-1]
+        own = [r for r in hop_rows if r["model"] == path.name]
+        if len(own) < 2 or window_hop == info.hop_samples[0] or len({r["mflop_per_hop"] for r in own}) == 1:
+            continue  # same work at every hop: a windowed model, already recomputing its window each hop
+        recompute_ms = float(np.median(time_steps(model, window_hop, max(repeats // 4, 10), fresh_state=True)))
+        for row in hop_rows:
+            if row["model"] != path.name or row["hop_samples"] >= window_hop:
+                continue
+            hops_per_s = info.sample_rate_hz / row["hop_samples"]
+            rows.append({
+                "model": path.name, "hop_ms": row["hop_ms"], "window_ms": info.hop_ms(window_hop),
+                "streaming_ms_per_audio_s": row["median_ms_per_audio_s"],
+                "recompute_ms_per_audio_s": recompute_ms * hops_per_s,
+                "ratio": recompute_ms * hops_per_s / row["median_ms_per_audio_s"],
+            })
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- tables
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """columns: (key, header, format). Missing values print as '-'."""
+    def cell(row, key, fmt):
+        value = row.get(key)
+        return "-" if value is None else format(value, fmt)
+
+    body = [[cell(r, k, f) for k, _, f in columns] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, (_, h, _) in enumerate(columns)]
+    lines = ["  ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+HOP_COLUMNS = [("model", "model", "s"), ("precision", "dtype", "s"), ("hop_ms", "hop ms", ".0f"),
+               ("median_ms_per_hop", "ms/hop", ".3f"), ("p95_ms_per_hop", "p95", ".3f"),
+               ("median_ms_per_audio_s", "ms/audio-s", ".2f"), ("p95_ms_per_audio_s", "p95", ".2f"),
+               ("state_bytes", "state B", "d"), ("mflop_per_audio_s", "MFLOP/audio-s", ".1f"),
+               ("floor_core_pct", "floor %core", ".3f"), ("achieved_gflops", "GFLOP/s", ".2f")]
+SIDE_COLUMNS = [("model", "model", "s"), ("hop_ms", "hop ms", ".0f"), ("window_ms", "window ms", ".0f"),
+                ("streaming_ms_per_audio_s", "cached ms/audio-s", ".2f"),
+                ("recompute_ms_per_audio_s", "recompute ms/audio-s", ".2f"), ("ratio", "ratio", ".1f")]
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="streamd bench", description="Benchmark models and the service.")
+    parser.add_argument("models", nargs="*", type=Path, help="ONNX model files (default: models/*.onnx)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="real-time run length per service row (s)")
+    parser.add_argument("--streams", default="1,4,16", help="stream counts for the service section")
+    parser.add_argument("--audio-s", type=float, default=600.0, help="audio length for the throughput section (s)")
+    parser.add_argument("--utterances", type=int, default=20, help="sounds played per latency setting")
+    parser.add_argument("--service-model", type=Path, help="model for service sections (default: first model)")
+    args = parser.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.only if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; expected some of {', '.join(SECTIONS)}")
+    if not args.models:
+        args.models = sorted(Path("models").glob("*.onnx"))
+    if not args.models:
+        parser.error("no model files given and none in models/")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results: dict = {"machine": machine(), "command": ["streamd", "bench", *(argv if argv is not None else sys.argv[1:])]}
+    try:
+        if "hop" in args.only or "sidebyside" in args.only:
+            results["peak_1thread"] = peaks = peak_gflops()
+            peak = peaks["peak_gflops"]
+            print(f"CPU: {results['machine']['cpu']}, single-thread float32 matmul: "
+                  + ", ".join(f"{k.split('_')[0]} {v:.1f}" for k, v in peaks.items() if k != "peak_gflops")
+                  + f" GFLOP/s; peak {peak:.1f}\n")
+            hop_rows = bench_hop(args.models, args.repeats, peak)
+            if "hop" in args.only:
+                results["hop"] = hop_rows
+                print("per hop (1 onnxruntime thread)\n" + table(hop_rows, HOP_COLUMNS) + "\n")
+            if "sidebyside" in args.only:
+                results["sidebyside"] = side = bench_sidebyside(args.models, hop_rows, args.repeats)
+                print("streaming cache vs recomputing the window\n" + table(side, SIDE_COLUMNS) + "\n")
+        service_sections = [s for s in args.only if s in ("throughput", "service", "latency")]
+        if service_sections:
+            from streamd import benchservice
+
+            results.update(benchservice.run_sections(service_sections, args))
+    except ContractError as err:
+        print(f"streamd bench: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
