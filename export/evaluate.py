@@ -275,6 +275,9 @@ def det_table(positives: list[Scored], negative: Scored, label_index: int, name:
             "frr_pct": round(100.0 * rejected / len(positives), 3) if positives else None,
             "false_accepts": int(fa),
             "fa_per_h": round(fa / negative_hours, 4) if negative_hours > 0 else None,
+            # a score stuck high fires once and then never re-arms: this exposes it
+            "negative_hops_above_pct": round(100.0 * float(np.mean(negative.scores[:, label_index] >= t)), 3)
+            if len(negative.scores) else None,
         })
     return rows
 

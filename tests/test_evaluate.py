@@ -88,6 +88,7 @@ def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_poi
     got = [(r["threshold"], r["frr_pct"], r["false_accepts"], r["fa_per_h"]) for r in rows]
     # at 0.2 the low positive is detected; the negative's 0.1 floor stays below every threshold
     assert got == [(0.2, 0.0, 2, 4.0), (0.5, 50.0, 2, 4.0), (0.8, 50.0, 0, 0.0)]
+    assert [r["negative_hops_above_pct"] for r in rows] == [5.0, 5.0, 0.0]  # 2 of 40 hops
     assert ev.operating_point(rows, 0.5)["threshold"] == 0.8
     assert ev.operating_point(rows, 5.0)["threshold"] == 0.2
     assert ev.operating_point(rows[:2], 0.5) is None
