@@ -1,0 +1,102 @@
+"""The family registry, checkpoints, and the export command (checkpoint -> checked contract file)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from export.export_model import main as export_main
+from export.families import FAMILIES, build_model, default_size, load_checkpoint, save_checkpoint, sizes
+from export.labels import DEFAULT_LABELS
+from streamd.model import load_model
+from tiny_families import LABELS, TINY, audio, tiny
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_sat_sizes_span_a_quarter_to_six_million_parameters():
+    counts = {size: n_params(build_model("sat", DEFAULT_LABELS, size)) for size in sizes("sat")}
+    assert list(counts) == ["tiny", "small", "base", "large"] and default_size("sat") == "small"
+    assert counts["tiny"] < counts["small"] < counts["base"] < counts["large"]
+    assert 0.2e6 < counts["tiny"] < 0.3e6 and 0.5e6 < counts["small"] < 0.6e6 and 6e6 < counts["large"] < 6.6e6
+    assert n_params(build_model("sat", DEFAULT_LABELS)) == counts["small"]
+
+
+def test_every_family_builds_at_its_default_size():
+    for family in FAMILIES:
+        model = build_model(family, DEFAULT_LABELS)
+        assert model.card.family == family and len(model.card.labels) == len(DEFAULT_LABELS)
+        assert model.card.hop_samples[0] == 2560
+
+
+def test_registry_errors_name_the_choices():
+    with pytest.raises(ValueError, match=r"unknown family 'rnn'; known: sat, uit, dscnn, bcresnet, mobilenet"):
+        build_model("rnn", LABELS)
+    with pytest.raises(ValueError, match=r"family 'sat' has sizes \['base', 'large', 'small', 'tiny'\]"):
+        build_model("sat", LABELS, "huge")
+    with pytest.raises(ValueError, match=r"SATConfig has no field\(s\) \['depth'\]"):
+        build_model("sat", LABELS, depth=3)
+
+
+def test_frontend_override_from_plain_data():
+    model = build_model("uit", LABELS, "tiny", frontend={"n_mels": 32, "f_max_hz": 7000.0}, patch_mels=16)
+    assert model.frontend.cfg.n_mels == 32 and model.frontend.cfg.f_max_hz == 7000.0
+
+
+@pytest.mark.parametrize("family", ["sat", "bcresnet"])
+def test_checkpoint_round_trip(family, tmp_path):
+    model = tiny(family)
+    size, overrides = TINY[family]
+    path = save_checkpoint(model, tmp_path / f"{family}.pt", family, size, overrides, {"provenance": {"recipe": "test"}})
+    loaded, meta = load_checkpoint(path)
+    assert meta["family"] == family and meta["size"] == size and meta["extra"]["provenance"] == {"recipe": "test"}
+    assert meta["overrides"] == json.loads(json.dumps(overrides))  # stored as plain data
+    assert torch.equal(loaded.frontend.feature_std, model.frontend.feature_std)
+    assert meta["normalisation"]["mean"] == pytest.approx(model.frontend.feature_mean.tolist())
+    x = torch.from_numpy(audio(2.0))[None]
+    with torch.no_grad():
+        assert torch.equal(loaded.stream(x, 2560), model.stream(x, 2560))
+
+
+def test_load_checkpoint_rejects_a_bare_state_dict(tmp_path):
+    path = tmp_path / "bare.pt"
+    torch.save(tiny("dscnn").state_dict(), path)
+    with pytest.raises(ValueError, match=r"not a streamd-checkpoint/1 checkpoint"):
+        load_checkpoint(path)
+
+
+def test_export_command_writes_a_checked_file_with_full_metadata(tmp_path, capsys):
+    family = "sat"
+    size, overrides = TINY[family]
+    checkpoint = save_checkpoint(tiny(family), tmp_path / "sat.pt", family, size, overrides,
+                                 {"provenance": {"recipe": "unit test"}, "licence": "CC0-1.0"})
+    out = tmp_path / "models" / "sat.onnx"
+    rc = export_main([str(checkpoint), "--out", str(out), "--int8", "--seconds", "3",
+                      "--provenance-json", '{"data": "synthetic"}'])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    model = load_model(out)
+    assert model.info.licence == "CC0-1.0"
+    assert model.info.provenance["recipe"] == "unit test" and model.info.provenance["data"] == "synthetic"
+    assert model.info.provenance["checkpoint"] == "sat.pt" and "code_revision" in model.info.provenance
+    assert model.info.extra["size"] == "tiny" and int(model.info.extra["parameters"]) == n_params(tiny(family))
+    for hop_ms in (160, 320, 480):  # one parity row and one int8 row per hop
+        assert sum(line.startswith(f"| {hop_ms * 16} | {hop_ms} |") for line in printed.splitlines()) == 1
+        assert sum(line.startswith(f"| {hop_ms} | ") for line in printed.splitlines()) == 1
+    q = load_model(tmp_path / "models" / "sat.int8.onnx")
+    assert q.info.extra["quantization"] == "int8-dynamic" and q.info.labels == model.info.labels
+    scores, _ = q.step(np.zeros(2560, np.float32), q.new_state())
+    assert np.all(np.isfinite(scores))
+
+
+def test_export_command_licence_flag_wins(tmp_path, capsys):
+    checkpoint = save_checkpoint(tiny("dscnn"), tmp_path / "d.pt", "dscnn", *TINY["dscnn"])
+    out = tmp_path / "d.onnx"
+    assert export_main([str(checkpoint), "--out", str(out), "--licence", "Apache-2.0", "--seconds", "2"]) == 0
+    assert load_model(out).info.licence == "Apache-2.0"
+    assert "| 7680 | 480 |" in capsys.readouterr().out
