@@ -28,7 +28,7 @@ from export.data.manifest import Clip, read_manifest
 from export.data.scenes import Pools, SceneConfig, SceneSampler, make_word
 from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
-from export.labels import DEFAULT_LABELS, KEYWORDS, tag_name
+from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
 from export.streaming import StreamingModel, WindowedModel
 
 log = logging.getLogger("export.train")
@@ -53,7 +53,7 @@ class Recipe:
     scene: dict = field(default_factory=dict)  # SceneConfig overrides
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
-    teacher: dict = field(default_factory=dict)
+    teacher: dict = field(default_factory=dict)  # {"dscnn": checkpoint path, "weight": 0..1}: distil the commands
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -174,6 +174,32 @@ def logits_and_targets(model, audio, targets, mask, rng, windows_per_scene: int,
     return model.classify(torch.stack(clips)), torch.stack(t), torch.stack(m)
 
 
+class Distiller:
+    """Blend the DS-CNN teacher's command probabilities into the per-column keyword targets.
+
+    The teacher hears the 1 s ending at each column's end, as a windowed model would; where a target
+    is not masked, target = (1 - weight) * hard + weight * teacher."""
+
+    def __init__(self, checkpoint: Path, weight: float, label_names: tuple[str, ...], column_samples: int):
+        from export.teachers import WINDOW_SAMPLES, DSCNNTeacher
+
+        self.teacher = DSCNNTeacher(checkpoint)
+        self.weight = weight
+        self.columns = [label_names.index(c) for c in COMMANDS]
+        self.column_samples = column_samples
+        self.window_samples = WINDOW_SAMPLES
+
+    def __call__(self, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        B, T = audio.shape
+        n_columns = targets.shape[1]
+        padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
+        windows = padded.unfold(1, self.window_samples, self.column_samples)[:, :n_columns]  # (B, C, window)
+        soft = self.teacher.command_probs(windows.reshape(-1, self.window_samples)).reshape(B, n_columns, -1)
+        out = targets.clone()
+        out[..., self.columns] = (1 - self.weight) * targets[..., self.columns] + self.weight * soft
+        return out
+
+
 def masked_bce(logits, targets, mask) -> torch.Tensor:
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     return (loss * mask).sum(-1).sum() / mask[..., 0].numel()  # sum over labels, mean over outputs
@@ -271,6 +297,11 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     else:
         set_normalisation(model, sampler, rng)
 
+    distil = None
+    if recipe.teacher:
+        distil = Distiller(root / recipe.teacher["dscnn"], float(recipe.teacher.get("weight", 0.3)), label_names, column_samples)
+        log.info("distilling the ten commands from %s (weight %.2f)", recipe.teacher["dscnn"], distil.weight)
+
     schedule = lambda s: min(1.0, (s + 1) / recipe.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.steps)))
     history = []
     model.train()
@@ -279,6 +310,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * schedule(step)
         audio, targets, mask = (torch.from_numpy(np.stack(x)) for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)]))
+        if distil is not None:
+            targets = distil(audio, targets)
         logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
         loss = masked_bce(logits, t, m)
         optimizer.zero_grad(set_to_none=True)

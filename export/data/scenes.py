@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from export.data.augment import random_reverb
+
 ACTIVE_DB = -30.0  # a column is active if its RMS is within this of the clip's loudest column
 WORD_DB = -25.0  # word boundaries: frames within this of the loudest 10 ms frame
 
@@ -50,6 +52,7 @@ class SceneConfig:
     p_background: tuple[float, float, float, float] = (0.4, 0.15, 0.3, 0.15)  # tag, speech, noise, near-silence
     snr_db: tuple[float, float] = (0.0, 25.0)
     level_db: tuple[float, float] = (-35.0, -8.0)  # RMS of the loudest part, dBFS
+    p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -149,6 +152,8 @@ class SceneSampler:
     def _place_word(self, rng, words: list[Word], background, targets, mask, keyword: str | None) -> np.ndarray:
         cfg = self.cfg
         word = words[rng.integers(len(words))]
+        if rng.random() < cfg.p_reverb:  # the tail lengthens the clip; the word still ends at word.offset
+            word = Word(random_reverb(word.audio, cfg.sample_rate_hz, rng), word.onset, word.offset)
         length = word.offset - word.onset
         # The word must end after at least 2 columns of context and leave room to fire.
         earliest_end = 2 * cfg.column_samples
