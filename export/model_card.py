@@ -1,0 +1,185 @@
+"""Write a model card (models/<name>.md) from a model file and its evaluation JSON, and record the
+file in models/manifest.json with its sha256.
+
+    python -m export.model_card models/streamd-sat.onnx --eval runs/eval/streamd-sat.json \
+        [--int8 models/streamd-sat.int8.onnx --int8-eval runs/eval/streamd-sat.int8.json] \
+        --history runs/sat-default/history.jsonl --recipe export/recipes/sat-default.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from streamd.contract import KIND_KEYWORD, KIND_TAG
+from streamd.model import load_model
+
+DATA_LICENCES = """| data | use | licence |
+|---|---|---|
+| Speech Commands v0.02 test set, dev half of the speakers (`kws/gsc_v2`), v0.01 sample, digits | keywords, other words | CC BY 4.0 |
+| Mycroft Precise community clips (`kws/precise`) | wake word `computer`, not-wake-words | public-domain waivers |
+| Picovoice speech-to-intent (`speech/`), kitchen noise | speech, negatives | Apache-2.0 |
+| Speech Commands background noise (`noise/`) | backgrounds | CC BY 4.0 |
+| ESC-50 (fold 4 and a few more) | tags | **CC BY-NC 3.0 (non-commercial)** |
+| UrbanSound8K (fold 1) | tags | **CC BY-NC 3.0 (non-commercial)** |
+| espeak-ng speech synthesis (`export.data.synth_speech`) | keyword voices, confusable words | generated here |
+| synthetic smoke/CO alarms, beeps, chimes (`export.data.synth_alarms`) | `smoke_alarm`, negatives | generated here |"""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fmt(value, digits: int = 1, pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.{digits}f}%" if pct else f"{value:.{digits}f}"
+
+
+def threshold_rows(wake: dict, keyword: str, thresholds=(0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)) -> list[str]:
+    table = {round(r["threshold"], 3): r for r in wake["keywords"][keyword]["table"]}
+    rows = []
+    for t in thresholds:
+        r = table.get(round(t, 3))
+        if r:
+            rows.append(f"| {t:.2f} | {r['false_rejects']} | {fmt(r['frr_pct'])} | {r['false_accepts']} | {fmt(r['fa_per_h'], 2)} |")
+    return rows
+
+
+def operating_points(wake: dict) -> dict[str, dict]:
+    """Per keyword: the evaluation's best row within the false-accept target (None if none meets it)."""
+    key = next(k for k in next(iter(wake["keywords"].values())) if k.startswith("best_within_"))
+    return {kw: info[key] for kw, info in wake["keywords"].items()}
+
+
+def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | None, history: list[dict],
+           recipe_path: str, reproduce: str) -> str:
+    model = load_model(model_path)
+    info = model.info
+    tasks = result["tasks"]
+    kws, wake, tags, mix = (tasks.get(k, {}) for k in ("kws", "wakeword", "tags", "mixtures"))
+    keywords = info.names_of_kind(KIND_KEYWORD)
+    tag_names = info.names_of_kind(KIND_TAG)
+    lines = [
+        f"# {name}",
+        "",
+        f"`{model_path.name}` — family `{info.family}`, {info.extra.get('parameters', '?')} parameters, "
+        f"{model_path.stat().st_size / 1e6:.2f} MB, state {model.state_bytes / 1024:.1f} kB per stream, "
+        f"receptive field {info.receptive_field_s:.2f} s. Licence of the weights: {info.licence}.",
+        "",
+        "## Labels",
+        f"- {len(keywords)} keywords: {', '.join(keywords)}",
+        f"- {len(tag_names)} tags: {', '.join(tag_names)}",
+        "",
+        "## Latency (hops)",
+        "One file accepts every hop below; the service's `latency_ms` picks one. A hop's score is the most",
+        "confident of its 160 ms columns.",
+        "",
+        "| hop | samples |",
+        "|---|---|",
+        *[f"| {info.hop_ms(h):.0f} ms | {h} |" for h in info.hop_samples],
+        "",
+        "## Training",
+        f"Recipe `{recipe_path}`; provenance in the file's metadata: `{json.dumps(info.provenance, sort_keys=True)}`.",
+        "Validation curve (fixed validation scenes, never trained on):",
+        "",
+        "| step | val loss | keyword scene acc | keyword false alarms (quiet scenes) | tag top-1 |",
+        "|---|---|---|---|---|",
+        *[f"| {h['step']} | {h['val_loss']} | {fmt(h['keyword_acc'], 1, True)} | {fmt(h['keyword_false_alarm_rate'], 1, True)} | {fmt(h['tag_top1'], 1, True)} |" for h in history],
+        "",
+        "### Training data and licences",
+        "",
+        DATA_LICENCES,
+        "",
+        f"## Validation results (`--split {result['split']}`, hop {result['hop_ms']} ms)",
+        "",
+        "Measured by `python -m export.evaluate` on the validation split of `../shared/data` (speakers,",
+        "recordings and files that training never saw; see docs/evaluation.md). These are small sets of the",
+        "same corpora the model trained on; an independent evaluation on other speakers and real recordings",
+        "will be lower.",
+        "",
+        f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip, threshold {kws.get('threshold')}):"
+        f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
+        f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
+        f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}**,"
+        f" mAP {fmt(tags.get('clip_score_max', {}).get('mAP'), 3)} (clip score = max over hops).",
+        f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
+        f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)}.",
+        f"- Compute: {result.get('compute_ms_per_audio_s')} ms of one core per second of audio (onnxruntime, 1 thread, this 2-core machine).",
+        "",
+    ]
+    if wake.get("keywords"):
+        points = operating_points(wake)
+        lines += [
+            f"### Threshold table: false rejects vs false accepts per hour ({wake['negative_hours']:.2f} h of negative audio, trigger {json.dumps(wake['trigger'])})",
+            "",
+        ]
+        for keyword in keywords:
+            if keyword not in wake["keywords"]:
+                continue
+            lines += [f"**{keyword}** ({wake['keywords'][keyword]['positives']} positives)", "",
+                      "| threshold | false rejects | FRR | false accepts | FA/h |", "|---|---|---|---|---|",
+                      *threshold_rows(wake, keyword), ""]
+        lines += ["Operating points used by `config.yaml` (fewest false rejects within the false-accept target; "
+                  "none means no threshold met it on this data):", "", "| keyword | threshold | FRR | FA/h |", "|---|---|---|---|"]
+        for keyword, p in points.items():
+            lines.append(f"| {keyword} | {p['threshold'] if p else 'none'} | {fmt(p['frr_pct']) if p else 'n/a'} | {fmt(p['fa_per_h'], 2) if p else 'n/a'} |")
+        lines.append("")
+    if int8:
+        q_path, q_result = int8
+        q_kws = q_result["tasks"].get("kws", {})
+        q_tags = q_result["tasks"].get("tags", {})
+        lines += [
+            "## int8",
+            f"`{q_path.name}` ({q_path.stat().st_size / 1e6:.2f} MB, dynamic quantisation): 11-class keyword accuracy"
+            f" {fmt(q_kws.get('accuracy_11'), 1, True)} (float32 {fmt(kws.get('accuracy_11'), 1, True)}), tag top-1"
+            f" {fmt(q_tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)} (float32 {fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}),"
+            f" {q_result.get('compute_ms_per_audio_s')} ms per second of audio.",
+            "",
+        ]
+    lines += ["## Reproduce", "", "```", reproduce.strip(), "```", ""]
+    return "\n".join(lines)
+
+
+def update_manifest(models_dir: Path, entries: list[Path]) -> Path:
+    manifest_path = models_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    for path in entries:
+        info = load_model(path).info
+        manifest["models"][path.name] = {
+            "sha256": sha256(path),
+            "bytes": path.stat().st_size,
+            "family": info.family,
+            "hop_samples": list(info.hop_samples),
+            "labels": len(info.labels),
+            "card": path.name.split(".")[0] + ".md",
+            "licence": info.licence,
+        }
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest_path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--eval", required=True, type=Path)
+    parser.add_argument("--int8", type=Path)
+    parser.add_argument("--int8-eval", type=Path)
+    parser.add_argument("--history", type=Path, required=True)
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--reproduce", default="", help="the commands that reproduce the file and the numbers")
+    args = parser.parse_args(argv)
+    name = args.model.name.split(".")[0]
+    history = [json.loads(line) for line in args.history.read_text().splitlines() if line.strip()]
+    int8 = (args.int8, json.loads(args.int8_eval.read_text())) if args.int8 else None
+    card = render(name, args.model, json.loads(args.eval.read_text()), int8, history, args.recipe, args.reproduce)
+    card_path = args.model.parent / f"{name}.md"
+    card_path.write_text(card)
+    update_manifest(args.model.parent, [args.model] + ([args.int8] if args.int8 else []))
+    print(f"wrote {card_path} and {args.model.parent / 'manifest.json'}")
+
+
+if __name__ == "__main__":
+    main()
