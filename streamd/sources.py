@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import select
-import sys
 import threading
 import time
 
@@ -180,7 +179,7 @@ class StdinSource(_BlockSource):
                  fast: bool = False, channels: list[int] | None = None, ring_seconds: float = 30.0,
                  fd: int | None = None):
         _check_channels(channels, in_channels, "stdin")
-        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.fd = 0 if fd is None else fd  # standard input
         self.in_channels = in_channels
         self._frame_bytes = STDIN_SAMPLE_BYTES * in_channels
         self._partial = b""  # bytes of an incomplete frame
