@@ -149,3 +149,18 @@ def test_labels_reach_the_file(exported):
     info = load_model(path).info
     assert info.labels == LABELS and info.names_of_kind("tag") == ("dog",)
     assert info.receptive_field_s == 0.5
+
+
+def test_recompute_baseline_of_the_benchmark_equals_the_cached_sat():
+    """The benchmark's cache-less SAT must compute the same scores, or its cost ratio means nothing."""
+    from export.bench_families import RecomputeSAT
+
+    model = tiny("sat")
+    x = torch.from_numpy(audio(4.8, seed=9))[None]
+    receptive_columns = model.cfg.n_layers * model.cfg.cache_columns
+    with torch.no_grad():
+        for hop in (2560, 7680):
+            cached, recomputed = model.stream(x, hop), RecomputeSAT(model, hop).stream(x, hop)
+            settled = -(-receptive_columns * model.column_samples // hop)  # hops before the window is all real audio
+            assert (cached[:, settled:] - recomputed[:, settled:]).abs().max() < STEP_TOLERANCE
+            assert (cached[:, 0] - recomputed[:, 0]).abs().max() > 1e-3  # silence is not "nothing cached"
