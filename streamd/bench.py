@@ -26,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,6 +185,18 @@ def bench_sidebyside(paths: list[Path], hop_rows: list[dict], repeats: int) -> l
     return rows
 
 
+def bench_families(repeats: int) -> dict:
+    """export/bench_families.py's per-family numbers (torch builds the untrained models), run as a
+    child process so that streamd itself never imports torch."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "families.json"
+        done = subprocess.run([sys.executable, "-m", "export.bench_families", "--json", str(out),
+                               "--repeats", str(max(repeats // 4, 20))], text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"export.bench_families exited {done.returncode}")
+        return json.loads(out.read_text())
+
+
 # ---------------------------------------------------------------------------------------- tables
 
 
@@ -223,6 +236,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", default="1,4,16", help="stream counts for the service section")
     parser.add_argument("--audio-s", type=float, default=600.0, help="audio length for the throughput section (s)")
     parser.add_argument("--utterances", type=int, default=20, help="sounds played per latency setting")
+    parser.add_argument("--keyword", default="yes", help="keyword spoken (espeak-ng) in the latency section")
+    parser.add_argument("--latencies", default="160,480,960", help="latency settings (ms) for the latency section")
+    parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
+    parser.add_argument("--families", action="store_true",
+                        help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")
     parser.add_argument("--service-model", type=Path, help="model for service sections (default: first model)")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -253,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             if "sidebyside" in args.only:
                 results["sidebyside"] = side = bench_sidebyside(args.models, hop_rows, args.repeats)
                 print("streaming cache vs recomputing the window\n" + table(side, SIDE_COLUMNS) + "\n")
+                if args.families:
+                    results["families"] = bench_families(args.repeats)
         service_sections = [s for s in args.only if s in ("throughput", "service", "latency")]
         if service_sections:
             from streamd import benchservice

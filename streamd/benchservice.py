@@ -1,0 +1,270 @@
+"""The service-level sections of `streamd bench`: run `streamd run` as a child and measure it.
+
+throughput  audio seconds per wall second of `streamd run --fast` over one file (start-up subtracted,
+            measured separately on a 1 s file).
+service     CPU time as % of one core (utime + stime from /proc over the measured span) and peak RSS
+            (VmHWM) of a real-time run with 1, 4, 16 file inputs of the same audio.
+latency     through a PulseAudio null sink (tests/vmic.py): paplay a clip whose sound ends at a known
+            time, take the time its event reaches a SUB socket; median / p95 per latency setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import yaml
+
+SAMPLE_RATE_HZ = 16000
+STARTUP_TIMEOUT_S = 60.0
+RUN_COMMAND = [sys.executable, "-c", "import sys; from streamd.cli import main; sys.exit(main())", "run"]
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def test_audio(seconds: float, sample_rate_hz: int = SAMPLE_RATE_HZ, burst_every_s: float = 5.0) -> np.ndarray:
+    """Quiet noise with a 0.6 s 1 kHz burst every burst_every_s: something for the model to chew on."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * sample_rate_hz)
+    audio = 0.003 * rng.standard_normal(n)
+    t = np.arange(n) / sample_rate_hz
+    audio[(t % burst_every_s) < 0.6] += 0.3 * np.sin(2 * np.pi * 1000 * t[(t % burst_every_s) < 0.6])
+    return audio.astype(np.float32)
+
+
+def write_config(folder: Path, model: Path, inputs: list[dict], latency_ms: float, extra: dict | None = None) -> Path:
+    config = {
+        "inputs": inputs,
+        "models": [{"path": str(Path(model).resolve()), "latency_ms": latency_ms, "threads": 1}],
+        "keywords": [], "tags": [],
+        "bus": {"endpoint": f"ipc://{folder}/events"},
+        "control": {"endpoint": f"ipc://{folder}/control"},
+        "heartbeat": {"interval_s": 3600.0},
+        "logging": {"level": "WARNING"},
+    }
+    config.update(extra or {})
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def proc_cpu_s(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def smallest_hop_ms(model: Path) -> float:
+    from streamd.model import load_model
+
+    info = load_model(model).info
+    return info.hop_ms(info.hop_samples[0])
+
+
+def _subscriber(endpoint: str):
+    import zmq
+
+    context = zmq.Context()
+    sock = context.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    return context, sock
+
+
+def _wait_running(proc: subprocess.Popen, sock, timeout_s: float) -> None:
+    """Block until the service publishes status "running" (models loaded, sockets bound, capture on)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamd exited with {proc.returncode} before it was running")
+        if sock.poll(200):
+            _, body = sock.recv_multipart()
+            event = json.loads(body)
+            if event["type"] == "status" and event.get("state") == "running":
+                return
+    raise RuntimeError(f"streamd did not report running within {timeout_s} s")
+
+
+def _stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+# ----------------------------------------------------------------------------------- sections
+
+
+def bench_throughput(model: Path, audio_s: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp:
+        folder = Path(tmp)
+        latency_ms = smallest_hop_ms(model)
+        walls = {}
+        for name, seconds in (("startup", 1.0), ("long", audio_s)):
+            wav = folder / f"{name}.wav"
+            soundfile.write(wav, test_audio(seconds), SAMPLE_RATE_HZ, subtype="PCM_16")
+            config = write_config(folder, model, [{"name": "file", "source": f"file:{wav}"}], latency_ms)
+            t0 = time.monotonic()
+            done = subprocess.run([*RUN_COMMAND, "--config", str(config), "--fast"], capture_output=True, text=True)
+            walls[name] = time.monotonic() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"streamd run --fast exited {done.returncode}: {done.stderr.strip()[-400:]}")
+        processing_s = max(walls["long"] - walls["startup"], 1e-6)
+        return {"model": model.name, "latency_ms": latency_ms, "audio_s": audio_s, "wall_s": walls["long"],
+                "startup_s": walls["startup"], "audio_s_per_s": audio_s / processing_s,
+                "audio_s_per_s_incl_startup": audio_s / walls["long"]}
+
+
+def bench_service(model: Path, streams: int, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp:
+        folder = Path(tmp)
+        wav = folder / "audio.wav"
+        soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
+        inputs = [{"name": f"s{i}", "source": f"file:{wav}"} for i in range(streams)]
+        config = write_config(folder, model, inputs, smallest_hop_ms(model))
+        context, sock = _subscriber(f"ipc://{folder}/events")
+        proc = subprocess.Popen([*RUN_COMMAND, "--config", str(config)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            _wait_running(proc, sock, STARTUP_TIMEOUT_S)
+            startup_rss_kib = proc_kib(proc.pid, "VmRSS")
+            cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+            time.sleep(seconds)
+            cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
+            hwm_kib, threads = proc_kib(proc.pid, "VmHWM"), proc_kib(proc.pid, "Threads")
+        finally:
+            code = _stop(proc)
+            sock.close()
+            context.term()
+        return {"model": model.name, "streams": streams, "seconds": round(t1 - t0, 2),
+                "cpu_pct_of_core": 100.0 * (cpu1 - cpu0) / (t1 - t0), "peak_rss_mib": hwm_kib / 1024,
+                "startup_rss_mib": startup_rss_kib / 1024, "threads": threads, "exit_code": code}
+
+
+# --------------------------------------------------------------------------------------- latency
+
+
+def sound_end_s(audio: np.ndarray, sample_rate_hz: int, floor_db: float = -35.0) -> float:
+    """Time just after the last sample within |floor_db| of the clip's peak: where the word ends."""
+    level = np.abs(audio) / (np.max(np.abs(audio)) + 1e-12)
+    loud = np.flatnonzero(level > 10 ** (floor_db / 20))
+    return (loud[-1] + 1) / sample_rate_hz if len(loud) else 0.0
+
+
+def keyword_clip(folder: Path, word: str) -> tuple[Path, float]:
+    """espeak-ng says `word` after 0.5 s of silence; returns (16 kHz WAV, end of the word in s)."""
+    raw = folder / f"{word}-raw.wav"
+    with open(raw, "wb") as out:
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", word], stdout=out, check=True)
+    path = folder / f"{word}.wav"
+    subprocess.run(["sox", "-q", str(raw), "-r", str(SAMPLE_RATE_HZ), "-c", "1", "-b", "16", str(path),
+                    "pad", "0.5", "1.0", "gain", "-n", "-3"], check=True)
+    audio, rate = soundfile.read(path, dtype="float32")
+    return path, sound_end_s(audio, rate)
+
+
+def bench_latency(model: Path, keyword: str, latencies_ms: list[float], utterances: int, threshold: float) -> list[dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from vmic import VirtualMic  # the tests' virtual microphone; needs pulseaudio and pulseaudio-utils
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, VirtualMic() as vmic:
+        folder = Path(tmp)
+        clip, end_s = keyword_clip(folder, keyword)
+        for latency_ms in latencies_ms:
+            config = write_config(folder, model, [{"name": "mic", "source": "mic"}], latency_ms,
+                                  {"keywords": [{"name": keyword, "threshold": threshold, "n_of_m": [1, 1],
+                                                 "refractory_s": 0.5}]})
+            context, sock = _subscriber(f"ipc://{folder}/events")
+            proc = subprocess.Popen([*RUN_COMMAND, "--config", str(config)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, env={**os.environ, **vmic.env})
+            delays, misses = [], 0
+            try:
+                _wait_running(proc, sock, STARTUP_TIMEOUT_S)
+                for _ in range(utterances):
+                    t_play = time.monotonic()
+                    player = vmic.play(clip, wait=False)
+                    t_end = t_play + end_s
+                    got = _first_keyword(sock, keyword, t_play + end_s + 3.0)
+                    player.wait(10)
+                    if got is None:
+                        misses += 1
+                    else:
+                        delays.append(1000.0 * (got - t_end))
+                    time.sleep(0.8)  # let the refractory period and the model's context clear
+            finally:
+                _stop(proc)
+                sock.close()
+                context.term()
+            rows.append({"model": model.name, "keyword": keyword, "latency_ms": latency_ms,
+                         "utterances": utterances, "detected": len(delays), "missed": misses,
+                         "median_ms": float(np.median(delays)) if delays else None,
+                         "p95_ms": float(np.percentile(delays, 95)) if delays else None,
+                         "min_ms": float(np.min(delays)) if delays else None})
+    return rows
+
+
+def _first_keyword(sock, keyword: str, deadline: float) -> float | None:
+    while (left := deadline - time.monotonic()) > 0:
+        if sock.poll(int(left * 1000) + 1):
+            _, body = sock.recv_multipart()
+            received = time.monotonic()
+            event = json.loads(body)
+            if event["type"] == "keyword" and event.get("keyword") == keyword:
+                return received
+    return None
+
+
+# ------------------------------------------------------------------------------------------ run
+
+THROUGHPUT_COLUMNS = [("model", "model", "s"), ("latency_ms", "hop ms", ".0f"), ("audio_s", "audio s", ".0f"),
+                      ("wall_s", "wall s", ".2f"), ("startup_s", "start-up s", ".2f"),
+                      ("audio_s_per_s", "audio-s/s", ".0f"), ("audio_s_per_s_incl_startup", "incl. start-up", ".0f")]
+SERVICE_COLUMNS = [("model", "model", "s"), ("streams", "streams", "d"), ("seconds", "s", ".0f"),
+                   ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"),
+                   ("threads", "threads", "d")]
+LATENCY_COLUMNS = [("model", "model", "s"), ("keyword", "keyword", "s"), ("latency_ms", "hop ms", ".0f"),
+                   ("detected", "detected", "d"), ("missed", "missed", "d"), ("median_ms", "median ms", ".0f"),
+                   ("p95_ms", "p95 ms", ".0f"), ("min_ms", "min ms", ".0f")]
+
+
+def run_sections(sections: list[str], args) -> dict:
+    from streamd.bench import table
+
+    model = args.service_model or args.models[0]
+    results: dict = {}
+    if "throughput" in sections:
+        row = bench_throughput(model, args.audio_s)
+        results["throughput"] = [row]
+        print("throughput, --fast, one stream\n" + table([row], THROUGHPUT_COLUMNS) + "\n")
+    if "service" in sections:
+        rows = [bench_service(model, int(n), args.seconds) for n in args.streams.split(",")]
+        results["service"] = rows
+        print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n")
+    if "latency" in sections:
+        rows = bench_latency(model, args.keyword, [float(x) for x in args.latencies.split(",")],
+                             args.utterances, args.threshold)
+        results["latency"] = rows
+        print("keyword end -> event at a SUB socket, through the virtual microphone\n"
+              + table(rows, LATENCY_COLUMNS) + "\n")
+    return results
