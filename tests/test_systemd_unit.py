@@ -47,8 +47,8 @@ def test_unit_passes_verify(tmp_path):
 
 @needs_analyze
 @pytest.mark.parametrize("breakage, message", [
-    (("Type=notify", "Type=notifyish"), "Type"),
-    (("ExecStart=/opt", "ExecStart=opt"), "ExecStart"),
+    (("Type=notify", "Type=notifyish"), "service type"),
+    (("ExecStart=/opt", "ExecStart=opt"), "Neither a valid executable"),
 ])
 def test_verify_catches_a_broken_unit(tmp_path, breakage, message):
     """The check above can fail: a broken copy of the unit is an error or at least a warning."""
