@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,6 +129,12 @@ class Service:
         self.context = zmq.Context()
         self._subs: list[Subscriber] = []
         self.stderr_path = self.dir / "stderr.log"
+        # sd_notify readiness: the service says READY=1 once models are loaded and sockets bound
+        self.notify_path = self.dir / "notify"
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(self.notify_path))
+        self.env["NOTIFY_SOCKET"] = str(self.notify_path)
+        self.notifications: list[str] = []
 
     def __enter__(self) -> "Service":
         self.start()
@@ -140,6 +147,22 @@ class Service:
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr, env=self.env, cwd=self.dir)
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Until READY=1 arrives on $NOTIFY_SOCKET (bounded); raises if the service exits first."""
+        deadline = time.monotonic() + timeout_s
+        while "READY=1" not in self.notifications:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamd exited {self.proc.returncode} before READY; stderr:\n{self.stderr[-2000:]}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no READY=1 within {timeout_s} s; stderr:\n{self.stderr[-2000:]}")
+            self._notify.settimeout(min(left, 0.2))
+            try:
+                self.notifications.extend(self._notify.recv(4096).decode().splitlines())
+            except socket.timeout:
+                pass
+        time.sleep(0.1)  # the slow joiner: let subscriptions made before READY reach the XPUB
 
     def subscribe(self, topics=(b"",), hwm: int = 100_000) -> Subscriber:
         sub = Subscriber(self.context, self.bus, topics, hwm)
@@ -168,6 +191,7 @@ class Service:
         return self.wait(timeout_s)
 
     def close(self) -> None:
+        self._notify.close()
         for sub in self._subs:
             sub.close()
         self.context.term()

@@ -1,12 +1,9 @@
 """Security: by default nothing listens beyond this machine; a network endpoint is an explicit choice;
-the systemd unit's hardening exposure is measured and kept low.
+the control endpoint validates commands (tests/test_faults_input.py fuzzes it).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,8 +12,6 @@ import yaml
 from streamd import config as cfg
 
 REPO = Path(__file__).resolve().parents[1]
-UNIT = REPO / "systemd" / "streamd.service"
-MAX_EXPOSURE = 3.0  # systemd-analyze's "OK" band ends at 4.9; the unit should sit well inside it
 
 
 @pytest.mark.parametrize("config", [cfg.Config(), cfg.load_config(REPO / "config.yaml")], ids=["builtin", "config.yaml"])
@@ -71,19 +66,5 @@ def test_default_config_file_sets_no_network_endpoint():
     assert raw["bus"]["endpoint"] is None and raw["control"]["endpoint"] is None
 
 
-def systemd_exposure(unit: Path) -> tuple[float, str]:
-    """(overall exposure, full report) from `systemd-analyze security --offline=true`."""
-    out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
-                         capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out.stdout + out.stderr)
-    assert match, f"no exposure score in systemd-analyze output:\n{out.stdout}\n{out.stderr}"
-    return float(match.group(1)), out.stdout
-
-
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed (apt: systemd)")
-def test_systemd_unit_exposure_is_low():
-    if not UNIT.is_file():
-        pytest.skip(f"{UNIT.relative_to(REPO)} not in this checkout yet")
-    exposure, report = systemd_exposure(UNIT)
-    print(f"systemd-analyze security exposure: {exposure}")
-    assert exposure <= MAX_EXPOSURE, report
+# The systemd unit's `systemd-analyze security --offline=true` exposure is bounded by
+# tests/test_systemd_unit.py::test_exposure_score_is_low (the unit owner's test); docs/faults.md reports it.
