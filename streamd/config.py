@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import types
 import typing
@@ -262,7 +263,7 @@ def _describe(tp) -> str:
         return f"a list of {len(args)} {plural}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+    return {bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(tp, str(tp))
 
 
 def _bad(path: str, value, expected: str) -> ConfigError:
@@ -303,7 +304,7 @@ def _convert(value, tp, path: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -331,6 +332,8 @@ def _load_dataclass(cls, raw, path: str):
     for key, value in raw.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in known:
+            if not (isinstance(key, str) and key.isprintable()):  # keep the message on one line
+                sub = f"{path}.{key!r}" if path else repr(key)
             raise ConfigError(f"{sub}: unknown key (expected one of: {', '.join(known)})")
         kwargs[key] = _convert(value, hints[key], sub)
         _check_limits(kwargs[key], known[key].metadata, sub)
@@ -345,6 +348,8 @@ def _check_config(config: Config) -> None:
         raise ConfigError("inputs: got [], expected at least one input")
     if not config.models:
         raise ConfigError("models: got [], expected at least one model")
+    for i, inp in enumerate(config.inputs):
+        _check_name(inp.name, f"inputs[{i}].name")
     _unique([i.name for i in config.inputs], "inputs", "name")
     _unique([m.name or Path(m.path).stem for m in config.models], "models", "name")
     for i, inp in enumerate(config.inputs):
@@ -385,8 +390,8 @@ def _unique(names: list, section: str, key: str) -> None:
 
 
 def _check_name(name: str, path: str) -> None:
-    if not name:
-        raise _bad(path, name, "a label name")
+    if not name or not name.isprintable() or name != name.strip():
+        raise _bad(path, name, "a non-empty name without control characters or surrounding spaces")
 
 
 def _check_n_of_m(n_of_m: tuple[int, int], path: str) -> None:

@@ -42,7 +42,7 @@ def _number(request: dict, key: str, required: bool = True) -> float | None:
     value = request.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:  # NaN fails too
         raise CommandError(f"{key!r} must be a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -52,6 +52,10 @@ def _name(request: dict) -> str:
     if not isinstance(name, str) or not name:
         raise CommandError(f"'name' must be a non-empty string, got {name!r}")
     return name
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not standard JSON")
 
 
 COMMANDS = {
@@ -66,9 +70,11 @@ COMMANDS = {
 def handle(message: bytes, target: Target) -> dict:
     """One request -> one reply object. Never raises for anything a client can send."""
     try:
-        request = json.loads(message.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        request = json.loads(message.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
         return {"ok": False, "error": f"request is not UTF-8 JSON ({err})"}
+    except RecursionError:
+        return {"ok": False, "error": "request is nested too deeply"}
     if not isinstance(request, dict):
         return {"ok": False, "error": "request must be a JSON object with a 'cmd'"}
     cmd = request.get("cmd")

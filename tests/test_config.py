@@ -50,6 +50,9 @@ ERRORS = [
     ({"scheduler": {"max_lag_s": 20}}, ["scheduler.max_lag_s: got 20.0, expected less than scheduler.ring_s"]),
     ({"logging": {"level": "LOUD"}}, ["logging.level: got 'LOUD', expected one of DEBUG"]),
     ([1, 2], ["<top>: got [1, 2], expected a mapping"]),
+    ({"keyword_defaults": {"threshold": float("nan")}}, ["keyword_defaults.threshold: got nan, expected a finite number"]),
+    ({"inputs": [{"name": ""}]}, ["inputs[0].name: got '', expected a non-empty name"]),
+    ({"bus": {"a\nb": 1}}, ["bus.'a\\nb': unknown key"]),
 ]
 
 

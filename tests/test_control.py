@@ -59,6 +59,8 @@ MALFORMED = [
     ({"cmd": "enable"}, "'name' must be a non-empty string, got None"),
     ({"cmd": "disable", "name": 3}, "'name' must be a non-empty string, got 3"),
     ({"cmd": "reload"}, "internal error: RuntimeError: boom"),
+    (b'{"cmd": "set_threshold", "name": "yes", "threshold": NaN}', "NaN is not standard JSON"),
+    (b"[" * 3000 + b"]" * 3000, "nested too deeply"),
 ]
 
 
