@@ -130,7 +130,8 @@ class MicSource(RingSource):
                 backoff_s = min(2 * backoff_s, self.backoff_max_s)
                 continue
             if lost_at_s is not None:
-                self._reopens += 0 if first else 1
+                if not first:  # a device that was never open is not *re*opened
+                    self._reopens += 1
                 downtime_s = time.monotonic() - lost_at_s
                 log.info("%s: device %s reopened after %.1f s (%d attempts)", self.name, self._device_name,
                          downtime_s, failures)
