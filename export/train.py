@@ -53,6 +53,8 @@ class Recipe:
     scene: dict = field(default_factory=dict)  # SceneConfig overrides
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); empty: from scratch
+    keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
     teacher: dict = field(default_factory=dict)  # {"dscnn": checkpoint path, "weight": 0..1}: distil the commands
 
 
@@ -200,8 +202,8 @@ class Distiller:
         return out
 
 
-def masked_bce(logits, targets, mask) -> torch.Tensor:
-    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+def masked_bce(logits, targets, mask, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none", pos_weight=pos_weight)
     return (loss * mask).sum(-1).sum() / mask[..., 0].numel()  # sum over labels, mean over outputs
 
 
@@ -283,6 +285,12 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     sampler = SceneSampler(train_pools, label_names, scene_cfg)
     val = make_val_set(SceneSampler(val_pools, label_names, scene_cfg), recipe.val_scenes, seed=12345)
 
+    if recipe.init:
+        model, _ = load_checkpoint(root / recipe.init)
+        model.train()
+        log.info("initialised from %s", recipe.init)
+    pos_weight = torch.ones(len(label_names))
+    pos_weight[[label_names.index(k) for k in KEYWORDS]] = recipe.keyword_pos_weight
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     start_step, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
@@ -294,7 +302,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
         best = max(score(m) for m in map(json.loads, (out / "history.jsonl").read_text().splitlines()))
         rng = np.random.default_rng([recipe.seed, start_step])
         log.info("resumed at step %d", start_step)
-    else:
+    elif not recipe.init:
         set_normalisation(model, sampler, rng)
 
     distil = None
@@ -313,7 +321,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
         if distil is not None:
             targets = distil(audio, targets)
         logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
-        loss = masked_bce(logits, t, m)
+        loss = masked_bce(logits, t, m, pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
