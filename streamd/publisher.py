@@ -68,10 +68,14 @@ class Publisher:
                 self.subscriptions.pop(topic, None)
 
     def publish(self, event: Event) -> bool:
-        """Send one event without blocking; False (and counted) if it was dropped."""
-        frames = self.sequencer.encode(event)
+        """Stamp and send one event without blocking; False (and counted) if it was dropped."""
+        return self.send(*self.sequencer.encode(event))
+
+    def send(self, topic: bytes, body: bytes) -> bool:
+        """Send already-encoded frames without blocking; False (and counted) if they were dropped."""
+        self.poll_subscriptions()  # keep the subscription frames from piling up
         try:
-            self._socket.send_multipart(frames, zmq.NOBLOCK)
+            self._socket.send_multipart([topic, body], zmq.NOBLOCK)
         except zmq.Again:
             self.dropped_events += 1
             if self.dropped_events in (1, 10, 100) or self.dropped_events % 1000 == 0:

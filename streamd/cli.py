@@ -1,0 +1,296 @@
+"""The `streamd` command: run, listen, scan, check, devices, ctl.
+
+Exit codes: 0 clean stop, 2 bad config or model (one line on stderr), 1 runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from streamd.config import (Config, ConfigError, InputConfig, bus_endpoint, config_from_dict, control_endpoint,
+                            load_config, runtime_dir)
+from streamd.contract import ContractError
+
+log = logging.getLogger("streamd")
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+CONFIG_SEARCH = ("config.yaml", "/etc/streamd/config.yaml")
+
+
+class UserError(Exception):
+    """Exit 2 with this one line."""
+
+
+def find_config(path: str | None) -> Path | None:
+    """--config, else $STREAMD_CONFIG, else ./config.yaml, else /etc/streamd/config.yaml, else None (defaults)."""
+    if path:
+        return Path(path)
+    if os.environ.get("STREAMD_CONFIG"):
+        return Path(os.environ["STREAMD_CONFIG"])
+    return next((Path(p) for p in CONFIG_SEARCH if Path(p).is_file()), None)
+
+
+def read_config(path: str | None, source: str | None = None) -> tuple[Config, Path | None]:
+    found = find_config(path)
+    config = load_config(found) if found else config_from_dict({})
+    if source:
+        if source.startswith("file:"):  # a command-line path is relative to the working directory
+            source = f"file:{Path(source[len('file:'):]).resolve()}"
+        first = dataclasses.replace(config.inputs[0], source=source)
+        config = dataclasses.replace(config, inputs=(first,))
+        if not (first.source in ("mic", "stdin") or first.source.startswith(("file:", "stdin:"))):
+            raise UserError(f"--source: got {source!r}, expected mic, file:PATH or stdin")
+    return config, found
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def cmd_run(args) -> int:
+    from streamd.service import Service
+
+    config, path = read_config(args.config, args.source)
+    setup_logging(args.log_level or config.logging.level)
+    console = _console_printer() if sys.stdout.isatty() else None
+    service = Service(config, path, fast=args.fast, console=console)
+    return service.run(wait_for_subscriber_s=args.wait_for_subscriber)
+
+
+def _console_printer():
+    def show(body: bytes) -> None:
+        event = json.loads(body)
+        if event["type"] != "scores":
+            print(describe(event), flush=True)
+    return show
+
+
+def describe(event: dict) -> str:
+    """One line for people."""
+    at = f"[{event['position_s']:.2f}s]" if event.get("position_s") is not None else "[-]"
+    kind = event["type"]
+    if kind == "keyword":
+        return f"{at} {event['stream']} keyword {event['keyword']} {event['score']:.2f}"
+    if kind == "tag_start":
+        return f"{at} {event['stream']} tag {event['tag']} start (from {event['start_s']:.2f}s, peak {event['peak_score']:.2f})"
+    if kind == "tag_end":
+        return (f"{at} {event['stream']} tag {event['tag']} end after {event['duration_s']:.2f}s "
+                f"(peak {event['peak_score']:.2f}, mean {event['mean_score']:.2f}, {event['reason']})")
+    if kind == "scores":
+        top = sorted(event["scores"].items(), key=lambda kv: -kv[1])[:5]
+        return f"{at} {event['stream']} " + ", ".join(f"{k} {v:.2f}" for k, v in top)
+    return f"{at} {event.get('stream') or 'streamd'} {event['state']}: {event['message']}"
+
+
+# ------------------------------------------------------------------------------------------ listen
+
+
+def cmd_listen(args) -> int:
+    import zmq
+
+    endpoint = args.endpoint
+    if endpoint is None:
+        found = find_config(args.config)
+        endpoint = bus_endpoint(load_config(found)) if found else f"ipc://{runtime_dir() / 'events'}"
+    topics = args.topic or ([""] if not args.scores else [])
+    if args.scores:
+        topics.append("scores")
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(endpoint)
+    for topic in topics:
+        sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    deadline_ms = int(args.timeout * 1000) if args.timeout else -1
+    sub.setsockopt(zmq.RCVTIMEO, deadline_ms)
+    try:
+        while True:
+            try:
+                topic, body = sub.recv_multipart()[:2]
+            except zmq.Again:
+                return EXIT_OK
+            if args.scores and topic == b"scores" and sys.stdout.isatty():
+                print("\r\033[K" + describe(json.loads(body)), end="", flush=True)
+            else:
+                print(body.decode(), flush=True)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        sub.close()
+        context.term()
+
+
+# ------------------------------------------------------------------------------------------ scan
+
+
+def cmd_scan(args) -> int:
+    from streamd.events import Sequencer
+    from streamd.scheduler import Scheduler
+    from streamd.service import load_models
+    from streamd.sources import open_source
+
+    config, _ = read_config(args.config)
+    setup_logging(args.log_level or "WARNING")
+    specs = load_models(config)
+    rate = specs[0].model.info.sample_rate_hz
+    stream = config.inputs[0].name
+
+    def show_hop(run, end_sample, scores):
+        start_s, end_s = (end_sample - run.hop_samples) / rate, end_sample / rate
+        top = sorted(zip(run.labels, scores), key=lambda ls: -ls[1])[: args.top]
+        print(f"[{start_s:.2f}s]-[{end_s:.2f}s] " + ", ".join(f"{l.name} {s:.2f}" for l, s in top))
+
+    for path in args.files:
+        if not args.json:
+            print(f"== {path}")
+        source = open_source(f"file:{Path(path).resolve()}", stream, rate, fast=True,
+                             ring_seconds=config.scheduler.ring_s)
+        scheduler = Scheduler([source], specs, config.keyword_settings(), config.tag_settings(),
+                              config.scheduler.max_lag_s, config.bus.scores_interval_s if config.bus.scores else None,
+                              on_hop=None if args.json else show_hop)
+        sequencer = Sequencer()  # each file is a stream of its own, as if `streamd run --source file:PATH` ran it
+        source.start()
+        events = []
+        while not scheduler.finished:
+            events = scheduler.tick()
+            for event in events:
+                _print_event(sequencer, event, args.json)
+        for event in scheduler.flush():
+            _print_event(sequencer, event, args.json)
+        source.stop()
+    return EXIT_OK
+
+
+def _print_event(sequencer, event, as_json: bool) -> None:
+    body = sequencer.encode(event)[1]
+    print(body.decode() if as_json else "   " + describe(json.loads(body)), flush=True)
+
+
+# ------------------------------------------------------------------------------------------ check, devices, ctl
+
+
+def cmd_check(args) -> int:
+    from streamd.service import load_models
+
+    config, path = read_config(args.config)
+    specs = load_models(config)
+    models = ", ".join(f"{s.name} ({s.model.info.family}, hop {s.model.info.hop_ms(s.hop_samples):g} ms)" for s in specs)
+    print(f"ok: {path or 'built-in defaults'}: models {models}; {len(config.keywords)} keywords, {len(config.tags)} tags; "
+          f"bus {bus_endpoint(config)}, control {control_endpoint(config)}")
+    return EXIT_OK
+
+
+def cmd_devices(args) -> int:
+    from streamd.capture import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no input devices")
+    for d in devices:
+        mark = "*" if d["default"] else " "
+        print(f"{mark} {d['index']:3d}  {d['name']}  ({d['max_input_channels']} ch, {d['default_samplerate_hz']} Hz)")
+    return EXIT_OK
+
+
+def cmd_ctl(args) -> int:
+    from streamd.control import request
+
+    config, _ = read_config(args.config)
+    command = {"cmd": args.command}
+    if args.command in ("enable", "disable", "set_threshold"):
+        if not args.name:
+            raise UserError(f"ctl {args.command} needs a NAME")
+        command["name"] = args.name
+    if args.command == "set_threshold":
+        if args.threshold is None:
+            raise UserError("ctl set_threshold needs NAME THRESHOLD")
+        command["threshold"] = args.threshold
+    reply = request(args.endpoint or control_endpoint(config), command, timeout_s=args.timeout)
+    print(json.dumps(reply, indent=2 if sys.stdout.isatty() else None))
+    return EXIT_OK if reply.get("ok") else EXIT_RUNTIME
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamd", description="Always-on keyword spotting and sound tagging; events on ZeroMQ.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the service")
+    run.add_argument("--config", help="config file (default: $STREAMD_CONFIG, ./config.yaml, /etc/streamd/config.yaml)")
+    run.add_argument("--source", help="replace the configured inputs with one: mic, file:PATH or stdin[:RATE_HZ[:CHANNELS]]")
+    run.add_argument("--fast", action="store_true", help="read a file or stdin as fast as inference goes")
+    run.add_argument("--wait-for-subscriber", type=float, default=0.0, metavar="S",
+                     help="hold the audio until a subscriber connects, at most S seconds")
+    run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.set_defaults(func=cmd_run)
+
+    listen = sub.add_parser("listen", help="print events from a running service, one JSON object per line")
+    listen.add_argument("--endpoint", help="bus endpoint (default: the config's)")
+    listen.add_argument("--config")
+    listen.add_argument("--topic", action="append", help="topic prefix, e.g. keyword. or tag.start.dog (repeatable)")
+    listen.add_argument("--scores", action="store_true", help="also show live scores (needs bus.scores: true)")
+    listen.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without a message")
+    listen.set_defaults(func=cmd_listen)
+
+    scan = sub.add_parser("scan", help="run the pipeline over files as fast as possible")
+    scan.add_argument("files", nargs="+", metavar="FILE")
+    scan.add_argument("--config")
+    scan.add_argument("--json", action="store_true", help="print only the events, exactly as the bus carries them")
+    scan.add_argument("--top", type=int, default=3, help="labels per hop line")
+    scan.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    scan.set_defaults(func=cmd_scan)
+
+    check = sub.add_parser("check", help="validate the config and its models; exit 0 or 2")
+    check.add_argument("--config")
+    check.set_defaults(func=cmd_check)
+
+    devices = sub.add_parser("devices", help="list audio input devices")
+    devices.set_defaults(func=cmd_devices)
+
+    ctl = sub.add_parser("ctl", help="send a control command to a running service")
+    ctl.add_argument("command", choices=("status", "reload", "enable", "disable", "set_threshold"))
+    ctl.add_argument("name", nargs="?")
+    ctl.add_argument("threshold", nargs="?", type=float)
+    ctl.add_argument("--endpoint")
+    ctl.add_argument("--config")
+    ctl.add_argument("--timeout", type=float, default=2.0)
+    ctl.set_defaults(func=cmd_ctl)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from streamd.ringsource import SourceError
+
+    try:
+        return args.func(args)
+    except (ConfigError, ContractError, SourceError, UserError) as err:
+        print(f"streamd: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # `streamd listen | head`
+        return EXIT_OK
+    except Exception as err:
+        log.debug("failure", exc_info=True)
+        print(f"streamd: runtime failure: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

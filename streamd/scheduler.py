@@ -1,0 +1,235 @@
+"""The scheduler: every model on every stream, one hop at a time, counted in samples.
+
+For each (stream, model) pair a ModelRun holds the model state, the absolute ring index of its next
+hop, and the keyword triggers and tag smoothers of that model's labels. ``tick`` steps runs while a
+full hop is buffered, keyword models first when behind; a run that falls more than ``max_lag_s``
+behind a real-time stream (or whose audio the ring has already overwritten) skips to fresh audio,
+resets its state and reports a status event. Non-real-time sources (files with --fast) are pumped
+here, just ahead of the slowest run, so they never run ahead of inference.
+
+Because positions are ring indices, the events depend only on the samples, not on how they were
+delivered (block sizes, real time or fast).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamd.config import KeywordDefaults, TagDefaults
+from streamd.contract import KIND_KEYWORD, KIND_TAG
+from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
+from streamd.model import Model
+from streamd.smoothing import TagDecision, TagSmoother, TagSmootherConfig
+from streamd.source import Source
+from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
+
+log = logging.getLogger(__name__)
+
+KeywordSettings = dict[str, tuple[KeywordDefaults, bool]]  # name -> (settings, enabled)
+TagSettings = dict[str, tuple[TagDefaults, bool]]
+HopHook = Callable[["ModelRun", int, np.ndarray], None]  # (run, end_sample, scores)
+MAX_HOPS_PER_TICK = 64  # then the main loop gets to poll control, heartbeat and watchdog
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # in events
+    model: Model
+    hop_samples: int
+
+
+class ModelRun:
+    """One model on one stream: state, position, triggers, smoothers, counters."""
+
+    def __init__(self, spec: ModelSpec, source: Source, scores_interval_s: float | None):
+        self.spec = spec
+        self.source = source
+        self.sample_rate_hz = source.sample_rate_hz
+        self.hop_samples = spec.hop_samples
+        self.state = spec.model.new_state()
+        self.next_index = source.ring.end_index
+        self.labels = spec.model.info.labels
+        self.triggers: dict[int, KeywordTrigger] = {}
+        self.smoothers: dict[int, TagSmoother] = {}
+        self.scores_interval_samples = round(scores_interval_s * self.sample_rate_hz) if scores_interval_s else None
+        self._last_scores_sample: int | None = None
+        self.hops = 0
+        self.lag_skips = 0
+        self.busy_s = 0.0
+
+    @property
+    def has_keywords(self) -> bool:
+        return bool(self.triggers)
+
+    def configure(self, keywords: KeywordSettings, tags: TagSettings) -> list[Event]:
+        """Apply thresholds and enabled sets; keeps the state of triggers and smoothers whose settings did not change."""
+        events: list[Event] = []
+        for i, label in enumerate(self.labels):
+            if label.kind == KIND_KEYWORD:
+                wanted = keywords.get(label.name)
+                if wanted is None or not wanted[1]:
+                    self.triggers.pop(i, None)
+                    continue
+                s = wanted[0]
+                cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
+                if i not in self.triggers or self.triggers[i].cfg != cfg:
+                    self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
+            elif label.kind == KIND_TAG:
+                wanted = tags.get(label.name)
+                old = self.smoothers.get(i)
+                cfg = None
+                if wanted is not None and wanted[1]:
+                    s = wanted[0]
+                    cfg = TagSmootherConfig(s.on_threshold, s.off_threshold, s.window_hops, s.method,
+                                            s.min_duration_s, s.max_event_s)
+                if old is not None and old.cfg == cfg:
+                    continue
+                if old is not None:
+                    events += self._tag_events(old.flush(), self.next_index)
+                    del self.smoothers[i]
+                if cfg is not None:
+                    self.smoothers[i] = TagSmoother(label.name, cfg, self.sample_rate_hz, self.hop_samples)
+        return events
+
+    def step(self, hook: HopHook | None = None) -> list[Event]:
+        audio = self.source.ring.read(self.next_index, self.hop_samples)
+        started = time.perf_counter()
+        scores, self.state = self.spec.model.step(audio, self.state)
+        self.busy_s += time.perf_counter() - started
+        self.next_index += self.hop_samples
+        self.hops += 1
+        end = self.next_index
+        if hook is not None:
+            hook(self, end, scores)
+        events: list[Event] = []
+        for i, trigger in self.triggers.items():
+            detection = trigger.update(float(scores[i]), end)
+            if detection is not None:
+                events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
+                                           self.spec.name, detection.name, detection.score))
+        for i, smoother in self.smoothers.items():
+            events += self._tag_events(smoother.update(float(scores[i]), end), end)
+        if self.scores_interval_samples and (self._last_scores_sample is None
+                                             or end - self._last_scores_sample >= self.scores_interval_samples):
+            self._last_scores_sample = end
+            named = {label.name: float(s) for label, s in zip(self.labels, scores)}
+            events.append(ScoresEvent(self.source.name, end, self.sample_rate_hz, self.spec.name, self.hop_samples, named))
+        return events
+
+    def skip_to(self, index: int, reason: str) -> list[Event]:
+        """Drop the audio up to index, start a fresh model state there, and say so."""
+        skipped = index - self.next_index
+        events = self.flush()
+        self.state = self.spec.model.new_state()
+        for trigger in self.triggers.values():
+            trigger.reset()
+        self.next_index = index
+        self.lag_skips += 1
+        self._last_scores_sample = None
+        message = f"{self.spec.name} on {self.source.name}: {reason}; skipped {skipped / self.sample_rate_hz:.2f} s of audio"
+        log.warning(message)
+        events.append(StatusEvent(self.source.name, index, self.sample_rate_hz, "lag_skip", message,
+                                  {"model": self.spec.name, "skipped_samples": skipped, "lag_skips": self.lag_skips}))
+        return events
+
+    def flush(self) -> list[Event]:
+        """End every announced tag event (stream end or reset)."""
+        events: list[Event] = []
+        for smoother in self.smoothers.values():
+            events += self._tag_events(smoother.flush(), self.next_index)
+        return events
+
+    def stats(self) -> dict:
+        audio_s = self.hops * self.hop_samples / self.sample_rate_hz
+        return {
+            "stream": self.source.name,
+            "model": self.spec.name,
+            "hop_samples": self.hop_samples,
+            "hops": self.hops,
+            "lag_s": round((self.source.ring.end_index - self.next_index) / self.sample_rate_hz, 3),
+            "rtf": round(self.busy_s / audio_s, 5) if audio_s else None,
+            "lag_skips": self.lag_skips,
+        }
+
+    def _tag_events(self, decisions: list[TagDecision], position: int) -> list[Event]:
+        sr, out = self.sample_rate_hz, []
+        for d in decisions:
+            if d.kind == "start":
+                out.append(TagStartEvent(self.source.name, d.end_sample, sr, self.spec.name, d.name, d.start_sample,
+                                         d.start_sample / sr, d.peak_score))
+            else:
+                out.append(TagEndEvent(self.source.name, d.end_sample, sr, self.spec.name, d.name, d.start_sample,
+                                       d.start_sample / sr, d.duration_samples / sr, d.peak_score, d.mean_score,
+                                       d.reason))
+        return out
+
+
+class Scheduler:
+    def __init__(self, sources: list[Source], specs: list[ModelSpec], keywords: KeywordSettings, tags: TagSettings,
+                 max_lag_s: float, scores_interval_s: float | None = None, on_hop: HopHook | None = None):
+        self.sources = sources
+        self.runs = [ModelRun(spec, source, scores_interval_s) for source in sources for spec in specs]
+        self.max_lag_s = max_lag_s
+        self.on_hop = on_hop
+        self.configure(keywords, tags)
+
+    def configure(self, keywords: KeywordSettings, tags: TagSettings) -> list[Event]:
+        events = [e for run in self.runs for e in run.configure(keywords, tags)]
+        # keyword runs first, then by position: round robin across streams in stream time
+        self._priority = lambda run: (not run.has_keywords, run.next_index)
+        return events
+
+    def tick(self, max_hops: int = MAX_HOPS_PER_TICK) -> list[Event]:
+        """Step up to max_hops hops that are fully buffered; return the events they produced."""
+        events: list[Event] = []
+        for _ in range(max_hops):
+            self._pump_fast_sources()
+            run = self._next_run()
+            if run is None:
+                break
+            skip = self._skip_target(run)
+            if skip is not None:
+                events += run.skip_to(*skip)
+                continue
+            events += run.step(self.on_hop)
+        return events
+
+    def pending(self) -> bool:
+        """A full hop is buffered (or a fast source can still deliver one)."""
+        return self._next_run() is not None or any(not s.realtime and not s.finished for s in self.sources)
+
+    @property
+    def finished(self) -> bool:
+        """Every source has delivered its last sample and every whole hop of it has been stepped."""
+        return all(s.finished for s in self.sources) and self._next_run() is None
+
+    def flush(self) -> list[Event]:
+        return [e for run in self.runs for e in run.flush()]
+
+    def _next_run(self) -> ModelRun | None:
+        ready = [r for r in self.runs if r.source.ring.end_index - r.next_index >= r.hop_samples]
+        return min(ready, key=self._priority) if ready else None
+
+    def _skip_target(self, run: ModelRun) -> tuple[int, str] | None:
+        ring = run.source.ring
+        end, oldest = ring.end_index, ring.oldest_index
+        fresh = max(oldest, end - run.hop_samples)
+        if run.next_index < oldest:
+            return fresh, "its audio was overwritten in the ring"
+        if run.source.realtime and end - run.next_index > self.max_lag_s * run.sample_rate_hz:
+            return fresh, f"more than {self.max_lag_s:g} s behind"
+        return None
+
+    def _pump_fast_sources(self) -> None:
+        for source in self.sources:
+            if source.realtime or source.finished:
+                continue
+            runs = [r for r in self.runs if r.source is source]
+            need = min(r.next_index + r.hop_samples for r in runs) - source.ring.end_index
+            if need > 0:
+                source.pump(need)

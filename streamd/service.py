@@ -1,0 +1,286 @@
+"""The service: wiring, the main loop, signals, reload, heartbeat, systemd notifications.
+
+Everything that touches a ZeroMQ socket, a model or a decision runs on the main thread; sources
+fill their rings from their own threads. The loop: step buffered hops, publish their events, answer
+control requests, drain source notes, write due clips, heartbeat, ping the watchdog, wait briefly
+for audio. The first SIGTERM/SIGINT asks for a graceful stop; a second SIGINT forces exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streamd import sdnotify
+from streamd.clips import ClipSaver
+from streamd.config import (Config, ConfigError, bus_endpoint, check_against_models,
+                            control_endpoint, hop_samples_for_latency, load_config)
+from streamd.contract import KIND_KEYWORD
+from streamd.control import CommandError, ControlServer
+from streamd.events import Event, KeywordEvent, Sequencer, StatusEvent
+from streamd.model import Model, load_model
+from streamd.publisher import Publisher
+from streamd.scheduler import ModelSpec, Scheduler
+from streamd.sources import open_source
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.02  # longest sleep between loop turns when no audio is buffered: bounds control latency
+FINISH_BUDGET_S = 1.0  # at stop, time allowed to step the hops already buffered
+FORCED_EXIT_CODE = 130
+
+
+def load_models(config: Config) -> list[ModelSpec]:
+    """Load every configured model and check the config against them (ContractError / ConfigError)."""
+    models: dict[str, Model] = {}
+    for mc in config.models:
+        model = load_model(config.resolve(mc.path), threads=mc.threads)
+        models[mc.name or model.name] = model
+    check_against_models(config, {name: m.info for name, m in models.items()})
+    return [ModelSpec(name, model, hop_samples_for_latency(model.info, mc.latency_ms, f"models[{i}].latency_ms"))
+            for i, ((name, model), mc) in enumerate(zip(models.items(), config.models))]
+
+
+def open_sources(config: Config, sample_rate_hz: int, fast: bool):
+    sources = []
+    for inp in config.inputs:
+        spec = inp.source
+        if spec.startswith("file:"):
+            spec = f"file:{config.resolve(spec[len('file:'):])}"
+        sources.append(open_source(spec, inp.name, sample_rate_hz, fast=fast, device=inp.device,
+                                   channels=list(inp.channels) if inp.channels else None,
+                                   ring_seconds=config.scheduler.ring_s))
+    return sources
+
+
+def clips_dir(config: Config) -> Path:
+    if config.clips.dir:
+        return config.resolve(config.clips.dir)
+    state = os.environ.get("STATE_DIRECTORY")
+    return Path(state.split(":")[0]) / "clips" if state else Path.home() / ".local/state/streamd/clips"
+
+
+class Service:
+    def __init__(self, config: Config, config_path: Path | None, fast: bool = False,
+                 console: Callable[[bytes], None] | None = None):
+        """Load models, open sources, bind sockets. Raises ConfigError, ContractError or SourceError for
+        user errors (exit 2) and OSError when a socket cannot be bound (exit 1)."""
+        self.config = config
+        self.config_path = config_path
+        self.console = console
+        self.started_monotonic = time.monotonic()
+        self.specs = load_models(config)
+        self.sample_rate_hz = self.specs[0].model.info.sample_rate_hz
+        self.keywords = config.keyword_settings()
+        self.tags = config.tag_settings()
+        self.sources = open_sources(config, self.sample_rate_hz, fast)
+        self.scheduler = Scheduler(self.sources, self.specs, self.keywords, self.tags, config.scheduler.max_lag_s,
+                                   config.bus.scores_interval_s if config.bus.scores else None)
+        self.sequencer = Sequencer()
+        self.clips = None
+        if config.clips.enabled:
+            c = config.clips
+            self.clips = ClipSaver(clips_dir(config), self.sample_rate_hz, c.pre_roll_s, c.post_roll_s, c.max_count,
+                                   c.max_bytes)
+        self.publisher = Publisher(bus_endpoint(config), config.bus.high_water_mark, config.bus.drop_for_all,
+                                   config.bus.linger_ms, self.sequencer)
+        try:
+            self.control = ControlServer(control_endpoint(config), self)
+        except OSError:
+            self.publisher.close()
+            raise
+        self._stop_requests = 0
+        self._stop_reason = ""
+        self._reload_requested = False
+
+    # ------------------------------------------------------------------------------ main loop
+
+    def run(self, wait_for_subscriber_s: float = 0.0) -> int:
+        self._install_signals()
+        if wait_for_subscriber_s > 0:
+            self._wait_for_subscriber(wait_for_subscriber_s)
+        for source in self.sources:
+            source.start()
+        sdnotify.ready(f"listening on {', '.join(s.name for s in self.sources)}")
+        self._emit(self._status("running", "started"))
+        heartbeat_s = self.config.heartbeat.interval_s
+        watchdog = sdnotify.watchdog_interval_s()
+        next_heartbeat = time.monotonic() + heartbeat_s
+        next_watchdog = time.monotonic()
+        while not self._stop_requests:
+            if self._reload_requested:
+                self._reload_requested = False
+                self.reload()
+            for event in self.scheduler.tick():
+                self._emit(event)
+            self.control.poll()
+            self._drain_notes()
+            if self.clips:
+                self.clips.service()
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                self._emit(self._status("running", "heartbeat"))
+                next_heartbeat = now + heartbeat_s
+            if watchdog and now >= next_watchdog:
+                sdnotify.watchdog()
+                next_watchdog = now + watchdog / 2
+            if self.scheduler.finished:
+                self._stop_reason = "every source finished"
+                break
+            if not self.scheduler.pending():
+                self._wait_for_audio()
+        return self._shutdown()
+
+    def _wait_for_audio(self) -> None:
+        live = [s for s in self.sources if s.realtime and not s.finished]
+        if live:
+            live[0].wait_for_data(IDLE_WAIT_S)
+        else:
+            time.sleep(IDLE_WAIT_S)
+
+    def _wait_for_subscriber(self, timeout_s: float) -> None:
+        """Hold the audio until someone subscribes (tests, evaluations): no event is lost to a slow joiner."""
+        deadline = time.monotonic() + timeout_s
+        while not self._stop_requests and self.publisher.subscriber_count == 0 and time.monotonic() < deadline:
+            self.control.poll()
+            time.sleep(0.005)
+
+    def _shutdown(self) -> int:
+        reason = self._stop_reason or "stop requested"
+        log.info("stopping: %s", reason)
+        sdnotify.stopping("stopping")
+        for source in self.sources:
+            source.stop()
+        deadline = time.monotonic() + FINISH_BUDGET_S
+        while self.scheduler.pending() and time.monotonic() < deadline:
+            for event in self.scheduler.tick():
+                self._emit(event)
+        if self.scheduler.pending():
+            log.warning("stopped with unprocessed audio: the %.1f s budget to finish buffered hops ran out", FINISH_BUDGET_S)
+        for event in self.scheduler.flush():
+            self._emit(event)
+        self._drain_notes()
+        if self.clips:
+            self.clips.service(finishing=True)
+        self._emit(self._status("stopping", f"stopped: {reason}"))
+        self.control.close()
+        self.publisher.close()
+        return 0
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, lambda signum, frame: setattr(self, "_reload_requested", True))
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        self._stop_requests += 1
+        name = signal.Signals(signum).name
+        if self._stop_requests == 1:
+            self._stop_reason = name
+        elif signum == signal.SIGINT:
+            sys.stderr.write("streamd: second SIGINT, exiting now without a clean stop\n")
+            os._exit(FORCED_EXIT_CODE)
+
+    # ------------------------------------------------------------------------------ events
+
+    def _emit(self, event: Event) -> None:
+        topic, body = self.sequencer.encode(event)
+        self.publisher.send(topic, body)
+        if self.console is not None:
+            self.console(body)
+        if self.clips is not None and isinstance(event, KeywordEvent):
+            source = next(s for s in self.sources if s.name == event.stream)
+            stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.sequencer.next_seq - 1:06d}-{event.keyword}"
+            self.clips.request(source.ring, event.position_samples, stem, body)
+
+    def _drain_notes(self) -> None:
+        for source in self.sources:
+            for note in source.drain_notes():
+                log.info("%s", note.message)
+                self._emit(StatusEvent(source.name, source.ring.end_index, self.sample_rate_hz, note.kind, note.message,
+                                       dict(note.detail)))
+
+    def _status(self, state: str, message: str) -> StatusEvent:
+        return StatusEvent(None, None, None, state, message, self.status())
+
+    # ------------------------------------------------------------------------------ control target
+
+    def status(self) -> dict:
+        return {
+            "uptime_s": round(time.monotonic() - self.started_monotonic, 3),
+            "pid": os.getpid(),
+            "streams": {s.name: {"position_samples": s.ring.end_index, "finished": s.finished, **s.counters()}
+                        for s in self.sources},
+            "models": [{"name": spec.name, "family": spec.model.info.family, "hop_samples": spec.hop_samples,
+                        "latency_ms": spec.model.info.hop_ms(spec.hop_samples),
+                        "sample_rate_hz": spec.model.info.sample_rate_hz} for spec in self.specs],
+            "runs": [run.stats() for run in self.scheduler.runs],
+            "bus": {"endpoint": self.publisher.endpoint, "subscriptions": self.publisher.subscriber_count,
+                    "sent_events": self.publisher.sent_events, "dropped_events": self.publisher.dropped_events},
+            "keywords": {n: {"threshold": s.threshold, "enabled": on} for n, (s, on) in self.keywords.items()},
+            "tags": {n: {"on_threshold": s.on_threshold, "off_threshold": s.off_threshold, "enabled": on}
+                     for n, (s, on) in self.tags.items()},
+            "clips_saved": self.clips.saved if self.clips else 0,
+        }
+
+    def set_threshold(self, name: str, threshold: float, off_threshold: float | None) -> dict:
+        kind = self._kind_of(name)
+        if kind == KIND_KEYWORD:
+            settings, enabled = self.keywords.get(name, (self.config.keyword_defaults, False))
+            self.keywords[name] = (dataclasses.replace(settings, threshold=threshold), enabled)
+        else:
+            settings, enabled = self.tags.get(name, (self.config.tag_defaults, False))
+            off = off_threshold if off_threshold is not None else min(settings.off_threshold, threshold)
+            if off > threshold:
+                raise CommandError(f"off_threshold {off} must not exceed threshold {threshold}")
+            self.tags[name] = (dataclasses.replace(settings, on_threshold=threshold, off_threshold=off), enabled)
+        self._apply_settings()
+        return {"name": name, "kind": kind}
+
+    def set_enabled(self, name: str, enabled: bool) -> dict:
+        table, defaults = ((self.keywords, self.config.keyword_defaults) if self._kind_of(name) == KIND_KEYWORD
+                           else (self.tags, self.config.tag_defaults))
+        table[name] = (table.get(name, (defaults, enabled))[0], enabled)
+        self._apply_settings()
+        return {"name": name, "enabled": enabled}
+
+    def reload(self) -> dict:
+        """Re-read thresholds and enabled sets from the config file; a bad file changes nothing."""
+        if self.config_path is None:
+            raise CommandError("no config file to reload (started with the built-in defaults)")
+        try:
+            new = load_config(self.config_path)
+            check_against_models(new, {spec.name: spec.model.info for spec in self.specs})
+        except ConfigError as err:
+            log.warning("reload refused, keeping the running config: %s", err)
+            self._emit(self._status("reload_failed", f"reload refused: {err}"))
+            raise CommandError(f"reload refused: {err}") from None
+        restart_only = [f.name for f in dataclasses.fields(Config)
+                        if f.name not in ("keyword_defaults", "keywords", "tag_defaults", "tags", "base_dir")
+                        and getattr(new, f.name) != getattr(self.config, f.name)]
+        if restart_only:
+            log.warning("reload: changes to %s apply only after a restart", ", ".join(restart_only))
+        self.config = dataclasses.replace(self.config, keyword_defaults=new.keyword_defaults, keywords=new.keywords,
+                                          tag_defaults=new.tag_defaults, tags=new.tags)
+        self.keywords, self.tags = new.keyword_settings(), new.tag_settings()
+        self._apply_settings()
+        log.info("reloaded %s: %d keywords, %d tags", self.config_path, len(self.keywords), len(self.tags))
+        self._emit(self._status("reloaded", f"reloaded {self.config_path}"))
+        return {"reloaded": str(self.config_path), "restart_needed_for": restart_only}
+
+    def _apply_settings(self) -> None:
+        for event in self.scheduler.configure(self.keywords, self.tags):
+            self._emit(event)
+
+    def _kind_of(self, name: str) -> str:
+        for spec in self.specs:
+            for label in spec.model.info.labels:
+                if label.name == name:
+                    return label.kind
+        raise CommandError(f"no keyword or tag named {name!r} in the loaded models")
