@@ -116,7 +116,10 @@ class Service:
         while not self._stop_requests:
             if self._reload_requested:
                 self._reload_requested = False
-                self.reload()
+                try:
+                    self.reload()
+                except CommandError:
+                    pass  # logged and published as reload_failed; the running config stays
             for event in self.scheduler.tick():
                 self._emit(event)
             self.control.poll()
@@ -256,7 +259,9 @@ class Service:
             raise CommandError("no config file to reload (started with the built-in defaults)")
         try:
             new = load_config(self.config_path)
-            check_against_models(new, {spec.name: spec.model.info for spec in self.specs})
+            # the models section is restart-only: check labels against the models that are running
+            check_against_models(dataclasses.replace(new, models=self.config.models),
+                                 {spec.name: spec.model.info for spec in self.specs})
         except ConfigError as err:
             log.warning("reload refused, keeping the running config: %s", err)
             self._emit(self._status("reload_failed", f"reload refused: {err}"))

@@ -1,0 +1,56 @@
+"""Detection clips: pre-roll from the ring, post-roll awaited, sidecar, bounded by count and bytes."""
+
+import json
+import os
+
+import numpy as np
+import soundfile
+
+from streamd.clips import ClipSaver
+from streamd.ring import RingBuffer
+
+SR = 16000
+
+
+def ramp_ring(seconds: float, capacity_s: float = 10.0) -> RingBuffer:
+    ring = RingBuffer(int(capacity_s * SR))
+    ring.write((np.arange(int(seconds * SR)) % 1000 / 1000.0).astype(np.float32))
+    return ring
+
+
+def test_clip_waits_for_post_roll_and_holds_the_right_samples(tmp_path):
+    ring = ramp_ring(2.0)
+    saver = ClipSaver(tmp_path, SR, pre_roll_s=1.0, post_roll_s=0.5, max_count=10, max_bytes=10**8)
+    saver.request(ring, 2 * SR, "a-yes", b'{"seq":1}')
+    assert saver.service() == 0  # the post-roll has not arrived
+    ring.write(np.zeros(SR // 2, np.float32))
+    assert saver.service() == 1
+    audio, rate = soundfile.read(tmp_path / "a-yes.wav", dtype="float32")
+    assert rate == SR and len(audio) == int(1.5 * SR)
+    expected = np.concatenate([(np.arange(SR, 2 * SR) % 1000 / 1000.0), np.zeros(SR // 2)])
+    assert np.abs(audio - expected).max() < 1 / 32767 + 1e-6
+    assert json.loads((tmp_path / "a-yes.json").read_text()) == {"seq": 1}
+
+
+def test_finishing_writes_what_is_there_and_pre_roll_is_clamped_to_the_ring(tmp_path):
+    ring = ramp_ring(12.0, capacity_s=10.0)  # oldest held sample is at 2 s
+    saver = ClipSaver(tmp_path, SR, pre_roll_s=9.0, post_roll_s=1.0, max_count=10, max_bytes=10**8)
+    saver.request(ring, int(11.5 * SR), "b", b"{}")
+    assert saver.service(finishing=True) == 1
+    assert soundfile.info(tmp_path / "b.wav").frames == int((12.0 - 2.5) * SR)
+
+
+def test_oldest_clips_are_removed_first_by_count_and_bytes(tmp_path):
+    ring = ramp_ring(3.0)
+    saver = ClipSaver(tmp_path, SR, pre_roll_s=0.5, post_roll_s=0.0, max_count=3, max_bytes=10**8)
+    for i in range(5):
+        saver.request(ring, 2 * SR, f"clip{i}", b"{}")
+        saver.service()
+        os.utime(tmp_path / f"clip{i}.wav", ns=(i * 10**9, i * 10**9))  # distinct ages, whatever the clock resolution
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["clip2.wav", "clip3.wav", "clip4.wav"]
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["clip2.json", "clip3.json", "clip4.json"]
+    one_clip = (tmp_path / "clip4.wav").stat().st_size + (tmp_path / "clip4.json").stat().st_size
+    small = ClipSaver(tmp_path, SR, 0.5, 0.0, max_count=100, max_bytes=2 * one_clip)
+    small.request(ring, 2 * SR, "clip5", b"{}")
+    small.service()
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["clip4.wav", "clip5.wav"]

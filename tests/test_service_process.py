@@ -1,0 +1,163 @@
+"""`streamd run` as a subprocess: events over ZeroMQ, SIGTERM within 2 s, SIGHUP reload, control."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+import zmq
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_model  # noqa: E402
+
+from streamd.control import request  # noqa: E402
+
+STREAMD = [sys.executable, "-m", "streamd.cli"]
+CONFIG = """\
+models: [{{path: tiny.onnx, latency_ms: 100}}]
+keywords: [{{name: "yes", threshold: {threshold}, n_of_m: [2, 3]}}]
+tags: [{{name: siren, min_duration_s: 0.2}}]
+bus: {{endpoint: "ipc://{dir}/events"}}
+control: {{endpoint: "ipc://{dir}/control"}}
+heartbeat: {{interval_s: {heartbeat}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("svc")
+    tiny_model.build(d / "tiny.onnx")
+    soundfile.write(d / "bursts.wav", tiny_model.tone_bursts([(0.5, 1.0), (1.6, 2.6)], 3.0), 16000, subtype="FLOAT")
+    soundfile.write(d / "long.wav", tiny_model.tone_bursts([(0.3, 0.8), (6.0, 6.5)], 30.0), 16000, subtype="FLOAT")
+    return d
+
+
+def write_config(d: Path, threshold=0.9, heartbeat=30.0) -> Path:
+    path = d / "config.yaml"
+    path.write_text(CONFIG.format(dir=d, threshold=threshold, heartbeat=heartbeat))
+    return path
+
+
+class Listener:
+    def __init__(self, endpoint: str):
+        self.context = zmq.Context()
+        self.sub = self.context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(endpoint)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+
+    def until(self, predicate, timeout_s=10.0) -> list[dict]:
+        """Receive until an event satisfies predicate; return everything received."""
+        got, deadline = [], time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.sub.poll(100):
+                topic, body = self.sub.recv_multipart()
+                event = json.loads(body)
+                assert topic.decode().startswith({"keyword": "keyword.", "tag_start": "tag.start.", "tag_end": "tag.end.",
+                                                  "status": "status", "scores": "scores"}[event["type"]])
+                got.append(event)
+                if predicate(event):
+                    return got
+        raise AssertionError(f"timed out; received {[(e['type'], e.get('state')) for e in got]}")
+
+    def close(self):
+        self.sub.close()
+        self.context.term()
+
+
+def start(d: Path, *args) -> subprocess.Popen:
+    return subprocess.Popen([*STREAMD, "run", "--config", str(d / "config.yaml"), "--wait-for-subscriber", "20", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_fast_file_run_publishes_events_and_exits_0_at_end(workdir):
+    write_config(workdir)
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/bursts.wav", "--fast")
+    try:
+        events = listener.until(lambda e: e["type"] == "status" and e["state"] == "stopping", 30)
+        assert proc.wait(10) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        listener.close()
+    assert events[0]["state"] == "running" and events[0]["message"] == "started"
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    decisions = [(e["type"], e["position_s"]) for e in events if e["type"] != "status"]
+    assert decisions == [("keyword", 0.8), ("tag_start", 0.8), ("tag_end", 1.3),
+                         ("keyword", 1.9), ("tag_start", 1.9), ("tag_end", 2.9)]
+    assert events[-1]["message"] == "stopped: every source finished"
+    assert not (workdir / "events").exists() and not (workdir / "control").exists()
+
+
+def test_sigterm_stops_cleanly_within_2_s(workdir):
+    write_config(workdir)
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/long.wav")  # real-time pace: 30 s
+    try:
+        listener.until(lambda e: e["type"] == "keyword", 15)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(5)
+        elapsed = time.monotonic() - sent
+        final = listener.until(lambda e: e["type"] == "status" and e["state"] == "stopping", 2)[-1]
+    finally:
+        proc.kill()
+        listener.close()
+    assert rc == 0, proc.stderr.read()
+    assert elapsed < 2.0
+    assert final["message"] == "stopped: SIGTERM"
+    assert final["detail"]["streams"]["mic"]["position_samples"] < 10 * 16000  # it did not play the file out
+
+
+def test_sighup_reload_applies_thresholds_and_a_bad_reload_keeps_running(workdir):
+    config = write_config(workdir)
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/long.wav")
+    control = f"ipc://{workdir}/control"
+    try:
+        listener.until(lambda e: e["type"] == "keyword", 15)  # first burst at 0.3 s
+        write_config(workdir, threshold=0.5)
+        proc.send_signal(signal.SIGHUP)
+        listener.until(lambda e: e.get("state") == "reloaded", 5)
+        assert request(control, {"cmd": "status"})["status"]["keywords"]["yes"]["threshold"] == 0.5
+        config.write_text("keywords: [{name: nope}]\n")
+        proc.send_signal(signal.SIGHUP)
+        failed = listener.until(lambda e: e.get("state") == "reload_failed", 5)[-1]
+        assert "keywords[0].name: got 'nope'" in failed["message"]
+        status = request(control, {"cmd": "status"})["status"]
+        assert status["keywords"]["yes"]["threshold"] == 0.5 and proc.poll() is None
+        assert request(control, {"cmd": "set_threshold", "name": "yes", "threshold": 0.7})["ok"]
+        assert request(control, {"cmd": "disable", "name": "siren"})["ok"]
+        status = request(control, {"cmd": "status"})["status"]
+        assert status["keywords"]["yes"]["threshold"] == 0.7 and status["tags"]["siren"]["enabled"] is False
+        assert request(control, {"cmd": "frobnicate"})["ok"] is False
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(5) == 0
+    finally:
+        proc.kill()
+        listener.close()
+        write_config(workdir)
+
+
+def test_heartbeat_status_events_arrive_at_the_interval(workdir):
+    write_config(workdir, heartbeat=0.3)
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/long.wav")
+    try:
+        events = listener.until(lambda e: e.get("message") == "heartbeat", 5)
+        t0 = events[-1]["time"]
+        t1 = listener.until(lambda e: e.get("message") == "heartbeat", 5)[-1]["time"]
+        assert 0.2 < t1 - t0 < 0.8
+        beat = events[-1]["detail"]
+        assert beat["runs"][0]["model"] == "tiny" and beat["models"][0]["hop_samples"] == 1600
+        assert beat["bus"]["subscriptions"] >= 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        proc.kill()
+        listener.close()
+        write_config(workdir)
