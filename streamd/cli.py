@@ -60,9 +60,15 @@ def cmd_run(args) -> int:
     from streamd.service import Service
 
     config, path = read_config(args.config, args.source)
-    setup_logging(args.log_level or config.logging.level)
+    level = args.log_level or config.logging.level
+    setup_logging("WARNING")  # a start-up failure is one line on stderr, not a log of what went well before it
     console = _console_printer() if sys.stdout.isatty() else None
     service = Service(config, path, fast=args.fast, console=console)
+    logging.getLogger().setLevel(level)
+    log.info("started: config %s; models %s; inputs %s; bus %s; control %s", path or "built-in defaults",
+             ", ".join(f"{s.name} (hop {s.hop_samples})" for s in service.specs),
+             ", ".join(f"{i.name}={i.source}" for i in config.inputs), service.publisher.endpoint,
+             service.control.endpoint)
     return service.run(wait_for_subscriber_s=args.wait_for_subscriber)
 
 

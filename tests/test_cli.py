@@ -1,0 +1,94 @@
+"""The streamd command: exit codes, one-line errors, scan output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_model  # noqa: E402
+
+STREAMD = [sys.executable, "-m", "streamd.cli"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    tiny_model.build(d / "tiny.onnx")
+    soundfile.write(d / "bursts.wav", tiny_model.tone_bursts([(0.5, 1.0), (1.6, 2.6)], 3.0), 16000, subtype="FLOAT")
+    (d / "config.yaml").write_text(
+        'models: [{path: tiny.onnx, latency_ms: 100}]\n'
+        'keywords: [{name: "yes", threshold: 0.9, n_of_m: [2, 3]}]\n'
+        'tags: [{name: siren, min_duration_s: 0.2}]\n'
+        f'bus: {{endpoint: "ipc://{d}/events"}}\ncontrol: {{endpoint: "ipc://{d}/control"}}\n')
+    return d
+
+
+def streamd(*args, cwd=None):
+    return subprocess.run([*STREAMD, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_check_ok(workdir):
+    out = streamd("check", "--config", str(workdir / "config.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert "models tiny (tiny-energy, hop 100 ms); 1 keywords, 1 tags" in out.stdout
+
+
+@pytest.mark.parametrize("text,message", [
+    ("bus: {hwm: 3}\n", "bus.hwm: unknown key"),
+    ("models: [{path: tiny.onnx, latency_ms: 150}]\n", "models[0].latency_ms: got 150, expected one of the model's hops: 100, 200 (ms)"),
+    ("models: [{path: tiny.onnx, latency_ms: 100}]\nkeywords: [{name: yes}]\n", "keywords[0].name: got True"),
+    ("models: [{path: tiny.onnx, latency_ms: 100}]\ntags: [{name: cat}]\n", "tags[0].name: got 'cat', expected a tag label"),
+    ("models: [{path: missing.onnx}]\n", "missing.onnx: no such model file"),
+    ("models: [{path: corrupt.onnx}]\n", "corrupt.onnx: not a loadable ONNX model"),
+    ("bus: [unclosed\n", "not valid YAML at line"),
+])
+def test_bad_config_or_model_exits_2_with_one_line(workdir, text, message):
+    (workdir / "corrupt.onnx").write_bytes(b"\x08\x01garbage" * 100)
+    bad = workdir / "bad.yaml"
+    bad.write_text(text)
+    for command in ("check", "run"):
+        out = streamd(command, "--config", str(bad))
+        assert out.returncode == 2, (command, out.stderr)
+        assert out.stderr.count("\n") == 1 and out.stderr.startswith("streamd: ") and message in out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_missing_source_file_exits_2(workdir):
+    out = streamd("run", "--config", str(workdir / "config.yaml"), "--source", "file:/nonexistent.wav", "--fast")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_scan_prints_hops_and_events(workdir):
+    out = streamd("scan", "--config", str(workdir / "config.yaml"), str(workdir / "bursts.wav"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"== {workdir / 'bursts.wav'}"
+    assert lines[1] == "[0.00s]-[0.10s] no 0.50, computer 0.50, dog 0.50"
+    assert "[0.60s]-[0.70s] yes 0.99, siren 0.99, no 0.50" in lines
+    assert "   [0.80s] mic keyword yes 0.99" in lines
+    assert sum(line.startswith("[") for line in lines) == 30  # one per 100 ms hop of 3 s
+
+
+def test_scan_json_is_exactly_the_events(workdir):
+    out = streamd("scan", "--json", "--config", str(workdir / "config.yaml"), str(workdir / "bursts.wav"))
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(e["type"], e["seq"], e["position_samples"]) for e in events] == [
+        ("keyword", 0, 12800), ("tag_start", 1, 12800), ("tag_end", 2, 20800),
+        ("keyword", 3, 30400), ("tag_start", 4, 30400), ("tag_end", 5, 46400)]
+    assert list(events[0]) == ["schema", "type", "seq", "time", "stream", "position_samples", "position_s", "model",
+                               "keyword", "score"]
+
+
+def test_listen_times_out_cleanly_without_a_service(workdir):
+    out = streamd("listen", "--endpoint", f"ipc://{workdir}/nobody", "--timeout", "0.3")
+    assert out.returncode == 0 and out.stdout == ""
+
+
+def test_ctl_without_a_service_is_a_runtime_failure(workdir):
+    out = streamd("ctl", "status", "--endpoint", f"ipc://{workdir}/nobody", "--timeout", "0.3")
+    assert out.returncode == 1 and "no reply" in out.stderr
