@@ -51,16 +51,20 @@ def _best_alignment(captured, played):
     return lag, float(np.corrcoef(captured[lag : lag + len(played)], played)[0, 1])
 
 
-def test_capture_hears_what_is_played(vmic, mic, known_wav):
-    path, played = known_wav
+def _play_and_align(vmic, mic, path, played):
+    """Play the file through the virtual mic; (lag, correlation) of the played audio in what was captured.
+    The null sink's monitor may deliver up to ~2 s after paplay returns (more on a loaded machine), so
+    capture goes on 2 s past the end of playback before the search."""
     start = mic.ring.end_index
     vmic.play(path)
-    # The null sink's monitor may deliver up to ~2 s after paplay returns (more on a loaded machine):
-    # keep capturing 2 s past the end of playback before looking for the played audio.
     played_end = mic.ring.end_index
     assert _wait_for(lambda: mic.ring.end_index - played_end >= 2 * MODEL_RATE_HZ, 10.0)
-    captured = mic.ring.read(start, mic.ring.end_index - start)
-    lag, correlation = _best_alignment(captured, played)
+    return _best_alignment(mic.ring.read(start, mic.ring.end_index - start), played)
+
+
+def test_capture_hears_what_is_played(vmic, mic, known_wav):
+    path, played = known_wav
+    lag, correlation = _play_and_align(vmic, mic, path, played)
     assert correlation > 0.99
     assert lag < 0.5 * MODEL_RATE_HZ  # arrived within half a second of paplay starting
     counters = mic.counters()
@@ -84,10 +88,7 @@ def test_removed_device_is_reported_and_reopened(vmic, mic, known_wav):
 
     resumed = mic.ring.end_index
     assert _wait_for(lambda: mic.ring.end_index - resumed >= MODEL_RATE_HZ // 2, 5.0), "samples not flowing"
-    start = mic.ring.end_index
-    vmic.play(path)
-    assert _wait_for(lambda: mic.ring.end_index - start >= len(played) + 4000, 5.0)
-    _, correlation = _best_alignment(mic.ring.read(start, mic.ring.end_index - start), played)
+    _, correlation = _play_and_align(vmic, mic, path, played)
     assert correlation > 0.99
 
 
