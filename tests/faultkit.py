@@ -84,9 +84,10 @@ class Subscriber:
         self.events.append(event)
         return event
 
-    def drain(self, quiet_s: float = 0.2) -> list[dict]:
+    def drain(self, quiet_s: float = 0.2, max_events: int | None = None) -> list[dict]:
+        """Receive until nothing arrives for quiet_s (or max_events were received)."""
         got = []
-        while (event := self.recv(quiet_s)) is not None:
+        while (max_events is None or len(got) < max_events) and (event := self.recv(quiet_s)) is not None:
             got.append(event)
         return got
 
@@ -111,7 +112,7 @@ class Service:
     """`streamd run --config <tmp>/config.yaml [--fast]` as a child process with private endpoints."""
 
     def __init__(self, config: dict, tmp_path: Path, fast: bool = False, stdin: bool = False,
-                 extra_args: tuple[str, ...] = (), env: dict | None = None):
+                 extra_args: tuple[str, ...] = (), env: dict | None = None, wait_for_subscriber_s: float = 10.0):
         self.dir = Path(tmp_path)
         self.bus = f"ipc://{self.dir}/events"
         self.control = f"ipc://{self.dir}/control"
@@ -122,7 +123,9 @@ class Service:
         config["control"] = {"endpoint": self.control, **config["control"]}
         self.config_path = self.dir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.args = [*STREAMD, "run", "--config", str(self.config_path), *(["--fast"] if fast else []), *extra_args]
+        self.args = [*STREAMD, "run", "--config", str(self.config_path), *(["--fast"] if fast else []),
+                     # hold the audio until our SUB has subscribed: no event lost to the slow joiner
+                     *(["--wait-for-subscriber", str(wait_for_subscriber_s)] if wait_for_subscriber_s else []), *extra_args]
         self.env = {**os.environ, **(env or {})}
         self.stdin = stdin
         self.proc: subprocess.Popen | None = None

@@ -65,7 +65,7 @@ def test_sighup_storm_during_audio(tmp_path, tiny_model_path):
 def test_sigterm_at_each_startup_stage_exits_clean(tmp_path, tiny_model_path, delay_s):
     wav = tmp_path / "long.wav"
     soundfile.write(wav, np.zeros(60 * SAMPLE_RATE_HZ, np.float32), SAMPLE_RATE_HZ, subtype="PCM_16")
-    with Service(file_config(tiny_model_path, wav), tmp_path) as svc:
+    with Service(file_config(tiny_model_path, wav), tmp_path, wait_for_subscriber_s=0) as svc:
         if delay_s == "ready":
             svc.wait_ready()
         else:
@@ -83,7 +83,7 @@ def test_sigterm_at_each_startup_stage_exits_clean(tmp_path, tiny_model_path, de
 def test_second_sigterm_forces_a_bounded_exit(tmp_path, tiny_model_path):
     wav = tmp_path / "long.wav"
     soundfile.write(wav, np.zeros(60 * SAMPLE_RATE_HZ, np.float32), SAMPLE_RATE_HZ, subtype="PCM_16")
-    with Service(file_config(tiny_model_path, wav), tmp_path) as svc:
+    with Service(file_config(tiny_model_path, wav), tmp_path, wait_for_subscriber_s=0) as svc:
         svc.wait_ready()
         t0 = time.monotonic()
         svc.signal(signal.SIGTERM)
