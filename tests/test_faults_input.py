@@ -345,3 +345,99 @@ def test_nan_and_clipped_audio_reach_the_ring_finite_and_bounded(tmp_path):
     assert len(got) == len(audio)
     assert np.all(np.isfinite(got)), f"{int(np.sum(~np.isfinite(got)))} non-finite samples reached the ring"
     assert np.max(np.abs(got)) <= 1.0 + 1e-6
+
+
+# ---------------------------------------------------------------------- the same, at the service
+
+
+def _run_cli(tmp_path, config: dict, *args: str, timeout_s: float = 60.0):
+    import subprocess
+    import sys
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"bus": {"endpoint": f"ipc://{tmp_path}/events"},
+                                    "control": {"endpoint": f"ipc://{tmp_path}/control"}, **config}))
+    return subprocess.run([sys.executable, "-c", "import sys; from streamd.cli import main; sys.exit(main())", "run",
+                           "--config", str(path), "--fast", *args], capture_output=True, text=True, timeout=timeout_s)
+
+
+def _assert_exit_2_one_line(done, *needles: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_service_refuses_broken_model_files_with_exit_2(tiny_model_path, tmp_path):
+    pytest.importorskip("streamd.cli")
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    good = tiny_model_path.read_bytes()
+    for name in ("empty", "truncated_half", "text", "zeros"):
+        bad = tmp_path / f"{name}.onnx"
+        bad.write_bytes(_broken_models(good)[name])
+        done = _run_cli(tmp_path, {"inputs": [{"name": "f", "source": f"file:{wav}"}],
+                                   "models": [{"path": str(bad), "latency_ms": 100}]})
+        _assert_exit_2_one_line(done, f"{name}.onnx")
+        assert not (tmp_path / "events").exists() and not (tmp_path / "control").exists()
+
+
+def test_service_refuses_bad_audio_files_with_exit_2(tiny_model_path, tmp_path):
+    pytest.importorskip("streamd.cli")
+    cases = {"empty.wav": b"", "text.wav": b"not audio\n" * 10}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        done = _run_cli(tmp_path, {"inputs": [{"name": "f", "source": f"file:{tmp_path / name}"}],
+                                   "models": [{"path": str(tiny_model_path), "latency_ms": 100}]})
+        _assert_exit_2_one_line(done, name)
+
+
+def test_live_service_survives_malformed_control_traffic(tiny_model_path, tmp_path):
+    pytest.importorskip("streamd.cli")
+    from faultkit import Service
+
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, np.zeros(30 * 16000, np.float32), 16000, subtype="PCM_16")
+    config = {"inputs": [{"name": "f", "source": f"file:{wav}"}],
+              "models": [{"path": str(tiny_model_path), "latency_ms": 100}],
+              "keywords": [{"name": "yes"}], "tags": [{"name": "siren"}], "logging": {"level": "WARNING"}}
+    rng = np.random.default_rng(0)
+    messages = [b"", b"{}", b"null", b"[]", b'{"cmd": 1}', b'{"cmd": "set_threshold", "name": "yes", "threshold": NaN}',
+                b'{"cmd": "set_threshold", "name": "nope", "threshold": 0.5}', b"[" * 3000 + b"]" * 3000,
+                b'{"cmd": "set_threshold", "name": "siren", "threshold": 0.2, "off_threshold": 0.9}',
+                b'{"cmd": "enable", "name": ["yes"]}'] + \
+               [rng.bytes(int(n)) for n in rng.integers(1, 500, 40)]
+    with Service(config, tmp_path, wait_for_subscriber_s=0) as svc:
+        svc.wait_ready()
+        context = zmq.Context()
+        try:
+            for message in messages:
+                sock = context.socket(zmq.REQ)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.RCVTIMEO, 3000)
+                sock.connect(svc.control)
+                sock.send(message)
+                reply = json.loads(sock.recv())
+                sock.close()
+                assert reply["ok"] is False and reply["error"] and not reply["error"].startswith("internal error"), \
+                    (message[:60], reply)
+            def ask(message: bytes) -> dict:
+                sock = context.socket(zmq.REQ)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.RCVTIMEO, 3000)
+                sock.connect(svc.control)
+                sock.send(message)
+                try:
+                    return json.loads(sock.recv())
+                finally:
+                    sock.close()
+
+            # a client cannot point reload at another file: the service re-reads its own config only
+            reply = ask(b'{"cmd": "reload", "path": "/etc/passwd"}')
+            assert "/etc/passwd" not in json.dumps(reply), reply
+            assert ask(b'{"cmd": "status"}')["ok"] is True
+        finally:
+            context.term()
+        assert svc.proc.poll() is None, svc.stderr[-2000:]
+        assert svc.stop() == 0 and "Traceback" not in svc.stderr, svc.stderr[-2000:]
