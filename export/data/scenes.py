@@ -46,7 +46,8 @@ class SceneConfig:
     sample_rate_hz: int = 16000
     column_samples: int = 2560
     n_columns: int = 20  # 3.2 s
-    keyword_window_s: float = 0.48
+    keyword_window_s: float = 1.0  # positive this long after the word ends (the trigger fires once)
+    keyword_margin_s: float = 0.6  # then ignored this long: the word is still in view, neither answer is wrong
     p_keyword: float = 0.6
     p_unknown: float = 0.35
     p_background: tuple[float, float, float, float] = (0.4, 0.15, 0.3, 0.15)  # tag, speech, noise, near-silence
@@ -188,7 +189,8 @@ class SceneSampler:
             return
         j = self.index[keyword]
         window = int(cfg.keyword_window_s * cfg.sample_rate_hz)
-        fire = (column_end >= end) & (column_end <= end + window + cfg.column_samples // 2)
-        during = (column_end > start) & (column_end < end)
+        margin = int(cfg.keyword_margin_s * cfg.sample_rate_hz)
+        fire = (column_end >= end) & (column_end <= end + window)
+        unsure = ((column_end > start) & (column_end < end)) | ((column_end > end + window) & (column_end <= end + window + margin))
         targets[fire, j] = 1.0
-        mask[during, j] = 0.0
+        mask[unsure, j] = 0.0
