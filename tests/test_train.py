@@ -1,0 +1,162 @@
+"""Training scenes, distillation targets, and a tiny end-to-end training run with resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, word_bounds
+from export.labels import COMMANDS, DEFAULT_LABELS
+
+NAMES = tuple(label.name for label in DEFAULT_LABELS)
+SR = 16000
+COLUMN = 2560
+TEACHER = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "dscnn-mlperf" / "checkpoint.pth"
+
+
+def tone(seconds: float, hz: float = 1000.0, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (level * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_word_bounds_find_the_loud_part():
+    clip = np.zeros(SR, np.float32)
+    clip[4000:9000] = tone(5000 / SR)
+    onset, offset = word_bounds(clip)
+    assert abs(onset - 4000) <= 160 and abs(offset - 9000) <= 160
+
+
+def test_active_columns_follow_energy():
+    placed = np.zeros(8 * COLUMN, np.float32)
+    placed[2 * COLUMN : 4 * COLUMN] = tone(2 * COLUMN / SR)
+    assert active_columns(placed, COLUMN).tolist() == [False, False, True, True, False, False, False, False]
+
+
+def keyword_only_sampler(cfg: SceneConfig) -> SceneSampler:
+    word = np.zeros(SR, np.float32)
+    word[3200:11200] = tone(0.5, 700)
+    pools = Pools(keywords={"stop": [Word(word, 3200, 11200)]})
+    return SceneSampler(pools, NAMES, cfg)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_keyword_targets_fire_after_the_word_and_ignore_while_it_is_spoken(seed):
+    cfg = SceneConfig(n_columns=20, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1))
+    audio, targets, mask = keyword_only_sampler(cfg).sample(np.random.default_rng(seed))
+    j, speech = NAMES.index("stop"), NAMES.index("speech")
+    loud = np.nonzero(np.abs(audio) > 0.01)[0]
+    start, end = loud[0], loud[-1] + 1
+    column_end = (np.arange(cfg.n_columns) + 1) * COLUMN
+    fire = (column_end >= end) & (column_end <= end + cfg.keyword_window_s * SR)
+    assert fire.any()
+    np.testing.assert_array_equal(targets[:, j], fire.astype(np.float32))
+    during = (column_end > start) & (column_end < end)
+    assert (mask[during, j] == 0).all() and (mask[column_end <= start, j] == 1).all()
+    assert targets[during, speech].all(), "a spoken word is speech"
+    others = [i for i, n in enumerate(NAMES) if n not in ("stop", "speech")]
+    assert targets[:, others].sum() == 0
+
+
+def test_tag_targets_are_active_columns_and_quiet_parts_are_ignored():
+    clip = np.zeros(4 * SR, np.float32)
+    clip[SR : 2 * SR] = tone(1.0, 3000)
+    cfg = SceneConfig(n_columns=25, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0))
+    sampler = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES, cfg)
+    audio, targets, mask = sampler.sample(np.random.default_rng(0))
+    j = NAMES.index("smoke_alarm")
+    on = targets[:, j] == 1
+    assert 5 <= on.sum() <= 8  # about 1 s of 0.16 s columns
+    assert (mask[~on, j] == 0).all(), "quiet parts of a weakly labelled clip are neither positive nor negative"
+    assert np.abs(audio).max() <= 0.99
+
+
+def test_scenes_are_reproducible_from_the_seed():
+    cfg = SceneConfig(n_columns=10, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1))
+    a = keyword_only_sampler(cfg).sample(np.random.default_rng(7))
+    b = keyword_only_sampler(cfg).sample(np.random.default_rng(7))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.skipif(not TEACHER.exists(), reason="needs ../shared/teachers (present in CI)")
+def test_distiller_blends_teacher_probabilities_into_command_targets():
+    from export.train import Distiller
+
+    distil = Distiller(TEACHER, 0.5, NAMES, COLUMN)
+    audio = torch.from_numpy(np.stack([tone(2.56, 500), np.zeros(int(2.56 * SR), np.float32)]))
+    targets = torch.zeros(2, 16, len(NAMES))
+    targets[0, 5, NAMES.index("yes")] = 1.0
+    targets[0, 5, NAMES.index("dog")] = 1.0
+    out = distil(audio, targets)
+    commands = [NAMES.index(c) for c in COMMANDS]
+    others = [i for i in range(len(NAMES)) if i not in commands]
+    assert torch.equal(out[..., others], targets[..., others]), "only the ten commands are distilled"
+    soft = (out[..., commands] - 0.5 * targets[..., commands]) / 0.5
+    assert soft.min() >= 0 and soft.max() <= 1 and soft.sum(-1).max() <= 1 + 1e-5  # a softmax share
+    assert out[0, 5, NAMES.index("yes")] >= 0.5
+
+
+def write_tiny_corpus(root: Path) -> Path:
+    """A manifest with tone 'keywords', a noise file and tag clips: enough to run the trainer."""
+    rows = ["path,labels,speaker,duration_s"]
+    rng = np.random.default_rng(0)
+    for i, (word, hz) in enumerate([("yes", 600), ("stop", 1200)] * 6):
+        path = root / "kws" / word / f"s{i}_nohash_0.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clip = np.zeros(SR, np.float32)
+        clip[4000:10000] = tone(6000 / SR, hz)
+        sf.write(path, clip, SR)
+        rows.append(f"{path.relative_to(root)},{word},s{i},1.0")
+    for i in range(6):
+        path = root / "tags" / "esc50" / "dog" / f"4-{1000 + i}-A-0.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.2 * rng.standard_normal(2 * SR)).astype(np.float32), SR)
+        rows.append(f"{path.relative_to(root)},dog,,2.0")
+    noise = root / "noise" / "white.wav"
+    noise.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(noise, (0.01 * rng.standard_normal(10 * SR)).astype(np.float32), SR)
+    rows.append(f"{noise.relative_to(root)},noise;white_noise,,10.0")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import load_recipe, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    recipe_path = tmp_path / "tiny.yaml"
+    recipe_path.write_text(
+        f"name: tiny\nfamily: sat\nsize: tiny\nsteps: 4\nbatch_size: 2\neval_every: 2\nval_scenes: 4\n"
+        f"threads: 1\nshared_data: {corpus}\nscene: {{n_columns: 8}}\n"
+    )
+    out = tmp_path / "run"
+    recipe = load_recipe(recipe_path)
+    final = train(recipe, out, resume=False, root=tmp_path)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [2, 4] and final["step"] == 4
+    assert all(np.isfinite(h["val_loss"]) for h in history)
+    model, meta = load_checkpoint(out / "last.pt")
+    assert meta["family"] == "sat" and meta["extra"]["step"] == 4
+    assert model.frontend.feature_std.min() > 0 and not torch.all(model.frontend.feature_mean == 0)
+
+    import dataclasses
+
+    train(dataclasses.replace(recipe, steps=6), out, resume=True, root=tmp_path)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
+
+
+def test_recipe_rejects_unknown_keys(tmp_path):
+    from export.train import load_recipe
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nstepz: 3\n")
+    with pytest.raises(SystemExit, match="stepz"):
+        load_recipe(path)
