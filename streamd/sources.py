@@ -21,7 +21,6 @@ import time
 import numpy as np
 import soundfile
 
-from streamd.resample import mix_down
 from streamd.ringsource import RingSource, SourceError
 from streamd.source import Source
 
@@ -35,14 +34,19 @@ __all__ = ["open_source", "FileSource", "StdinSource", "SourceError"]
 
 def open_source(spec: str, name: str, sample_rate_hz: int, fast: bool = False,
                 device: str | int | None = None, channels: list[int] | None = None,
-                ring_seconds: float = 30.0) -> Source:
-    """Open the source a spec names; raises SourceError with one clear line when it cannot."""
+                ring_seconds: float = 30.0, device_rate_hz: int | None = None) -> Source:
+    """Open the source a spec names; raises SourceError with one clear line when it cannot.
+
+    device_rate_hz applies to a microphone only (the rate to open the device at; None: the model rate
+    if the device takes it, else its default); files and stdin carry their own rate.
+    """
     if spec == "mic":
         if fast:
             raise SourceError("a microphone cannot be read faster than real time (--fast is for files)")
         from streamd.capture import MicSource  # imports sounddevice, which needs PortAudio
 
-        return MicSource(name, sample_rate_hz, device=device, channels=channels, ring_seconds=ring_seconds)
+        return MicSource(name, sample_rate_hz, device=device, channels=channels, ring_seconds=ring_seconds,
+                         device_rate_hz=device_rate_hz)
     if spec.startswith("file:") and len(spec) > len("file:"):
         return FileSource(spec[len("file:"):], name, sample_rate_hz, fast=fast, channels=channels,
                           ring_seconds=ring_seconds)
@@ -113,9 +117,9 @@ class _BlockSource(RingSource):
             need_frames = max(1, -(-(max_samples - len(self._carry)) * self.in_rate_hz // self.sample_rate_hz))
             frames = self._read_frames(need_frames)
             if len(frames):
-                out = self._resampler.process(mix_down(frames, self.channels))
+                out = self._to_model_rate(frames)
             else:  # end of input: the resampler's tail
-                out = self._resampler.flush()
+                out = self._resampler_tail()
                 self._input_done = True
             self._carry = np.concatenate([self._carry, out])
         out, self._carry = self._carry[:max_samples], self._carry[max_samples:]

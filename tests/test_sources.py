@@ -31,7 +31,7 @@ def _drain(source, pump_samples=1000, timeout_s=10.0):
 @pytest.fixture
 def stereo_44k(tmp_path):
     rng = np.random.default_rng(0)
-    audio = (0.3 * rng.standard_normal((22050, 2))).astype(np.float32)  # 0.5 s
+    audio = np.clip(0.3 * rng.standard_normal((22050, 2)), -1, 1).astype(np.float32)  # 0.5 s, full scale (sources clip)
     path = tmp_path / "stereo44k.wav"
     soundfile.write(path, audio, 44100, subtype="FLOAT")
     return path, audio
