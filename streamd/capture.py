@@ -45,9 +45,13 @@ class MicSource(RingSource):
 
     def __init__(self, name: str, sample_rate_hz: int, device: str | int | None = None,
                  channels: list[int] | None = None, ring_seconds: float = 30.0,
-                 stall_timeout_s: float = STALL_TIMEOUT_S, backoff_max_s: float = BACKOFF_MAX_S):
+                 stall_timeout_s: float = STALL_TIMEOUT_S, backoff_max_s: float = BACKOFF_MAX_S,
+                 device_rate_hz: int | None = None):
+        """device_rate_hz: open the device at this rate (resampled to sample_rate_hz); None: the model
+        rate if the device takes it, else the device's default rate."""
         super().__init__(name, sample_rate_hz, ring_seconds, channels)
         self.device = device
+        self.device_rate_hz = int(device_rate_hz) if device_rate_hz is not None else None
         self.stall_timeout_s = stall_timeout_s
         self.backoff_max_s = backoff_max_s
         self._stream: sd.InputStream | None = None
@@ -87,6 +91,7 @@ class MicSource(RingSource):
             "device_rate_hz": self._device_rate_hz,
             "connected": self.connected,
             "callback_errors": self._callback_errors,
+            **self._sanitise_counters(),
         }
 
     # -- the PortAudio callback: copy only, never raise --
@@ -205,16 +210,21 @@ class MicSource(RingSource):
         self.connected = True
 
     def _choose_format(self, index: int, info: dict) -> tuple[int, int]:
-        """(channels to open, rate): the model rate if the device takes it, else its default rate."""
+        """(channels to open, rate): the configured device rate (which the device must take), else the
+        model rate if the device takes it, else its default rate."""
         max_channels = int(info["max_input_channels"])
+        wanted_rate_hz = self.device_rate_hz or self.sample_rate_hz
         if self.channels is not None:
             if max(self.channels) >= max_channels:
                 raise ValueError(f"device has {max_channels} input channels; cannot select {self.channels}")
             n_open = max(self.channels) + 1
         else:
-            n_open = 1 if _supported(index, 1, self.sample_rate_hz) or _supported(index, 1, None) else max_channels
-        if _supported(index, n_open, self.sample_rate_hz):
-            return n_open, self.sample_rate_hz
+            n_open = 1 if _supported(index, 1, wanted_rate_hz) or _supported(index, 1, None) else max_channels
+        if _supported(index, n_open, wanted_rate_hz):
+            return n_open, wanted_rate_hz
+        if self.device_rate_hz is not None:
+            raise ValueError(f"device {info['name']!r} does not accept {self.device_rate_hz} Hz with {n_open} "
+                             f"channel(s) (its default rate is {int(info['default_samplerate'])} Hz)")
         return n_open, int(info["default_samplerate"])
 
     def _close_stream(self) -> None:

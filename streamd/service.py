@@ -50,14 +50,12 @@ def load_models(config: Config) -> list[ModelSpec]:
 def open_sources(config: Config, sample_rate_hz: int, fast: bool):
     sources = []
     for inp in config.inputs:
-        if inp.device_sample_rate_hz is not None:  # open_source has no parameter for it yet
-            log.warning("%s: device_sample_rate_hz is not applied yet; the device opens at its default rate", inp.name)
         spec = inp.source
         if spec.startswith("file:"):
             spec = f"file:{config.resolve(spec[len('file:'):])}"
         sources.append(open_source(spec, inp.name, sample_rate_hz, fast=fast, device=inp.device,
                                    channels=list(inp.channels) if inp.channels else None,
-                                   ring_seconds=config.scheduler.ring_s))
+                                   ring_seconds=config.scheduler.ring_s, device_rate_hz=inp.device_sample_rate_hz))
     return sources
 
 
