@@ -334,7 +334,6 @@ def test_truncated_and_zero_length_audio_end_cleanly(tmp_path):
     assert len(_pump_all(open_source(f"file:{silent}", "s", 16000, fast=True))) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="ringsource.RingSource._deliver writes NaN/inf/out-of-range samples as they come")
 def test_nan_and_clipped_audio_reach_the_ring_finite_and_bounded(tmp_path):
     """The model's state must never take a NaN: one NaN sample would silence the stream for ever."""
     audio = np.concatenate([np.full(8000, np.nan), np.full(8000, 5.0), np.full(8000, -np.inf),
