@@ -1,0 +1,63 @@
+"""streamd bench's own pieces: the FLOP counter on graphs whose cost is known by hand, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from streamd.bench import main, parse_args, table
+from streamd.flops import flops_per_step
+
+
+def _save(tmp_path, nodes, inits, out_shape):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, "hop_samples"])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(np.ones(shape, np.float32), name) for name, shape in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / "g.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_matmul_and_gemm_flops_are_2_m_k_n(tmp_path):
+    path = _save(tmp_path, [helper.make_node("MatMul", ["audio", "w"], ["h"]),
+                            helper.make_node("Gemm", ["h", "v"], ["scores"])],
+                 [("w", (64, 10)), ("v", (10, 3))], [1, 3])
+    assert flops_per_step(path, 64) == 2 * 64 * 10 + 2 * 10 * 3
+
+
+def test_conv_flops_scale_with_the_hop(tmp_path):
+    # audio [1, hop] -> [1, 1, hop] -> Conv 8 channels, kernel 16, stride 16 -> [1, 8, hop / 16]
+    shape = numpy_helper.from_array(np.array([1, 1, -1], np.int64), "shape")
+    nodes = [helper.make_node("Reshape", ["audio", "shape"], ["x"]),
+             helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[16], strides=[16]),
+             helper.make_node("ReduceMean", ["y"], ["scores"], axes=[2], keepdims=0)]
+    graph_path = _save(tmp_path, nodes, [("w", (8, 1, 16))], [1, 8])
+    model = onnx.load(graph_path)
+    model.graph.initializer.append(shape)
+    onnx.save(model, graph_path)
+    for hop in (160, 320):
+        assert flops_per_step(graph_path, hop) == 2 * 8 * (hop // 16) * 16
+
+
+def test_table_aligns_and_marks_missing_values():
+    text = table([{"a": "x", "b": 1.5}, {"a": "longer"}], [("a", "name", "s"), ("b", "value", ".2f")])
+    assert text.splitlines() == ["  name  value", "     x   1.50", "longer      -"]
+
+
+def test_unknown_section_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--only", "hop,nope", "m.onnx"])
+    assert info.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_broken_model_exits_2_with_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["--only", "hop", "--repeats", "5", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.onnx" in err[0]
