@@ -55,7 +55,7 @@ class Recipe:
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
     init: str = ""  # start from this checkpoint's weights (fine-tuning); empty: from scratch
     keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
-    teacher: dict = field(default_factory=dict)  # {"dscnn": checkpoint path, "weight": 0..1}: distil the commands
+    teacher: dict = field(default_factory=dict)  # {dscnn: checkpoint, weight: 0..1, efficientat: folder, tag_weight: 0..1}
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -176,7 +176,7 @@ def logits_and_targets(model, audio, targets, mask, rng, windows_per_scene: int,
     return model.classify(torch.stack(clips)), torch.stack(t), torch.stack(m)
 
 
-class Distiller:
+class CommandDistiller:
     """Blend the DS-CNN teacher's command probabilities into the per-column keyword targets.
 
     The teacher hears the 1 s ending at each column's end, as a windowed model would; where a target
@@ -191,15 +191,65 @@ class Distiller:
         self.column_samples = column_samples
         self.window_samples = WINDOW_SAMPLES
 
-    def __call__(self, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        B, T = audio.shape
-        n_columns = targets.shape[1]
+    def __call__(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+        B, n_columns = targets.shape[:2]
         padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
         windows = padded.unfold(1, self.window_samples, self.column_samples)[:, :n_columns]  # (B, C, window)
         soft = self.teacher.command_probs(windows.reshape(-1, self.window_samples)).reshape(B, n_columns, -1)
         out = targets.clone()
         out[..., self.columns] = (1 - self.weight) * targets[..., self.columns] + self.weight * soft
-        return out
+        return out, mask
+
+
+class TagDistiller:
+    """Blend the EfficientAT AudioSet teacher's tag probabilities into the tag targets.
+
+    The teacher is costlier, so it hears ``window_columns`` columns ending at every ``every``-th
+    column; there, for each tag it can name, target = (1 - weight) * hard + weight * teacher, and the
+    target counts even where the weak clip label left it masked (the teacher knows whether the sound
+    is there)."""
+
+    def __init__(self, checkpoint_dir: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
+                 every: int = 4, window_columns: int = 8):
+        from export.labels import TAGS
+        from export.teacher_efficientat import EfficientATTeacher
+
+        self.teacher = EfficientATTeacher(checkpoint_dir).eval()
+        self.weight = weight
+        self.columns = [label_names.index(t) for t in TAGS]
+        self.column_samples = column_samples
+        self.every = every
+        self.window_samples = window_columns * column_samples
+
+    @torch.no_grad()
+    def __call__(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+        B, n_columns = targets.shape[:2]
+        chosen = torch.arange(self.every - 1, n_columns, self.every)  # columns whose end gets a teacher window
+        padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
+        windows = padded.unfold(1, self.window_samples, self.column_samples)[:, chosen]  # (B, K, window)
+        soft = self.teacher.tag_probs(windows.reshape(-1, self.window_samples)).reshape(B, len(chosen), -1)
+        known = torch.isfinite(soft)
+        out, out_mask = targets.clone(), mask.clone()
+        hard = targets[:, chosen][..., self.columns]
+        blended = torch.where(known, (1 - self.weight) * hard + self.weight * soft.nan_to_num(), hard)
+        out[:, chosen.unsqueeze(1), torch.tensor(self.columns)] = blended
+        seen = mask[:, chosen][..., self.columns]
+        out_mask[:, chosen.unsqueeze(1), torch.tensor(self.columns)] = torch.where(known, torch.ones_like(seen), seen)
+        return out, out_mask
+
+
+def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_samples: int) -> list:
+    """The teachers a recipe names: {dscnn: checkpoint, weight} for the commands, {efficientat: folder,
+    tag_weight} for the tags."""
+    out = []
+    teacher = recipe.teacher
+    if teacher.get("dscnn"):
+        out.append(CommandDistiller(root / teacher["dscnn"], float(teacher.get("weight", 0.3)), label_names, column_samples))
+        log.info("distilling the ten commands from %s (weight %.2f)", teacher["dscnn"], out[-1].weight)
+    if teacher.get("efficientat"):
+        out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names, column_samples))
+        log.info("distilling the tags from %s (weight %.2f)", teacher["efficientat"], out[-1].weight)
+    return out
 
 
 def masked_bce(logits, targets, mask, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -305,10 +355,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     elif not recipe.init:
         set_normalisation(model, sampler, rng)
 
-    distil = None
-    if recipe.teacher:
-        distil = Distiller(root / recipe.teacher["dscnn"], float(recipe.teacher.get("weight", 0.3)), label_names, column_samples)
-        log.info("distilling the ten commands from %s (weight %.2f)", recipe.teacher["dscnn"], distil.weight)
+    teachers = distillers(recipe, root, label_names, column_samples)
 
     schedule = lambda s: min(1.0, (s + 1) / recipe.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.steps)))
     history = []
@@ -318,8 +365,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * schedule(step)
         audio, targets, mask = (torch.from_numpy(np.stack(x)) for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)]))
-        if distil is not None:
-            targets = distil(audio, targets)
+        for teacher in teachers:
+            targets, mask = teacher(audio, targets, mask)
         logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
         loss = masked_bce(logits, t, m, pos_weight)
         optimizer.zero_grad(set_to_none=True)

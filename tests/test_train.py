@@ -85,14 +85,16 @@ def test_scenes_are_reproducible_from_the_seed():
 
 @pytest.mark.skipif(not TEACHER.exists(), reason="needs ../shared/teachers (present in CI)")
 def test_distiller_blends_teacher_probabilities_into_command_targets():
-    from export.train import Distiller
+    from export.train import CommandDistiller
 
-    distil = Distiller(TEACHER, 0.5, NAMES, COLUMN)
+    distil = CommandDistiller(TEACHER, 0.5, NAMES, COLUMN)
     audio = torch.from_numpy(np.stack([tone(2.56, 500), np.zeros(int(2.56 * SR), np.float32)]))
     targets = torch.zeros(2, 16, len(NAMES))
     targets[0, 5, NAMES.index("yes")] = 1.0
     targets[0, 5, NAMES.index("dog")] = 1.0
-    out = distil(audio, targets)
+    mask = torch.ones_like(targets)
+    out, out_mask = distil(audio, targets, mask)
+    assert torch.equal(out_mask, mask)
     commands = [NAMES.index(c) for c in COMMANDS]
     others = [i for i in range(len(NAMES)) if i not in commands]
     assert torch.equal(out[..., others], targets[..., others]), "only the ten commands are distilled"
