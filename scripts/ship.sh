@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Export a trained checkpoint into models/, evaluate it on the validation split, and write its card.
+#   bash scripts/ship.sh CHECKPOINT NAME RECIPE [--int8]
+# e.g. bash scripts/ship.sh runs/sat-distil/best.pt streamd-sat export/recipes/sat-distil.yaml --int8
+set -euo pipefail
+cd "$(dirname "$0")/.."
+checkpoint=$1 name=$2 recipe=$3 int8=${4:-}
+py=.venv/bin/python
+data=../shared/data
+out=runs/eval/$name
+licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercial)"
+provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), espeak-ng keyword speech, synthetic alarms"}' "$recipe")
+
+$py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
+models=("models/$name.onnx")
+[ -n "$int8" ] && models+=("models/$name.int8.onnx")
+for m in "${models[@]}"; do
+  $py -m export.evaluate "$m" --data "$data" --split val --hop-ms 160 --out "$out" --quiet
+done
+card_args=(--eval "$out/$name.json" --history "$(dirname "$checkpoint")/history.jsonl" --recipe "$recipe")
+[ -n "$int8" ] && card_args+=(--int8 "models/$name.int8.onnx" --int8-eval "$out/$name.int8.json")
+$py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
+python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one
+bash scripts/ship.sh $checkpoint $name $recipe $int8
+MSG
+)"
