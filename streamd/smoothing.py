@@ -6,16 +6,25 @@ smoothed score reaches ``on_threshold`` and stays on until it falls below ``off_
 that stays on for ``max_event_s`` is ended there and, if still on, starts again at once, so a
 subscriber hears about a long sound at least every ``max_event_s``. Peak and mean are of the raw
 scores of the hops inside the event. Everything is counted in samples.
+
+Cost per hop is O(1) for the mean (a running sum) and O(window) in C for the median (a sorted copy
+kept with bisect), never a numpy call: with every tag of a model enabled the smoothers run once per
+label per hop. Decisions are exactly those of the plain definition (`smoothed()`): where the running
+sum's level is within rounding distance of a threshold, the plain mean or median decides.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 METHODS = ("mean", "median")
+NEAR_THRESHOLD = 1e-9  # a running-sum level this close to a threshold is recomputed the plain way
+RESUM_EVERY = 4096  # updates between exact recomputations of the running sum (bounds its drift)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,12 @@ class TagSmoother:
         self.min_samples = round(cfg.min_duration_s * sample_rate_hz)
         self.max_samples = max(hop_samples, round(cfg.max_event_s * sample_rate_hz))
         self._window: deque[float] = deque(maxlen=cfg.window_hops)
+        self._median = cfg.method == "median"
+        self._sorted: list[float] = []  # the window, sorted (median)
+        self._sum = 0.0  # running sum of the window (mean)
+        self._updates = 0  # since the running sum was last recomputed
+        self._nonfinite = 0  # NaN or inf in the window: then the plain definition decides
+        self._cold_below = cfg.on_threshold - NEAR_THRESHOLD * max(1.0, abs(cfg.on_threshold))
         self._state = "off"  # "off", "pending" (on but not yet announced), "on"
         self._start = 0
         self._last_end = 0
@@ -71,23 +86,44 @@ class TagSmoother:
         """True while a start has been announced and its end has not."""
         return self._state == "on"
 
+    @property
+    def dormant(self) -> bool:
+        """Off, and every score in the window is clearly below on_threshold: a hop whose score is too
+        cannot change anything but the window (see `refill`)."""
+        return self._state == "off" and all(v < self._cold_below for v in self._window)
+
+    @property
+    def cold_below(self) -> float:
+        """A dormant smoother stays dormant on a score below this."""
+        return self._cold_below
+
     def reset(self) -> None:
         self._window.clear()
+        self._sorted = []
+        self._sum = 0.0
+        self._updates = 0
+        self._nonfinite = 0
         self._state = "off"
         self._scores = []
 
+    def refill(self, window: list[float]) -> None:
+        """Replace the window by these scores (oldest first): after hops skipped while dormant."""
+        self._window.clear()
+        self._window.extend(float(v) for v in window)
+        self._resync()
+
     def smoothed(self) -> float:
+        """The plain definition: mean or median of the window."""
         values = np.fromiter(self._window, np.float64)
-        return float(np.median(values) if self.cfg.method == "median" else values.mean())
+        return float(np.median(values) if self._median else values.mean())
 
     def update(self, score: float, end_sample: int) -> list[TagDecision]:
-        self._window.append(float(score))
-        level = self.smoothed()
+        self._push(float(score))
         if self._state == "off":
-            if level < self.cfg.on_threshold:
+            if self._level_below(self.cfg.on_threshold):
                 return []
             self._begin(end_sample - self.hop_samples)
-        elif level < self.cfg.off_threshold:
+        elif self._level_below(self.cfg.off_threshold):
             decisions = [self._decision("end", "off")] if self._state == "on" else []
             self._state = "off"
             return decisions
@@ -107,6 +143,43 @@ class TagSmoother:
         decisions = [self._decision("end", "flush")] if self._state == "on" and self._scores else []
         self.reset()
         return decisions
+
+    def _push(self, score: float) -> None:
+        window = self._window
+        old = window[0] if len(window) == window.maxlen else None
+        window.append(score)
+        if self._nonfinite or not math.isfinite(score) or (old is not None and not math.isfinite(old)):
+            self._resync()  # rare: NaN or inf in the window; the plain definition decides meanwhile
+            return
+        if self._median:
+            if old is not None:
+                del self._sorted[bisect.bisect_left(self._sorted, old)]
+            bisect.insort(self._sorted, score)
+        else:
+            self._sum = self._sum + score - (old if old is not None else 0.0)
+            self._updates += 1
+            if self._updates >= RESUM_EVERY:
+                self._resync()
+
+    def _resync(self) -> None:
+        self._nonfinite = sum(not math.isfinite(v) for v in self._window)
+        self._sorted = sorted(self._window) if self._median and not self._nonfinite else []
+        self._sum = math.fsum(self._window) if not self._nonfinite else 0.0
+        self._updates = 0
+
+    def _level_below(self, threshold: float) -> bool:
+        """smoothed() < threshold, without computing smoothed() unless the fast level is too close to call."""
+        if self._nonfinite:
+            return self.smoothed() < threshold
+        n = len(self._window)
+        if self._median:
+            s, mid = self._sorted, n // 2
+            level = s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+        else:
+            level = self._sum / n
+        if abs(level - threshold) > NEAR_THRESHOLD * max(1.0, abs(threshold)):
+            return level < threshold
+        return self.smoothed() < threshold
 
     def _begin(self, start_sample: int) -> None:
         self._state = "pending"

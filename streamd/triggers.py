@@ -3,10 +3,16 @@
 A trigger fires when at least N of the last M hop scores reach the threshold. It then stays quiet
 for ``refractory_s`` and, beyond that, until the N-of-M condition has been false once (re-arming),
 so one utterance gives one event however long its scores stay high: never a burst.
+
+The hits among the last M scores are counted as they come and go (O(1) per hop). A trigger is
+`quiet` when none of them reached the threshold, none is NaN and it is armed: then a score below the
+threshold changes nothing that can matter (the scores kept are only read for the max when it fires,
+and that max is at or above the threshold), so the scheduler may skip its update.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -36,20 +42,38 @@ class KeywordTrigger:
         self.name = name
         self.cfg = cfg
         self.refractory_samples = round(cfg.refractory_s * sample_rate_hz)
+        self._threshold = cfg.threshold
+        self._n = n
         self._recent: deque[float] = deque(maxlen=m)
+        self._hits = 0  # scores in _recent at or above the threshold
+        self._nans = 0  # NaN scores in _recent
         self._armed = True
         self._last_fire_sample: int | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """A score below the threshold would leave every decision to come unchanged."""
+        return self._hits == 0 and self._nans == 0 and self._armed
 
     def reset(self) -> None:
         """Forget everything: the next hop starts a fresh stream."""
         self._recent.clear()
+        self._hits = self._nans = 0
         self._armed = True
         self._last_fire_sample = None
 
     def update(self, score: float, end_sample: int) -> Detection | None:
-        self._recent.append(float(score))
-        hits = sum(s >= self.cfg.threshold for s in self._recent)
-        if hits < self.cfg.n_of_m[0]:
+        score = float(score)
+        recent = self._recent
+        if len(recent) == recent.maxlen:
+            old = recent[0]
+            self._hits -= old >= self._threshold
+            self._nans -= math.isnan(old)
+        recent.append(score)
+        self._hits += score >= self._threshold
+        self._nans += math.isnan(score)
+        hits = self._hits
+        if hits < self._n:
             self._armed = True  # the utterance is over: the next one may fire
             return None
         if not self._armed or self._in_refractory(end_sample):
