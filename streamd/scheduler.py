@@ -9,12 +9,20 @@ here, just ahead of the slowest run, so they never run ahead of inference.
 
 Because positions are ring indices, the events depend only on the samples, not on how they were
 delivered (block sizes, real time or fast).
+
+The per-hop decision work is vectorised where it can be: one numpy comparison per run finds the
+labels whose score reaches their trigger threshold (or, for a tag, comes near its on-threshold);
+only those, and triggers and smoothers still busy with earlier hops, get a Python update. A quiet
+hop (every score below every threshold, no tag event open or pending) costs no per-label work. A
+smoother skipped while dormant gets its true window back from the run's score history when it
+wakes, so the decisions are exactly those of updating every label at every hop.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,6 +64,18 @@ class ModelRun:
         self.labels = spec.model.info.labels
         self.triggers: dict[int, KeywordTrigger] = {}
         self.smoothers: dict[int, TagSmoother] = {}
+        # hot-path views of triggers and smoothers, in dict order (the order of their events)
+        self._kw: list[tuple[int, KeywordTrigger]] = []
+        self._kw_index = np.zeros(0, np.intp)
+        self._kw_threshold = np.zeros(0)
+        self._kw_awake = np.zeros(0, bool)  # not quiet: updated at every hop
+        self._tag: list[tuple[int, TagSmoother]] = []
+        self._tag_index = np.zeros(0, np.intp)
+        self._tag_cold = np.zeros(0)
+        self._tag_awake = np.zeros(0, bool)  # not dormant: updated at every hop
+        self._tag_valid_from: dict[int, int] = {}  # label -> hop number its smoother's window starts at
+        self._history: deque[np.ndarray] = deque(maxlen=1)  # score vectors of the latest hops
+        self._hop_no = 0  # hops appended to _history
         self.scores_interval_samples = round(scores_interval_s * self.sample_rate_hz) if scores_interval_s else None
         self._last_scores_sample: int | None = None
         self.hops = 0
@@ -94,7 +114,25 @@ class ModelRun:
                     del self.smoothers[i]
                 if cfg is not None:
                     self.smoothers[i] = TagSmoother(label.name, cfg, self.sample_rate_hz, self.hop_samples)
+                    self._tag_valid_from[i] = self._hop_no
+        self._rebuild_views()
         return events
+
+    def _rebuild_views(self) -> None:
+        self._kw = list(self.triggers.items())
+        self._kw_index = np.array([i for i, _ in self._kw], np.intp)
+        self._kw_threshold = np.array([t.cfg.threshold for _, t in self._kw], np.float64)
+        self._tag = list(self.smoothers.items())
+        self._tag_index = np.array([i for i, _ in self._tag], np.intp)
+        self._tag_cold = np.array([sm.cold_below for _, sm in self._tag], np.float64)
+        self._refresh_awake()
+        longest = max((sm.cfg.window_hops for _, sm in self._tag), default=1)
+        if longest > self._history.maxlen:
+            self._history = deque(self._history, maxlen=longest)
+
+    def _refresh_awake(self) -> None:
+        self._kw_awake = np.array([not t.quiet for _, t in self._kw], bool)
+        self._tag_awake = np.array([not sm.dormant for _, sm in self._tag], bool)
 
     def step(self, hook: HopHook | None = None) -> list[Event]:
         audio = self.source.ring.read(self.next_index, self.hop_samples)
@@ -107,13 +145,27 @@ class ModelRun:
         if hook is not None:
             hook(self, end, scores)
         events: list[Event] = []
-        for i, trigger in self.triggers.items():
-            detection = trigger.update(float(scores[i]), end)
-            if detection is not None:
-                events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
-                                           self.spec.name, detection.name, detection.score))
-        for i, smoother in self.smoothers.items():
-            events += self._tag_events(smoother.update(float(scores[i]), end), end)
+        if len(self._kw):
+            # NaN compares False: it counts as a hit candidate, as in KeywordTrigger.update
+            todo = self._kw_awake | ~(scores[self._kw_index] < self._kw_threshold)
+            for pos in np.flatnonzero(todo):
+                i, trigger = self._kw[pos]
+                detection = trigger.update(float(scores[i]), end)
+                if detection is not None:
+                    events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
+                                               self.spec.name, detection.name, detection.score))
+                self._kw_awake[pos] = not trigger.quiet
+        if len(self._tag):
+            todo = self._tag_awake | ~(scores[self._tag_index] < self._tag_cold)
+            for pos in np.flatnonzero(todo):
+                i, smoother = self._tag[pos]
+                if not self._tag_awake[pos]:  # it skipped hops while dormant: give it its true window
+                    n = min(smoother.cfg.window_hops, self._hop_no - self._tag_valid_from[i])
+                    smoother.refill([float(row[i]) for row in list(self._history)[len(self._history) - n:]] if n else [])
+                events += self._tag_events(smoother.update(float(scores[i]), end), end)
+                self._tag_awake[pos] = not smoother.dormant
+        self._history.append(scores)
+        self._hop_no += 1
         if self.scores_interval_samples and (self._last_scores_sample is None
                                              or end - self._last_scores_sample >= self.scores_interval_samples):
             self._last_scores_sample = end
@@ -128,6 +180,7 @@ class ModelRun:
         self.state = self.spec.model.new_state()
         for trigger in self.triggers.values():
             trigger.reset()
+        self._refresh_awake()
         self.next_index = index
         self.lag_skips += 1
         self._last_scores_sample = None
@@ -142,6 +195,8 @@ class ModelRun:
         events: list[Event] = []
         for smoother in self.smoothers.values():
             events += self._tag_events(smoother.flush(), self.next_index)
+        self._tag_valid_from = dict.fromkeys(self.smoothers, self._hop_no)
+        self._refresh_awake()
         return events
 
     def stats(self) -> dict:
