@@ -74,3 +74,30 @@ def test_mix_down_selects_and_averages_channels():
     np.testing.assert_array_equal(mix_down(block, [0, 1]), [2.0, 3.0])
     np.testing.assert_array_equal(mix_down(block, [2]), [10.0, 20.0])
     np.testing.assert_array_equal(mix_down(block[:, 0]), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("in_rate_hz,out_rate_hz", [(22050, 16000), (44100, 16000), (48000, 16000), (8000, 16000),
+                                                    (16000, 16000), (11025, 16000), (32000, 16000)])
+def test_kaiser_lowpass_is_scipy_firwin(in_rate_hz, out_rate_hz):
+    from scipy.signal import firwin
+
+    from streamd.resample import HALF_LEN_PER_RATE, KAISER_BETA, kaiser_lowpass
+
+    r = StreamResampler(in_rate_hz, out_rate_hz)
+    max_rate = max(r.up, r.down, 2)
+    n = 2 * HALF_LEN_PER_RATE * max_rate + 1
+    ours = kaiser_lowpass(n, 1.0 / max_rate, KAISER_BETA)
+    theirs = firwin(n, 1.0 / max_rate, window=("kaiser", KAISER_BETA))
+    assert len(ours) == len(theirs) == n
+    assert np.abs(ours - theirs).max() < 1e-12
+    assert abs(ours.sum() - 1.0) < 1e-12
+
+
+def test_the_service_does_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = ("import sys, streamd.cli, streamd.service, streamd.sources, streamd.resample; "
+            "streamd.resample.StreamResampler(44100, 16000); print(sorted(m for m in sys.modules if m.startswith('scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
