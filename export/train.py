@@ -240,14 +240,16 @@ class TagDistiller:
 
 def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_samples: int) -> list:
     """The teachers a recipe names: {dscnn: checkpoint, weight} for the commands, {efficientat: folder,
-    tag_weight} for the tags."""
+    tag_weight, tag_every, tag_window_columns} for the tags."""
     out = []
     teacher = recipe.teacher
     if teacher.get("dscnn"):
         out.append(CommandDistiller(root / teacher["dscnn"], float(teacher.get("weight", 0.3)), label_names, column_samples))
         log.info("distilling the ten commands from %s (weight %.2f)", teacher["dscnn"], out[-1].weight)
     if teacher.get("efficientat"):
-        out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names, column_samples))
+        out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
+                                column_samples, every=int(teacher.get("tag_every", 4)),
+                                window_columns=int(teacher.get("tag_window_columns", 8))))
         log.info("distilling the tags from %s (weight %.2f)", teacher["efficientat"], out[-1].weight)
     return out
 
