@@ -2,20 +2,32 @@
 
 Everything that touches a ZeroMQ socket, a model or a decision runs on the main thread; sources
 fill their rings from their own threads. The loop: step buffered hops, publish their events, answer
-control requests, drain source notes, write due clips, heartbeat, ping the watchdog, wait briefly
-for audio. The first SIGTERM/SIGINT asks for a graceful stop; a second SIGINT forces exit.
+control requests, drain source notes, write due clips, heartbeat, ping the watchdog, then sleep
+until there is something to do. The first SIGTERM/SIGINT asks for a graceful stop; a second SIGINT
+forces exit.
+
+Sleeping costs the CPU nothing between hops: capture delivers ~10 ms blocks, a hop is 160 ms or
+more, so the loop does not wake per block. It polls the control socket and a signal wake-up socket
+(`signal.set_wakeup_fd`) until the next hop is due by the clock (the samples still missing at the
+stream's rate), the next heartbeat or watchdog ping, or MAX_WAIT_S; a control request or a signal
+ends the sleep at once. Close to the hop it waits on the ring itself, which returns as the block
+completing the hop lands (the clock only estimates when that is).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import zmq
 
 from streamd import sdnotify
 from streamd.clips import ClipSaver
@@ -31,7 +43,8 @@ from streamd.sources import open_source
 
 log = logging.getLogger(__name__)
 
-IDLE_WAIT_S = 0.02  # longest sleep between loop turns when no audio is buffered: bounds control latency
+MAX_WAIT_S = 0.25  # longest sleep of the main loop: bounds how late source notes (device lost) go out
+RING_WAIT_S = 0.005  # this close to a hop's due time, wait on the ring for the block that completes it
 FINISH_BUDGET_S = 1.0  # at stop, time allowed to step the hops already buffered
 FORCED_EXIT_CODE = 130
 
@@ -98,6 +111,11 @@ class Service:
         self._stop_requests = 0
         self._stop_reason = ""
         self._reload_requested = False
+        self._runs_by_source = [(source, [r for r in self.scheduler.runs if r.source is source])
+                                for source in self.sources]
+        self._poller: zmq.Poller | None = None
+        self._signal_r: socket.socket | None = None
+        self._signal_w: socket.socket | None = None
 
     # ------------------------------------------------------------------------------ main loop
 
@@ -113,6 +131,7 @@ class Service:
         watchdog = sdnotify.watchdog_interval_s()
         next_heartbeat = time.monotonic() + heartbeat_s
         next_watchdog = time.monotonic()
+        next_watchdog_or_never = math.inf
         while not self._stop_requests:
             if self._reload_requested:
                 self._reload_requested = False
@@ -133,19 +152,61 @@ class Service:
             if watchdog and now >= next_watchdog:
                 sdnotify.watchdog()
                 next_watchdog = now + watchdog / 2
+                next_watchdog_or_never = next_watchdog
             if self.scheduler.finished:
                 self._stop_reason = "every source finished"
                 break
-            if not self.scheduler.pending():
-                self._wait_for_audio()
+            if not self.scheduler.pending() and not self._stop_requests and not self._reload_requested:
+                self._sleep(min(next_heartbeat, next_watchdog_or_never))
         return self._shutdown()
 
-    def _wait_for_audio(self) -> None:
-        live = [s for s in self.sources if s.realtime and not s.finished]
-        if live:
-            live[0].wait_for_data(IDLE_WAIT_S)
-        else:
-            time.sleep(IDLE_WAIT_S)
+    def _sleep(self, until: float) -> None:
+        """Until the next hop is due, a control request, a signal, `until` or MAX_WAIT_S, whichever is first."""
+        timeout_s = min(until - time.monotonic(), MAX_WAIT_S)
+        due = self._next_hop_due()
+        if due is not None:
+            source, needed_index, eta_s = due
+            if eta_s <= RING_WAIT_S:
+                self._wait_on_ring(source, needed_index, min(timeout_s, eta_s + RING_WAIT_S))
+                return
+            timeout_s = min(timeout_s, eta_s - RING_WAIT_S)
+        if timeout_s > 0:
+            self._poll(timeout_s)
+
+    def _next_hop_due(self):
+        """(source, index that completes the hop, seconds until it is due by the clock) of the live stream whose
+        next hop is due first; None without a live real-time stream."""
+        best = None
+        for source, runs in self._runs_by_source:
+            if not source.realtime or source.finished or not runs:
+                continue
+            needed = min(r.next_index + r.hop_samples for r in runs)
+            eta_s = (needed - source.ring.end_index) / source.sample_rate_hz
+            if best is None or eta_s < best[2]:
+                best = (source, needed, eta_s)
+        return best
+
+    def _wait_on_ring(self, source, needed_index: int, timeout_s: float) -> None:
+        """Until the source's ring holds the sample before needed_index (each block wakes the wait; only this
+        loop sees those), the source finishes, or timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while not self._stop_requests and not source.finished:
+            left = deadline - time.monotonic()
+            if left <= 0 or source.ring.wait_beyond(needed_index - 1, left):
+                return
+
+    def _poll(self, timeout_s: float) -> None:
+        """Sleep on the control socket and the signal wake-up socket."""
+        if self._poller is None:  # not running (signals not installed): a plain bounded sleep
+            time.sleep(timeout_s)
+            return
+        ready = dict(self._poller.poll(math.ceil(timeout_s * 1000)))
+        if self._signal_r is not None and self._signal_r.fileno() in ready:
+            try:
+                while self._signal_r.recv(64):
+                    pass
+            except BlockingIOError:
+                pass
 
     def _wait_for_subscriber(self, timeout_s: float) -> None:
         """Hold the audio until someone subscribes (tests, evaluations): no event is lost to a slow joiner."""
@@ -172,11 +233,27 @@ class Service:
         if self.clips:
             self.clips.service(finishing=True)
         self._emit(self._status("stopping", f"stopped: {reason}"))
+        self._poller = None
         self.control.close()
         self.publisher.close()
+        if self._signal_w is not None:
+            signal.set_wakeup_fd(-1)
+            self._signal_r.close()
+            self._signal_w.close()
+            self._signal_r = self._signal_w = None
         return 0
 
     def _install_signals(self) -> None:
+        # A signal's byte on this socket wakes the main loop's poll at once, whichever thread the kernel
+        # delivered the signal to (Python runs the handler itself on the main thread).
+        self._signal_r, self._signal_w = socket.socketpair()
+        self._signal_r.setblocking(False)
+        self._signal_w.setblocking(False)
+        signal.set_wakeup_fd(self._signal_w.fileno(), warn_on_full_buffer=False)
+        self._poller = zmq.Poller()
+        # ControlServer keeps its REP socket private; it is only polled here, never read or written
+        self._poller.register(self.control._socket, zmq.POLLIN)
+        self._poller.register(self._signal_r.fileno(), zmq.POLLIN)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, lambda signum, frame: setattr(self, "_reload_requested", True))
