@@ -279,14 +279,27 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--config")
     ctl.add_argument("--timeout", type=float, default=2.0)
     ctl.set_defaults(func=cmd_ctl)
+
+    # listed here for `streamd --help`; main() hands everything after "bench" to streamd.bench untouched
+    sub.add_parser("bench", help="benchmark the models and the service (see streamd bench --help)", add_help=False)
     return parser
 
 
+def cmd_bench(argv: list[str]) -> int:
+    from streamd.bench import main as bench_main
+
+    return bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bench_argv = argv[1:] if argv[:1] == ["bench"] else None
+    args = build_parser().parse_args(argv) if bench_argv is None else None
     from streamd.ringsource import SourceError
 
     try:
+        if bench_argv is not None:
+            return cmd_bench(bench_argv)
         return args.func(args)
     except (ConfigError, ContractError, SourceError, UserError) as err:
         print(f"streamd: {_one_line(err)}", file=sys.stderr)

@@ -92,3 +92,22 @@ def test_listen_times_out_cleanly_without_a_service(workdir):
 def test_ctl_without_a_service_is_a_runtime_failure(workdir):
     out = streamd("ctl", "status", "--endpoint", f"ipc://{workdir}/nobody", "--timeout", "0.3")
     assert out.returncode == 1 and "no reply" in out.stderr
+
+
+def test_bench_hands_its_arguments_to_streamd_bench(monkeypatch):
+    import streamd.bench
+    from streamd.cli import main
+
+    seen = []
+    monkeypatch.setattr(streamd.bench, "main", lambda argv: seen.append(argv) or 7)
+    assert main(["bench", "--only", "service", "--seconds", "5", "m.onnx"]) == 7
+    assert main(["bench"]) == 7
+    assert seen == [["--only", "service", "--seconds", "5", "m.onnx"], []]
+
+
+def test_bench_exit_code_and_usage_through_the_command(workdir):
+    out = streamd("bench", "--only", "hop", str(workdir / "missing.onnx"))
+    assert out.returncode == 2
+    assert "missing.onnx: no such model file" in out.stderr
+    usage = streamd("bench", "--help")
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: streamd bench")
