@@ -1,6 +1,7 @@
 """`streamd run` as a subprocess: events over ZeroMQ, SIGTERM within 2 s, SIGHUP reload, control."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -161,3 +162,47 @@ def test_heartbeat_status_events_arrive_at_the_interval(workdir):
         proc.kill()
         listener.close()
         write_config(workdir)
+
+
+def _main_thread_wakes(pid: int) -> int:
+    """Times the main thread went to sleep and woke (voluntary context switches)."""
+    with open(f"/proc/{pid}/task/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("voluntary_ctxt_switches")).split()[1])
+
+
+def _main_thread_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/task/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_main_loop_sleeps_per_hop_not_per_block_and_answers_control_at_once(workdir):
+    """Capture delivers 10 ms blocks (100/s); at a 200 ms hop the main thread should wake a few times
+    per hop, yet a control request must not wait for the hop."""
+    path = write_config(workdir)
+    path.write_text(path.read_text().replace("latency_ms: 100", "latency_ms: 200"))
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/long.wav")
+    control = f"ipc://{workdir}/control"
+    try:
+        listener.until(lambda e: e.get("state") == "running", 30)
+        listener.until(lambda e: e["type"] == "keyword", 15)  # hops are being stepped
+        wakes0, cpu0, t0 = _main_thread_wakes(proc.pid), _main_thread_cpu_s(proc.pid), time.monotonic()
+        time.sleep(3.0)
+        wakes_per_s = (_main_thread_wakes(proc.pid) - wakes0) / (time.monotonic() - t0)
+        cpu_pct = 100 * (_main_thread_cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0)
+        latencies = []
+        for _ in range(7):
+            sent = time.monotonic()
+            assert request(control, {"cmd": "status"})["status"]["models"][0]["hop_samples"] == 3200
+            latencies.append(time.monotonic() - sent)
+            time.sleep(0.037)  # land at different points of the hop
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        proc.kill()
+        listener.close()
+        write_config(workdir)
+    assert wakes_per_s < 50, f"main thread woke {wakes_per_s:.0f} times/s"  # the per-block loop: ~100-270
+    assert cpu_pct < 1.5, f"main thread used {cpu_pct:.2f}% of a core"  # the per-block loop: ~1.6
+    assert sorted(latencies)[3] < 0.06, f"control replies took {latencies}"
