@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 MODES = ("dynamic", "static")
 FRONTEND_SCOPE = "/frontend/"  # scope the exporter puts in the names of the front end's ops
 KEY_QUANTIZATION = "quantization"
-SHARED_DATA = Path("/work/shared/data")
 # A few real clips of each kind (keyword speech, household sounds, free speech, noise) for calibration and checks.
 REAL_CLIPS = (
     "kws/gsc_v2/yes", "kws/gsc_v2/stop", "kws/precise/computer", "tags/esc50/dog", "tags/esc50/clock_alarm",
@@ -115,6 +114,7 @@ class _CalibrationReader:
 def real_audio(seconds: float = 20.0, sample_rate_hz: int = 16000, clips_per_folder: int = 1) -> tuple[np.ndarray, str]:
     """Real clips from the shared data, concatenated, or the exporter's synthetic test signal without them."""
     from export.data.audio import load_audio
+    from export.data.sources import SHARED_DATA
     from export.onnx_export import test_signal
 
     pieces = []

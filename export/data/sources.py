@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 BACKGROUND_FOLDER = "_background_noise_"
-SHARED_DATA = Path("/work/shared/data")
+# ../shared/data beside the repository (as in CI), or $STREAMD_SHARED_DATA.
+SHARED_DATA = Path(os.environ.get("STREAMD_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 # AudioSet display names for labels of the default model; others become slug(display_name).
 AUDIOSET_NAMES = {
