@@ -144,7 +144,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         for keyword, p in points.items():
             lines.append(f"| {keyword} | {p['threshold'] if p else 'none'} | {fmt(p['frr_pct']) if p else 'n/a'} | {fmt(p['fa_per_h'], 2) if p else 'n/a'} |")
         chosen = config_thresholds(wake)
-        lines += ["", f"`config.yaml` uses these thresholds (1-of-1 trigger, 1 s refractory, as evaluated): the wake word at "
+        lines += ["", f"Thresholds for a config running this model (the default `config.yaml` takes those of the default "
+                  f"model; 1-of-1 trigger, 1 s refractory, as evaluated): the wake word at "
                   f"its operating point above, each command at the lowest threshold with at most {COMMAND_FA_PER_H:g} false "
                   "accepts per hour here (a command costs less when it fires by mistake than when it is missed):", "",
                   "```yaml", *[f"  - {{name: {json.dumps(k)}, threshold: {t}}}" for k, t in chosen.items() if t is not None], "```", ""]
