@@ -26,7 +26,7 @@ from streamd.source import Source
 
 log = logging.getLogger(__name__)
 
-BLOCK_S = 0.010  # block read per step by the real-time file and stdin threads
+BLOCK_S = 0.040  # block read per step by the real-time file and stdin threads: a quarter of the smallest hop, 25 wakes/s
 STDIN_SAMPLE_BYTES = 2  # s16le
 STOP_WAIT_S = 1.0  # bounded join in stop()
 __all__ = ["open_source", "FileSource", "StdinSource", "SourceError"]
