@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from export.families.layers import feed_forward
 from export.frontend import FrontEnd, FrontEndConfig
 from export.streaming import ModelCard, StreamingModel
 from streamd.contract import Label
@@ -70,12 +71,7 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.attn = Attention(cfg)
         self.norm2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model),
-            nn.GELU(),
-            nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model),
-            nn.Dropout(cfg.dropout),
-        )
+        self.mlp = feed_forward(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
 
     def forward(self, x, key_cache, value_cache, offsets, allowed):
         y, keys, values = self.attn(self.norm1(x), key_cache, value_cache, offsets, allowed)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from export.families.common import frames_in, windowed_card
+from export.families.layers import feed_forward
 from export.frontend import FrontEnd, FrontEndConfig
 from export.streaming import WindowedModel
 from streamd.contract import Label
@@ -54,12 +55,7 @@ class EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.attn = SelfAttention(cfg)
         self.norm2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model),
-            nn.GELU(),
-            nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model),
-            nn.Dropout(cfg.dropout),
-        )
+        self.mlp = feed_forward(cfg.d_model, cfg.mlp_ratio, cfg.dropout)
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
