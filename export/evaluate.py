@@ -29,6 +29,9 @@ import numpy as np
 from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
 from export.labels import COMMANDS, WAKE_WORD, tag_name
+from export.metrics import (COLLAR_S, OFF_FRACTION, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
+                            boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, operating_point,
+                            tag_operating_points)
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.model import Model, load_model
 from streamd.runner import StreamRunner
@@ -44,12 +47,9 @@ PAD_S = 0.5  # silence streamed before and after each keyword clip
 SILENCE_RANGE_DB = 6.0  # energy rule: a clip whose loud and quiet frames differ by less is silence
 FRAME_SAMPLES = 400  # 25 ms frames for the energy rules
 DET_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3)) + (0.97, 0.98, 0.99, 0.995, 0.999)
-KWS_THRESHOLDS = tuple(np.round(np.arange(0.01, 0.991, 0.01), 3))
-TARGET_FA_PER_H = 0.5  # the wake-word goal's false-accept budget
 POSITIVE_ALIASES = {WAKE_WORD: (WAKE_WORD, "hey_" + WAKE_WORD)}  # clip labels that contain the keyword
 NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word")
 TAG_GROUPS = ("tags/esc50", "tags/urbansound8k", "speech")
-COLLAR_S = 0.5
 ACTIVE_DB = -30.0  # mixture events: frames within this of the clip's loudest frame are the sound
 BACKGROUND_RMS = 10 ** (-45 / 20)  # mixtures: background level (-45 dBFS)
 EVENT_RMS = 10 ** (-25 / 20)  # mixtures: active level of each inserted sound (20 dB above background)
@@ -172,47 +172,7 @@ class Scorer:
 
 
 # ---------------------------------------------------------------------------------------------
-# Metrics: pure functions over arrays
-
-
-def accuracy(truth, pred) -> float:
-    truth, pred = np.asarray(truth), np.asarray(pred)
-    return float(np.mean(truth == pred)) if len(truth) else 0.0
-
-
-def confusion_matrix(truth, pred, n_classes: int) -> np.ndarray:
-    """Rows: true class, columns: predicted class."""
-    matrix = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(matrix, (np.asarray(truth, np.int64), np.asarray(pred, np.int64)), 1)
-    return matrix
-
-
-def kws_predict(max_scores: np.ndarray, threshold: float) -> np.ndarray:
-    """max_scores [N, K] -> class index per clip: argmax keyword, or K (no keyword) below threshold."""
-    best = max_scores.argmax(axis=1)
-    return np.where(max_scores.max(axis=1) >= threshold, best, max_scores.shape[1])
-
-
-def best_threshold(max_scores: np.ndarray, truth: np.ndarray, thresholds=KWS_THRESHOLDS) -> tuple[float, float]:
-    """The threshold with the highest accuracy (the lowest such threshold on ties)."""
-    accs = [accuracy(truth, kws_predict(max_scores, t)) for t in thresholds]
-    i = int(np.argmax(accs))
-    return float(thresholds[i]), float(accs[i])
-
-
-def average_precision(positive, scores) -> float:
-    """Area under the precision-recall step curve, ties grouped (as sklearn's average_precision_score)."""
-    positive = np.asarray(positive, bool)
-    scores = np.asarray(scores, np.float64)
-    if not positive.any():
-        return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], positive[order]
-    last_of_tie = np.r_[np.diff(s) != 0, True]
-    tp = np.cumsum(y)[last_of_tie]
-    ranked = np.arange(1, len(s) + 1)[last_of_tie]
-    precision, recall = tp / ranked, tp / y.sum()
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+# Energy rules and the service's keyword trigger over score sequences
 
 
 def frame_db(audio: np.ndarray, frame_samples: int = FRAME_SAMPLES) -> np.ndarray:
@@ -282,69 +242,6 @@ def det_table(positives: list[Scored], negative: Scored, label_index: int, name:
     return rows
 
 
-def operating_point(rows: list[dict], max_fa_per_h: float = TARGET_FA_PER_H) -> dict | None:
-    """The lowest-FRR row within the false-accept budget (the lowest threshold on ties)."""
-    ok = [r for r in rows if r["fa_per_h"] is not None and r["frr_pct"] is not None and r["fa_per_h"] <= max_fa_per_h]
-    return min(ok, key=lambda r: (r["frr_pct"], r["threshold"])) if ok else None
-
-
-@dataclass(frozen=True)
-class Event:
-    label: str
-    onset_s: float
-    offset_s: float
-
-
-def match_events(truth: list[Event], predicted: list[Event], collar_s: float = COLLAR_S,
-                 check_offset: bool = True) -> tuple[int, int, int]:
-    """Greedy one-to-one matching per label: a prediction matches a true event of its label when its
-    onset (and offset, if check_offset) is within collar_s. Returns (tp, fp, fn)."""
-    used: set[int] = set()
-    tp = 0
-    for t in sorted(truth, key=lambda e: e.onset_s):
-        best, best_cost = None, None
-        for j, p in enumerate(predicted):
-            if j in used or p.label != t.label:
-                continue
-            d_on, d_off = abs(p.onset_s - t.onset_s), abs(p.offset_s - t.offset_s)
-            if d_on > collar_s or (check_offset and d_off > collar_s):
-                continue
-            cost = d_on + (d_off if check_offset else 0.0)
-            if best_cost is None or cost < best_cost:
-                best, best_cost = j, cost
-        if best is not None:
-            used.add(best)
-            tp += 1
-    return tp, len(predicted) - tp, len(truth) - tp
-
-
-def f1_score(tp: int, fp: int, fn: int) -> dict:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"f1": round(f1, 4), "precision": round(precision, 4), "recall": round(recall, 4),
-            "tp": tp, "fp": fp, "fn": fn}
-
-
-def boundary_errors(truth: list[Event], predicted: list[Event]) -> dict:
-    """For each true event, the same-label prediction overlapping it most: onset and offset error
-    (predicted - true, seconds)."""
-    onsets, offsets = [], []
-    for t in truth:
-        overlaps = [(min(p.offset_s, t.offset_s) - max(p.onset_s, t.onset_s), p) for p in predicted
-                    if p.label == t.label]
-        overlaps = [(o, p) for o, p in overlaps if o > 0]
-        if overlaps:
-            p = max(overlaps, key=lambda op: op[0])[1]
-            onsets.append(p.onset_s - t.onset_s)
-            offsets.append(p.offset_s - t.offset_s)
-    stats = {"overlapped_fraction": round(len(onsets) / len(truth), 4) if truth else 0.0}
-    for name, errors in (("onset", onsets), ("offset", offsets)):
-        stats[f"{name}_error_median_s"] = round(float(np.median(errors)), 3) if errors else None
-        stats[f"{name}_abs_error_mean_s"] = round(float(np.mean(np.abs(errors))), 3) if errors else None
-    return stats
-
-
 # ---------------------------------------------------------------------------------------------
 # Tasks
 
@@ -355,6 +252,7 @@ class Context:
     clips: list[Clip]
     groups: dict[Path, str]  # clip path -> folder relative to the data root
     args: argparse.Namespace
+    tag_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)  # set by the tags task
 
     @property
     def model(self) -> Model:
@@ -462,11 +360,13 @@ def eval_tags(ctx: Context) -> dict:
     if not kept:
         return {"skipped": "no clips of the model's tags"}
     columns = [ctx.label_index(t) for t in tags]
-    peak, mean = [], []
+    peak, mean, smoothed_peak = [], [], []
+    window = TagSmootherConfig().window_hops
     for clip, _ in ctx.progress(kept, "tags"):
         scores = ctx.scorer.clip(clip).scores[:, columns]
         peak.append(scores.max(axis=0))
         mean.append(scores.mean(axis=0))
+        smoothed_peak.append(moving_mean(scores, window).max(axis=0))
     truth = np.array([tags.index(t) for _, t in kept])
     out = {"n_clips": len(kept), "skipped_labels": sorted({t for t in truths if t and t not in tags})}
     per_class = {}
@@ -480,7 +380,19 @@ def eval_tags(ctx: Context) -> dict:
             row[f"ap_{name}"] = round(ap, 4)
             row[f"top1_{name}"] = round(float(top1[truth == tags.index(tag)].mean()), 4)
     out["per_class"] = per_class
+    points = tag_operating_points([t for _, t in kept], np.array(smoothed_peak), tags)
+    out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score; tags with fewer than "
+                                 f"{points['min_positives']} clips take the pooled threshold", **points}
+    ctx.tag_thresholds = {tag: p["threshold"] for tag, p in points["per_tag"].items()}
     return out
+
+
+def moving_mean(scores: np.ndarray, window: int) -> np.ndarray:
+    """[n_hops, k] -> mean over the last `window` hops (fewer at the start), as TagSmoother smooths."""
+    csum = np.cumsum(np.vstack([np.zeros((1, scores.shape[1])), scores]), axis=0)
+    ends = np.arange(1, len(scores) + 1)
+    starts = np.maximum(0, ends - window)
+    return (csum[ends] - csum[starts]) / (ends - starts)[:, None]
 
 
 def active_region(audio: np.ndarray) -> tuple[int, int]:
@@ -513,12 +425,20 @@ def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, 
     return np.clip(foreground + bed, -1, 1).astype(np.float32), truth
 
 
+def smoother_config(on_threshold: float | None = None) -> TagSmootherConfig:
+    """The service's default smoother, or one at on_threshold with off at OFF_FRACTION of it."""
+    if on_threshold is None:
+        return TagSmootherConfig()
+    return TagSmootherConfig(on_threshold=on_threshold, off_threshold=round(OFF_FRACTION * on_threshold, 3))
+
+
 def tag_segments(scored: Scored, tags: list[str], label_indices: list[int], sample_rate_hz: int,
-                 hop_samples: int) -> list[Event]:
-    """The service's TagSmoother (default settings) per tag: each ended event is a segment."""
+                 hop_samples: int, thresholds: dict[str, float] | None = None) -> list[Event]:
+    """The service's TagSmoother per tag (default settings, or the given on-thresholds): each ended
+    event is a segment."""
     segments = []
     for tag, column in zip(tags, label_indices):
-        smoother = TagSmoother(tag, TagSmootherConfig(), sample_rate_hz, hop_samples)
+        smoother = TagSmoother(tag, smoother_config((thresholds or {}).get(tag)), sample_rate_hz, hop_samples)
         decisions = []
         for score, end in zip(scored.scores[:, column], scored.end_samples):
             decisions += smoother.update(float(score), int(end))
@@ -544,21 +464,31 @@ def eval_mixtures(ctx: Context) -> dict:
     block = 10 * sr
     blocks = (audio[i : i + block] for i in range(0, len(audio), block))
     scored = ctx.scorer.stream(ctx.progress(blocks, "mixtures", total=-(-len(audio) // block), unit="10s"))
-    predicted = tag_segments(scored, tags, [ctx.label_index(t) for t in tags], sr, ctx.scorer.hop_samples)
-    return {
+    columns = [ctx.label_index(t) for t in tags]
+    out = {
         "events": len(truth),
         "duration_s": round(len(audio) / sr, 2),
         "background": "noise/ clips" if noise else "white noise",
         "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1),
         "smoother": dataclasses.asdict(TagSmootherConfig()),
+        "thresholds": "per tag from the tags task (off at %g x on)" % OFF_FRACTION if ctx.tag_thresholds
+                      else "the smoother's defaults (run the tags task first for per-tag thresholds)",
         "collar_s": COLLAR_S,
-        "predicted_segments": len(predicted),
-        "event_f1_onset_offset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=True)),
-        "event_f1_onset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=False)),
-        "boundaries": boundary_errors(truth, predicted),
         "truth": [dataclasses.asdict(e) for e in truth],
-        "predicted": [dataclasses.asdict(e) for e in predicted],
     }
+    # With per-tag thresholds (as config.yaml sets them) and, for comparison, the smoother's defaults.
+    for key, thresholds in (("", ctx.tag_thresholds), ("at_default_thresholds_", {})):
+        if key and not ctx.tag_thresholds:
+            continue
+        predicted = tag_segments(scored, tags, columns, sr, ctx.scorer.hop_samples, thresholds)
+        out |= {
+            f"{key}predicted_segments": len(predicted),
+            f"{key}event_f1_onset_offset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=True)),
+            f"{key}event_f1_onset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=False)),
+            f"{key}boundaries": boundary_errors(truth, predicted),
+            f"{key}predicted": [dataclasses.asdict(e) for e in predicted],
+        }
+    return out
 
 
 TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures}

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from export import evaluate as ev
+from export import metrics
 from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 
 SR = 16000
@@ -21,26 +22,26 @@ HOP = 2560  # 160 ms: the tiny SAT model's column
 
 def test_accuracy_and_confusion_matrix():
     truth, pred = [0, 1, 2, 2], [0, 2, 2, 1]
-    assert ev.accuracy(truth, pred) == 0.5
-    assert ev.confusion_matrix(truth, pred, 3).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+    assert metrics.accuracy(truth, pred) == 0.5
+    assert metrics.confusion_matrix(truth, pred, 3).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
 
 
 def test_kws_prediction_collapses_low_scores_to_no_keyword_and_finds_best_threshold():
     max_scores = np.array([[0.9, 0.1], [0.4, 0.3], [0.2, 0.7], [0.3, 0.35]])
-    assert ev.kws_predict(max_scores, 0.5).tolist() == [0, 2, 1, 2]
-    assert ev.kws_predict(max_scores, 0.3).tolist() == [0, 0, 1, 1]
+    assert metrics.kws_predict(max_scores, 0.5).tolist() == [0, 2, 1, 2]
+    assert metrics.kws_predict(max_scores, 0.3).tolist() == [0, 0, 1, 1]
     truth = np.array([0, 0, 1, 2])  # at 0.5 the second clip is missed; 0.36..0.4 gets all four
-    assert ev.accuracy(truth, ev.kws_predict(max_scores, 0.5)) == 0.75
-    assert ev.best_threshold(max_scores, truth) == (0.36, 1.0)
+    assert metrics.accuracy(truth, metrics.kws_predict(max_scores, 0.5)) == 0.75
+    assert metrics.best_threshold(max_scores, truth) == (0.36, 1.0)
 
 
 def test_average_precision_matches_hand_computed_values():
     # positives at ranks 1, 3, 5: AP = (1/1 + 2/3 + 3/5) / 3 = 34/45
-    assert ev.average_precision([1, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.6, 0.2]) == pytest.approx(34 / 45)
+    assert metrics.average_precision([1, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.6, 0.2]) == pytest.approx(34 / 45)
     # a tie between a positive and a negative is one threshold: precision 1/2 at recall 1
-    assert ev.average_precision([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
-    assert ev.average_precision([0, 1, 0], [0.9, 0.1, 0.5]) == pytest.approx(1 / 3)
-    assert np.isnan(ev.average_precision([0, 0], [0.1, 0.2]))
+    assert metrics.average_precision([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+    assert metrics.average_precision([0, 1, 0], [0.9, 0.1, 0.5]) == pytest.approx(1 / 3)
+    assert np.isnan(metrics.average_precision([0, 0], [0.1, 0.2]))
 
 
 def _spikes(n_hops: int, high: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,19 +90,19 @@ def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_poi
     # at 0.2 the low positive is detected; the negative's 0.1 floor stays below every threshold
     assert got == [(0.2, 0.0, 2, 4.0), (0.5, 50.0, 2, 4.0), (0.8, 50.0, 0, 0.0)]
     assert [r["negative_hops_above_pct"] for r in rows] == [5.0, 5.0, 0.0]  # 2 of 40 hops
-    assert ev.operating_point(rows, 0.5)["threshold"] == 0.8
-    assert ev.operating_point(rows, 5.0)["threshold"] == 0.2
-    assert ev.operating_point(rows[:2], 0.5) is None
+    assert metrics.operating_point(rows, 0.5)["threshold"] == 0.8
+    assert metrics.operating_point(rows, 5.0)["threshold"] == 0.2
+    assert metrics.operating_point(rows[:2], 0.5) is None
 
 
 def test_event_matching_with_collar_and_boundary_errors():
-    truth = [ev.Event("dog", 1.0, 2.0), ev.Event("cat", 5.0, 6.0)]
-    predicted = [ev.Event("dog", 1.3, 2.4), ev.Event("cat", 5.8, 6.5), ev.Event("dog", 8.0, 9.0),
-                 ev.Event("cat", 1.0, 2.0)]
-    assert ev.match_events(truth, predicted, 0.5) == (1, 3, 1)
-    assert ev.match_events(truth, predicted, 1.0) == (2, 2, 0)
-    assert ev.f1_score(1, 3, 1) == {"f1": 0.3333, "precision": 0.25, "recall": 0.5, "tp": 1, "fp": 3, "fn": 1}
-    b = ev.boundary_errors(truth, predicted)
+    truth = [metrics.Event("dog", 1.0, 2.0), metrics.Event("cat", 5.0, 6.0)]
+    predicted = [metrics.Event("dog", 1.3, 2.4), metrics.Event("cat", 5.8, 6.5), metrics.Event("dog", 8.0, 9.0),
+                 metrics.Event("cat", 1.0, 2.0)]
+    assert metrics.match_events(truth, predicted, 0.5) == (1, 3, 1)
+    assert metrics.match_events(truth, predicted, 1.0) == (2, 2, 0)
+    assert metrics.f1_score(1, 3, 1) == {"f1": 0.3333, "precision": 0.25, "recall": 0.5, "tp": 1, "fp": 3, "fn": 1}
+    b = metrics.boundary_errors(truth, predicted)
     assert b["overlapped_fraction"] == 1.0
     assert b["onset_error_median_s"] == pytest.approx(0.55)  # errors 0.3 and 0.8
     assert b["offset_error_median_s"] == pytest.approx(0.45)  # errors 0.4 and 0.5
@@ -263,3 +264,38 @@ def test_cli_refuses_a_hop_the_model_does_not_accept(tiny_data, tiny_models, tmp
     with pytest.raises(SystemExit, match="100.0 ms .1600 samples. is not one it accepts: .160.0, 320.0. ms"):
         ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "100",
                  "--out", str(tmp_path), "--quiet", "--tasks", "kws"])
+
+
+def test_tag_operating_points_per_tag_and_pooled():
+
+
+    tags = ["dog", "siren", "smoke_alarm"]
+    truth = ["dog"] * 6 + ["siren"] * 2 + ["speech"] * 4
+    peaks = np.zeros((12, 3))
+    peaks[:6, 0] = [0.9, 0.8, 0.7, 0.65, 0.6, 0.3]  # dogs: separable above 0.55 but one low
+    peaks[6:, 0] = [0.5, 0.2, 0.1, 0.1, 0.5, 0.2]
+    peaks[6:8, 1] = 0.4  # sirens: two clips only -> pooled threshold
+    points = metrics.tag_operating_points(truth, peaks, tags, min_positives=5)
+    dog = points["per_tag"]["dog"]
+    assert dog["from"] == "tag" and dog["positives"] == 6
+    assert 0.5 < dog["threshold"] <= 0.6 and dog["tp"] == 5 and dog["fp"] == 0  # best F1: 5 of 6, no false alarm
+    assert points["per_tag"]["siren"]["from"] == "pooled"
+    assert points["per_tag"]["smoke_alarm"] == {"positives": 0, "threshold": points["pooled"]["threshold"], "from": "pooled"}
+    # pooled over dog and siren columns: the sirens at 0.4 and the dogs above 0.55 vs negatives at 0.5
+    assert points["pooled"]["f1"] == max(metrics.detection_f1(
+        (np.array(truth)[:, None] == np.array(tags[:2])[None]).ravel(), peaks[:, :2].ravel(), t)["f1"]
+        for t in metrics.TAG_THRESHOLDS)
+
+
+def test_moving_mean_matches_the_services_smoother():
+    from streamd.smoothing import TagSmoother, TagSmootherConfig
+
+    rng = np.random.default_rng(0)
+    scores = rng.random((40, 1))
+    smoothed = ev.moving_mean(scores, 3)[:, 0]
+    # the smoother turns on exactly when the moving mean first reaches its on-threshold
+    on = 0.7
+    first = int(np.argmax(smoothed >= on))
+    smoother = TagSmoother("x", TagSmootherConfig(on_threshold=on, off_threshold=0.0), 16000, 2560)
+    decisions = [smoother.update(float(s), (i + 1) * 2560) for i, s in enumerate(scores[:, 0])]
+    assert next(i for i, d in enumerate(decisions) if d) == first
