@@ -26,6 +26,7 @@ from tqdm import tqdm
 from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
 from export.data.scenes import Pools, SceneConfig, SceneSampler, make_word
+from export.data.teacher_targets import TeacherTargets
 from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
 from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
@@ -55,7 +56,9 @@ class Recipe:
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
     init: str = ""  # start from this checkpoint's weights (fine-tuning); empty: from scratch
     keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
-    teacher: dict = field(default_factory=dict)  # {dscnn: checkpoint, weight: 0..1, efficientat: folder, tag_weight: 0..1}
+    # {dscnn: checkpoint, weight: 0..1, efficientat: folder, tag_weight: 0..1, tag_columns: true for
+    # precomputed targets on every column (export/data/teacher_targets.py), else tag_every/tag_window_columns}
+    teacher: dict = field(default_factory=dict)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -93,8 +96,13 @@ def clip_role(clip: Clip) -> tuple[str, str]:
     return "tag", tag_name(label)
 
 
-def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, ...]) -> Pools:
+def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, ...],
+                teacher_targets: TeacherTargets | None = None) -> Pools:
+    """Decoded clips by role; with teacher_targets, each tag clip also carries the teacher's column targets."""
     pools = Pools()
+    clips = list(clips)
+    if teacher_targets is not None:
+        clips = tqdm(clips, desc="clips (teacher targets on a cache miss)", unit="clip", mininterval=10)
     for clip in clips:
         role, name = clip_role(clip)
         if role == "skip" or (role == "tag" and name not in label_names):
@@ -112,6 +120,8 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
             pools.noise.append(audio)
         else:
             pools.tags.setdefault(name, []).append(audio)
+            if teacher_targets is not None:
+                pools.tag_teacher.setdefault(name, []).append(teacher_targets(clip.path, audio))
     return pools
 
 
@@ -120,7 +130,8 @@ def split_noise(clips: list[Clip], split: str, sample_rate_hz: int) -> list[np.n
     return [time_split(load_audio(c.path, sample_rate_hz), split) for c in clips]
 
 
-def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names) -> tuple[Pools, Pools]:
+def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], list[Clip]]:
+    """(train clips, val clips, long noise files split in time) of a recipe's data."""
     shared = read_manifest((root / recipe.shared_data / "manifest.csv").resolve())
     noise_files = [c for c in shared if is_time_split(c)]
     rest = [c for c in shared if not is_time_split(c)]
@@ -130,7 +141,17 @@ def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names) -> 
         synth = read_manifest((root / manifest).expanduser().resolve() if not Path(manifest).expanduser().is_absolute() else Path(manifest).expanduser())
         train_clips += [c for c in synth if split_of(c) == "train"]
         val_clips += [c for c in synth if c.label == "smoke_alarm" and split_of(c) == "val"]
-    train = build_pools(train_clips, sample_rate_hz, label_names)
+    return train_clips, val_clips, noise_files
+
+
+def train_clips(recipe: Recipe, root: Path) -> list[Clip]:
+    return split_clips(recipe, root)[0]
+
+
+def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
+               teacher_targets: TeacherTargets | None = None) -> tuple[Pools, Pools]:
+    train_clips, val_clips, noise_files = split_clips(recipe, root)
+    train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets)
     val = build_pools(val_clips, sample_rate_hz, label_names)
     train.noise += split_noise(noise_files, "train", sample_rate_hz)
     val.noise += split_noise(noise_files, "val", sample_rate_hz)
@@ -246,7 +267,10 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
     if teacher.get("dscnn"):
         out.append(CommandDistiller(root / teacher["dscnn"], float(teacher.get("weight", 0.3)), label_names, column_samples))
         log.info("distilling the ten commands from %s (weight %.2f)", teacher["dscnn"], out[-1].weight)
-    if teacher.get("efficientat"):
+    if teacher.get("efficientat") and teacher.get("tag_columns"):
+        log.info("tags: the teacher's precomputed column targets (weight %.2f in the scenes)",
+                 float(teacher.get("tag_weight", 0.5)))
+    elif teacher.get("efficientat"):
         out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
                                 column_samples, every=int(teacher.get("tag_every", 4)),
                                 window_columns=int(teacher.get("tag_window_columns", 8))))
@@ -328,10 +352,14 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     label_names = tuple(l.name for l in DEFAULT_LABELS)
     model = build(recipe, DEFAULT_LABELS)
     column_samples = model.card.hop_samples[0]
-    scene_cfg = SceneConfig(**{**recipe.scene, "column_samples": column_samples})
+    scene_cfg = SceneConfig(**{**recipe.scene, "column_samples": column_samples,
+                               "teacher_weight": float(recipe.teacher.get("tag_weight", 0.5))})
 
     t0 = time.time()
-    train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names)
+    kd = recipe.teacher
+    columns_kd = TeacherTargets(root / kd["efficientat"], column_samples, int(kd.get("tag_window_columns", 8))) \
+        if kd.get("efficientat") and kd.get("tag_columns") else None
+    train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names, columns_kd)
     log.info("data loaded in %.0f s; train: %s", time.time() - t0, describe(train_pools))
     log.info("val: %s", describe(val_pools))
     sampler = SceneSampler(train_pools, label_names, scene_cfg)

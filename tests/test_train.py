@@ -162,3 +162,49 @@ def test_recipe_rejects_unknown_keys(tmp_path):
     path.write_text("name: x\nstepz: 3\n")
     with pytest.raises(SystemExit, match="stepz"):
         load_recipe(path)
+
+
+def test_teacher_column_windows_end_at_each_column():
+    from export.data.teacher_targets import column_windows
+
+    audio = np.arange(1, 10 * COLUMN + 100, dtype=np.float32)  # 10 columns and a partial one
+    windows = column_windows(audio, COLUMN, 4 * COLUMN)
+    assert windows.shape == (11, 4 * COLUMN)
+    np.testing.assert_array_equal(windows[0, -COLUMN:], audio[:COLUMN])  # first column, zeros before
+    assert not windows[0, : 3 * COLUMN].any()
+    np.testing.assert_array_equal(windows[5], audio[2 * COLUMN : 6 * COLUMN])  # column 5 ends at 6 columns
+    assert windows[10, -1] == 0 and windows[10, -COLUMN] == audio[10 * COLUMN]  # partial last column, zero tail
+
+
+def test_teacher_targets_blend_into_the_columns_of_the_excerpt():
+    from export.labels import TAGS
+
+    n_clip_columns = 40
+    clip = np.tile(tone(0.16, 3000), n_clip_columns)  # loud throughout: every column active
+    soft = np.full((n_clip_columns, len(TAGS)), np.nan, np.float16)
+    dog, siren = TAGS.index("dog"), TAGS.index("siren")
+    soft[:, dog] = np.arange(n_clip_columns) / 100  # the clip column is readable from the target
+    soft[:, siren] = 0.8
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), teacher_weight=0.5)
+    sampler = SceneSampler(Pools(tags={"smoke_alarm": [clip]}, tag_teacher={"smoke_alarm": [soft]}), NAMES, cfg)
+    audio, targets, mask = sampler.sample(np.random.default_rng(3))
+    j_dog, j_siren, j_alarm = (NAMES.index(n) for n in ("dog", "siren", "smoke_alarm"))
+    # the excerpt starts at some clip column k0: scene column c carries clip column k0 + c
+    k0 = round(float(targets[0, j_dog]) / 0.5 * 100)
+    np.testing.assert_allclose(targets[:, j_dog], 0.5 * (k0 + np.arange(10)) / 100, atol=2e-3)
+    np.testing.assert_allclose(targets[:, j_siren], 0.4, atol=1e-3)  # (1 - w) * 0 + w * 0.8
+    assert (targets[:, j_alarm] == 1).all(), "the teacher never lowers a hard positive (alarm: NaN, hard 1)"
+    assert (mask[:, [j_dog, j_siren]] == 1).all()
+    assert (targets[:, NAMES.index("cat")] == 0).all()
+
+
+def test_a_second_tag_clip_marks_both_tags():
+    a, b = np.tile(tone(0.16, 1000), 20), np.tile(tone(0.16, 3000), 20)
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), p_second_tag=1.0,
+                      second_tag_db=(0.0, 0.0))
+    sampler = SceneSampler(Pools(tags={"dog": [a], "siren": [b]}), NAMES, cfg)
+    for seed in range(4):
+        audio, targets, _ = sampler.sample(np.random.default_rng(seed))
+        on = targets[:, [NAMES.index("dog"), NAMES.index("siren")]].all(axis=0)
+        assert on.sum() >= 1  # the same tag twice, or both
+        assert np.abs(audio).max() <= 0.99

@@ -6,7 +6,10 @@ Targets say when a streaming model should fire:
   (the model has heard all of it), ignored while the word is still being spoken, negative elsewhere;
 - a tag is positive in the columns where its sound is active (by energy), ignored where its clip is
   quiet (a weak clip label says nothing certain there), negative elsewhere;
-- every spoken word, keyword or not, is also ``speech``.
+- every spoken word, keyword or not, is also ``speech``;
+- with teacher targets (export/data/teacher_targets.py), a tag clip's columns take
+  max(hard, (1 - w) * hard + w * teacher) for every tag the teacher knows, quiet parts included (the
+  teacher heard them), so a scene also says which other sounds it resembles.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Pools:
     speech: list[np.ndarray] = field(default_factory=list)  # long non-keyword speech
     noise: list[np.ndarray] = field(default_factory=list)  # long backgrounds without labels
     tags: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> clips
+    tag_teacher: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> per clip [n_columns, n_tags] or empty
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class SceneConfig:
     snr_db: tuple[float, float] = (0.0, 25.0)
     level_db: tuple[float, float] = (-35.0, -8.0)  # RMS of the loudest part, dBFS
     p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
+    p_second_tag: float = 0.0  # chance that a tag scene also holds a second tag clip (mixup of sounds)
+    second_tag_db: tuple[float, float] = (-10.0, 5.0)  # its level relative to the first (dB)
+    teacher_weight: float = 0.5  # target = (1 - w) * hard + w * teacher where the teacher knows the tag
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -92,6 +99,9 @@ class SceneSampler:
         self.keyword_names = [k for k in pools.keywords if pools.keywords[k] and k in self.index]
         self.tag_names = [t for t in pools.tags if pools.tags[t] and t in self.index]
         self.n_samples = cfg.n_columns * cfg.column_samples
+        from export.labels import TAGS  # the teacher targets' column order
+
+        self.teacher_columns = np.array([self.index.get(t, -1) for t in TAGS])
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> audio float32 [n_samples], targets float32 [n_columns, n_labels], mask float32 (same)."""
@@ -110,15 +120,19 @@ class SceneSampler:
         return audio.astype(np.float32), targets, mask
 
     def _excerpt(self, rng, clip: np.ndarray) -> np.ndarray:
-        """A random n_samples excerpt, placed at a random offset if the clip is shorter."""
+        return self._excerpt_at(rng, clip)[0]
+
+    def _excerpt_at(self, rng, clip: np.ndarray) -> tuple[np.ndarray, int]:
+        """A random n_samples excerpt, placed at a random offset if the clip is shorter; with the clip
+        sample at the scene's start (negative: the clip starts that many samples into the scene)."""
         out = np.zeros(self.n_samples, np.float32)
         if len(clip) >= self.n_samples:
-            start = rng.integers(len(clip) - self.n_samples + 1)
+            start = int(rng.integers(len(clip) - self.n_samples + 1))
             out[:] = clip[start : start + self.n_samples]
-        else:
-            start = rng.integers(self.n_samples - len(clip) + 1)
-            out[start : start + len(clip)] = clip
-        return out
+            return out, start
+        start = int(rng.integers(self.n_samples - len(clip) + 1))
+        out[start : start + len(clip)] = clip
+        return out, -start
 
     def _at_level(self, rng, x: np.ndarray) -> np.ndarray:
         level = rng.uniform(*self.cfg.level_db)
@@ -129,10 +143,10 @@ class SceneSampler:
     def _background(self, rng, targets, mask) -> np.ndarray:
         kind = rng.choice(4, p=np.array(self.cfg.p_background) / sum(self.cfg.p_background))
         if kind == 0 and self.tag_names:
-            name = self.tag_names[rng.integers(len(self.tag_names))]
-            clips = self.pools.tags[name]
-            audio = self._at_level(rng, self._excerpt(rng, clips[rng.integers(len(clips))]))
-            self._mark(audio, targets, mask, name)
+            audio = self._tag_excerpt(rng, targets, mask)
+            if rng.random() < self.cfg.p_second_tag:
+                second = self._tag_excerpt(rng, targets, mask, relative_to=audio)
+                audio += second
         elif kind == 1 and self.pools.speech:
             audio = self._at_level(rng, self._excerpt(rng, self.pools.speech[rng.integers(len(self.pools.speech))]))
             self._mark(audio, targets, mask, "speech")
@@ -141,6 +155,39 @@ class SceneSampler:
         else:
             audio = (rng.standard_normal(self.n_samples) * 10 ** (rng.uniform(-80, -50) / 20)).astype(np.float32)
         return audio
+
+    def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None) -> np.ndarray:
+        """A tag clip's excerpt at a random level (or relative to a first one), its targets marked."""
+        name = self.tag_names[rng.integers(len(self.tag_names))]
+        i = int(rng.integers(len(self.pools.tags[name])))
+        audio, offset = self._excerpt_at(rng, self.pools.tags[name][i])
+        if relative_to is None:
+            audio = self._at_level(rng, audio)
+        else:
+            gain_db = rms_db(relative_to) + rng.uniform(*self.cfg.second_tag_db) - rms_db(audio)
+            audio *= np.float32(10 ** (gain_db / 20))
+        self._mark(audio, targets, mask, name)
+        teacher = self.pools.tag_teacher.get(name)
+        if teacher:
+            self._blend_teacher(teacher[i], offset, targets, mask)
+        return audio
+
+    def _blend_teacher(self, soft: np.ndarray, offset: int, targets, mask) -> None:
+        """Blend a clip's teacher column targets into the scene columns that hold the clip."""
+        cfg = self.cfg
+        # the clip column whose end is nearest each scene column's end
+        k = np.rint((offset + (np.arange(cfg.n_columns) + 1) * cfg.column_samples) / cfg.column_samples).astype(int) - 1
+        inside = (k >= 0) & (k < len(soft))
+        rows = np.flatnonzero(inside)
+        known = self.teacher_columns >= 0
+        cols = self.teacher_columns[known]
+        p = soft[k[inside]][:, known].astype(np.float32)
+        finite = np.isfinite(p)
+        hard = targets[np.ix_(rows, cols)]
+        blended = np.where(finite, (1 - cfg.teacher_weight) * hard + cfg.teacher_weight * np.nan_to_num(p), hard)
+        # the teacher may raise a target, never lower a hard positive (nor the first clip's, with two)
+        targets[np.ix_(rows, cols)] = np.maximum(hard, blended)
+        mask[np.ix_(rows, cols)] = np.where(finite, 1.0, mask[np.ix_(rows, cols)])
 
     def _mark(self, placed, targets, mask, name: str) -> None:
         if name not in self.index:
