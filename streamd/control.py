@@ -108,6 +108,11 @@ class ControlServer:
             raise OSError(f"cannot bind the control endpoint to {endpoint}: {err}") from None
         log.info("control on %s", endpoint)
 
+    @property
+    def socket(self) -> zmq.Socket:
+        """The REP socket, for a caller's poller (readable = a request waits)."""
+        return self._socket
+
     def poll(self) -> int:
         """Answer the requests waiting now (never blocks); return how many."""
         handled = 0

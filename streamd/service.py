@@ -252,7 +252,7 @@ class Service:
         signal.set_wakeup_fd(self._signal_w.fileno(), warn_on_full_buffer=False)
         self._poller = zmq.Poller()
         # ControlServer keeps its REP socket private; it is only polled here, never read or written
-        self._poller.register(self.control._socket, zmq.POLLIN)
+        self._poller.register(self.control.socket, zmq.POLLIN)
         self._poller.register(self._signal_r.fileno(), zmq.POLLIN)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)

@@ -28,7 +28,7 @@ SOAK_HOURS_SLOW = float(os.environ.get("STREAMD_SOAK_HOURS", "24"))
 MINUTE_S = 60.0
 BURST_STARTS_S = (5.0, 15.0, 25.0, 35.0, 45.0, 55.0)  # one minute of audio: six 0.6 s bursts
 RSS_GROWTH_BOUND_KIB = 8 * 1024  # after warm-up (first quarter), RSS may wander this much, no more
-FD_GROWTH_BOUND = 0  # file descriptors: exactly flat after warm-up
+FD_GROWTH_BOUND = 0  # file descriptors: flat after warm-up; one sample may catch a momentary fd (a leak persists)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,8 @@ def run_soak(tmp_path, model_path, hours: float) -> None:
     assert len(samples) >= 8, "run too short to judge growth"
     steady = samples[len(samples) // 4:-1]  # the last one may catch the process tearing down
     rss_growth = max(s.rss_kib for s in steady) - steady[0].rss_kib
-    fd_growth = max(s.fds for s in steady) - steady[0].fds
+    fds = sorted(s.fds for s in steady)
+    fd_growth = max(fds[-2], steady[-1].fds) - steady[0].fds  # the second highest and the last: no lasting growth
     print(f"soak {hours} h: {len(samples)} samples, RSS {steady[0].rss_kib} -> max {max(s.rss_kib for s in steady)} KiB, "
           f"fds {steady[0].fds} -> max {max(s.fds for s in steady)}, wall {samples[-1].wall_s - samples[0].wall_s:.1f} s")
     assert rss_growth <= RSS_GROWTH_BOUND_KIB, f"RSS grew {rss_growth} KiB after warm-up"
