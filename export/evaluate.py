@@ -29,7 +29,7 @@ import numpy as np
 from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
 from export.labels import COMMANDS, WAKE_WORD, tag_name
-from export.metrics import (COLLAR_S, OFF_FRACTION, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
+from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
                             boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, operating_point,
                             tag_operating_points)
 from streamd.contract import KIND_KEYWORD, KIND_TAG
@@ -381,7 +381,8 @@ def eval_tags(ctx: Context) -> dict:
             row[f"top1_{name}"] = round(float(top1[truth == tags.index(tag)].mean()), 4)
     out["per_class"] = per_class
     points = tag_operating_points([t for _, t in kept], np.array(smoothed_peak), tags)
-    out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score; tags with fewer than "
+    out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score, searched from "
+                                 f"{TAG_THRESHOLDS[0]} to {TAG_THRESHOLDS[-1]}; tags with fewer than "
                                  f"{points['min_positives']} clips take the pooled threshold", **points}
     ctx.tag_thresholds = {tag: p["threshold"] for tag, p in points["per_tag"].items()}
     return out

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 KWS_THRESHOLDS = tuple(np.round(np.arange(0.01, 0.991, 0.01), 3))
-TAG_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.025), 3))
+# Tag on-thresholds searched: from 0.3, so that a tag whose few validation clips favour recall does not
+# fire on everything in a household (no hour-long negatives for tags here to bound it otherwise).
+TAG_THRESHOLDS = tuple(np.round(np.arange(0.3, 0.951, 0.025), 3))
 TARGET_FA_PER_H = 0.5  # the wake-word goal's false-accept budget
 COLLAR_S = 0.5
 MIN_TAG_POSITIVES = 5  # fewer validation clips of a tag than this: its threshold is the pooled one

@@ -13,6 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from export.metrics import OFF_FRACTION
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.model import load_model
 
@@ -63,6 +64,41 @@ def config_thresholds(wake: dict, wake_word: str = "computer") -> dict[str, floa
             point = min(rows, key=lambda r: r["threshold"]) if rows else None
         chosen[keyword] = point["threshold"] if point else None
     return chosen
+
+
+CONFIG_TAGS = ("smoke_alarm", "clock_alarm", "siren", "glass_breaking", "crying_baby", "dog", "door_wood_knock",
+               "car_horn", "speech")  # the household tags the default config.yaml lists
+
+
+def tag_config_thresholds(thresholds: dict) -> dict[str, tuple[float, float]]:
+    """(on, off) per tag for a config: the evaluation's on-threshold, off at OFF_FRACTION of it."""
+    return {tag: (p["threshold"], round(OFF_FRACTION * p["threshold"], 3)) for tag, p in thresholds["per_tag"].items()}
+
+
+def tag_threshold_section(thresholds: dict, mix: dict) -> list[str]:
+    pooled = thresholds["pooled"]
+    chosen = tag_config_thresholds(thresholds)
+    lines = [
+        "### Tag thresholds",
+        "",
+        f"On-thresholds for the tag smoother ({thresholds['rule']}). Pooled over all tags: threshold "
+        f"{pooled['threshold']}, precision {fmt(pooled['precision'], 1, True)}, recall {fmt(pooled['recall'], 1, True)}."
+        f" With them the long mixture scores event F1 {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}"
+        f" (onset-only {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)}); with the smoother's default 0.5,"
+        f" {fmt(mix.get('at_default_thresholds_event_f1_onset_offset', {}).get('f1'), 3)}"
+        f" (onset-only {fmt(mix.get('at_default_thresholds_event_f1_onset', {}).get('f1'), 3)}).",
+        "",
+        "| tag | validation clips | on-threshold | precision | recall | from |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tag, p in thresholds["per_tag"].items():
+        lines.append(f"| {tag} | {p['positives']} | {p['threshold']} | {fmt(p.get('precision'), 1, True)} | "
+                     f"{fmt(p.get('recall'), 1, True)} | {p['from']} |")
+    lines += ["", "For a config running this model (the default `config.yaml` takes these for its tags; off at "
+              f"{OFF_FRACTION:g} x on):", "", "```yaml",
+              *[f"  - {{name: {tag}, on_threshold: {on}, off_threshold: {off}}}" for tag, (on, off) in chosen.items()
+                if tag in CONFIG_TAGS], "```", ""]
+    return lines
 
 
 def operating_points(wake: dict) -> dict[str, dict]:
@@ -149,6 +185,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
                   f"its operating point above, each command at the lowest threshold with at most {COMMAND_FA_PER_H:g} false "
                   "accepts per hour here (a command costs less when it fires by mistake than when it is missed):", "",
                   "```yaml", *[f"  - {{name: {json.dumps(k)}, threshold: {t}}}" for k, t in chosen.items() if t is not None], "```", ""]
+    if tags.get("thresholds"):
+        lines += tag_threshold_section(tags["thresholds"], mix)
     if int8:
         q_path, q_result = int8
         q_kws = q_result["tasks"].get("kws", {})
