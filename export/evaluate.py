@@ -30,7 +30,7 @@ from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
 from export.labels import COMMANDS, WAKE_WORD, tag_name
 from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
-                            boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, operating_point,
+                            boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, match_overlaps, operating_point,
                             tag_operating_points)
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.model import Model, load_model
@@ -486,6 +486,7 @@ def eval_mixtures(ctx: Context) -> dict:
             f"{key}predicted_segments": len(predicted),
             f"{key}event_f1_onset_offset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=True)),
             f"{key}event_f1_onset": f1_score(*match_events(truth, predicted, COLLAR_S, check_offset=False)),
+            f"{key}event_f1_detected": f1_score(*match_overlaps(truth, predicted, COLLAR_S)),
             f"{key}boundaries": boundary_errors(truth, predicted),
             f"{key}predicted": [dataclasses.asdict(e) for e in predicted],
         }
@@ -630,6 +631,7 @@ def summary(result: dict) -> dict:
     row["tags_top1"] = tags.get("clip_score_max", {}).get("top1_accuracy")
     row["mixture_event_f1"] = mix.get("event_f1_onset_offset", {}).get("f1")
     row["mixture_onset_f1"] = mix.get("event_f1_onset", {}).get("f1")
+    row["mixture_detected_f1"] = mix.get("event_f1_detected", {}).get("f1")
     return row
 
 

@@ -92,6 +92,21 @@ def match_events(truth: list[Event], predicted: list[Event], collar_s: float = C
     return tp, len(predicted) - tp, len(truth) - tp
 
 
+def match_overlaps(truth: list[Event], predicted: list[Event], tail_s: float = COLLAR_S) -> tuple[int, int, int]:
+    """Detection matching for a streaming detector, whose onsets come late by its latency: a
+    prediction matches a true event of its label when it starts inside the event (or within
+    tail_s after its end); one-to-one, earliest prediction first. Returns (tp, fp, fn)."""
+    used: set[int] = set()
+    tp = 0
+    for t in sorted(truth, key=lambda e: e.onset_s):
+        hits = [j for j, p in enumerate(predicted) if j not in used and p.label == t.label
+                and p.offset_s > t.onset_s and p.onset_s <= t.offset_s + tail_s]
+        if hits:
+            used.add(min(hits, key=lambda j: predicted[j].onset_s))
+            tp += 1
+    return tp, len(predicted) - tp, len(truth) - tp
+
+
 def f1_score(tp: int, fp: int, fn: int) -> dict:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0

@@ -299,3 +299,14 @@ def test_moving_mean_matches_the_services_smoother():
     smoother = TagSmoother("x", TagSmootherConfig(on_threshold=on, off_threshold=0.0), 16000, 2560)
     decisions = [smoother.update(float(s), (i + 1) * 2560) for i, s in enumerate(scores[:, 0])]
     assert next(i for i, d in enumerate(decisions) if d) == first
+
+
+def test_detection_matching_accepts_late_onsets_inside_the_event():
+    E = metrics.Event
+    truth = [E("dog", 10.0, 14.0), E("siren", 20.0, 24.0), E("dog", 30.0, 31.0)]
+    predicted = [E("dog", 11.8, 14.5),   # 1.8 s late: a detection, not an onset match
+                 E("dog", 12.5, 13.0),   # a second segment of the same event: a false alarm
+                 E("siren", 24.4, 25.0),  # starts within the collar after the end
+                 E("cat", 30.0, 31.0)]   # wrong label
+    assert metrics.match_overlaps(truth, predicted, 0.5) == (2, 2, 1)
+    assert metrics.match_events(truth, predicted, 0.5, check_offset=False) == (0, 4, 3)
