@@ -92,7 +92,8 @@ def tag_threshold_section(thresholds: dict, mix: dict) -> list[str]:
     for tag, p in thresholds["per_tag"].items():
         lines.append(f"| {tag} | {p['positives']} | {p['threshold']} | {fmt(p.get('precision'), 1, True)} | "
                      f"{fmt(p.get('recall'), 1, True)} | {p['from']} |")
-    lines += ["", "For a config running this model (the default `config.yaml` takes these for its tags; off at "
+    lines += ["", "For a config running this model (the default `config.yaml` takes these for its tags, except "
+              "where its comments say why not, e.g. a pattern alarm with no validation clips; off at "
               f"{OFF_FRACTION:g} x on):", "", "```yaml",
               *[f"  - {{name: {tag}, on_threshold: {on}, off_threshold: {off}}}" for tag, (on, off) in chosen.items()
                 if tag in CONFIG_TAGS], "```", ""]

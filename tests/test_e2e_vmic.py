@@ -54,7 +54,7 @@ QUIET_AFTER_S = 2.5  # how long we keep listening for a second (wrong) event
 
 # A smoke alarm is tagged once per temporal-three group (the 1.5 s pause between groups turns the tag
 # off): where the tag's start and end may sit relative to the group's first beep start and last beep
-# end. Smoothing over 3 hops and the off threshold make the end trail the sound by ~0.5 s.
+# end. Smoothing over config.yaml's window and the off threshold make the end trail the sound by ~0.5 s.
 TAG_START_WINDOW_S = (-0.2, 0.6)
 TAG_END_WINDOW_S = (-0.3, 1.0)
 
