@@ -1,7 +1,7 @@
 """Evaluate any contract model file on shared-style data, through onnxruntime as the service runs it.
 
     python -m export.evaluate MODEL.onnx [MODEL2.onnx ...] --data ../shared/data --split val \\
-        --hop-ms 160 --out eval/ [--tasks kws,wakeword,tags,mixtures]
+        --hop-ms 160 --out eval/ [--tasks kws,wakeword,tags,mixtures,alarms]
 
 Every clip is streamed hop by hop from a zero state with the service's own loader and runner
 (``streamd.model.load_model``, ``streamd.runner.StreamRunner``); keyword decisions use the service's
@@ -40,7 +40,7 @@ from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 
 log = logging.getLogger(__name__)
 
-TASKS = ("kws", "wakeword", "tags", "mixtures")
+TASKS = ("kws", "wakeword", "tags", "mixtures", "alarms")
 SILENCE, UNKNOWN, NO_KEYWORD = "_silence_", "_unknown_", "no_keyword"
 SPEECH_TAG = "speech"
 PAD_S = 0.5  # silence streamed before and after each keyword clip
@@ -53,6 +53,17 @@ TAG_GROUPS = ("tags/esc50", "tags/urbansound8k", "speech")
 ACTIVE_DB = -30.0  # mixture events: frames within this of the clip's loudest frame are the sound
 BACKGROUND_RMS = 10 ** (-45 / 20)  # mixtures: background level (-45 dBFS)
 EVENT_RMS = 10 ** (-25 / 20)  # mixtures: active level of each inserted sound (20 dB above background)
+ALARM_TAG = "smoke_alarm"
+ALARM_SEED = 8201  # held-out draws of export.data.synth_alarms (its training cache uses seed 0)
+ALARM_CLIPS_PER_KIND = 20  # of the temporal-three (smoke) and temporal-four (CO) patterns
+ALARM_SECONDS = 10.0
+ALARM_LEAD_S = 2.0  # background before each alarm
+ALARM_WINDOW_HOPS = 5  # 0.8 s at 160 ms: longer than the 0.5 s gap between temporal-three beeps
+ALARM_OFF_FRACTION = 0.5
+ALARM_GROUP_GAP_S = 1.0  # beeps closer than this are one group (temporal-three gap 0.5 s, pause 1.5 s)
+ALARM_LATE_S = 1.5  # a group counts as detected if the tag is on before this long after its last beep
+ALARM_FA_PER_H = 2.0  # operating point: most groups detected within this many false starts/h (a miss costs more)
+ALARM_THRESHOLDS = tuple(np.round(np.arange(0.3, 0.951, 0.05), 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,6 +264,7 @@ class Context:
     groups: dict[Path, str]  # clip path -> folder relative to the data root
     args: argparse.Namespace
     tag_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)  # set by the tags task
+    negative: tuple | None = None  # negative_stream's result, shared by the wakeword and alarms tasks
 
     @property
     def model(self) -> Model:
@@ -311,12 +323,15 @@ def eval_kws(ctx: Context) -> dict:
 
 def negative_stream(ctx: Context) -> tuple[Scored, float, int]:
     """speech/, noise/, tags/ and not-wake-word clips, sorted by path, as one long stream."""
+    if ctx.negative is not None:
+        return ctx.negative
     clips = sorted((c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in NEGATIVE_GROUPS)),
                    key=lambda c: str(c.path))
     bar = ctx.progress(clips, "wakeword negatives")
     scored = ctx.scorer.stream(ctx.scorer.audio(c) for c in bar)
     hours = len(scored.end_samples) * ctx.scorer.hop_samples / ctx.scorer.sample_rate_hz / 3600
-    return scored, hours, len(clips)
+    ctx.negative = (scored, hours, len(clips))
+    return ctx.negative
 
 
 def eval_wakeword(ctx: Context) -> dict:
@@ -439,14 +454,21 @@ def tag_segments(scored: Scored, tags: list[str], label_indices: list[int], samp
     event is a segment."""
     segments = []
     for tag, column in zip(tags, label_indices):
-        smoother = TagSmoother(tag, smoother_config((thresholds or {}).get(tag)), sample_rate_hz, hop_samples)
-        decisions = []
-        for score, end in zip(scored.scores[:, column], scored.end_samples):
-            decisions += smoother.update(float(score), int(end))
-        decisions += smoother.flush()
-        segments += [Event(tag, d.start_sample / sample_rate_hz, d.end_sample / sample_rate_hz)
-                     for d in decisions if d.kind == "end"]
+        cfg = smoother_config((thresholds or {}).get(tag))
+        segments += smoothed_segments(tag, scored.scores[:, column], scored.end_samples, cfg, sample_rate_hz, hop_samples)
     return segments
+
+
+def smoothed_segments(tag: str, scores: np.ndarray, end_samples: np.ndarray, cfg: TagSmootherConfig,
+                      sample_rate_hz: int, hop_samples: int) -> list[Event]:
+    """The service's TagSmoother over one tag's scores: each ended event is a segment."""
+    smoother = TagSmoother(tag, cfg, sample_rate_hz, hop_samples)
+    decisions = []
+    for score, end in zip(scores, end_samples):
+        decisions += smoother.update(float(score), int(end))
+    decisions += smoother.flush()
+    return [Event(tag, d.start_sample / sample_rate_hz, d.end_sample / sample_rate_hz)
+            for d in decisions if d.kind == "end"]
 
 
 def eval_mixtures(ctx: Context) -> dict:
@@ -493,7 +515,85 @@ def eval_mixtures(ctx: Context) -> dict:
     return out
 
 
-TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures}
+def beep_groups(beeps: list[tuple[float, float]], offset_s: float) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each group of beeps closer than ALARM_GROUP_GAP_S, shifted by offset_s."""
+    groups = []
+    for start, end in beeps:
+        if groups and start - groups[-1][1] < ALARM_GROUP_GAP_S:
+            groups[-1] = (groups[-1][0], end)
+        else:
+            groups.append((start, end))
+    return [(a + offset_s, b + offset_s) for a, b in groups]
+
+
+def alarm_scenes(ctx: Context, quiet: bool = False) -> list[tuple[np.ndarray, list[tuple[float, float]]]]:
+    """Held-out synthetic alarms over noise/ background, 20 dB above it (quiet: over digital silence):
+    (audio, beep groups)."""
+    from export.data.synth_alarms import make_alarm_with_beeps
+
+    sr = ctx.scorer.sample_rate_hz
+    rng = np.random.default_rng(ALARM_SEED)
+    noise = [ctx.scorer.audio(c) for c in ctx.clips if in_group(c, ctx.groups, "noise")]
+    background = np.concatenate(noise) if noise else rng.standard_normal(sr).astype(np.float32)
+    lead = round(ALARM_LEAD_S * sr)
+    scenes = []
+    for kind in ("t3", "t4") * ALARM_CLIPS_PER_KIND:
+        alarm, beeps = make_alarm_with_beeps(kind, ALARM_SECONDS, sr, rng)
+        start, end = active_region(alarm)
+        alarm = alarm * (EVENT_RMS / max(np.sqrt(np.mean(alarm[start:end] ** 2)), 1e-9))
+        n = lead + len(alarm) + lead
+        offset = int(rng.integers(max(1, len(background) - n)))
+        bed = np.resize(background[offset:offset + n], n)
+        bed = bed * (0.0 if quiet else BACKGROUND_RMS / max(np.sqrt(np.mean(bed ** 2)), 1e-9))
+        bed[lead:lead + len(alarm)] += alarm
+        scenes.append((bed.astype(np.float32), beep_groups(beeps, ALARM_LEAD_S)))
+    return scenes
+
+
+def eval_alarms(ctx: Context) -> dict:
+    """smoke_alarm on held-out synthetic alarms (detected beep groups) and on the negative stream
+    (false starts per hour), per on-threshold, with a smoothing window longer than a beep gap."""
+    column = ctx.label_index(ALARM_TAG)
+    if column is None:
+        return {"skipped": f"the model has no {ALARM_TAG} tag"}
+    sr, hop = ctx.scorer.sample_rate_hz, ctx.scorer.hop_samples
+    scenes, quiet_scenes = ([(ctx.scorer.stream([audio]), groups) for audio, groups in
+                             ctx.progress(alarm_scenes(ctx, quiet), "alarms")] for quiet in (False, True))
+    negative, hours, _ = negative_stream(ctx)
+    n_groups = sum(len(g) for _, g in scenes)
+
+    def detected(scenes, cfg) -> tuple[int, int]:
+        """(beep groups the tag was on for, segments starting inside the alarms)"""
+        hits = segments_in_alarms = 0
+        for scored, groups in scenes:
+            segments = smoothed_segments(ALARM_TAG, scored.scores[:, column], scored.end_samples, cfg, sr, hop)
+            hits += sum(any(s.onset_s <= b + ALARM_LATE_S and s.offset_s >= a for s in segments) for a, b in groups)
+            segments_in_alarms += sum(s.onset_s >= ALARM_LEAD_S for s in segments)
+        return hits, segments_in_alarms
+
+    rows = []
+    for threshold in ALARM_THRESHOLDS:
+        cfg = TagSmootherConfig(on_threshold=float(threshold), off_threshold=round(ALARM_OFF_FRACTION * threshold, 3),
+                                window_hops=ALARM_WINDOW_HOPS)
+        hits, segments_in_alarms = detected(scenes, cfg)
+        quiet_hits, _ = detected(quiet_scenes, cfg)
+        false_starts = len(smoothed_segments(ALARM_TAG, negative.scores[:, column], negative.end_samples, cfg, sr, hop))
+        rows.append({"threshold": float(threshold), "off_threshold": cfg.off_threshold,
+                     "detected_pct": round(100.0 * hits / max(1, n_groups), 1),
+                     "detected_in_silence_pct": round(100.0 * quiet_hits / max(1, n_groups), 1),
+                     "segments_per_group": round(segments_in_alarms / max(1, n_groups), 2),
+                     "false_starts": false_starts, "false_starts_per_h": round(false_starts / hours, 2) if hours else None})
+    within = [r for r in rows if r["false_starts_per_h"] is not None and r["false_starts_per_h"] <= ALARM_FA_PER_H]
+    best = max(within, key=lambda r: (r["detected_pct"], -r["segments_per_group"], -r["threshold"]), default=None)
+    return {"alarms": len(scenes), "beep_groups": n_groups, "kinds": "temporal-three and temporal-four, half each",
+            "generator": f"export.data.synth_alarms, seed {ALARM_SEED} (training uses seed 0)",
+            "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1), "negative_hours": round(hours, 4),
+            "window_hops": ALARM_WINDOW_HOPS, "late_s": ALARM_LATE_S,
+            f"best_within_{ALARM_FA_PER_H:g}_false_starts_per_h": best, "table": rows}
+
+
+TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures,
+                  "alarms": eval_alarms}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,7 +717,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
 def summary(result: dict) -> dict:
     """The few numbers compared across models."""
     t = result["tasks"]
-    kws, wake, tags, mix = (t.get(k, {}) for k in TASKS)
+    kws, wake, tags, mix, alarms = (t.get(k, {}) for k in TASKS)
     row = {"family": result["family"], "hop_ms": result["hop_ms"], "state_kB": round(result["state_bytes"] / 1024, 1),
            "ms_per_audio_s": result["compute_ms_per_audio_s"],
            "kws_acc_11": kws.get("accuracy_11"), "kws_acc_12": kws.get("accuracy_12"),
@@ -632,6 +732,9 @@ def summary(result: dict) -> dict:
     row["mixture_event_f1"] = mix.get("event_f1_onset_offset", {}).get("f1")
     row["mixture_onset_f1"] = mix.get("event_f1_onset", {}).get("f1")
     row["mixture_detected_f1"] = mix.get("event_f1_detected", {}).get("f1")
+    alarm_point = alarms.get(f"best_within_{ALARM_FA_PER_H:g}_false_starts_per_h") or {}
+    row["smoke_alarm_detected_pct"] = alarm_point.get("detected_pct")
+    row["smoke_alarm_threshold"] = alarm_point.get("threshold")
     return row
 
 

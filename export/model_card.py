@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from export.metrics import OFF_FRACTION
+from export.evaluate import ALARM_FA_PER_H, ALARM_TAG
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.model import load_model
 
@@ -75,9 +76,42 @@ def tag_config_thresholds(thresholds: dict) -> dict[str, tuple[float, float]]:
     return {tag: (p["threshold"], round(OFF_FRACTION * p["threshold"], 3)) for tag, p in thresholds["per_tag"].items()}
 
 
-def tag_threshold_section(thresholds: dict, mix: dict) -> list[str]:
+def alarm_point(alarms: dict) -> dict | None:
+    return alarms.get(f"best_within_{ALARM_FA_PER_H:g}_false_starts_per_h")
+
+
+def alarm_section(alarms: dict) -> list[str]:
+    point = alarm_point(alarms)
+    lines = [
+        "### Smoke alarm",
+        "",
+        f"The validation data holds no smoke alarms, so `smoke_alarm` is measured on {alarms['alarms']} held-out synthetic "
+        f"alarms ({alarms['kinds']}; {alarms['generator']}) over noise/ background {alarms['snr_db']:g} dB below them, "
+        f"{alarms['beep_groups']} beep groups, and for false starts on the {alarms['negative_hours']:.2f} h negative stream. "
+        f"The smoother's window is {alarms['window_hops']} hops, longer than the 0.5 s gap between temporal-three beeps, "
+        f"so the tag stays on through a group; a group is detected when the tag is on before {alarms['late_s']:g} s after "
+        "its last beep. Not a substitute for real recordings.",
+        "",
+        "| on-threshold | off-threshold | groups detected | the same alarms in silence | segments per group | false starts | per hour |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {r['threshold']} | {r['off_threshold']} | {fmt(r['detected_pct'])}% | {fmt(r['detected_in_silence_pct'])}% | {r['segments_per_group']} | "
+          f"{r['false_starts']} | {fmt(r['false_starts_per_h'], 2)} |" for r in alarms["table"]],
+        "",
+        f"Operating point (most groups detected with at most {ALARM_FA_PER_H:g} false starts per hour; a missed alarm "
+        "costs more than a false one): " + (f"on {point['threshold']}, off {point['off_threshold']}, "
+                                            f"{fmt(point['detected_pct'])}% of groups detected." if point else "none."),
+        "",
+    ]
+    return lines
+
+
+def tag_threshold_section(thresholds: dict, mix: dict, alarms: dict) -> list[str]:
     pooled = thresholds["pooled"]
     chosen = tag_config_thresholds(thresholds)
+    extra = {}
+    if point := alarm_point(alarms):
+        extra[ALARM_TAG] = f", window_hops: {alarms['window_hops']}"
+        chosen[ALARM_TAG] = (point["threshold"], point["off_threshold"])
     lines = [
         "### Tag thresholds",
         "",
@@ -92,11 +126,10 @@ def tag_threshold_section(thresholds: dict, mix: dict) -> list[str]:
     for tag, p in thresholds["per_tag"].items():
         lines.append(f"| {tag} | {p['positives']} | {p['threshold']} | {fmt(p.get('precision'), 1, True)} | "
                      f"{fmt(p.get('recall'), 1, True)} | {p['from']} |")
-    lines += ["", "For a config running this model (the default `config.yaml` takes these for its tags, except "
-              "where its comments say why not, e.g. a pattern alarm with no validation clips; off at "
-              f"{OFF_FRACTION:g} x on):", "", "```yaml",
-              *[f"  - {{name: {tag}, on_threshold: {on}, off_threshold: {off}}}" for tag, (on, off) in chosen.items()
-                if tag in CONFIG_TAGS], "```", ""]
+    lines += ["", "For a config running this model (the default `config.yaml` takes these for its tags; off at "
+              f"{OFF_FRACTION:g} x on; `{ALARM_TAG}` from the section below when it was measured):", "", "```yaml",
+              *[f"  - {{name: {tag}, on_threshold: {on}, off_threshold: {off}{extra.get(tag, '')}}}"
+                for tag, (on, off) in chosen.items() if tag in CONFIG_TAGS], "```", ""]
     return lines
 
 
@@ -111,7 +144,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     model = load_model(model_path)
     info = model.info
     tasks = result["tasks"]
-    kws, wake, tags, mix = (tasks.get(k, {}) for k in ("kws", "wakeword", "tags", "mixtures"))
+    kws, wake, tags, mix, alarms = (tasks.get(k, {}) for k in ("kws", "wakeword", "tags", "mixtures", "alarms"))
     keywords = info.names_of_kind(KIND_KEYWORD)
     tag_names = info.names_of_kind(KIND_TAG)
     lines = [
@@ -187,7 +220,9 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
                   "accepts per hour here (a command costs less when it fires by mistake than when it is missed):", "",
                   "```yaml", *[f"  - {{name: {json.dumps(k)}, threshold: {t}}}" for k, t in chosen.items() if t is not None], "```", ""]
     if tags.get("thresholds"):
-        lines += tag_threshold_section(tags["thresholds"], mix)
+        lines += tag_threshold_section(tags["thresholds"], mix, alarms)
+    if alarms.get("table"):
+        lines += alarm_section(alarms)
     if int8:
         q_path, q_result = int8
         q_kws = q_result["tasks"].get("kws", {})

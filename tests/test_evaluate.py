@@ -249,6 +249,8 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     f1 = mix["event_f1_onset_offset"]
     assert f1["tp"] + f1["fn"] == 2 and f1["tp"] + f1["fp"] == mix["predicted_segments"]
 
+    assert result["tasks"]["alarms"] == {"skipped": "the model has no smoke_alarm tag"}
+
     for name in ("sat0_det.png", "sat0_kws_confusion_12.png", "sat0_tags_ap.png", "sat1.json",
                  "comparison_det_computer.png"):
         assert (out / name).stat().st_size > 1000
@@ -310,3 +312,27 @@ def test_detection_matching_accepts_late_onsets_inside_the_event():
                  E("cat", 30.0, 31.0)]   # wrong label
     assert metrics.match_overlaps(truth, predicted, 0.5) == (2, 2, 1)
     assert metrics.match_events(truth, predicted, 0.5, check_offset=False) == (0, 4, 3)
+
+
+def test_beep_groups_join_beeps_closer_than_the_group_gap():
+    t3 = [(0.0, 0.5), (1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (5.0, 5.5)]  # 3 beeps, 1.5 s pause, 2 beeps
+    assert ev.beep_groups(t3, 2.0) == [(2.0, 4.5), (6.0, 7.5)]
+    assert ev.beep_groups([], 2.0) == []
+
+
+def test_alarm_scenes_hold_each_group_where_the_truth_says_and_background_elsewhere():
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(scorer=SimpleNamespace(sample_rate_hz=SR, audio=None), clips=[], groups={})
+    noisy, quiet = ev.alarm_scenes(ctx), ev.alarm_scenes(ctx, quiet=True)
+    assert len(noisy) == len(quiet) == 2 * ev.ALARM_CLIPS_PER_KIND
+    for (audio, groups), (silent, same_groups) in zip(noisy[:6], quiet[:6]):
+        assert groups == same_groups and len(audio) == len(silent) == round((2 * ev.ALARM_LEAD_S + ev.ALARM_SECONDS) * SR)
+        lead = round(ev.ALARM_LEAD_S * SR)
+        assert not silent[:lead].any() and not silent[-lead:].any()  # the alarm only between the leads
+        bed_db = 20 * np.log10(np.sqrt(np.mean(audio[:lead] ** 2)))
+        assert abs(bed_db - 20 * np.log10(ev.BACKGROUND_RMS)) < 0.5
+        for start_s, end_s in groups:
+            assert ev.ALARM_LEAD_S <= start_s < end_s <= ev.ALARM_LEAD_S + ev.ALARM_SECONDS
+            beep = silent[round(start_s * SR):round(end_s * SR)]
+            assert np.sqrt(np.mean(beep ** 2)) > 3 * ev.BACKGROUND_RMS  # the group is loud where it says

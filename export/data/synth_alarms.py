@@ -85,9 +85,18 @@ def piezo_tone(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
 
 def make_alarm(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     """float32 clip of one alarm kind (ALARM_KINDS) or negative (NEGATIVE_KINDS), peak -12..-3 dBFS."""
+    return make_alarm_with_beeps(kind, seconds, sample_rate_hz, rng)[0]
+
+
+def make_alarm_with_beeps(kind: str, seconds: float, sample_rate_hz: int,
+                          rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """make_alarm, and the (start_s, end_s) of each beep (empty for negatives): the evaluation's truth."""
     n = int(seconds * sample_rate_hz)
+    beeps = []
     if kind in ALARM_KINDS:
-        audio = piezo_tone(n, sample_rate_hz, rng) * envelope(pattern(kind, seconds, rng), n, sample_rate_hz)
+        tone = piezo_tone(n, sample_rate_hz, rng)
+        beeps = pattern(kind, seconds, rng)
+        audio = tone * envelope(beeps, n, sample_rate_hz)
     elif kind == "microwave":
         audio = microwave(n, sample_rate_hz, rng)
     elif kind == "phone":
@@ -97,7 +106,7 @@ def make_alarm(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Ge
     else:
         raise ValueError(f"unknown kind {kind!r}; known: {ALARM_KINDS + tuple(NEGATIVE_KINDS)}")
     peak = 10 ** (rng.uniform(-12, -3) / 20)
-    return (audio * peak / max(np.abs(audio).max(), 1e-9)).astype(np.float32)
+    return (audio * peak / max(np.abs(audio).max(), 1e-9)).astype(np.float32), beeps
 
 
 def microwave(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
