@@ -85,7 +85,10 @@ class Publisher:
         return True
 
     def close(self) -> None:
-        """Close with the configured linger (bounded), terminate the context, remove the ipc file."""
+        """Close with the configured linger (bounded), terminate the context, remove the ipc file.
+        A second call does nothing."""
+        if self._context.closed:
+            return
         self._socket.close()
         self._context.term()
         if self._ipc_path:

@@ -40,6 +40,23 @@ def context():
     ctx.destroy(linger=0)
 
 
+@pytest.fixture(autouse=True)
+def close_publishers(monkeypatch):
+    """Close every Publisher a test made, also when it failed half-way: a context left to the garbage
+    collector with an open socket can block its term() for good and hang the whole run."""
+    made = []
+    original = Publisher.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Publisher, "__init__", tracking_init)
+    yield
+    for pub in made:
+        pub.close()
+
+
 def test_events_arrive_as_topic_and_json_with_consecutive_seq(tmp_path, context):
     endpoint = f"ipc://{tmp_path}/events"
     pub = Publisher(endpoint, high_water_mark=100)
@@ -63,12 +80,12 @@ def test_stalled_subscriber_never_blocks_and_drops_are_counted(tmp_path, context
     start = time.perf_counter()
     sent = sum(pub.publish(event(i)) for i in range(n))
     elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"{n} sends took {elapsed:.2f} s"
+    assert elapsed < 20.0, f"{n} sends took {elapsed:.2f} s"  # a blocking send would never return
     assert pub.dropped_events > 0 and sent + pub.dropped_events == n
     assert sent < 5000  # the queues hold a few hundred, not 20000
     close_start = time.perf_counter()
     pub.close()
-    assert time.perf_counter() - close_start < 0.5
+    assert time.perf_counter() - close_start < 5.0  # linger 0: does not wait for the stalled reader
     stalled.close()
 
 
@@ -86,7 +103,7 @@ def test_default_policy_a_stalled_subscriber_does_not_starve_a_reader(tmp_path, 
             assert pub.publish(event(i))  # never refused: drops happen per subscriber
         while len(seqs_read) < first + batch and reader.poll(1000):
             seqs_read.append(json.loads(reader.recv_multipart()[1])["seq"])
-    assert time.perf_counter() - start < 10.0
+    assert time.perf_counter() - start < 60.0
     assert seqs_read == list(range(n))  # the reader misses nothing
     assert pub.dropped_events == 0
     seqs_stalled = []

@@ -208,3 +208,23 @@ def test_a_second_tag_clip_marks_both_tags():
         on = targets[:, [NAMES.index("dog"), NAMES.index("siren")]].all(axis=0)
         assert on.sum() >= 1  # the same tag twice, or both
         assert np.abs(audio).max() <= 0.99
+
+
+def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
+    beeps = np.tile(np.concatenate([tone(0.16, 3000), np.zeros(3 * 2560, np.float32)]), 10)  # whole quiet columns
+    noise = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.01
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), p_tag_bed=1.0,
+                      tag_bed_db=(-20.0, -20.0))
+    sampler = SceneSampler(Pools(tags={"smoke_alarm": [beeps]}, noise=[noise]), NAMES, cfg)
+    audio, targets, _ = sampler.sample(np.random.default_rng(1))
+    cols = audio.reshape(10, -1)
+    quiet = np.mean(cols ** 2, axis=1) < 0.5 * np.mean(cols ** 2, axis=1).max()
+    assert quiet.any() and (np.abs(cols[quiet]).max(axis=1) > 0).all(), "the gaps between beeps hold noise"
+    bed_db = 10 * np.log10(np.mean(cols[quiet] ** 2))
+    tag_db = 10 * np.log10(np.mean(audio ** 2))
+    assert -24 < bed_db - tag_db < -17  # 20 dB below the sound (the beeps dominate the scene's power)
+    assert targets[~quiet, NAMES.index("smoke_alarm")].min() == 1.0
+    plain = SceneSampler(Pools(tags={"smoke_alarm": [beeps]}, noise=[noise]), NAMES,
+                         SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0)))
+    audio, _, _ = plain.sample(np.random.default_rng(1))
+    assert (audio.reshape(10, -1)[quiet] == 0).all(), "without a bed the gaps stay silent"

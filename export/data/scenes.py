@@ -60,6 +60,8 @@ class SceneConfig:
     p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
     p_second_tag: float = 0.0  # chance that a tag scene also holds a second tag clip (mixup of sounds)
     second_tag_db: tuple[float, float] = (-10.0, 5.0)  # its level relative to the first (dB)
+    p_tag_bed: float = 0.0  # chance that a tag scene also holds a noise/ background under the sound
+    tag_bed_db: tuple[float, float] = (-30.0, -5.0)  # its level relative to the tag sound (dB)
     teacher_weight: float = 0.5  # target = (1 - w) * hard + w * teacher where the teacher knows the tag
 
 
@@ -147,6 +149,11 @@ class SceneSampler:
             if rng.random() < self.cfg.p_second_tag:
                 second = self._tag_excerpt(rng, targets, mask, relative_to=audio)
                 audio += second
+            # sounds also happen in noisy rooms: without this a synthetic alarm is only ever heard in silence
+            if self.cfg.p_tag_bed and self.pools.noise and rng.random() < self.cfg.p_tag_bed:
+                bed = self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))])
+                gain_db = rms_db(audio) + rng.uniform(*self.cfg.tag_bed_db) - rms_db(bed)
+                audio += bed * np.float32(10 ** (gain_db / 20))
         elif kind == 1 and self.pools.speech:
             audio = self._at_level(rng, self._excerpt(rng, self.pools.speech[rng.integers(len(self.pools.speech))]))
             self._mark(audio, targets, mask, "speech")
