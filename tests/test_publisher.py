@@ -40,26 +40,24 @@ def context():
     ctx.destroy(linger=0)
 
 
-@pytest.fixture(autouse=True)
-def close_publishers(monkeypatch):
-    """Close every Publisher a test made, also when it failed half-way: a context left to the garbage
-    collector with an open socket can block its term() for good and hang the whole run."""
+@pytest.fixture
+def publisher():
+    """Publisher(...) that is closed after the test also when it failed half-way: a context left to the
+    garbage collector with an open socket can block its term() for good and hang the whole run."""
     made = []
-    original = Publisher.__init__
 
-    def tracking_init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        made.append(self)
+    def make(*args, **kwargs):
+        made.append(Publisher(*args, **kwargs))
+        return made[-1]
 
-    monkeypatch.setattr(Publisher, "__init__", tracking_init)
-    yield
+    yield make
     for pub in made:
         pub.close()
 
 
-def test_events_arrive_as_topic_and_json_with_consecutive_seq(tmp_path, context):
+def test_events_arrive_as_topic_and_json_with_consecutive_seq(tmp_path, context, publisher):
     endpoint = f"ipc://{tmp_path}/events"
-    pub = Publisher(endpoint, high_water_mark=100)
+    pub = publisher(endpoint, high_water_mark=100)
     sub = subscribe(context, endpoint, b"keyword.")
     wait_for_subscribers(pub, 1)
     for i in range(5):
@@ -71,9 +69,9 @@ def test_events_arrive_as_topic_and_json_with_consecutive_seq(tmp_path, context)
     assert not (tmp_path / "events").exists()
 
 
-def test_stalled_subscriber_never_blocks_and_drops_are_counted(tmp_path, context):
+def test_stalled_subscriber_never_blocks_and_drops_are_counted(tmp_path, context, publisher):
     endpoint = f"ipc://{tmp_path}/events"
-    pub = Publisher(endpoint, high_water_mark=50, drop_for_all=True, linger_ms=0)
+    pub = publisher(endpoint, high_water_mark=50, drop_for_all=True, linger_ms=0)
     stalled = subscribe(context, endpoint, hwm=50)  # never reads
     wait_for_subscribers(pub, 1)
     n = 20000
@@ -89,9 +87,9 @@ def test_stalled_subscriber_never_blocks_and_drops_are_counted(tmp_path, context
     stalled.close()
 
 
-def test_default_policy_a_stalled_subscriber_does_not_starve_a_reader(tmp_path, context):
+def test_default_policy_a_stalled_subscriber_does_not_starve_a_reader(tmp_path, context, publisher):
     endpoint = f"ipc://{tmp_path}/events"
-    pub = Publisher(endpoint, high_water_mark=1000, linger_ms=0)
+    pub = publisher(endpoint, high_water_mark=1000, linger_ms=0)
     stalled = subscribe(context, endpoint, hwm=50)
     reader = subscribe(context, endpoint)
     wait_for_subscribers(pub, 2)
@@ -114,9 +112,9 @@ def test_default_policy_a_stalled_subscriber_does_not_starve_a_reader(tmp_path, 
     pub.close()
 
 
-def test_subscriber_count_follows_subscribe_and_unsubscribe(tmp_path, context):
+def test_subscriber_count_follows_subscribe_and_unsubscribe(tmp_path, context, publisher):
     endpoint = f"ipc://{tmp_path}/events"
-    pub = Publisher(endpoint)
+    pub = publisher(endpoint)
     sub = subscribe(context, endpoint, b"status")
     wait_for_subscribers(pub, 1)
     sub.setsockopt(zmq.UNSUBSCRIBE, b"status")
