@@ -418,6 +418,18 @@ def active_region(audio: np.ndarray) -> tuple[int, int]:
     return int(active[0] * FRAME_SAMPLES), int(min(len(audio), (active[-1] + 1) * FRAME_SAMPLES))
 
 
+def at_rms(x: np.ndarray, rms: float, part: slice = slice(None)) -> np.ndarray:
+    """x scaled so that x[part] has RMS rms (float64)."""
+    x = x.astype(np.float64)
+    return x * (rms / max(np.sqrt(np.mean(x[part] ** 2)), 1e-9))
+
+
+def noise_background(ctx: Context) -> np.ndarray:
+    """The split's noise/ recordings end to end (empty if there are none)."""
+    noise = [ctx.scorer.audio(c) for c in ctx.clips if in_group(c, ctx.groups, "noise")]
+    return np.concatenate(noise) if noise else np.zeros(0, np.float32)
+
+
 def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, sample_rate_hz: int,
                   seed: int = 0, gap_s=(2.0, 5.0)) -> tuple[np.ndarray, list[Event]]:
     """Background at BACKGROUND_RMS with each sound's active part at EVENT_RMS, a random gap before each."""
@@ -425,8 +437,7 @@ def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, 
     pieces, truth, position = [], [], 0
     for label, audio in events:
         start, end = active_region(audio)
-        sound = audio[start:end].astype(np.float64)
-        sound *= EVENT_RMS / max(np.sqrt(np.mean(sound ** 2)), 1e-9)
+        sound = at_rms(audio[start:end], EVENT_RMS)
         gap = round(rng.uniform(*gap_s) * sample_rate_hz)
         pieces += [np.zeros(gap), sound]
         onset = position + gap
@@ -436,8 +447,7 @@ def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, 
     foreground = np.concatenate(pieces)
     if len(background) == 0:
         background = rng.standard_normal(len(foreground))
-    bed = np.resize(background.astype(np.float64), len(foreground))
-    bed *= BACKGROUND_RMS / max(np.sqrt(np.mean(bed ** 2)), 1e-9)
+    bed = at_rms(np.resize(background, len(foreground)), BACKGROUND_RMS)
     return np.clip(foreground + bed, -1, 1).astype(np.float32), truth
 
 
@@ -480,8 +490,7 @@ def eval_mixtures(ctx: Context) -> dict:
     chosen = [sources[i] for i in sorted(rng.choice(len(sources), min(ctx.args.mixture_events, len(sources)), replace=False))]
     rng.shuffle(chosen)
     sr = ctx.scorer.sample_rate_hz
-    noise = [ctx.scorer.audio(c) for c in ctx.clips if in_group(c, ctx.groups, "noise")]
-    background = np.concatenate(noise) if noise else np.zeros(0, np.float32)
+    background = noise_background(ctx)
     audio, truth = build_mixture([(tag_truth(c, ctx.groups), ctx.scorer.audio(c)) for c in chosen], background, sr,
                                  seed=ctx.args.seed)
     block = 10 * sr
@@ -491,7 +500,7 @@ def eval_mixtures(ctx: Context) -> dict:
     out = {
         "events": len(truth),
         "duration_s": round(len(audio) / sr, 2),
-        "background": "noise/ clips" if noise else "white noise",
+        "background": "noise/ clips" if len(background) else "white noise",
         "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1),
         "smoother": dataclasses.asdict(TagSmootherConfig()),
         "thresholds": "per tag from the tags task (off at %g x on)" % OFF_FRACTION if ctx.tag_thresholds
@@ -533,18 +542,17 @@ def alarm_scenes(ctx: Context, quiet: bool = False) -> list[tuple[np.ndarray, li
 
     sr = ctx.scorer.sample_rate_hz
     rng = np.random.default_rng(ALARM_SEED)
-    noise = [ctx.scorer.audio(c) for c in ctx.clips if in_group(c, ctx.groups, "noise")]
-    background = np.concatenate(noise) if noise else rng.standard_normal(sr).astype(np.float32)
+    background = noise_background(ctx)
+    if not len(background):
+        background = rng.standard_normal(sr).astype(np.float32)
     lead = round(ALARM_LEAD_S * sr)
     scenes = []
     for kind in ("t3", "t4") * ALARM_CLIPS_PER_KIND:
         alarm, beeps = make_alarm_with_beeps(kind, ALARM_SECONDS, sr, rng)
-        start, end = active_region(alarm)
-        alarm = alarm * (EVENT_RMS / max(np.sqrt(np.mean(alarm[start:end] ** 2)), 1e-9))
+        alarm = at_rms(alarm, EVENT_RMS, slice(*active_region(alarm)))
         n = lead + len(alarm) + lead
         offset = int(rng.integers(max(1, len(background) - n)))
-        bed = np.resize(background[offset:offset + n], n)
-        bed = bed * (0.0 if quiet else BACKGROUND_RMS / max(np.sqrt(np.mean(bed ** 2)), 1e-9))
+        bed = at_rms(np.resize(background[offset:offset + n], n), 0.0 if quiet else BACKGROUND_RMS)
         bed[lead:lead + len(alarm)] += alarm
         scenes.append((bed.astype(np.float32), beep_groups(beeps, ALARM_LEAD_S)))
     return scenes
