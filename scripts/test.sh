@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -m "not slow" "$@"
+STREAMD_REQUIRE_VMIC=1 exec .venv/bin/python -m pytest -m "not slow" "$@"
