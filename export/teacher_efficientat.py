@@ -295,25 +295,29 @@ class EfficientATTeacher(nn.Module):
 
 # ----------------------------------------------------------------------------------- check on real clips
 
-def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_label: int | None = None) -> dict:
-    """Top-1 over our mappable tags for the single-label tag clips of a shared-data manifest."""
+def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_label: int | None = None,
+                  split: str = "all") -> dict:
+    """Top-1 over our mappable tags for the single-label tag clips (and speech/) of a shared-data
+    manifest; split "val" or "train" keeps only that side of training's split (export/data/splits.py)."""
     from collections import defaultdict
 
     from export.data.audio import load_audio
+    from export.data.manifest import read_manifest
+    from export.data.splits import split_of
     from export.labels import tag_name
 
-    data_root = Path(data_root)
-    with open(data_root / "manifest.csv", newline="") as f:
-        rows = [(r["path"], tag_name(r["labels"].split(";")[0])) for r in csv.DictReader(f)]
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for path, label in rows:
-        if label in AUDIOSET_TO_TAG and (path.startswith("tags/") or label == "speech"):
-            by_label[label].append(path)
+    data_root = Path(data_root).resolve()
+    by_label: dict[str, list[Path]] = defaultdict(list)
+    for clip in read_manifest(data_root / "manifest.csv"):
+        label = tag_name(clip.label)
+        in_tags = clip.path.relative_to(data_root).as_posix().startswith("tags/")
+        if label in AUDIOSET_TO_TAG and (in_tags or label == "speech") and split in ("all", split_of(clip)):
+            by_label[label].append(clip.path)
     hits: dict[str, list[bool]] = {}
     for label, paths in sorted(by_label.items()):
         hits[label] = []
         for path in paths[:max_per_label]:
-            audio = torch.from_numpy(load_audio(data_root / path)).unsqueeze(0)
+            audio = torch.from_numpy(load_audio(path)).unsqueeze(0)
             tags = torch.nan_to_num(teacher.tag_probs(audio)[0], nan=-1.0)
             hits[label].append(TAGS[int(tags.argmax())] == label)
     per_label = {label: float(np.mean(h)) for label, h in hits.items()}
@@ -333,10 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher", default="../shared/teachers/efficientat-mn04")
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--max-per-label", type=int, default=None)
+    parser.add_argument("--split", choices=("all", "train", "val"), default="all",
+                        help="only this side of training's validation split")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = evaluate_tags(EfficientATTeacher(args.teacher), args.data, args.max_per_label)
+    report = evaluate_tags(EfficientATTeacher(args.teacher), args.data, args.max_per_label, args.split)
     print(json.dumps(report, indent=1))
 
 

@@ -40,3 +40,54 @@ class DSCNNTeacher(nn.Module):
     def command_probs(self, windows: torch.Tensor) -> torch.Tensor:
         """(N, 16000) -> (N, 10) probabilities of COMMANDS, in that order."""
         return self(windows)[:, self.command_index]
+
+
+# ----------------------------------------------------------------------------------- check on real clips
+
+def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str = "all") -> dict:
+    """The teacher's 12- and 11-class accuracy on the 1 s clips of kws/gsc_v2 (zero-padded to 1 s),
+    all of them or one side of training's validation split (export/data/splits.py)."""
+    import numpy as np
+
+    from export.data.audio import load_audio
+    from export.data.manifest import read_manifest
+    from export.data.splits import split_of
+
+    data_root = Path(data_root).resolve()
+    clips = [c for c in read_manifest(data_root / "manifest.csv")
+             if c.path.relative_to(data_root).as_posix().startswith("kws/gsc_v2/") and split in ("all", split_of(c))]
+    no_keyword = ("_silence_", "_unknown_")
+    hits_12, hits_11, per_class = [], [], {}
+    for clip in clips:
+        window = np.zeros(WINDOW_SAMPLES, np.float32)
+        audio = load_audio(clip.path)[:WINDOW_SAMPLES]
+        window[: len(audio)] = audio
+        guess = DSCNN_LABELS[int(teacher(torch.from_numpy(window)[None])[0].argmax())]
+        hits_12.append(guess == clip.label)
+        hits_11.append(guess == clip.label or (guess in no_keyword and clip.label in no_keyword))
+        per_class.setdefault(clip.label, []).append(guess == clip.label)
+    return {
+        "clips": len(clips),
+        "accuracy_12": float(np.mean(hits_12)),
+        "accuracy_11": float(np.mean(hits_11)),
+        "per_class_accuracy_12": {k: round(float(np.mean(v)), 4) for k, v in sorted(per_class.items())},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="The DS-CNN teacher's accuracy on shared-data Speech Commands clips.")
+    parser.add_argument("--checkpoint", default="../shared/teachers/dscnn-mlperf/checkpoint.pth")
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--split", choices=("all", "train", "val"), default="all",
+                        help="only this side of training's validation split")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(json.dumps(evaluate_commands(DSCNNTeacher(args.checkpoint), args.data, args.split), indent=1))
+
+
+if __name__ == "__main__":
+    main()
