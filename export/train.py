@@ -26,6 +26,7 @@ from tqdm import tqdm
 from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
 from export.data.scenes import Pools, SceneConfig, SceneSampler, make_word
+from export.data.specaug import spec_augment
 from export.data.teacher_targets import TeacherTargets
 from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
@@ -56,6 +57,9 @@ class Recipe:
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
     init: str = ""  # start from this checkpoint's weights (fine-tuning); empty: from scratch
     keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
+    # SpecAugment on the front end's output while training, export.data.specaug.spec_augment's keywords
+    # ({time_masks, max_time_frames, freq_masks, max_freq_bins}); empty: off
+    spec_augment: dict = field(default_factory=dict)
     # {dscnn: checkpoint, weight: 0..1, efficientat: folder, tag_weight: 0..1, tag_columns: true for
     # precomputed targets on every column (export/data/teacher_targets.py), else tag_every/tag_window_columns}
     teacher: dict = field(default_factory=dict)
@@ -111,9 +115,9 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
         if len(audio) < sample_rate_hz // 10 or not np.any(audio):
             continue
         if role == "keyword":
-            pools.keywords.setdefault(name, []).append(make_word(audio))
+            pools.keywords.setdefault(name, []).append(make_word(audio, bool(clip.attrs.get("synthetic"))))
         elif role == "unknown":
-            pools.unknown.append(make_word(audio))
+            pools.unknown.append(make_word(audio, bool(clip.attrs.get("synthetic"))))
         elif role == "speech":
             pools.speech.append(audio)
         elif role == "noise":
@@ -139,6 +143,8 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
     val_clips = [c for c in rest if split_of(c) == "val"]
     for manifest in recipe.synthetic:
         synth = read_manifest((root / manifest).expanduser().resolve() if not Path(manifest).expanduser().is_absolute() else Path(manifest).expanduser())
+        for clip in synth:
+            clip.attrs["synthetic"] = True
         train_clips += [c for c in synth if split_of(c) == "train"]
         val_clips += [c for c in synth if c.label == "smoke_alarm" and split_of(c) == "val"]
     return train_clips, val_clips, noise_files
@@ -177,6 +183,18 @@ def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scene
     with torch.no_grad():
         feats = model.frontend.raw(audio).flatten(0, 1)
     model.frontend.set_normalisation(feats.mean(0), feats.std(0))
+
+
+def add_spec_augment(model: StreamingModel, settings: dict, rng: np.random.Generator):
+    """Mask the front end's features while the model trains. A forward hook, so the weights, the
+    export and the streaming path stay as they are; masks come from the training rng (reproducible)."""
+    if not settings:
+        return None
+
+    def mask_features(module, inputs, features):
+        return spec_augment(features, rng, **settings) if module.training else features
+
+    return model.frontend.register_forward_hook(mask_features)
 
 
 def logits_and_targets(model, audio, targets, mask, rng, windows_per_scene: int, column_samples: int):
@@ -386,6 +404,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
         set_normalisation(model, sampler, rng)
 
     teachers = distillers(recipe, root, label_names, column_samples)
+    add_spec_augment(model, recipe.spec_augment, rng)
 
     schedule = lambda s: min(1.0, (s + 1) / recipe.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.steps)))
     history = []

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, word_bounds
+from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
 from export.labels import COMMANDS, DEFAULT_LABELS
 
 NAMES = tuple(label.name for label in DEFAULT_LABELS)
@@ -155,6 +155,25 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch):
     assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
 
 
+def test_spec_augment_masks_features_while_training_only():
+    from export.families import build_model
+    from export.train import add_spec_augment
+
+    model = build_model("sat", DEFAULT_LABELS, "tiny")
+    audio = torch.from_numpy(tone(1.0)).unsqueeze(0)
+    clean = model.frontend(audio)
+    add_spec_augment(model, {"time_masks": 1, "max_time_frames": 30, "freq_masks": 1, "max_freq_bins": 10},
+                     np.random.default_rng(0))
+    model.train()
+    masked = model.frontend(audio)
+    assert not torch.equal(masked, clean)
+    changed = (masked != clean)[0]
+    assert changed.all(dim=1).sum() <= 30 and changed.all(dim=0).sum() <= 10, "whole frames and whole bins"
+    model.eval()
+    assert torch.equal(model.frontend(audio), clean)
+    assert add_spec_augment(model, {}, np.random.default_rng(0)) is None
+
+
 def test_recipe_rejects_unknown_keys(tmp_path):
     from export.train import load_recipe
 
@@ -196,6 +215,66 @@ def test_teacher_targets_blend_into_the_columns_of_the_excerpt():
     assert (targets[:, j_alarm] == 1).all(), "the teacher never lowers a hard positive (alarm: NaN, hard 1)"
     assert (mask[:, [j_dog, j_siren]] == 1).all()
     assert (targets[:, NAMES.index("cat")] == 0).all()
+
+
+def test_a_faster_tag_clip_takes_its_teacher_columns_along():
+    from export.labels import TAGS
+
+    n_clip_columns = 60
+    clip = np.tile(tone(0.16, 3000), n_clip_columns)
+    soft = np.full((n_clip_columns, len(TAGS)), np.nan, np.float16)
+    dog = TAGS.index("dog")
+    soft[:, dog] = np.arange(n_clip_columns) / 100  # the clip column is readable from the target
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), teacher_weight=1.0,
+                      p_tag_speed=1.0, tag_speed_range=(1.5, 1.5))
+    sampler = SceneSampler(Pools(tags={"smoke_alarm": [clip]}, tag_teacher={"smoke_alarm": [soft]}), NAMES, cfg)
+    audio, targets, _ = sampler.sample(np.random.default_rng(3))
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * SR / len(audio) - 4500) < 20, "3 kHz played 1.5x faster"
+    columns = np.rint(targets[:, NAMES.index("dog")] * 100)
+    steps = np.diff(columns)
+    assert set(steps.tolist()) <= {1.0, 2.0} and abs(steps.mean() - 1.5) < 0.2, "1.5 clip columns per scene column"
+
+def test_a_faster_word_is_shorter_higher_and_keeps_its_bounds():
+    word = np.zeros(SR, np.float32)
+    word[4000:12000] = tone(0.5, 500)
+    fast = change_speed(Word(word, 4000, 12000, synthetic=True), 1.25)
+    assert len(fast.audio) == 12800 and (fast.onset, fast.offset) == (3200, 9600) and fast.synthetic
+    spectrum = np.abs(np.fft.rfft(fast.audio[fast.onset : fast.offset]))
+    assert abs(np.argmax(spectrum) * SR / (fast.offset - fast.onset) - 625) < 10  # 500 Hz played 1.25x faster
+    assert word_bounds(fast.audio) == pytest.approx((fast.onset, fast.offset), abs=160)
+
+
+def test_a_phrase_too_long_to_slow_down_is_placed_at_its_own_speed():
+    n_columns = 8
+    phrase = tone((n_columns - 1) * COLUMN / SR * 0.95, 700)  # fits the scene, but not 1/0.85 times longer
+    cfg = SceneConfig(n_columns=n_columns, p_keyword=0.0, p_unknown=1.0, p_background=(0, 0, 0, 1), p_speed=1.0,
+                      speed_range=(0.85, 0.85))
+    sampler = SceneSampler(Pools(unknown=[Word(phrase, 0, len(phrase))]), NAMES, cfg)
+    for seed in range(3):
+        audio, _, _ = sampler.sample(np.random.default_rng(seed))
+        assert (np.abs(audio) > 0.01).sum() <= len(phrase)
+
+
+def test_recorded_words_are_drawn_at_the_asked_rate():
+    recorded = np.zeros(SR, np.float32)
+    recorded[4000:8000] = tone(0.25, 700)
+    synthetic = np.zeros(SR, np.float32)
+    synthetic[4000:8000] = tone(0.25, 2000)
+    words = [Word(recorded, 4000, 8000)] + [Word(synthetic, 4000, 8000, synthetic=True)] * 9
+    picks = {}
+    for p in (None, 0.8):
+        cfg = SceneConfig(n_columns=10, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_recorded_word=p)
+        sampler = SceneSampler(Pools(keywords={"stop": words}), NAMES, cfg)
+        rng = np.random.default_rng(0)
+        drawn = []
+        for _ in range(400):
+            audio, _, _ = sampler.sample(rng)
+            spectrum = np.abs(np.fft.rfft(audio))
+            drawn.append(np.argmax(spectrum) * SR / len(audio) < 1000)  # the 700 Hz recorded word
+        picks[p] = np.mean(drawn)
+    assert 0.05 < picks[None] < 0.16  # 1 in 10 when all words count alike
+    assert 0.74 < picks[0.8] < 0.86
 
 
 def test_a_second_tag_clip_marks_both_tags():

@@ -31,6 +31,7 @@ class Word:
     audio: np.ndarray
     onset: int
     offset: int
+    synthetic: bool = False  # a TTS voice rather than a recorded speaker
 
 
 @dataclass
@@ -58,6 +59,13 @@ class SceneConfig:
     snr_db: tuple[float, float] = (0.0, 25.0)
     level_db: tuple[float, float] = (-35.0, -8.0)  # RMS of the loudest part, dBFS
     p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
+    p_speed: float = 0.0  # chance that a spoken word is played faster or slower (a new voice)
+    speed_range: tuple[float, float] = (0.85, 1.15)  # its speed factor, pitch and tempo together
+    p_tag_speed: float = 0.0  # the same for a tag clip (a bigger dog, a slower engine)
+    tag_speed_range: tuple[float, float] = (0.9, 1.1)
+    # chance of a recorded word where a pool holds recorded and synthetic words (None: draw from all alike);
+    # TTS voices outnumber the recorded speakers, and the model is heard by recorded ones
+    p_recorded_word: float | None = None
     p_second_tag: float = 0.0  # chance that a tag scene also holds a second tag clip (mixup of sounds)
     second_tag_db: tuple[float, float] = (-10.0, 5.0)  # its level relative to the first (dB)
     p_tag_bed: float = 0.0  # chance that a tag scene also holds a noise/ background under the sound
@@ -74,9 +82,34 @@ def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, in
     return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
 
 
-def make_word(audio: np.ndarray) -> Word:
+def make_word(audio: np.ndarray, synthetic: bool = False) -> Word:
     onset, offset = word_bounds(audio)
-    return Word(audio, onset, offset)
+    return Word(audio, onset, offset, synthetic)
+
+
+def speed_changed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """audio played factor times faster, pitch and tempo together, as a tape would. Linear
+    interpolation: its slight high-frequency loss is far below what a room or a microphone does."""
+    n_out = max(1, int(round(len(audio) / factor)))
+    return np.interp(np.arange(n_out) * factor, np.arange(len(audio)), audio).astype(np.float32)
+
+
+def change_speed(word: Word, factor: float) -> Word:
+    """The word played factor times faster: a new voice, its bounds moved with it."""
+    audio = speed_changed(word.audio, factor)
+    return Word(audio, int(word.onset / factor), min(len(audio), int(np.ceil(word.offset / factor))), word.synthetic)
+
+
+def columns_at_speed(soft: np.ndarray, factor: float, n_columns: int) -> np.ndarray:
+    """Per-column targets of a clip played factor times faster: new column k ends where the original's
+    column (k + 1) * factor - 1 ends (nearest)."""
+    k = np.rint((np.arange(n_columns) + 1) * factor).astype(int) - 1
+    return soft[np.clip(k, 0, len(soft) - 1)]
+
+
+def by_source(words: list[Word]) -> tuple[list[Word], list[Word]]:
+    """(recorded, synthetic) words, each in its original order."""
+    return [w for w in words if not w.synthetic], [w for w in words if w.synthetic]
 
 
 def rms_db(x: np.ndarray) -> float:
@@ -101,6 +134,9 @@ class SceneSampler:
         self.keyword_names = [k for k in pools.keywords if pools.keywords[k] and k in self.index]
         self.tag_names = [t for t in pools.tags if pools.tags[t] and t in self.index]
         self.n_samples = cfg.n_columns * cfg.column_samples
+        # (recorded, synthetic) words of each keyword, and of the non-keywords under None
+        self.word_sources = {name: by_source(words) for name, words in pools.keywords.items()}
+        self.word_sources[None] = by_source(pools.unknown)
         from export.labels import TAGS  # the teacher targets' column order
 
         self.teacher_columns = np.array([self.index.get(t, -1) for t in TAGS])
@@ -113,9 +149,9 @@ class SceneSampler:
         audio = self._background(rng, targets, mask)
         if rng.random() < cfg.p_keyword and self.keyword_names:
             name = self.keyword_names[rng.integers(len(self.keyword_names))]
-            audio += self._place_word(rng, self.pools.keywords[name], audio, targets, mask, name)
+            audio += self._place_word(rng, self._draw_word(rng, name), audio, targets, mask, name)
         if rng.random() < cfg.p_unknown and self.pools.unknown:
-            audio += self._place_word(rng, self.pools.unknown, audio, targets, mask, None)
+            audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
         peak = np.abs(audio).max()
         if peak > 0.99:  # keep the mix inside [-1, 1] as a microphone would deliver it
             audio *= 0.99 / peak
@@ -167,16 +203,23 @@ class SceneSampler:
         """A tag clip's excerpt at a random level (or relative to a first one), its targets marked."""
         name = self.tag_names[rng.integers(len(self.tag_names))]
         i = int(rng.integers(len(self.pools.tags[name])))
-        audio, offset = self._excerpt_at(rng, self.pools.tags[name][i])
+        clip = self.pools.tags[name][i]
+        teacher = self.pools.tag_teacher.get(name)
+        soft = teacher[i] if teacher else None
+        if self.cfg.p_tag_speed and rng.random() < self.cfg.p_tag_speed:  # no draw when off: old recipes replay
+            factor = rng.uniform(*self.cfg.tag_speed_range)
+            clip = speed_changed(clip, factor)
+            if soft is not None:
+                soft = columns_at_speed(soft, factor, -(-len(clip) // self.cfg.column_samples))
+        audio, offset = self._excerpt_at(rng, clip)
         if relative_to is None:
             audio = self._at_level(rng, audio)
         else:
             gain_db = rms_db(relative_to) + rng.uniform(*self.cfg.second_tag_db) - rms_db(audio)
             audio *= np.float32(10 ** (gain_db / 20))
         self._mark(audio, targets, mask, name)
-        teacher = self.pools.tag_teacher.get(name)
-        if teacher:
-            self._blend_teacher(teacher[i], offset, targets, mask)
+        if soft is not None:
+            self._blend_teacher(soft, offset, targets, mask)
         return audio
 
     def _blend_teacher(self, soft: np.ndarray, offset: int, targets, mask) -> None:
@@ -204,11 +247,23 @@ class SceneSampler:
         targets[active, j] = 1.0
         mask[~active, j] = 0.0  # weak label: quiet parts of the clip are uncertain
 
-    def _place_word(self, rng, words: list[Word], background, targets, mask, keyword: str | None) -> np.ndarray:
+    def _draw_word(self, rng, keyword: str | None) -> Word:
+        """A word of the keyword (None: a non-keyword), recorded with probability p_recorded_word."""
+        words = self.pools.unknown if keyword is None else self.pools.keywords[keyword]
+        recorded, synthetic = self.word_sources[keyword]
+        p = self.cfg.p_recorded_word
+        if p is not None and recorded and synthetic:
+            words = recorded if rng.random() < p else synthetic
+        return words[rng.integers(len(words))]
+
+    def _place_word(self, rng, word: Word, background, targets, mask, keyword: str | None) -> np.ndarray:
         cfg = self.cfg
-        word = words[rng.integers(len(words))]
+        if cfg.p_speed and rng.random() < cfg.p_speed:
+            factor = rng.uniform(*cfg.speed_range)
+            if (word.offset - word.onset) / factor < self.n_samples - cfg.column_samples:  # a long phrase slowed may not fit
+                word = change_speed(word, factor)
         if rng.random() < cfg.p_reverb:  # the tail lengthens the clip; the word still ends at word.offset
-            word = Word(random_reverb(word.audio, cfg.sample_rate_hz, rng), word.onset, word.offset)
+            word = Word(random_reverb(word.audio, cfg.sample_rate_hz, rng), word.onset, word.offset, word.synthetic)
         length = word.offset - word.onset
         # The word must end after at least 2 columns of context and leave room to fire.
         earliest_end = 2 * cfg.column_samples
