@@ -302,16 +302,14 @@ def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_la
     from collections import defaultdict
 
     from export.data.audio import load_audio
-    from export.data.manifest import read_manifest
-    from export.data.splits import split_of
+    from export.evaluate import in_group, select_clips
     from export.labels import tag_name
 
-    data_root = Path(data_root).resolve()
+    clips, groups = select_clips(Path(data_root).resolve(), split)
     by_label: dict[str, list[Path]] = defaultdict(list)
-    for clip in read_manifest(data_root / "manifest.csv"):
+    for clip in clips:
         label = tag_name(clip.label)
-        in_tags = clip.path.relative_to(data_root).as_posix().startswith("tags/")
-        if label in AUDIOSET_TO_TAG and (in_tags or label == "speech") and split in ("all", split_of(clip)):
+        if label in AUDIOSET_TO_TAG and (in_group(clip, groups, "tags") or label == "speech"):
             by_label[label].append(clip.path)
     hits: dict[str, list[bool]] = {}
     for label, paths in sorted(by_label.items()):

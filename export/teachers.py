@@ -49,18 +49,15 @@ def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str =
     all of them or one side of training's validation split (export/data/splits.py)."""
     import numpy as np
 
-    from export.data.audio import load_audio
-    from export.data.manifest import read_manifest
-    from export.data.splits import split_of
+    from export.evaluate import SILENCE, UNKNOWN, clip_audio, in_group, select_clips
 
-    data_root = Path(data_root).resolve()
-    clips = [c for c in read_manifest(data_root / "manifest.csv")
-             if c.path.relative_to(data_root).as_posix().startswith("kws/gsc_v2/") and split in ("all", split_of(c))]
-    no_keyword = ("_silence_", "_unknown_")
+    clips, groups = select_clips(Path(data_root).resolve(), split)
+    clips = [c for c in clips if in_group(c, groups, "kws/gsc_v2")]
+    no_keyword = (SILENCE, UNKNOWN)
     hits_12, hits_11, per_class = [], [], {}
     for clip in clips:
         window = np.zeros(WINDOW_SAMPLES, np.float32)
-        audio = load_audio(clip.path)[:WINDOW_SAMPLES]
+        audio = clip_audio(clip, 16000, split)[:WINDOW_SAMPLES]
         window[: len(audio)] = audio
         guess = DSCNN_LABELS[int(teacher(torch.from_numpy(window)[None])[0].argmax())]
         hits_12.append(guess == clip.label)
