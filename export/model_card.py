@@ -188,7 +188,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip, threshold {kws.get('threshold')}):"
         f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
-        f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}**,"
+        f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}**"
+        f" ({fmt(tags.get('clip_score_max', {}).get('top1_balanced'), 1, True)} balanced over labels),"
         f" mAP {fmt(tags.get('clip_score_max', {}).get('mAP'), 3)} (clip score = max over hops).",
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"
