@@ -388,15 +388,16 @@ def eval_tags(ctx: Context) -> dict:
     for name, clip_scores in (("max", np.array(peak)), ("mean", np.array(mean))):
         aps = {tag: average_precision(truth == i, clip_scores[:, i]) for i, tag in enumerate(tags) if (truth == i).any()}
         top1 = clip_scores.argmax(axis=1) == truth
+        top1_of = {tag: float(top1[truth == tags.index(tag)].mean()) for tag in aps}
         # a few recordings of one class can fill most of the clips; the balanced mean weighs labels equally
-        balanced = np.mean([top1[truth == i].mean() for i in np.unique(truth)])
         out[f"clip_score_{name}"] = {"mAP": round(float(np.mean(list(aps.values()))), 4),
                                      "top1_accuracy": round(float(top1.mean()), 4),
-                                     "top1_balanced": round(float(balanced), 4), "labels_in_map": len(aps)}
+                                     "top1_balanced": round(float(np.mean(list(top1_of.values()))), 4),
+                                     "labels_in_map": len(aps)}
         for tag, ap in aps.items():
             row = per_class.setdefault(tag, {"clips": int((truth == tags.index(tag)).sum())})
             row[f"ap_{name}"] = round(ap, 4)
-            row[f"top1_{name}"] = round(float(top1[truth == tags.index(tag)].mean()), 4)
+            row[f"top1_{name}"] = round(top1_of[tag], 4)
     out["per_class"] = per_class
     points = tag_operating_points([t for _, t in kept], np.array(smoothed_peak), tags)
     out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score, searched from "
