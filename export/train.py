@@ -177,6 +177,17 @@ def build(recipe: Recipe, labels) -> StreamingModel:
     return build_model(recipe.family, labels, recipe.size, **recipe.overrides)
 
 
+def warm_start(model: StreamingModel, path: Path) -> None:
+    """Load a trained checkpoint's weights into the recipe's model. The recipe's model may have parts
+    the checkpoint lacks (e.g. SAT's zero-initialised frame branch), which keep their initial values;
+    every tensor the checkpoint has must fit, so a mismatched family or size fails here."""
+    donor, _ = load_checkpoint(path)
+    missing, unexpected = model.load_state_dict(donor.state_dict(), strict=False)
+    if unexpected:
+        raise ValueError(f"{path}: the recipe's model has no {sorted(unexpected)}; is the recipe's family/size the checkpoint's?")
+    log.info("initialised from %s%s", path, f"; new, not in it: {sorted(missing)}" if missing else "")
+
+
 def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scenes: int = 128) -> None:
     """Per-feature mean and std of the front end over training scenes."""
     audio = torch.from_numpy(np.stack([sampler.sample(rng)[0] for _ in range(n_scenes)]))
@@ -384,9 +395,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     val = make_val_set(SceneSampler(val_pools, label_names, scene_cfg), recipe.val_scenes, seed=12345)
 
     if recipe.init:
-        model, _ = load_checkpoint(root / recipe.init)
-        model.train()
-        log.info("initialised from %s", recipe.init)
+        warm_start(model, root / recipe.init)
     pos_weight = torch.ones(len(label_names))
     pos_weight[[label_names.index(k) for k in KEYWORDS]] = recipe.keyword_pos_weight
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)

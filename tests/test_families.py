@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from export.families import FAMILIES
+from export.families import FAMILIES, build_model
 from export.onnx_export import export_and_check, model_info
 from export.streaming import WindowedModel
 from streamd.model import load_model
 from streamd.runner import StreamRunner
-from tiny_families import LABELS, audio, tiny
+from tiny_families import LABELS, TINY, audio, tiny
 
 STEP_TOLERANCE = 1e-5  # logits, float32, relative to max(1, largest |logit|): stepped vs full-sequence torch
 ONNX_TOLERANCE = 1e-5  # probabilities: onnxruntime vs torch
@@ -69,6 +69,39 @@ def test_sat_full_sequence_reaches_past_the_cache():
     receptive_columns = model.cfg.n_layers * model.cfg.cache_columns + 1
     assert (a[:, :5] - b[:, :5]).abs().max() > 1e-3
     assert (a[:, 5 + receptive_columns :] - b[:, 5 + receptive_columns :]).abs().max() < STEP_TOLERANCE
+
+
+def sat_with_frame_branch():
+    """The tiny SAT plus a frame branch whose output layer is no longer zero (as after training)."""
+    size, overrides = TINY["sat"]
+    torch.manual_seed(3)
+    model = build_model("sat", LABELS, size, **overrides, frame_features=8)
+    missing, unexpected = model.load_state_dict(tiny("sat").state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("frame_") for k in missing)
+    return model.eval()
+
+
+def test_sat_frame_branch_starts_as_the_model_without_it():
+    """Zero-initialised output layer: adding the branch to trained weights changes nothing until it trains."""
+    x = torch.from_numpy(audio(3.2, seed=4))[None]
+    with torch.no_grad():
+        assert torch.equal(sat_with_frame_branch()(x), tiny("sat")(x))
+
+
+def test_sat_frame_branch_streams_exactly_and_exports(tmp_path):
+    model = sat_with_frame_branch()
+    torch.nn.init.normal_(model.frame_proj.weight, std=0.5)
+    x = torch.from_numpy(np.stack([audio(4.8, seed=1), audio(4.8, seed=2)]))
+    with torch.no_grad():
+        columns = model(x)
+        assert (columns - tiny("sat")(x)).abs().max() > 1e-2, "the branch must matter for this test to mean anything"
+        for hop in model.card.hop_samples:
+            per_hop = hop // model.column_samples
+            stepped = model.stream(x, hop)
+            full = columns[:, : stepped.shape[1] * per_hop].unflatten(1, (-1, per_hop)).max(dim=2).values
+            assert (stepped - full).abs().max().item() < STEP_TOLERANCE * max(1.0, full.abs().max().item()), f"hop {hop}"
+    reports = export_and_check(model, tmp_path / "sat-frames.onnx", model_info(model, licence="test"), seconds=3.0, tolerance=ONNX_TOLERANCE)
+    assert {r.hop_samples for r in reports} == set(model.card.hop_samples)  # export_and_check raises beyond ONNX_TOLERANCE
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -155,6 +155,22 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch):
     assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
 
 
+def test_warm_start_adds_new_parts_and_rejects_a_different_model(tmp_path):
+    from export.families import build_model, save_checkpoint
+    from export.train import warm_start
+
+    donor = build_model("sat", DEFAULT_LABELS, "tiny")
+    path = save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    grown = build_model("sat", DEFAULT_LABELS, "tiny", frame_features=8)
+    warm_start(grown, path)
+    assert all(torch.equal(grown.state_dict()[k], v) for k, v in donor.state_dict().items())
+    assert torch.count_nonzero(grown.frame_proj.weight) == 0, "the new branch keeps its zero start"
+    with pytest.raises(ValueError, match="family/size"):
+        warm_start(build_model("sat", DEFAULT_LABELS, "tiny", n_layers=2), path)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        warm_start(build_model("sat", DEFAULT_LABELS, "small"), path)
+
+
 def test_spec_augment_masks_features_while_training_only():
     from export.families import build_model
     from export.train import add_spec_augment

@@ -36,6 +36,7 @@ class SATConfig:
     patch_frames: int = 16  # 16 frames x 10 ms = 160 ms per column
     patch_mels: int = 16
     cache_columns: int = 12  # per layer: 12 x 160 ms = 1.92 s of earlier context
+    frame_features: int = 0  # > 0: a per-frame branch (all mels -> this many features, 10 ms apart) feeds every token
     hop_columns: tuple[int, ...] = (1, 2, 3, 6, 12)  # 160, 320, 480, 960, 1920 ms
     dropout: float = 0.1
     frontend: FrontEndConfig = FrontEndConfig()
@@ -94,6 +95,15 @@ class SATModel(StreamingModel):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, len(labels))
         nn.init.normal_(self.freq_embed, std=0.02)
+        if cfg.frame_features:
+            # A patch's linear embedding sees 160 ms of 16 mel bands at once; onsets that tell "down", "go" and
+            # "no" apart last tens of ms and span the spectrum. This branch gives each token a nonlinear summary
+            # of every 10 ms frame across all mels. Its output layer starts at zero, so the branch can be added
+            # to a trained model without changing what it computes (warm start).
+            self.frame_mlp = nn.Sequential(nn.Linear(fe.n_mels, cfg.frame_features), nn.GELU())
+            self.frame_proj = nn.Linear(cfg.patch_frames * cfg.frame_features, self.tokens_per_column * cfg.d_model)
+            nn.init.zeros_(self.frame_proj.weight)
+            nn.init.zeros_(self.frame_proj.bias)
         receptive_columns = cfg.n_layers * cfg.cache_columns + 1
         self.card = ModelCard(
             family="sat",
@@ -118,6 +128,9 @@ class SATModel(StreamingModel):
         patches = features.reshape(B, n_frames // P, P, n_mels // Fm, Fm)  # (B, cols, P, fp, Fm)
         patches = patches.permute(0, 1, 3, 2, 4).flatten(3)  # (B, cols, fp, P*Fm)
         tokens = self.patch_embed(patches) + self.freq_embed  # (B, cols, fp, d)
+        if self.cfg.frame_features:
+            frames = self.frame_mlp(features).reshape(B, n_frames // P, P * self.cfg.frame_features)  # (B, cols, P*F)
+            tokens = tokens + self.frame_proj(frames).unflatten(2, (n_mels // Fm, -1))  # (B, cols, fp, d)
         return tokens.flatten(1, 2)  # (B, cols*fp, d)
 
     @staticmethod
