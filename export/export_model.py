@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     licence = args.licence or extra.get("licence") or "unspecified"
     n_params = sum(p.numel() for p in model.parameters())
     info = model_info(model, provenance=provenance, licence=licence,
-                      extra={"size": str(meta["size"]), "parameters": str(n_params)})
+                      extra={"size": str(meta["size"]), "overrides": json.dumps(meta["overrides"], sort_keys=True),
+                             "parameters": str(n_params)})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         reports = export_and_check(model, args.out, info, seconds=args.seconds)

@@ -139,6 +139,14 @@ def operating_points(wake: dict) -> dict[str, dict]:
     return {kw: info[key] for kw, info in wake["keywords"].items()}
 
 
+def size_phrase(extra: dict[str, str]) -> str:
+    """' size `small` with `{"frame_features": 32}`' from the file's metadata (export_model writes both)."""
+    if "size" not in extra:
+        return ""
+    overrides = extra.get("overrides", "{}")
+    return f" size `{extra['size']}`" + (f" with `{overrides}`" if overrides != "{}" else "")
+
+
 def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | None, history: list[dict],
            recipe_path: str, reproduce: str) -> str:
     model = load_model(model_path)
@@ -150,7 +158,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     lines = [
         f"# {name}",
         "",
-        f"`{model_path.name}` — family `{info.family}`, {info.extra.get('parameters', '?')} parameters, "
+        f"`{model_path.name}` — family `{info.family}`{size_phrase(info.extra)}, {info.extra.get('parameters', '?')} parameters, "
         f"{model_path.stat().st_size / 1e6:.2f} MB, state {model.state_bytes / 1024:.1f} kB per stream, "
         f"receptive field {info.receptive_field_s:.2f} s. Licence of the weights: {info.licence}.",
         "",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from export.export_model import main as export_main
+from export.model_card import size_phrase
 from export.families import FAMILIES, build_model, default_size, load_checkpoint, save_checkpoint, sizes
 from export.labels import DEFAULT_LABELS
 from streamd.model import load_model
@@ -85,6 +86,9 @@ def test_export_command_writes_a_checked_file_with_full_metadata(tmp_path, capsy
     assert model.info.provenance["recipe"] == "unit test" and model.info.provenance["data"] == "synthetic"
     assert model.info.provenance["checkpoint"] == "sat.pt" and "code_revision" in model.info.provenance
     assert model.info.extra["size"] == "tiny" and int(model.info.extra["parameters"]) == n_params(tiny(family))
+    assert json.loads(model.info.extra["overrides"]) == {**overrides, "hop_columns": [1, 2, 3]}
+    assert size_phrase(model.info.extra) == f" size `tiny` with `{model.info.extra['overrides']}`"
+    assert size_phrase({"size": "small", "overrides": "{}"}) == " size `small`" and size_phrase({}) == ""
     for hop_ms in (160, 320, 480):  # one parity row and one int8 row per hop
         assert sum(line.startswith(f"| {hop_ms * 16} | {hop_ms} |") for line in printed.splitlines()) == 1
         assert sum(line.startswith(f"| {hop_ms} | ") for line in printed.splitlines()) == 1
