@@ -122,8 +122,10 @@ class Scored:
 class Scorer:
     """One model at one hop; counts compute time per second of audio, caches per-clip streams."""
 
-    def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0):
+    def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0,
+                 gain_db: float = 0.0):
         self.model = model
+        self.gain = 10 ** (gain_db / 20)  # on every clip read, as a quieter (farther) or louder microphone would
         self.split = split
         self.hop_samples = hop_samples
         self.sample_rate_hz = model.info.sample_rate_hz
@@ -134,7 +136,8 @@ class Scorer:
         self._cache: dict[tuple, Scored] = {}
 
     def audio(self, clip: Clip) -> np.ndarray:
-        return clip_audio(clip, self.sample_rate_hz, self.split)
+        audio = clip_audio(clip, self.sample_rate_hz, self.split)
+        return audio if self.gain == 1.0 else np.clip(audio * self.gain, -1.0, 1.0).astype(np.float32)
 
     def stream(self, blocks) -> Scored:
         """Push blocks (arrays) through one fresh stream; the tail is zero-padded to a whole hop."""
@@ -702,7 +705,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
     if hop_samples not in model.info.hop_samples:
         accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
-    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed), clips, groups, args)
+    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db), clips, groups, args)
     result = {
         "model": str(path),
         "family": model.info.family,
@@ -713,6 +716,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         "labels": len(model.info.labels),
         "data": str(args.data),
         "split": args.split,
+        "gain_db": args.gain_db,
         "tasks": {},
         "wall_s": {},
     }
@@ -782,6 +786,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float, default=0.5, help="keyword score threshold (0..1) for accuracy")
     p.add_argument("--pad", choices=("zeros", "noise"), default="zeros",
                    help="what surrounds each keyword clip: digital silence or -45 dBFS white noise")
+    p.add_argument("--gain-db", type=float, default=0.0,
+                   help="scale all audio read (clips, negatives, backgrounds) by this many dB, e.g. -25 for a far speaker")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")

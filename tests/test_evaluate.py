@@ -207,6 +207,19 @@ def test_val_split_keeps_the_training_rule_and_the_last_part_of_noise(tiny_data)
     assert ev.in_group(noise, groups, "noise") and not ev.in_group(noise, groups, "no")
 
 
+def test_gain_scales_every_clip_read_and_clips_at_full_scale(tiny_data, tiny_models):
+    from streamd.model import load_model
+
+    clips, _ = ev.select_clips(tiny_data, "all")
+    clip = next(c for c in clips if c.label == "yes")
+    model = load_model(tiny_models[0])
+    plain = ev.Scorer(model, 2560).audio(clip)
+    quiet = ev.Scorer(model, 2560, gain_db=-20).audio(clip)
+    loud = ev.Scorer(model, 2560, gain_db=20).audio(clip)
+    assert quiet.dtype == np.float32 and np.allclose(quiet, plain / 10, atol=1e-6)
+    assert np.abs(loud).max() == pytest.approx(1.0) and np.allclose(loud[np.abs(plain) < 0.09], 10 * plain[np.abs(plain) < 0.09], atol=1e-5)
+
+
 def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, tiny_models, tmp_path, capsys):
     out = tmp_path / "out"
     assert ev.main([*map(str, tiny_models), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160",
