@@ -323,3 +323,18 @@ def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
                          SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0)))
     audio, _, _ = plain.sample(np.random.default_rng(1))
     assert (audio.reshape(10, -1)[quiet] == 0).all(), "without a bed the gaps stay silent"
+
+
+def test_an_overdriven_scene_is_clipped_at_full_scale_and_keeps_its_targets():
+    word = Word(tone(1.0, 700), 4000, 12000)
+    for p_clip, over_db in ((1.0, (6.0, 6.0)), (0.0, (6.0, 6.0))):
+        cfg = SceneConfig(n_columns=10, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_clip=p_clip,
+                          clip_over_db=over_db)
+        sampler = SceneSampler(Pools(keywords={"stop": [word]}), NAMES, cfg)
+        audio, targets, _ = sampler.sample(np.random.default_rng(0))
+        peak_share = np.mean(np.abs(audio) >= 0.999)
+        if p_clip:  # a 6 dB push clips every sample of a sine above half its peak: about a third of the word
+            assert np.abs(audio).max() == pytest.approx(1.0) and 0.05 < peak_share < 0.5
+        else:
+            assert np.abs(audio).max() <= 0.99 and peak_share == 0
+        assert targets[:, NAMES.index("stop")].max() == 1.0

@@ -58,6 +58,8 @@ class SceneConfig:
     p_background: tuple[float, float, float, float] = (0.4, 0.15, 0.3, 0.15)  # tag, speech, noise, near-silence
     snr_db: tuple[float, float] = (0.0, 25.0)
     level_db: tuple[float, float] = (-35.0, -8.0)  # RMS of the loudest part, dBFS
+    p_clip: float = 0.0  # chance that a scene is overdriven: its peak pushed past full scale and clipped at +-1
+    clip_over_db: tuple[float, float] = (0.0, 12.0)  # by how much the peak is pushed past full scale (dB)
     p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
     p_speed: float = 0.0  # chance that a spoken word is played faster or slower (a new voice)
     speed_range: tuple[float, float] = (0.85, 1.15)  # its speed factor, pitch and tempo together
@@ -153,7 +155,9 @@ class SceneSampler:
         if rng.random() < cfg.p_unknown and self.pools.unknown:
             audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
         peak = np.abs(audio).max()
-        if peak > 0.99:  # keep the mix inside [-1, 1] as a microphone would deliver it
+        if cfg.p_clip and peak > 0 and rng.random() < cfg.p_clip:  # a close talker into a hot input: clipped
+            audio = np.clip(audio * (10 ** (rng.uniform(*cfg.clip_over_db) / 20) / peak), -1.0, 1.0)
+        elif peak > 0.99:  # keep the mix inside [-1, 1] as a microphone would deliver it
             audio *= 0.99 / peak
         return audio.astype(np.float32), targets, mask
 
