@@ -258,6 +258,9 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
         assert 0 < tags[key]["mAP"] <= 1 and 0 <= tags[key]["top1_accuracy"] <= 1 and tags[key]["labels_in_map"] == 2
         per_label = [tags["per_class"][t][f"top1_{key.removeprefix('clip_score_')}"] for t in ("dog", "speech")]
         assert tags[key]["top1_balanced"] == round(sum(per_label) / 2, 4)
+    for tag, row in tags["per_class"].items():  # the confusions count every clip; the right ones are the top-1 share
+        assert sum(row["heard_as"].values()) == row["clips"]
+        assert row["heard_as"].get(tag, 0) == round(row["top1_max"] * row["clips"])
 
     mix = result["tasks"]["mixtures"]
     assert mix["events"] == 2 and [e["label"] for e in mix["truth"]] == ["dog", "dog"]
