@@ -784,7 +784,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m export.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", type=Path, help="contract ONNX model files")
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv (like ../shared/data)")
-    p.add_argument("--split", choices=("val", "all"), default="val", help="validation clips only, or all clips")
+    p.add_argument("--split", choices=("val", "train", "all"), default="val",
+                   help="validation clips only (default), training clips only (to measure the gap), or all clips")
     p.add_argument("--hop-ms", type=float, required=True, help="hop (latency quantum) in ms; same for every model")
     p.add_argument("--out", type=Path, required=True, help="folder for JSON and PNG results")
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")

@@ -225,6 +225,29 @@ def test_reverb_keeps_length_is_causal_and_decays_with_rt60():
     assert augment.rms(augment.random_reverb(dry, 16000, rng)) == pytest.approx(augment.rms(dry), rel=1e-3)
 
 
+def test_random_eq_filters_by_its_curve_and_stays_linear():
+    sr = 16000
+    freqs = np.fft.rfftfreq(4096, 1 / sr)
+    curve = augment.eq_curve_db(freqs, np.random.default_rng(3), max_db=6.0)
+    assert np.abs(curve).max() <= 6.0 and np.ptp(curve) > 1.0
+    assert np.all(np.abs(np.diff(curve)) < 0.5)  # smooth: no steps between neighbouring bins
+    # a sine comes out scaled by the curve at its frequency (same rng, same curve)
+    t = np.arange(sr) / sr
+    for f_hz in (200.0, 1000.0, 4000.0):
+        x = np.sin(2 * np.pi * f_hz * t).astype(np.float32)
+        y = augment.random_eq(x, sr, np.random.default_rng(3), max_db=6.0)
+        assert len(y) == len(x) and y.dtype == np.float32
+        expected_db = augment.eq_curve_db(np.array([f_hz]), np.random.default_rng(3), max_db=6.0)[0]
+        middle = slice(2000, -2000)  # away from the edges, where the filter sees the zeros around the clip
+        measured_db = 20 * np.log10(augment.rms(y[middle]) / augment.rms(x[middle]))
+        assert measured_db == pytest.approx(expected_db, abs=0.2)
+    # linear, not circular: an impulse at the start rings out around the start, never at the end
+    impulse = np.zeros(sr, np.float32)
+    impulse[100] = 1.0
+    y = augment.random_eq(impulse, sr, np.random.default_rng(3))
+    assert np.abs(y[-sr // 2:]).max() < 1e-4 and np.abs(y[:1000]).max() > 0.3
+
+
 def test_gain_limits_the_peak():
     audio = np.array([0.5, -0.25, 0.1], dtype=np.float32)
     np.testing.assert_allclose(augment.apply_gain(audio, -6.0206), audio / 2, rtol=1e-4)

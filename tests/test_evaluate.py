@@ -194,7 +194,7 @@ def audio_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
 
 
-def test_val_split_keeps_the_training_rule_and_the_last_part_of_noise(tiny_data):
+def test_val_and_train_splits_keep_the_training_rule_and_cut_noise_in_time(tiny_data):
     from export.data.splits import is_time_split, split_of
 
     every, groups = ev.select_clips(tiny_data, "all")
@@ -204,6 +204,10 @@ def test_val_split_keeps_the_training_rule_and_the_last_part_of_noise(tiny_data)
     noise = next(c for c in val if groups[c.path] == "noise")
     assert len(ev.clip_audio(noise, SR, "val")) == 3 * SR - int(0.8 * 3 * SR)
     assert len(ev.clip_audio(noise, SR, "all")) == 3 * SR
+    train, _ = ev.select_clips(tiny_data, "train")  # the complement, noise recordings on both sides
+    assert {c.path for c in train} | {c.path for c in val} == {c.path for c in every}
+    assert {c.path for c in train} & {c.path for c in val} == {c.path for c in every if is_time_split(c)}
+    assert len(ev.clip_audio(noise, SR, "train")) == int(0.8 * 3 * SR)
     assert ev.in_group(noise, groups, "noise") and not ev.in_group(noise, groups, "no")
 
 

@@ -325,6 +325,23 @@ def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
     assert (audio.reshape(10, -1)[quiet] == 0).all(), "without a bed the gaps stay silent"
 
 
+def test_an_equalised_scene_changes_its_spectrum_not_its_targets():
+    word = Word(tone(1.0, 700), 4000, 12000)
+    scenes = []
+    for p_eq in (0.0, 1.0):
+        cfg = SceneConfig(n_columns=10, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_eq=p_eq,
+                          eq_db=12.0)
+        scenes.append(SceneSampler(Pools(keywords={"stop": [word]}), NAMES, cfg).sample(np.random.default_rng(0)))
+    (plain, plain_targets, _), (eq, eq_targets, _) = scenes
+    assert np.array_equal(plain_targets, eq_targets)
+    # a colouring, not a gain: the level changes by different amounts in different bands, within +-12 dB
+    spectra = [np.abs(np.fft.rfft(x)) ** 2 for x in (plain, eq)]
+    freqs = np.fft.rfftfreq(len(plain), 1 / 16000)
+    change_db = [10 * np.log10(spectra[1][(freqs >= lo) & (freqs < hi)].sum() / spectra[0][(freqs >= lo) & (freqs < hi)].sum())
+                 for lo, hi in ((100, 400), (600, 800), (2000, 4000), (5000, 7000))]
+    assert max(np.abs(change_db)) <= 12.5 and np.ptp(change_db) > 1.0
+
+
 def test_an_overdriven_scene_is_clipped_at_full_scale_and_keeps_its_targets():
     word = Word(tone(1.0, 700), 4000, 12000)
     for p_clip, over_db in ((1.0, (6.0, 6.0)), (0.0, (6.0, 6.0))):

@@ -79,6 +79,25 @@ def random_reverb(audio: np.ndarray, sample_rate_hz: int, rng: np.random.Generat
     return reverberate(audio, room_impulse_response(rng.uniform(*rt60_range_s), sample_rate_hz, rng))
 
 
+def eq_curve_db(freqs_hz: np.ndarray, rng: np.random.Generator, max_db: float = 6.0,
+                n_points: tuple[int, int] = (3, 6), band_hz: tuple[float, float] = (60.0, 7000.0)) -> np.ndarray:
+    """A random smooth frequency response (dB at each of freqs_hz): 3-6 points at random log-spaced
+    frequencies in band_hz, each with a gain uniform in +-max_db, joined linearly over log frequency and
+    held flat beyond the outer ones (as FilterAugment draws a microphone's or a room's colouring)."""
+    k = int(rng.integers(n_points[0], n_points[1] + 1))
+    at_hz = np.sort(np.exp(rng.uniform(np.log(band_hz[0]), np.log(band_hz[1]), k)))
+    gains_db = rng.uniform(-max_db, max_db, k)
+    return np.interp(np.log(np.maximum(freqs_hz, 1.0)), np.log(at_hz), gains_db)
+
+
+def random_eq(audio: np.ndarray, sample_rate_hz: int, rng: np.random.Generator, max_db: float = 6.0) -> np.ndarray:
+    """The audio through a random smooth zero-phase equaliser (eq_curve_db); same length. The curve is
+    smooth, so its impulse response is short and the padding keeps the filtering linear, not circular."""
+    n_fft = 1 << int(np.ceil(np.log2(len(audio) + 2048)))
+    gain = 10 ** (eq_curve_db(np.fft.rfftfreq(n_fft, 1 / sample_rate_hz), rng, max_db) / 20)
+    return np.fft.irfft(np.fft.rfft(audio.astype(np.float64), n_fft) * gain, n_fft)[: len(audio)].astype(np.float32)
+
+
 def apply_gain(audio: np.ndarray, gain_db: float, peak_limit: float = 0.99) -> np.ndarray:
     """Scale by gain_db, then scale down (never clip) so the peak is at most peak_limit."""
     out = audio.astype(np.float64) * 10 ** (gain_db / 20)
