@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -404,8 +405,7 @@ def eval_tags(ctx: Context) -> dict:
     # what each tag's clips were heard as (top-1 of the peak scores), most common first: the confusions
     heard = np.array(peak).argmax(axis=1)
     for tag, row in per_class.items():
-        names, counts = np.unique([tags[i] for i in heard[truth == tags.index(tag)]], return_counts=True)
-        row["heard_as"] = {str(names[i]): int(counts[i]) for i in np.argsort(-counts, kind="stable")}
+        row["heard_as"] = dict(Counter(tags[i] for i in heard[truth == tags.index(tag)]).most_common())
     out["per_class"] = per_class
     points = tag_operating_points([t for _, t in kept], np.array(smoothed_peak), tags)
     out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score, searched from "
