@@ -182,10 +182,32 @@ def warm_start(model: StreamingModel, path: Path) -> None:
     the checkpoint lacks (e.g. SAT's zero-initialised frame branch), which keep their initial values;
     every tensor the checkpoint has must fit, so a mismatched family or size fails here."""
     donor, _ = load_checkpoint(path)
-    missing, unexpected = model.load_state_dict(donor.state_dict(), strict=False)
+    missing, unexpected = model.load_state_dict(widened_mlps(donor.state_dict(), model.state_dict()), strict=False)
     if unexpected:
         raise ValueError(f"{path}: the recipe's model has no {sorted(unexpected)}; is the recipe's family/size the checkpoint's?")
     log.info("initialised from %s%s", path, f"; new, not in it: {sorted(missing)}" if missing else "")
+
+
+def widened_mlps(donor: dict, target: dict) -> dict:
+    """donor's tensors, with each transformer MLP (keys ``*.mlp.0`` / ``*.mlp.2``) grown to target's
+    hidden width where target's is wider: the donor's units first, the new units keep target's
+    initial input weights and get zero output weights, so the grown model computes what the donor
+    did and the new units start learning from there (a wider ``mlp_ratio`` on a trained model)."""
+    out = dict(donor)
+    for key, weights in donor.items():
+        want = target.get(key)
+        if want is None or want.shape == weights.shape or ".mlp." not in key:
+            continue
+        if key.endswith(".mlp.0.weight") and want.shape[1:] == weights.shape[1:] or key.endswith(".mlp.0.bias"):  # (hidden, d) / (hidden,)
+            grown = want.clone()
+            grown[: weights.shape[0]] = weights
+        elif key.endswith(".mlp.2.weight") and want.shape[0] == weights.shape[0]:  # (d, hidden)
+            grown = torch.zeros_like(want)
+            grown[:, : weights.shape[1]] = weights
+        else:
+            continue
+        out[key] = grown
+    return out
 
 
 def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scenes: int = 128) -> None:

@@ -171,6 +171,24 @@ def test_warm_start_adds_new_parts_and_rejects_a_different_model(tmp_path):
         warm_start(build_model("sat", DEFAULT_LABELS, "small"), path)
 
 
+def test_warm_start_widens_the_mlps_without_changing_what_the_model_computes(tmp_path):
+    from export.families import build_model, save_checkpoint
+    from export.train import warm_start
+
+    torch.manual_seed(0)
+    donor = build_model("sat", DEFAULT_LABELS, "tiny").eval()
+    path = save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    wide = build_model("sat", DEFAULT_LABELS, "tiny", mlp_ratio=4).eval()
+    warm_start(wide, path)
+    hidden = donor.blocks[0].mlp[0].out_features
+    assert wide.blocks[0].mlp[0].out_features == 2 * hidden
+    assert torch.count_nonzero(wide.blocks[0].mlp[2].weight[:, hidden:]) == 0
+    assert torch.count_nonzero(wide.blocks[0].mlp[0].weight[hidden:]) > 0, "new units keep their random inputs"
+    audio = torch.from_numpy(tone(2.0)).unsqueeze(0)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(audio), donor(audio), rtol=1e-5, atol=1e-5)
+
+
 def test_spec_augment_masks_features_while_training_only():
     from export.families import build_model
     from export.train import add_spec_augment
