@@ -14,10 +14,15 @@ provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split 
 $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
 models=("models/$name.onnx")
 [ -n "$int8" ] && models+=("models/$name.int8.onnx")
+# held-out synthetic music (seed 1000; training uses seed 0): false accepts where the shared data has none
+music=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_music/seed1000
+[ -f "$music/manifest.csv" ] || $py -m export.data.synth_music --out "$music" --count 40 --seconds 30 --seed 1000
 for m in "${models[@]}"; do
   $py -m export.evaluate "$m" --data "$data" --split val --hop-ms 160 --out "$out" --quiet
 done
-card_args=(--eval "$out/$name.json" --history "$(dirname "$checkpoint")/history.jsonl" --recipe "$recipe")
+$py -m export.evaluate "models/$name.onnx" --data "$music" --split all --hop-ms 160 --tasks wakeword,alarms --out "$out/music" --quiet
+card_args=(--eval "$out/$name.json" --history "$(dirname "$checkpoint")/history.jsonl" --recipe "$recipe"
+           --music-eval "$out/music/$name.json")
 [ -n "$int8" ] && card_args+=(--int8 "models/$name.int8.onnx" --int8-eval "$out/$name.int8.json")
 $py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
 python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one

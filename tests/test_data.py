@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import augment, sources, splits, synth_alarms, synth_speech
+from export.data import augment, sources, splits, synth_alarms, synth_music, synth_speech
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -179,6 +179,46 @@ def test_alarm_cli_writes_manifest(tmp_path):
     assert [c.label for c in clips] == ["smoke_alarm"] * 3 + ["beep", "beep", "chime"]
     assert [c.attr("kind") for c in clips] == ["t3", "t4", "chirp", "microwave", "phone", "door"]
     assert all(sf.info(str(c.path)).frames == 32000 for c in clips)
+
+
+@pytest.mark.parametrize("timbre", synth_music.TIMBRES)
+def test_music_note_is_a_harmonic_tone_at_its_pitch(timbre):
+    rate, pitch_hz = 16000, 220.0
+    audio = synth_music.note(pitch_hz, 1.0, timbre, rate, np.random.default_rng(0))
+    assert audio.dtype == np.float32 and len(audio) == rate
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))  # 1 Hz bins
+    harmonics = [spectrum[round(k * pitch_hz) - 3: round(k * pitch_hz) + 4].max() for k in (1, 2, 3)]
+    between = [spectrum[round((k + 0.5) * pitch_hz) - 3: round((k + 0.5) * pitch_hz) + 4].max() for k in (1, 2)]
+    if timbre == "bell":  # inharmonic partials: the fundamental still stands out
+        assert harmonics[0] > 10 * max(between)
+    else:
+        assert max(harmonics) > 10 * max(between), "energy sits on the harmonics of the pitch"
+
+
+def test_music_pieces_are_repeatable_levelled_and_not_noise(tmp_path):
+    rate = 16000
+    a = synth_music.make_piece(6.0, rate, np.random.default_rng([0, 1]))
+    b = synth_music.make_piece(6.0, rate, np.random.default_rng([0, 1]))
+    c = synth_music.make_piece(6.0, rate, np.random.default_rng([0, 2]))
+    assert np.array_equal(a, b) and not np.array_equal(a[: len(c)], c)
+    for piece in (a, c):
+        rms_db = 20 * np.log10(np.sqrt(np.mean(piece.astype(np.float64) ** 2)))
+        assert synth_music.RMS_DB[0] - 0.1 <= rms_db <= synth_music.RMS_DB[1] + 0.1 or np.abs(piece).max() >= 0.98
+        assert np.abs(piece).max() <= synth_music.PEAK + 1e-6, "scaled back, never clipped"
+        # tonal: a few spectral bins hold much of the energy, unlike noise of the same length
+        power = np.sort(np.abs(np.fft.rfft(piece)) ** 2)[::-1]
+        assert power[: len(power) // 100].sum() > 0.5 * power.sum()
+
+
+def test_music_cli_writes_a_shared_data_style_folder_of_negatives(tmp_path):
+    from export.train import clip_role
+
+    synth_music.main(["--out", str(tmp_path), "--count", "2", "--seconds", "3", "--seed", "5"])
+    clips = read_manifest(tmp_path / "manifest.csv")
+    assert [c.path.relative_to(tmp_path).as_posix() for c in clips] == [
+        "noise/music/music_5_00000.flac", "noise/music/music_5_00001.flac"]
+    assert all(c.labels == ("noise", "music") and clip_role(c) == ("noise", "noise") for c in clips)
+    assert all(sf.info(str(c.path)).frames == 3 * 16000 for c in clips)
 
 
 # --- augmentation -----------------------------------------------------------------------------------

@@ -284,6 +284,24 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert "kws_acc_11" in table and "sat0" in table and "sat1" in table
 
 
+def test_a_folder_of_synthetic_music_is_a_negative_stream_of_its_own(tiny_models, tmp_path):
+    """synth_music writes a shared-data-style folder: the wakeword task counts false accepts on the
+    music alone (no positives there), as docs/evaluation.md tells users to measure it."""
+    from export.data import synth_music
+
+    synth_music.generate(tmp_path / "music", count=2, seconds=4.0, seed=3)
+    out = tmp_path / "out"
+    assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "music"), "--split", "all", "--hop-ms", "160",
+                    "--out", str(out), "--quiet", "--tasks", "wakeword"]) == 0
+    wake = json.loads((out / "sat0.json").read_text())["tasks"]["wakeword"]
+    assert wake["negative_clips"] == 2 and wake["negative_hours"] == round(8.0 / 3600, 4)
+    for info in wake["keywords"].values():
+        assert info["positives"] == 0 and info["best_within_0.5_fa_per_h"] is None
+        assert all(r["frr_pct"] is None and r["fa_per_h"] >= 0 for r in info["table"])
+        above = [r["negative_hops_above_pct"] for r in info["table"]]
+        assert above == sorted(above, reverse=True) and above[0] > 0  # the music was streamed and scored
+
+
 def test_cli_refuses_a_hop_the_model_does_not_accept(tiny_data, tiny_models, tmp_path):
     with pytest.raises(SystemExit, match="100.0 ms .1600 samples. is not one it accepts: .160.0, 320.0. ms"):
         ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "100",

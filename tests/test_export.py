@@ -104,3 +104,36 @@ def test_export_command_licence_flag_wins(tmp_path, capsys):
     assert export_main([str(checkpoint), "--out", str(out), "--licence", "Apache-2.0", "--seconds", "2"]) == 0
     assert load_model(out).info.licence == "Apache-2.0"
     assert "| 7680 | 480 |" in capsys.readouterr().out
+
+
+def _fa_rows(fa_per_h: dict[float, float], frr: dict[float, int] | None = None) -> list[dict]:
+    return [{"threshold": t, "false_rejects": (frr or {}).get(t, 0), "frr_pct": None, "false_accepts": round(f),
+             "fa_per_h": f, "negative_hops_above_pct": 0.0} for t, f in fa_per_h.items()]
+
+
+def test_config_thresholds_must_hold_on_the_music_too():
+    from export.model_card import config_thresholds
+
+    wake = {"keywords": {
+        "go": {"table": _fa_rows({0.4: 3.0, 0.5: 1.0, 0.7: 0.0, 0.9: 0.0})},
+        "computer": {"table": _fa_rows({0.5: 1.0, 0.8: 0.3, 0.9: 0.0}, frr={0.5: 0, 0.8: 1, 0.9: 2})},
+    }}
+    music = {"keywords": {
+        "go": {"table": _fa_rows({0.4: 30.0, 0.5: 9.0, 0.7: 1.5, 0.9: 0.0})},
+        "computer": {"table": _fa_rows({0.5: 3.0, 0.8: 3.0, 0.9: 0.0})},
+    }}
+    assert config_thresholds(wake) == {"go": 0.5, "computer": 0.8}
+    assert config_thresholds(wake, music=music) == {"go": 0.7, "computer": 0.9}
+
+
+def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
+    from export.model_card import alarm_point
+
+    def rows(starts_per_h, detected):
+        return [{"threshold": t, "off_threshold": t / 2, "detected_pct": d, "segments_per_group": 1.0,
+                 "false_starts_per_h": f} for t, f, d in zip((0.5, 0.6, 0.7), starts_per_h, detected)]
+
+    alarms = {"table": rows((1.0, 0.0, 0.0), (90.0, 80.0, 60.0)), "best_within_2_false_starts_per_h": "as evaluated"}
+    assert alarm_point(alarms) == "as evaluated"
+    assert alarm_point(alarms, {"table": rows((9.0, 1.5, 0.0), (50.0, 40.0, 30.0))})["threshold"] == 0.6
+    assert alarm_point(alarms, {"table": rows((9.0, 9.0, 9.0), (50.0, 40.0, 30.0))}) is None
