@@ -318,6 +318,9 @@ def eval_kws(ctx: Context) -> dict:
         "missing_keywords": [k for k in COMMANDS if k not in present],
         "per_class_accuracy_12": {l: round(float(conf12[i, i] / conf12[i].sum()), 4) if conf12[i].sum() else None
                                   for i, l in enumerate(labels12)},
+        "errors": [{"clip": ctx.groups[c.path] + "/" + c.path.name, "truth": labels11[t], "predicted": labels11[p],
+                    "top_score": round(float(s.max()), 3)}
+                   for c, t, p, s in zip(clips, truth11, pred11, max_scores) if t != p],
         "labels_11": labels11,
         "confusion_11": confusion_matrix(truth11, pred11, len(labels11)).tolist(),
         "labels_12": labels12,

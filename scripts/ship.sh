@@ -16,7 +16,7 @@ models=("models/$name.onnx")
 [ -n "$int8" ] && models+=("models/$name.int8.onnx")
 # held-out synthetic music (seed 1000; training uses seed 0): false accepts where the shared data has none
 music=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_music/seed1000
-[ -f "$music/manifest.csv" ] || $py -m export.data.synth_music --out "$music" --count 40 --seconds 30 --seed 1000
+[ -f "$music/manifest.csv" ] || $py -m export.data.synth_music --out "$music" --count 80 --seconds 30 --seed 1000
 for m in "${models[@]}"; do
   $py -m export.evaluate "$m" --data "$data" --split val --hop-ms 160 --out "$out" --quiet
 done

@@ -241,6 +241,9 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     # truth rows: yes, no, silence, unknown (the last two are "no keyword" in 11 classes)
     assert [sum(r) for r in kws["confusion_12"]] == [1, 1] + [0] * 8 + [1, 1]
     assert [sum(r) for r in kws["confusion_11"]] == [1, 1] + [0] * 8 + [2]
+    right = sum(kws["confusion_11"][i][i] for i in range(11))
+    assert len(kws["errors"]) == 4 - right and all(e["truth"] != e["predicted"] for e in kws["errors"])
+    assert {e["clip"] for e in kws["errors"]} <= {d[0] for d in DATA if d[0].startswith("kws/gsc_v2")}
 
     wake = result["tasks"]["wakeword"]
     assert wake["negative_clips"] == 6  # speech, noise, esc50 x2, urbansound8k, not_wake_word
