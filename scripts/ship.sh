@@ -9,7 +9,9 @@ py=.venv/bin/python
 data=../shared/data
 out=runs/eval/$name
 licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercial)"
-provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), espeak-ng keyword speech, synthetic alarms"}' "$recipe")
+synthetic="espeak-ng keyword speech, synthetic alarms"
+grep -q "synth/music" "$recipe" && synthetic+=", synthetic music"
+provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), %s"}' "$recipe" "$synthetic")
 
 $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
 models=("models/$name.onnx")
