@@ -198,7 +198,7 @@ def widened_mlps(donor: dict, target: dict) -> dict:
         want = target.get(key)
         if want is None or want.shape == weights.shape or ".mlp." not in key:
             continue
-        if key.endswith(".mlp.0.weight") and want.shape[1:] == weights.shape[1:] or key.endswith(".mlp.0.bias"):  # (hidden, d) / (hidden,)
+        if (key.endswith(".mlp.0.weight") and want.shape[1:] == weights.shape[1:]) or key.endswith(".mlp.0.bias"):  # (hidden, d) / (hidden,)
             grown = want.clone()
             grown[: weights.shape[0]] = weights
         elif key.endswith(".mlp.2.weight") and want.shape[0] == weights.shape[0]:  # (d, hidden)

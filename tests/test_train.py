@@ -323,6 +323,19 @@ def test_a_second_tag_clip_marks_both_tags():
         assert np.abs(audio).max() <= 0.99
 
 
+def test_tag_weights_draw_a_tag_that_much_more_often():
+    a, b = np.tile(tone(0.16, 1000), 20), np.tile(tone(0.16, 3000), 20)
+    pools = Pools(tags={"dog": [a], "smoke_alarm": [b]})
+
+    def alarm_share(**weights):
+        cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), tag_weights=weights)
+        sampler, rng = SceneSampler(pools, NAMES, cfg), np.random.default_rng(0)
+        return np.mean([sampler.sample(rng)[1][:, NAMES.index("smoke_alarm")].any() for _ in range(400)])
+
+    assert 0.42 < alarm_share() < 0.58
+    assert 0.74 < alarm_share(smoke_alarm=4) < 0.86  # 4 to 1
+
+
 def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
     beeps = np.tile(np.concatenate([tone(0.16, 3000), np.zeros(3 * 2560, np.float32)]), 10)  # whole quiet columns
     noise = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.01

@@ -75,6 +75,9 @@ class SceneConfig:
     p_tag_bed: float = 0.0  # chance that a tag scene also holds a noise/ background under the sound
     tag_bed_db: tuple[float, float] = (-30.0, -5.0)  # its level relative to the tag sound (dB)
     teacher_weight: float = 0.5  # target = (1 - w) * hard + w * teacher where the teacher knows the tag
+    # how often a tag is drawn for a tag scene, relative to the others' 1 (e.g. {smoke_alarm: 4}: a
+    # label that matters more than its 1/58 share); empty: all alike
+    tag_weights: dict = field(default_factory=dict)
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -137,6 +140,8 @@ class SceneSampler:
         self.index = {name: i for i, name in enumerate(label_names)}
         self.keyword_names = [k for k in pools.keywords if pools.keywords[k] and k in self.index]
         self.tag_names = [t for t in pools.tags if pools.tags[t] and t in self.index]
+        weights = np.array([float(cfg.tag_weights.get(t, 1.0)) for t in self.tag_names])
+        self.tag_p = weights / weights.sum() if cfg.tag_weights and len(weights) else None
         self.n_samples = cfg.n_columns * cfg.column_samples
         # (recorded, synthetic) words of each keyword, and of the non-keywords under None
         self.word_sources = {name: by_source(words) for name, words in pools.keywords.items()}
@@ -209,7 +214,9 @@ class SceneSampler:
 
     def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None) -> np.ndarray:
         """A tag clip's excerpt at a random level (or relative to a first one), its targets marked."""
-        name = self.tag_names[rng.integers(len(self.tag_names))]
+        # no weights: the same draw as before they existed, so old recipes replay
+        n = len(self.tag_names)
+        name = self.tag_names[rng.integers(n) if self.tag_p is None else rng.choice(n, p=self.tag_p)]
         i = int(rng.integers(len(self.pools.tags[name])))
         clip = self.pools.tags[name][i]
         teacher = self.pools.tag_teacher.get(name)
