@@ -13,9 +13,13 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 
+def cache_root() -> Path:
+    """Where generated and decoded data live, outside the repo: $STREAMD_CACHE or ~/.cache/streamd."""
+    return Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
+
+
 def cache_dir() -> Path:
-    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
-    return root / "audio"
+    return cache_root() / "audio"
 
 
 def decode(path: str | Path, sample_rate_hz: int) -> np.ndarray:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,7 @@ def door_chime(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
 
 
 def default_out_dir(seed: int = 0) -> Path:
-    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
-    return root / "synth_alarms" / f"seed{seed}"
+    return cache_root() / "synth_alarms" / f"seed{seed}"
 
 
 def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5.0, seed: int = 0,

@@ -21,13 +21,13 @@ accepts per hour and smoke-alarm false starts on the music alone.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
 
 SAMPLE_RATE_HZ = 16000
@@ -127,8 +127,7 @@ def make_piece(seconds: float, sample_rate_hz: int, rng: np.random.Generator) ->
 
 
 def default_out_dir(seed: int = 0) -> Path:
-    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
-    return root / "synth_music" / f"seed{seed}"
+    return cache_root() / "synth_music" / f"seed{seed}"
 
 
 def generate(out_dir: str | Path, count: int, seconds: float = 15.0, seed: int = 0,

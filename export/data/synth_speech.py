@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import io
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from export.data.audio import cache_root
 from export.data.manifest import Clip, read_manifest, write_manifest
 from export.labels import KEYWORDS
 
@@ -187,8 +187,7 @@ def make_clip(word: str, index: int, seed: int, out_dir: Path) -> Clip:
 
 
 def default_out_dir(seed: int = 0) -> Path:
-    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
-    return root / "synth_speech" / f"seed{seed}"
+    return cache_root() / "synth_speech" / f"seed{seed}"
 
 
 def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: int = 0, jobs: int = 2,

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.data.audio import cache_root
+
 BATCH_WINDOWS = 64
 
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get("STREAMD_CACHE", Path.home() / ".cache" / "streamd"))
-    return root / "teacher"
+    return cache_root() / "teacher"
 
 
 def column_windows(audio: np.ndarray, column_samples: int, window_samples: int) -> np.ndarray:
