@@ -117,7 +117,7 @@ def music_section(music: dict, keywords: dict[str, float | None], alarm: dict | 
     row = next((r for r in alarms.get("table", []) if alarm and r["threshold"] == alarm["threshold"]), None)
     if row:
         lines.append(f"| {ALARM_TAG} (false starts) | {row['threshold']} | {row['false_starts']} | {fmt(row['false_starts_per_h'], 2)} | |")
-        lines += ["", f"Held-out alarms over the music as background (20 dB below them): {fmt(row['detected_pct'])}% of "
+        lines += ["", f"Held-out alarms over the music as background ({alarms['snr_db']:g} dB below them): {fmt(row['detected_pct'])}% of "
                   f"beep groups detected at that threshold."]
     return lines + [""]
 
