@@ -49,7 +49,8 @@ SILENCE_RANGE_DB = 6.0  # energy rule: a clip whose loud and quiet frames differ
 FRAME_SAMPLES = 400  # 25 ms frames for the energy rules
 DET_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3)) + (0.97, 0.98, 0.99, 0.995, 0.999)
 POSITIVE_ALIASES = {WAKE_WORD: (WAKE_WORD, "hey_" + WAKE_WORD)}  # clip labels that contain the keyword
-NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word")
+# and the look-alike folders export.data.synth_alarms writes, so its output can be evaluated as negatives
+NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word", "beep", "chime", "squeak")
 TAG_GROUPS = ("tags/esc50", "tags/urbansound8k", "speech")
 ACTIVE_DB = -30.0  # mixture events: frames within this of the clip's loudest frame are the sound
 BACKGROUND_RMS = 10 ** (-45 / 20)  # mixtures: background level (-45 dBFS)
@@ -582,7 +583,7 @@ def eval_alarms(ctx: Context) -> dict:
     sr, hop = ctx.scorer.sample_rate_hz, ctx.scorer.hop_samples
     scenes, quiet_scenes = ([(ctx.scorer.stream([audio]), groups) for audio, groups in
                              ctx.progress(alarm_scenes(ctx, quiet), "alarms")] for quiet in (False, True))
-    negative, hours, _ = negative_stream(ctx)
+    negative, hours, n_negative = negative_stream(ctx)
     n_groups = sum(len(g) for _, g in scenes)
 
     def detected(scenes, cfg) -> tuple[int, int]:
@@ -611,7 +612,7 @@ def eval_alarms(ctx: Context) -> dict:
     return {"alarms": len(scenes), "beep_groups": n_groups, "kinds": "temporal-three and temporal-four, half each",
             "generator": f"export.data.synth_alarms, seed {ALARM_SEED} (training uses seed 0)",
             "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1), "negative_hours": round(hours, 4),
-            "window_hops": ALARM_WINDOW_HOPS, "late_s": ALARM_LATE_S,
+            "negative_clips": n_negative, "window_hops": ALARM_WINDOW_HOPS, "late_s": ALARM_LATE_S,
             f"best_within_{ALARM_FA_PER_H:g}_false_starts_per_h": best, "table": rows}
 
 

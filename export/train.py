@@ -95,7 +95,7 @@ def clip_role(clip: Clip) -> tuple[str, str]:
         return "unknown", label
     if label == "speech":
         return "speech", "speech"
-    if label == "noise" or label in ("beep", "chime"):
+    if label == "noise" or label in ("beep", "chime", "squeak"):
         return "noise", label
     return "tag", tag_name(label)
 

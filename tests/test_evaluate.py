@@ -305,6 +305,18 @@ def test_a_folder_of_synthetic_music_is_a_negative_stream_of_its_own(tiny_models
         assert above == sorted(above, reverse=True) and above[0] > 0  # the music was streamed and scored
 
 
+def test_a_folder_of_synthetic_look_alikes_is_a_negative_stream(tiny_models, tmp_path):
+    """synth_alarms' beeps, chimes and squeaks count as negatives, so its output can be evaluated alone."""
+    from export.data import synth_alarms
+
+    synth_alarms.generate(tmp_path / "squeaks", count=0, negatives=1, seconds=3.0, seed=3, squeak_count=2)
+    out = tmp_path / "out"
+    assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "squeaks"), "--split", "all", "--hop-ms", "160",
+                    "--out", str(out), "--quiet", "--tasks", "wakeword"]) == 0
+    wake = json.loads((out / "sat0.json").read_text())["tasks"]["wakeword"]
+    assert wake["negative_clips"] == 3 and wake["negative_hours"] == round(9.0 / 3600, 4)
+
+
 def test_cli_refuses_a_hop_the_model_does_not_accept(tiny_data, tiny_models, tmp_path):
     with pytest.raises(SystemExit, match="100.0 ms .1600 samples. is not one it accepts: .160.0, 320.0. ms"):
         ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "100",

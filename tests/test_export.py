@@ -137,3 +137,14 @@ def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
     assert alarm_point(alarms) == "as evaluated"
     assert alarm_point(alarms, {"table": rows((9.0, 1.5, 0.0), (50.0, 40.0, 30.0))})["threshold"] == 0.6
     assert alarm_point(alarms, {"table": rows((9.0, 9.0, 9.0), (50.0, 40.0, 30.0))}) is None
+
+
+def test_squeak_section_lists_false_starts_and_marks_the_operating_point():
+    from export.model_card import squeak_section
+
+    table = [{"threshold": t, "false_starts": n} for t, n in ((0.3, 40), (0.5, 20), (0.7, 9), (0.9, 2), (0.95, 1))]
+    lines = squeak_section({"table": table, "negative_hours": 0.1667, "negative_clips": 120}, {"threshold": 0.7})
+    assert "120 held-out squeak clips (10 min" in lines[2]
+    assert [line for line in lines if line.startswith("| 0.")] == [
+        "| 0.5 | 20 |", "| 0.7 (operating point) | 9 |", "| 0.9 | 2 |"]
+    assert "(operating point)" not in "\n".join(squeak_section({"table": table, "negative_hours": 0.1, "negative_clips": 1}, None))

@@ -8,9 +8,12 @@ The tone is a piezo horn: fundamental 2.9-3.5 kHz with a slight wobble, square-i
 and a weaker even one (those below Nyquist), and every timing varied by up to +-10%.
 
 Negatives (not model labels; the trainer treats them as noise): `beep` (microwave/oven beeps 1-2.5 kHz,
-phone-ring-like 440+480 Hz bursts) and `chime` (two-note door chime, decaying bell partials).
+phone-ring-like 440+480 Hz bursts), `chime` (two-note door chime, decaying bell partials) and, with
+`--squeaks`, `squeak` (hinges and wood: tones in 0.7-4.5 kHz whose pitch glides by 4-40 %, some rasping).
+A squeak can sit right on an alarm's 3 kHz; what tells them apart is the piezo's steady pitch and rhythm.
 
     python -m export.data.synth_alarms --out DIR --count 400 --negatives 200 --seconds 5 --seed 0
+    python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --squeaks 150 --seed 0
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16000
 ALARM_KINDS = ("t3", "t4", "chirp")
-NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime"}  # kind -> label
+NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime", "squeak": "squeak"}  # kind -> label
+CYCLED_NEGATIVES = ("microwave", "phone", "door")  # what --negatives draws in turn (squeaks: --squeaks)
 RAMP_S = 0.003  # on/off ramps of a beep, so edges do not click
 TIMING_JITTER = 0.1  # relative
 
@@ -103,6 +107,8 @@ def make_alarm_with_beeps(kind: str, seconds: float, sample_rate_hz: int,
         audio = phone(n, sample_rate_hz, rng)
     elif kind == "door":
         audio = door_chime(n, sample_rate_hz, rng)
+    elif kind == "squeak":
+        audio = squeaks(n, sample_rate_hz, rng)
     else:
         raise ValueError(f"unknown kind {kind!r}; known: {ALARM_KINDS + tuple(NEGATIVE_KINDS)}")
     peak = 10 ** (rng.uniform(-12, -3) / 20)
@@ -154,16 +160,51 @@ def door_chime(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
     return audio
 
 
+def squeak(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """One squeak filling n samples: a harmonic tone around 0.7-4.5 kHz whose pitch glides and bends by
+    4-40 % over its length (a piezo holds its pitch within 1 %), under a slow swell and, half the time,
+    the stick-slip rasp of wood or a dry hinge (pulses at 20-120 Hz)."""
+    t = np.arange(n) / sample_rate_hz
+    u = t / max(t[-1], 1e-9)
+    contour = rng.uniform(-1, 1) * u + rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0) * u + rng.uniform(0, 6.3))
+    contour = (contour - contour.min()) / max(np.ptp(contour), 1e-9)  # 0..1
+    f_hz = np.exp(rng.uniform(np.log(700), np.log(4500))) * np.exp(np.log1p(rng.uniform(0.04, 0.4)) * contour)
+    phase = 2 * np.pi * np.cumsum(f_hz) / sample_rate_hz
+    tone = np.zeros(n)
+    for harmonic in range(1, 6):
+        level = rng.uniform(0.05, 0.5) ** (harmonic - 1)
+        tone += np.where(harmonic * f_hz < 0.95 * sample_rate_hz / 2, level * np.sin(harmonic * phase), 0.0)
+    ramp_s = rng.uniform(0.02, 0.15)
+    swell = np.clip(np.minimum(t, t[-1] - t) / ramp_s, 0, 1) * (1 + rng.uniform(0, 0.5) * np.sin(2 * np.pi * rng.uniform(1, 6) * t))
+    if rng.random() < 0.5:
+        depth = rng.uniform(0.3, 0.9)
+        pulses = np.maximum(0.0, np.sin(2 * np.pi * np.cumsum(np.full(n, rng.uniform(20, 120))) / sample_rate_hz)) ** 4
+        swell = swell * (1 - depth + depth * pulses)
+    return tone * swell
+
+
+def squeaks(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """1-4 squeaks of 0.15-1.5 s at random times, each its own pitch and glide."""
+    audio = np.zeros(n)
+    for _ in range(int(rng.integers(1, 5))):
+        length = min(n, int(rng.uniform(0.15, 1.5) * sample_rate_hz))
+        start = int(rng.integers(n - length + 1))
+        audio[start:start + length] += rng.uniform(0.3, 1.0) * squeak(length, sample_rate_hz, rng)
+    return audio
+
+
 def default_out_dir(seed: int = 0) -> Path:
     return cache_root() / "synth_alarms" / f"seed{seed}"
 
 
 def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5.0, seed: int = 0,
-             sample_rate_hz: int = SAMPLE_RATE_HZ) -> list[Clip]:
-    """count alarm clips (kinds in turn) and `negatives` beep/chime clips, plus out_dir/manifest.csv."""
+             sample_rate_hz: int = SAMPLE_RATE_HZ, squeak_count: int = 0) -> list[Clip]:
+    """count alarm clips (kinds in turn), `negatives` beep/chime clips and `squeak_count` squeak clips,
+    plus out_dir/manifest.csv. A clip's audio depends on (seed, its index) only."""
     out_dir = Path(out_dir).resolve()
     plan = [(ALARM_KINDS[i % len(ALARM_KINDS)], i) for i in range(count)]
-    plan += [(tuple(NEGATIVE_KINDS)[i % len(NEGATIVE_KINDS)], count + i) for i in range(negatives)]
+    plan += [(CYCLED_NEGATIVES[i % len(CYCLED_NEGATIVES)], count + i) for i in range(negatives)]
+    plan += [("squeak", count + negatives + i) for i in range(squeak_count)]
     clips = []
     for kind, i in plan:
         rng = np.random.default_rng([seed, i])
@@ -180,12 +221,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_alarms/seed<S>)")
     p.add_argument("--count", type=int, default=400, help="alarm clips (t3, t4, chirp in turn)")
-    p.add_argument("--negatives", type=int, default=200, help="beep/chime clips")
+    p.add_argument("--negatives", type=int, default=200, help="beep/chime clips (microwave, phone, door in turn)")
+    p.add_argument("--squeaks", type=int, default=0, help="squeak clips (hinges, wood: gliding tones)")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     out = args.out or default_out_dir(args.seed)
-    clips = generate(out, args.count, args.negatives, args.seconds, args.seed)
+    clips = generate(out, args.count, args.negatives, args.seconds, args.seed, squeak_count=args.squeaks)
     print(f"{len(clips)} clips -> {out}/manifest.csv")
 
 
