@@ -186,7 +186,7 @@ def test_squeaks_glide_where_alarms_hold_their_pitch():
     rate = 16000
     for seed in range(8):
         squeak = synth_alarms.squeak(rate, rate, np.random.default_rng(seed))
-        assert 1.03 < _pitch_ratio(squeak, rate) < 1.5, seed  # 4-40 % glide, give or take a frequency bin
+        assert 1.08 < _pitch_ratio(squeak, rate) < 1.5, seed  # 10-40 % glide, give or take a frequency bin
         alarm = synth_alarms.make_alarm("t3", 5.0, rate, np.random.default_rng(seed))
         assert _pitch_ratio(alarm, rate) < 1.02, seed
     clip = synth_alarms.make_alarm("squeak", 5.0, rate, np.random.default_rng(0))

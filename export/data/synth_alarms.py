@@ -9,11 +9,12 @@ and a weaker even one (those below Nyquist), and every timing varied by up to +-
 
 Negatives (not model labels; the trainer treats them as noise): `beep` (microwave/oven beeps 1-2.5 kHz,
 phone-ring-like 440+480 Hz bursts), `chime` (two-note door chime, decaying bell partials) and, with
-`--squeaks`, `squeak` (hinges and wood: tones in 0.7-4.5 kHz whose pitch glides by 4-40 %, some rasping).
-A squeak can sit right on an alarm's 3 kHz; what tells them apart is the piezo's steady pitch and rhythm.
+`--squeaks`, `squeak` (hinges and wood: 0.3-1.5 s tones in 0.7-4.5 kHz whose pitch glides by 10-40 %, some
+rasping). A squeak can sit right on an alarm's 3 kHz; what tells them apart is the piezo's steady
+pitch and rhythm. Squeaks are longer than a low-battery chirp, which is an alarm sound.
 
     python -m export.data.synth_alarms --out DIR --count 400 --negatives 200 --seconds 5 --seed 0
-    python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --squeaks 150 --seed 0
+    python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --squeaks 60 --seed 0
 """
 
 from __future__ import annotations
@@ -162,13 +163,13 @@ def door_chime(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
 
 def squeak(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     """One squeak filling n samples: a harmonic tone around 0.7-4.5 kHz whose pitch glides and bends by
-    4-40 % over its length (a piezo holds its pitch within 1 %), under a slow swell and, half the time,
+    10-40 % over its length (a piezo holds its pitch within 1 %; 10 % is a few mel bands at 3 kHz), under a slow swell and, half the time,
     the stick-slip rasp of wood or a dry hinge (pulses at 20-120 Hz)."""
     t = np.arange(n) / sample_rate_hz
     u = t / max(t[-1], 1e-9)
     contour = rng.uniform(-1, 1) * u + rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0) * u + rng.uniform(0, 6.3))
     contour = (contour - contour.min()) / max(np.ptp(contour), 1e-9)  # 0..1
-    f_hz = np.exp(rng.uniform(np.log(700), np.log(4500))) * np.exp(np.log1p(rng.uniform(0.04, 0.4)) * contour)
+    f_hz = np.exp(rng.uniform(np.log(700), np.log(4500))) * np.exp(np.log1p(rng.uniform(0.1, 0.4)) * contour)
     phase = 2 * np.pi * np.cumsum(f_hz) / sample_rate_hz
     tone = np.zeros(n)
     for harmonic in range(1, 6):
@@ -184,10 +185,10 @@ def squeak(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def squeaks(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
-    """1-4 squeaks of 0.15-1.5 s at random times, each its own pitch and glide."""
+    """1-4 squeaks of 0.3-1.5 s at random times, each its own pitch and glide."""
     audio = np.zeros(n)
     for _ in range(int(rng.integers(1, 5))):
-        length = min(n, int(rng.uniform(0.15, 1.5) * sample_rate_hz))
+        length = min(n, int(rng.uniform(0.3, 1.5) * sample_rate_hz))
         start = int(rng.integers(n - length + 1))
         audio[start:start + length] += rng.uniform(0.3, 1.0) * squeak(length, sample_rate_hz, rng)
     return audio
