@@ -128,7 +128,7 @@ def music_section(music: dict, keywords: dict[str, float | None], alarm: dict | 
 def squeak_section(squeaks: dict, alarm: dict | None) -> list[str]:
     """smoke_alarm false starts on held-out squeaks, per on-threshold, the operating point marked."""
     point = alarm["threshold"] if alarm else None
-    rows = [r for r in squeaks["table"] if 0.5 <= r["threshold"] <= 0.9]
+    rows = [r for r in squeaks["table"] if min(0.5, point or 1.0) <= r["threshold"] <= 0.9]  # the point is always shown
     return ["### On synthetic squeaks", "",
             f"Door hinges and wood squeak in tones that glide through a piezo's 3 kHz. {squeaks['negative_clips']} held-out squeak clips "
             f"({squeaks['negative_hours'] * 60:.0f} min, `export.data.synth_alarms --squeaks`, seed 1000; 1-4 squeaks each) "

@@ -148,3 +148,5 @@ def test_squeak_section_lists_false_starts_and_marks_the_operating_point():
     assert [line for line in lines if line.startswith("| 0.")] == [
         "| 0.5 | 20 |", "| 0.7 (operating point) | 9 |", "| 0.9 | 2 |"]
     assert "(operating point)" not in "\n".join(squeak_section({"table": table, "negative_hours": 0.1, "negative_clips": 1}, None))
+    low = squeak_section({"table": table, "negative_hours": 0.1, "negative_clips": 1}, {"threshold": 0.3})
+    assert [line for line in low if line.startswith("| 0.")][:2] == ["| 0.3 (operating point) | 40 |", "| 0.5 | 20 |"]
