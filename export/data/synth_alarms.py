@@ -163,8 +163,8 @@ def door_chime(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
 
 def squeak(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     """One squeak filling n samples: a harmonic tone around 0.7-4.5 kHz whose pitch glides and bends by
-    10-40 % over its length (a piezo holds its pitch within 1 %; 10 % is a few mel bands at 3 kHz), under a slow swell and, half the time,
-    the stick-slip rasp of wood or a dry hinge (pulses at 20-120 Hz)."""
+    10-40 % over its length (a piezo holds its pitch within 1 %; 10 % is a few mel bands at 3 kHz),
+    under a slow swell and, half the time, the stick-slip rasp of wood or a dry hinge (pulses at 20-120 Hz)."""
     t = np.arange(n) / sample_rate_hz
     u = t / max(t[-1], 1e-9)
     contour = rng.uniform(-1, 1) * u + rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * rng.uniform(0.3, 2.0) * u + rng.uniform(0, 6.3))
