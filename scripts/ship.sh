@@ -12,6 +12,7 @@ licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercia
 synthetic="espeak-ng keyword speech, synthetic alarms"
 grep -q "synth/music" "$recipe" && synthetic+=", synthetic music"
 grep -q "synth/squeaks" "$recipe" && synthetic+=", synthetic squeaks"
+grep -q "synth/talk" "$recipe" && synthetic+=", synthetic talk"
 provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), %s"}' "$recipe" "$synthetic")
 
 $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
@@ -23,13 +24,17 @@ music=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_music/seed1000
 # held-out squeaks (seed 1000): smoke_alarm's look-alikes, a stress test reported on the card
 squeaks=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_squeaks/seed1000
 [ -f "$squeaks/manifest.csv" ] || $py -m export.data.synth_alarms --out "$squeaks" --count 0 --negatives 0 --squeaks 120 --seed 1000
+# held-out synthetic talk (seed 1000): running speech full of near-misses, a stress test of the keywords
+talk=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_talk/seed1000
+[ -f "$talk/manifest.csv" ] || $py -m export.data.synth_talk --out "$talk" --count 300 --seed 1000
 for m in "${models[@]}"; do
   $py -m export.evaluate "$m" --data "$data" --split val --hop-ms 160 --out "$out" --quiet
 done
 $py -m export.evaluate "models/$name.onnx" --data "$music" --split all --hop-ms 160 --tasks wakeword,alarms --out "$out/music" --quiet
 $py -m export.evaluate "models/$name.onnx" --data "$squeaks" --split all --hop-ms 160 --tasks alarms --out "$out/squeaks" --quiet
+$py -m export.evaluate "models/$name.onnx" --data "$talk" --split all --hop-ms 160 --tasks wakeword --out "$out/talk" --quiet
 card_args=(--eval "$out/$name.json" --history "$(dirname "$checkpoint")/history.jsonl" --recipe "$recipe"
-           --music-eval "$out/music/$name.json" --squeak-eval "$out/squeaks/$name.json")
+           --music-eval "$out/music/$name.json" --squeak-eval "$out/squeaks/$name.json" --talk-eval "$out/talk/$name.json")
 [ -n "$int8" ] && card_args+=(--int8 "models/$name.int8.onnx" --int8-eval "$out/$name.int8.json")
 $py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
 python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one

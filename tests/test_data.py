@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import augment, sources, splits, synth_alarms, synth_music, synth_speech
+from export.data import augment, sources, splits, synth_alarms, synth_music, synth_speech, synth_talk
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -253,6 +253,39 @@ def test_music_cli_writes_a_shared_data_style_folder_of_negatives(tmp_path):
         "noise/music/music_5_00000.flac", "noise/music/music_5_00001.flac"]
     assert all(c.labels == ("noise", "music") and clip_role(c) == ("noise", "noise") for c in clips)
     assert all(sf.info(str(c.path)).frames == 3 * 16000 for c in clips)
+
+
+def test_talk_never_says_a_keyword_but_says_near_misses():
+    from export.labels import KEYWORDS
+
+    assert not synth_talk.keyword_free("Let's go on") and not synth_talk.keyword_free("Computer, lights")
+    assert synth_talk.keyword_free("downtown, the commuter stopped")  # inside a longer word is no keyword
+    texts = [synth_talk.paragraph(np.random.default_rng([0, i])) for i in range(300)]
+    words = {w for t in texts for w in synth_talk.words_of(t)}
+    assert not words & set(KEYWORDS)
+    assert {"commuter", "computing", "compute", "company", "stopped", "cup", "often", "downtown"} <= words
+    assert len(set(texts)) == len(texts), "every paragraph its own"
+
+
+@needs_espeak
+def test_talk_cli_writes_repeatable_speech_negatives_at_a_level(tmp_path):
+    from export.evaluate import NEGATIVE_GROUPS
+    from export.train import clip_role
+
+    synth_talk.main(["--out", str(tmp_path / "a"), "--count", "3", "--seed", "5"])
+    clips = read_manifest(tmp_path / "a" / "manifest.csv")
+    assert [c.path.relative_to(tmp_path / "a").as_posix() for c in clips] == [
+        f"speech/talk_5_0000{i}.flac" for i in range(3)]
+    assert "speech" in NEGATIVE_GROUPS  # so export.evaluate streams them as negative audio
+    assert all(c.labels == ("speech", "kind=talk") and clip_role(c) == ("speech", "speech") for c in clips)
+    assert all(c.speaker in synth_speech.voices() and c.duration_s > 3.0 for c in clips)
+    again = synth_talk.write_talk(tmp_path / "b", 5, 1)
+    assert np.array_equal(sf.read(str(again.path))[0], sf.read(str(clips[1].path))[0]), "clip i depends on (seed, i) only"
+    for clip in clips:
+        audio = sf.read(str(clip.path))[0]
+        rms_db = 20 * np.log10(np.sqrt(np.mean(audio ** 2)))
+        assert np.abs(audio).max() <= synth_talk.PEAK + 1e-4
+        assert synth_talk.RMS_DB[0] - 0.5 <= rms_db <= synth_talk.RMS_DB[1] + 0.5 or np.abs(audio).max() >= 0.98
 
 
 # --- augmentation -----------------------------------------------------------------------------------

@@ -150,3 +150,27 @@ def test_squeak_section_lists_false_starts_and_marks_the_operating_point():
     assert "(operating point)" not in "\n".join(squeak_section({"table": table, "negative_hours": 0.1, "negative_clips": 1}, None))
     low = squeak_section({"table": table, "negative_hours": 0.1, "negative_clips": 1}, {"threshold": 0.3})
     assert [line for line in low if line.startswith("| 0.")][:2] == ["| 0.3 (operating point) | 40 |", "| 0.5 | 20 |"]
+
+
+def test_talk_section_shows_config_thresholds_and_the_wake_words_quiet_point():
+    from export.model_card import talk_section
+
+    def rows(fa_per_h: dict, frr: dict | None = None):
+        return [{"threshold": t, "false_accepts": round(f * 0.8), "fa_per_h": f, "frr_pct": (frr or {}).get(t)}
+                for t, f in fa_per_h.items()]
+
+    talk = {"negative_hours": 0.8, "keywords": {
+        "go": {"table": rows({0.5: 5.0, 0.7: 1.25, 0.9: 0.0})},
+        "computer": {"table": rows({0.8: 10.0, 0.9: 2.5, 0.97: 0.0, 0.99: 0.0})},
+    }}
+    wake = {"keywords": {"computer": {"table": rows({0.8: 0.0, 0.9: 0.0, 0.97: 0.0, 0.99: 0.0},
+                                                    {0.8: 0.0, 0.9: 0.0, 0.97: 9.1, 0.99: 27.3})}}}
+    lines = talk_section(talk, {"go": 0.7, "computer": 0.9}, wake)
+    assert "0.80 h of held-out synthetic talk" in lines[2]
+    assert [line for line in lines if line.startswith("| go") or line.startswith("| computer")] == [
+        "| go | 0.7 | 1 | 1.25 |", "| computer | 0.9 | 2 | 2.50 |"]
+    assert lines[-2] == ("`computer` stays within 0.5 false accepts per hour of the talk from threshold 0.97 up; "
+                         "there it misses 9.1% of its validation positives.")
+    loud = {"negative_hours": 0.8, "keywords": {"computer": {"table": rows({0.9: 5.0, 0.99: 1.0})}}}
+    assert talk_section(loud, {"computer": 0.9}, wake)[-2] == (
+        "`computer` passes 0.5 false accepts per hour of the talk at every threshold swept.")
