@@ -1,12 +1,12 @@
 """Synthetic running speech from espeak-ng: talk that says no keyword, for false accepts.
 
 The real speech here (`speech/`) is 619 short orders for drinks, so the wake word's false accepts
-per hour on speech rest on a quarter of an hour of one topic. This module writes paragraphs of
+per hour on speech rest on 0.2 h (the validation part) of one topic. This module writes paragraphs of
 household talk, made from sentence templates and a vocabulary that never holds a keyword but is
 rich in words that sound like one ("commuter", "computing", "company", "stopped", "knows", "cup",
 "often", "downtown"), read by the espeak-ng voices of `synth_speech` at random speeds and pitches.
 
-    python -m export.data.synth_talk --out DIR --count 200 --seed 1000
+    python -m export.data.synth_talk --out DIR --count 300 --seed 1000
 
 writes DIR/speech/talk_<seed>_<i>.flac (labels `speech;kind=talk`, speaker = the voice) and
 DIR/manifest.csv. A recipe lists the manifest under `synthetic:` and the trainer uses the clips as
