@@ -65,12 +65,31 @@ class Recipe:
     teacher: dict = field(default_factory=dict)
 
 
+# keys whose mappings a recipe merges into its base's, key by key, rather than replacing them
+MERGED_KEYS = ("overrides", "scene", "teacher")
+
+
+def recipe_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A recipe file's keys on top of its ``base:`` recipe's (a path relative to the file)."""
+    path = path.resolve()
+    if path in seen:
+        raise SystemExit(f"{path}: recipe bases form a loop ({' -> '.join(p.name for p in seen + (path,))})")
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    merged = recipe_dict(path.parent / base, seen + (path,))
+    for key, value in raw.items():
+        merged[key] = {**merged.get(key, {}), **value} if key in MERGED_KEYS else value
+    return merged
+
+
 def load_recipe(path: str | Path) -> Recipe:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = recipe_dict(Path(path))
     known = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
     if "synthetic" in raw:
         raw["synthetic"] = tuple(raw["synthetic"])
     return Recipe(**raw)

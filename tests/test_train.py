@@ -217,6 +217,23 @@ def test_recipe_rejects_unknown_keys(tmp_path):
         load_recipe(path)
 
 
+def test_a_recipe_inherits_its_base_and_merges_its_mappings(tmp_path):
+    from export.train import load_recipe
+
+    (tmp_path / "parent.yaml").write_text("name: parent\nsteps: 100\nlr: 0.001\n"
+                                          "scene: {p_keyword: 0.5, p_unknown: 0.2}\nteacher: {weight: 0.7}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../parent.yaml\nname: child\nsteps: 50\n"
+                                                 "scene: {p_burst: 0.3, p_unknown: 0.4}\n")
+    recipe = load_recipe(tmp_path / "sub" / "child.yaml")
+    assert (recipe.name, recipe.steps, recipe.lr) == ("child", 50, 0.001)
+    assert recipe.scene == {"p_keyword": 0.5, "p_unknown": 0.4, "p_burst": 0.3}
+    assert recipe.teacher == {"weight": 0.7}
+    (tmp_path / "parent.yaml").write_text("base: sub/child.yaml\nname: parent\n")
+    with pytest.raises(SystemExit, match="loop"):
+        load_recipe(tmp_path / "sub" / "child.yaml")
+
+
 def test_teacher_column_windows_end_at_each_column():
     from export.data.teacher_targets import column_windows
 
@@ -354,6 +371,24 @@ def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
                          SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0)))
     audio, _, _ = plain.sample(np.random.default_rng(1))
     assert (audio.reshape(10, -1)[quiet] == 0).all(), "without a bed the gaps stay silent"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_noise_burst_starts_and_stops_in_a_quiet_scene_and_is_no_speech(seed):
+    noise = np.random.default_rng(9).standard_normal(SR * 10).astype(np.float32) * 0.05
+    cfg = SceneConfig(n_columns=16, p_keyword=0.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_burst=1.0,
+                      burst_s=(0.5, 1.0), level_db=(-20.0, -20.0))
+    audio, targets, mask = SceneSampler(Pools(noise=[noise]), NAMES, cfg).sample(np.random.default_rng(seed))
+    frames_db = 10 * np.log10(np.mean(audio.reshape(-1, 160) ** 2, axis=1))  # 10 ms; near-silence is below -50
+    loud = np.flatnonzero(frames_db > -40)
+    length_s = (loud[-1] + 1 - loud[0]) * 0.01
+    assert 0.45 < length_s <= 1.01, "one burst of the asked length, quiet around it"
+    cols = audio.reshape(cfg.n_columns, -1)
+    assert -21.5 < 10 * np.log10(np.mean(cols ** 2, axis=1).max()) < -17, "at the scene level (loudest column)"
+    assert not targets.any() and mask.all(), "a burst is no label: speech and keywords learn it is nothing"
+    off = SceneSampler(Pools(noise=[noise]), NAMES, SceneConfig(n_columns=16, p_keyword=0.0, p_unknown=0.0,
+                                                               p_background=(0, 0, 0, 1)))
+    assert np.abs(off.sample(np.random.default_rng(seed))[0]).max() < 0.03, "off: near-silence only"
 
 
 def test_an_equalised_scene_changes_its_spectrum_not_its_targets():

@@ -7,6 +7,8 @@ Targets say when a streaming model should fire:
 - a tag is positive in the columns where its sound is active (by energy), ignored where its clip is
   quiet (a weak clip label says nothing certain there), negative elsewhere;
 - every spoken word, keyword or not, is also ``speech``;
+- a noise burst (``p_burst``: a fan, a tap or hiss starting and stopping) is nothing: without it a
+  short burst of broadband sound after quiet is only ever a word, and ``speech`` fired on any such burst;
 - with teacher targets (export/data/teacher_targets.py), a tag clip's columns take
   max(hard, (1 - w) * hard + w * teacher) for every tag the teacher knows, quiet parts included (the
   teacher heard them), so a scene also says which other sounds it resembles.
@@ -78,6 +80,8 @@ class SceneConfig:
     # how often a tag is drawn for a tag scene, relative to the others' 1 (e.g. {smoke_alarm: 4}: a
     # label that matters more than its 1/58 share); empty: all alike
     tag_weights: dict = field(default_factory=dict)
+    p_burst: float = 0.0  # chance that a scene also holds a noise/ excerpt that starts and stops (no label)
+    burst_s: tuple[float, float] = (0.3, 2.5)  # its length
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -161,6 +165,8 @@ class SceneSampler:
             audio += self._place_word(rng, self._draw_word(rng, name), audio, targets, mask, name)
         if rng.random() < cfg.p_unknown and self.pools.unknown:
             audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
+        if cfg.p_burst and self.pools.noise and rng.random() < cfg.p_burst:  # no draw when off: old recipes replay
+            audio += self._burst(rng, audio)
         if cfg.p_eq and rng.random() < cfg.p_eq:  # the whole scene, as the microphone colours everything
             audio = random_eq(audio, cfg.sample_rate_hz, rng, cfg.eq_db)
         peak = np.abs(audio).max()
@@ -300,6 +306,26 @@ class SceneSampler:
         placed *= np.float32(10 ** (gain_db / 20))
         self._label_word(targets, mask, start, end, keyword)
         return placed
+
+    def _burst(self, rng, background: np.ndarray) -> np.ndarray:
+        """A noise/ excerpt of burst_s that starts and stops inside the scene (edges faded over 0-50 ms),
+        as loud against the background as a word would be; it changes no target."""
+        cfg = self.cfg
+        length = min(self.n_samples, int(rng.uniform(*cfg.burst_s) * cfg.sample_rate_hz))
+        source = self.pools.noise[rng.integers(len(self.pools.noise))]
+        start_in_source = int(rng.integers(max(1, len(source) - length + 1)))
+        burst = source[start_in_source : start_in_source + length].astype(np.float32)
+        fade = min(len(burst) // 2, int(rng.uniform(0.0, 0.05) * cfg.sample_rate_hz))
+        if fade:
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            burst[:fade] *= ramp
+            burst[-fade:] *= ramp[::-1]
+        start = int(rng.integers(self.n_samples - len(burst) + 1))
+        placed = np.zeros(self.n_samples, np.float32)
+        placed[start : start + len(burst)] = burst
+        background_db = rms_db(background[start : start + len(burst)])
+        level_db = rng.uniform(*cfg.level_db) if background_db < -60 else background_db + rng.uniform(*cfg.snr_db)
+        return placed * np.float32(10 ** ((level_db - rms_db(burst)) / 20))
 
     def _label_word(self, targets, mask, start: int, end: int, keyword: str | None) -> None:
         cfg = self.cfg
