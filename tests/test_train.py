@@ -389,6 +389,10 @@ def test_a_noise_burst_starts_and_stops_in_a_quiet_scene_and_is_no_speech(seed):
     off = SceneSampler(Pools(noise=[noise]), NAMES, SceneConfig(n_columns=16, p_keyword=0.0, p_unknown=0.0,
                                                                p_background=(0, 0, 0, 1)))
     assert np.abs(off.sample(np.random.default_rng(seed))[0]).max() < 0.03, "off: near-silence only"
+    tag_scenes = [SceneSampler(Pools(tags={"dog": [tone(1.0, 500)]}, noise=[noise]), NAMES,
+                               SceneConfig(n_columns=16, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0),
+                                           p_burst=p_burst)).sample(np.random.default_rng(seed))[0] for p_burst in (0.0, 1.0)]
+    assert np.array_equal(*tag_scenes), "never over a labelled sound"
 
 
 def test_an_equalised_scene_changes_its_spectrum_not_its_targets():

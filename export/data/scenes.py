@@ -80,7 +80,7 @@ class SceneConfig:
     # how often a tag is drawn for a tag scene, relative to the others' 1 (e.g. {smoke_alarm: 4}: a
     # label that matters more than its 1/58 share); empty: all alike
     tag_weights: dict = field(default_factory=dict)
-    p_burst: float = 0.0  # chance that a scene also holds a noise/ excerpt that starts and stops (no label)
+    p_burst: float = 0.0  # chance that a noise or quiet background also holds a noise/ excerpt that starts and stops
     burst_s: tuple[float, float] = (0.3, 2.5)  # its length
 
 
@@ -165,8 +165,6 @@ class SceneSampler:
             audio += self._place_word(rng, self._draw_word(rng, name), audio, targets, mask, name)
         if rng.random() < cfg.p_unknown and self.pools.unknown:
             audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
-        if cfg.p_burst and self.pools.noise and rng.random() < cfg.p_burst:  # no draw when off: old recipes replay
-            audio += self._burst(rng, audio)
         if cfg.p_eq and rng.random() < cfg.p_eq:  # the whole scene, as the microphone colours everything
             audio = random_eq(audio, cfg.sample_rate_hz, rng, cfg.eq_db)
         peak = np.abs(audio).max()
@@ -216,6 +214,10 @@ class SceneSampler:
             audio = self._at_level(rng, self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))]))
         else:
             audio = (rng.standard_normal(self.n_samples) * 10 ** (rng.uniform(-80, -50) / 20)).astype(np.float32)
+        # part of the background, so a word placed later stays above it; never over a labelled sound,
+        # which it could drown while the sound's target stays on (no draw when off: old recipes replay)
+        if kind >= 2 and self.cfg.p_burst and self.pools.noise and rng.random() < self.cfg.p_burst:
+            audio += self._burst(rng, audio)
         return audio
 
     def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None) -> np.ndarray:
