@@ -71,15 +71,25 @@ def within(row: dict, limit_per_h: float, music_row: dict | None = None) -> bool
     return all(r["fa_per_h"] is not None and r["fa_per_h"] <= limit_per_h for r in (row, music_row) if r is not None)
 
 
-def config_thresholds(wake: dict, wake_word: str = "computer", music: dict | None = None) -> dict[str, float | None]:
+# the wake word on the synthetic talk (a stress test: near-misses far denser than in real speech, so
+# four times the goal's rate); without it, 11 validation positives and 0.76 h of drink orders put the
+# wake word at the lowest threshold without a false reject, where the talk fired it 12 times an hour
+TALK_WAKE_FA_PER_H = 2.0
+
+
+def config_thresholds(wake: dict, wake_word: str = "computer", music: dict | None = None,
+                      talk: dict | None = None) -> dict[str, float | None]:
     """The thresholds config.yaml uses: the wake word at the false-accept target (fewest false rejects
-    within TARGET_FA_PER_H), each command at the lowest threshold with at most COMMAND_FA_PER_H false
-    accepts per hour; with music (its wakeword task), on the validation negatives and on the music alike."""
+    within TARGET_FA_PER_H; with talk, also within TALK_WAKE_FA_PER_H on it), each command at the lowest
+    threshold with at most COMMAND_FA_PER_H false accepts per hour; with music (its wakeword task), on the
+    validation negatives and on the music alike."""
     chosen = {}
     for keyword, info in wake["keywords"].items():
         music_rows = {r["threshold"]: r for r in music["keywords"][keyword]["table"]} if music else {}
         if keyword == wake_word:
-            rows = [r for r in info["table"] if within(r, TARGET_FA_PER_H, music_rows.get(r["threshold"]))]
+            talk_rows = {r["threshold"]: r for r in talk["keywords"][keyword]["table"]} if talk else {}
+            rows = [r for r in info["table"] if within(r, TARGET_FA_PER_H, music_rows.get(r["threshold"]))
+                    and within(talk_rows.get(r["threshold"], r), TALK_WAKE_FA_PER_H)]
             point = min(rows, key=lambda r: (r["false_rejects"], r["threshold"])) if rows else None
         else:
             rows = [r for r in info["table"] if within(r, COMMAND_FA_PER_H, music_rows.get(r["threshold"]))]
@@ -150,7 +160,8 @@ def talk_section(talk: dict, keywords: dict[str, float | None], wake: dict, wake
              f"{talk['negative_hours']:.2f} h of held-out synthetic talk (`export.data.synth_talk`, seed 1000): household "
              "sentences read by espeak-ng voices, never a keyword but a near-miss (\"commuter\", \"company\", \"stopped\", "
              "\"cup\") in most paragraphs. Near-misses are far denser than in real speech and every voice is a synthesiser, "
-             "so this is a stress test; the thresholds are not chosen by it.",
+             f"so this is a stress test; of the thresholds, only the wake word's must hold {TALK_WAKE_FA_PER_H:g} false "
+             "accepts per hour here (four times the goal's rate).",
              "", "| keyword | threshold | false accepts | per hour |", "|---|---|---|---|"]
     for keyword, threshold in keywords.items():
         info = talk["keywords"].get(keyword)
@@ -245,6 +256,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     tasks = result["tasks"]
     kws, wake, tags, mix, alarms = (tasks.get(k, {}) for k in ("kws", "wakeword", "tags", "mixtures", "alarms"))
     music_tasks = music["tasks"] if music else {}
+    talk_wake = (talk or {}).get("tasks", {}).get("wakeword", {}) if wake.get("keywords") else {}
+    talk_wake = talk_wake if talk_wake.get("keywords") else None
     keywords = info.names_of_kind(KIND_KEYWORD)
     tag_names = info.names_of_kind(KIND_TAG)
     lines = [
@@ -314,24 +327,27 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
                   "per hour; none means no threshold met it on this data):", "", "| keyword | threshold | FRR | FA/h |", "|---|---|---|---|"]
         for keyword, p in points.items():
             lines.append(f"| {keyword} | {p['threshold'] if p else 'none'} | {fmt(p['frr_pct']) if p else 'n/a'} | {fmt(p['fa_per_h'], 2) if p else 'n/a'} |")
-        chosen = config_thresholds(wake, music=music_tasks.get("wakeword"))
+        chosen = config_thresholds(wake, music=music_tasks.get("wakeword"), talk=talk_wake)
         lines += ["", f"Thresholds for a config running this model (the default `config.yaml` takes those of the default "
                   f"model; 1-of-1 trigger, 1 s refractory, as evaluated): the wake word at the fewest false rejects with "
                   f"at most {TARGET_FA_PER_H:g} false accepts per hour, each command at the lowest threshold with at most "
                   f"{COMMAND_FA_PER_H:g} false accepts per hour (a command costs less when it fires by mistake than when "
-                  "it is missed)" + (", here and on the synthetic music below" if music else "") + ":", "",
+                  "it is missed)" + (", here and on the synthetic music below" if music else "") +
+                  (f"; the wake word also within {TALK_WAKE_FA_PER_H:g} per hour on the synthetic talk below" if talk_wake else "")
+                  + ":", "",
                   "```yaml", *[f"  - {{name: {json.dumps(k)}, threshold: {t}}}" for k, t in chosen.items() if t is not None], "```", ""]
     if tags.get("thresholds"):
         lines += tag_threshold_section(tags["thresholds"], mix, alarms, music_tasks.get("alarms"))
     if alarms.get("table"):
         lines += alarm_section(alarms, music_tasks.get("alarms"))
     if music_tasks:
-        lines += music_section(music_tasks, config_thresholds(wake, music=music_tasks.get("wakeword")) if wake.get("keywords") else {},
+        lines += music_section(music_tasks, config_thresholds(wake, music=music_tasks.get("wakeword"), talk=talk_wake)
+                               if wake.get("keywords") else {},
                                alarm_point(alarms, music_tasks.get("alarms")) if alarms.get("table") else None)
     if squeaks and alarms.get("table") and squeaks["tasks"].get("alarms", {}).get("table"):
         lines += squeak_section(squeaks["tasks"]["alarms"], alarm_point(alarms, music_tasks.get("alarms")))
-    if talk and wake.get("keywords") and talk["tasks"].get("wakeword", {}).get("keywords"):
-        lines += talk_section(talk["tasks"]["wakeword"], config_thresholds(wake, music=music_tasks.get("wakeword")), wake)
+    if talk_wake:
+        lines += talk_section(talk_wake, config_thresholds(wake, music=music_tasks.get("wakeword"), talk=talk_wake), wake)
     if int8:
         q_path, q_result = int8
         q_kws = q_result["tasks"].get("kws", {})

@@ -10,9 +10,11 @@ data=../shared/data
 out=runs/eval/$name
 licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercial)"
 synthetic="espeak-ng keyword speech, synthetic alarms"
-grep -q "synth/music" "$recipe" && synthetic+=", synthetic music"
-grep -q "synth/squeaks" "$recipe" && synthetic+=", synthetic squeaks"
-grep -q "synth/talk" "$recipe" && synthetic+=", synthetic talk"
+# the recipe's manifests with its base recipes' (a recipe may name a base: and inherit them)
+manifests=$($py -c 'import sys; from export.train import load_recipe; print(" ".join(load_recipe(sys.argv[1]).synthetic))' "$recipe")
+[[ $manifests == *synth/music* ]] && synthetic+=", synthetic music"
+[[ $manifests == *synth/squeaks* ]] && synthetic+=", synthetic squeaks"
+[[ $manifests == *synth/talk* ]] && synthetic+=", synthetic talk"
 provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), %s"}' "$recipe" "$synthetic")
 
 $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}

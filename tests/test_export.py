@@ -126,6 +126,21 @@ def test_config_thresholds_must_hold_on_the_music_too():
     assert config_thresholds(wake, music=music) == {"go": 0.7, "computer": 0.9}
 
 
+def test_the_wake_word_threshold_must_also_hold_on_the_talk_and_the_commands_not():
+    from export.model_card import config_thresholds
+
+    wake = {"keywords": {
+        "go": {"table": _fa_rows({0.5: 1.0, 0.7: 0.0, 0.9: 0.0})},
+        "computer": {"table": _fa_rows({0.6: 0.0, 0.8: 0.0, 0.95: 0.0}, frr={0.6: 0, 0.8: 0, 0.95: 1})},
+    }}
+    talk = {"keywords": {
+        "go": {"table": _fa_rows({0.5: 20.0, 0.7: 9.0, 0.9: 3.0})},
+        "computer": {"table": _fa_rows({0.6: 12.0, 0.8: 1.9, 0.95: 0.0})},
+    }}
+    assert config_thresholds(wake) == {"go": 0.5, "computer": 0.6}
+    assert config_thresholds(wake, talk=talk) == {"go": 0.5, "computer": 0.8}
+
+
 def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
     from export.model_card import alarm_point
 
