@@ -78,6 +78,8 @@ def recipe_dict(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     base = raw.pop("base", None)
     if base is None:
         return raw
+    if not (path.parent / base).is_file():
+        raise SystemExit(f"{path}: base recipe {base} not found (a path relative to this file)")
     merged = recipe_dict(path.parent / base, seen + (path,))
     for key, value in raw.items():
         merged[key] = {**merged.get(key, {}), **value} if key in MERGED_KEYS else value

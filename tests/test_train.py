@@ -232,6 +232,9 @@ def test_a_recipe_inherits_its_base_and_merges_its_mappings(tmp_path):
     (tmp_path / "parent.yaml").write_text("base: sub/child.yaml\nname: parent\n")
     with pytest.raises(SystemExit, match="loop"):
         load_recipe(tmp_path / "sub" / "child.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\nname: orphan\n")
+    with pytest.raises(SystemExit, match="base recipe nowhere.yaml not found"):
+        load_recipe(tmp_path / "orphan.yaml")
 
 
 def test_teacher_column_windows_end_at_each_column():
