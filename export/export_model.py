@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from export.families import load_checkpoint
+from export.onnx_import import load_weights
 from export.onnx_export import ParityReport, export_and_check, model_info
 from export.quantize import MODES, compare, quantize_int8, real_audio
 from streamd.contract import ContractError
@@ -56,7 +56,7 @@ def quant_table(reports, sample_rate_hz: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export.export_model", description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by export.families.save_checkpoint")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by export.families.save_checkpoint, or a SAT/UiT ONNX file export_model wrote")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write (the int8 copy gets .int8.onnx)")
     parser.add_argument("--int8", action="store_true", help="also write an int8 copy and report its cost and accuracy")
     parser.add_argument("--int8-mode", choices=MODES, default="dynamic", help="dynamic (default) or static with calibration audio")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of test audio for the parity check")
     args = parser.parse_args(argv)
 
-    model, meta = load_checkpoint(args.checkpoint)
+    model, meta = load_weights(args.checkpoint)
     extra = meta.get("extra", {})
     provenance = {"checkpoint": args.checkpoint.name, **extra.get("provenance", {}), **read_provenance(args.provenance_json)}
     licence = args.licence or extra.get("licence") or "unspecified"

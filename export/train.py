@@ -30,6 +30,7 @@ from export.data.specaug import spec_augment
 from export.data.teacher_targets import TeacherTargets
 from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
+from export.onnx_import import load_weights
 from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
 from export.streaming import StreamingModel, WindowedModel
 
@@ -55,7 +56,7 @@ class Recipe:
     scene: dict = field(default_factory=dict)  # SceneConfig overrides
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
-    init: str = ""  # start from this checkpoint's weights (fine-tuning); empty: from scratch
+    init: str = ""  # start from this checkpoint's (or shipped SAT/UiT .onnx file's) weights; empty: from scratch
     keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
     # SpecAugment on the front end's output while training, export.data.specaug.spec_augment's keywords
     # ({time_masks, max_time_frames, freq_masks, max_freq_bins}); empty: off
@@ -199,10 +200,11 @@ def build(recipe: Recipe, labels) -> StreamingModel:
 
 
 def warm_start(model: StreamingModel, path: Path) -> None:
-    """Load a trained checkpoint's weights into the recipe's model. The recipe's model may have parts
-    the checkpoint lacks (e.g. SAT's zero-initialised frame branch), which keep their initial values;
-    every tensor the checkpoint has must fit, so a mismatched family or size fails here."""
-    donor, _ = load_checkpoint(path)
+    """Load a trained checkpoint's (or a shipped SAT/UiT ONNX file's) weights into the recipe's model.
+    The recipe's model may have parts the checkpoint lacks (e.g. SAT's zero-initialised frame branch),
+    which keep their initial values; every tensor the checkpoint has must fit, so a mismatched family
+    or size fails here."""
+    donor, _ = load_weights(path)
     missing, unexpected = model.load_state_dict(widened_mlps(donor.state_dict(), model.state_dict()), strict=False)
     if unexpected:
         raise ValueError(f"{path}: the recipe's model has no {sorted(unexpected)}; is the recipe's family/size the checkpoint's?")
