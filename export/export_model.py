@@ -16,7 +16,7 @@ from pathlib import Path
 
 from export.onnx_import import load_weights
 from export.onnx_export import ParityReport, export_and_check, model_info
-from export.quantize import MODES, compare, quantize_int8, real_audio
+from export.quantize import MODES, quantise_and_report
 from streamd.contract import ContractError
 from streamd.model import load_model
 
@@ -42,15 +42,6 @@ def parity_table(reports: list[ParityReport], sample_rate_hz: int) -> str:
         mine = [r for r in reports if r.hop_samples == hop]
         rows.append(f"| {hop} | {1000 * hop / sample_rate_hz:.0f} | {sum(r.n_hops for r in mine)} | "
                     f"{max(r.max_abs_score_diff for r in mine):.1e} | {max(r.max_abs_state_diff for r in mine):.1e} |")
-    return "\n".join(rows)
-
-
-def quant_table(reports, sample_rate_hz: int) -> str:
-    rows = ["| hop (ms) | float32 bytes | int8 bytes | float32 ms/hop | int8 ms/hop | max abs score diff | mean abs score diff |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in reports:
-        rows.append(f"| {1000 * r.hop_samples / sample_rate_hz:.0f} | {r.float_bytes} | {r.int8_bytes} | {r.float_ms_per_hop:.3f} | "
-                    f"{r.int8_ms_per_hop:.3f} | {r.max_abs_score_diff:.2e} | {r.mean_abs_score_diff:.2e} |")
     return "\n".join(rows)
 
 
@@ -87,13 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(parity_table(reports, info.sample_rate_hz))
 
     if args.int8:
-        q_path = int8_path(args.out)
-        audio, source = real_audio(20.0, info.sample_rate_hz)
-        quantize_int8(args.out, q_path, args.int8_mode, calibration=audio)
-        load_model(q_path)  # the quantised file passes the same loader
-        q_reports = [compare(args.out, q_path, audio, source, hop) for hop in info.hop_samples]
-        print(f"wrote {q_path} (int8-{args.int8_mode}); against float32 on {q_reports[0].audio_s:.0f} s of {source}, one thread:")
-        print(quant_table(q_reports, info.sample_rate_hz))
+        quantise_and_report(args.out, int8_path(args.out), args.int8_mode)
     return 0
 
 

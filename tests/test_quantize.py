@@ -61,3 +61,17 @@ def test_real_audio_is_mono_float_of_the_asked_length():
     x, source = real_audio(3.0)
     assert x.dtype.name == "float32" and x.ndim == 1 and len(x) == 48000 and abs(x).max() <= 1.0
     assert source.startswith(("real:", "synthetic"))
+
+
+def test_the_command_writes_the_int8_copy_beside_the_model_and_reports_each_hop(float_files, tmp_path, capsys):
+    from export.quantize import main
+
+    src = tmp_path / "sat.onnx"
+    src.write_bytes(float_files["sat"].read_bytes())
+    assert main([str(src)]) == 0
+    q8 = load_model(tmp_path / "sat.int8.onnx")
+    assert q8.info.extra["quantization"] == "int8-dynamic"
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and not line.startswith("| hop")]
+    assert [row.split(" | ")[0] for row in rows] == ["| 160", "| 320", "| 480"]
+    for row in rows:  # max abs score diff, as in test_int8_loads_keeps_metadata_and_stays_close
+        assert float(row.split(" | ")[5]) < MAX_SCORE_DIFF
