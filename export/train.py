@@ -32,6 +32,7 @@ from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
 from export.onnx_import import load_weights
 from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
+from streamd.contract import KIND_KEYWORD, Label
 from export.streaming import StreamingModel, WindowedModel
 
 log = logging.getLogger("export.train")
@@ -57,6 +58,9 @@ class Recipe:
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
     init: str = ""  # start from this checkpoint's (or shipped SAT/UiT .onnx file's) weights; empty: from scratch
+    # keywords beyond export.labels.KEYWORDS (a wake word of your own): labels appended to the model's;
+    # their positives are clips labelled with the word (synth_speech --new-keywords, your recordings)
+    new_keywords: tuple[str, ...] = ()
     keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
     # SpecAugment on the front end's output while training, export.data.specaug.spec_augment's keywords
     # ({time_masks, max_time_frames, freq_masks, max_freq_bins}); empty: off
@@ -93,17 +97,30 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
-    if "synthetic" in raw:
-        raw["synthetic"] = tuple(raw["synthetic"])
+    for key in ("synthetic", "new_keywords"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
+    clash = sorted(set(raw.get("new_keywords", ())) & {label.name for label in DEFAULT_LABELS})
+    if clash:
+        raise SystemExit(f"{path}: new_keywords {clash} are labels of the default model already")
     return Recipe(**raw)
+
+
+def recipe_labels(recipe: Recipe) -> tuple[Label, ...]:
+    """The model's labels: the default household set, then the recipe's new keywords."""
+    return DEFAULT_LABELS + tuple(Label(k, KIND_KEYWORD) for k in recipe.new_keywords)
+
+
+def recipe_keywords(recipe: Recipe) -> tuple[str, ...]:
+    return KEYWORDS + recipe.new_keywords
 
 
 # ----------------------------------------------------------------------------------------- data
 
-def clip_role(clip: Clip) -> tuple[str, str]:
+def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, str]:
     """(role, name) of a shared-data or synthetic clip: keyword/unknown/speech/noise/tag/skip."""
     label = clip.label
-    if label in KEYWORDS:
+    if label in keywords:
         return "keyword", label
     if label == "hey_computer":
         return "keyword", "computer"  # the phrase ends with the wake word: fire after it
@@ -111,8 +128,8 @@ def clip_role(clip: Clip) -> tuple[str, str]:
         return "skip", ""
     rel = str(clip.path)
     if "/kws/" in rel or label in ("_unknown_", "not_wake_word"):
-        words = (clip.attr("word") or clip.attr("text")).replace("_", " ").split()
-        if any(w in KEYWORDS for w in words):
+        text = " " + (clip.attr("word") or clip.attr("text")).replace("_", " ") + " "
+        if any(f" {k} " in text for k in keywords):
             return "skip", ""  # "go on", "right now": a keyword inside is no negative
         return "unknown", label
     if label == "speech":
@@ -123,14 +140,14 @@ def clip_role(clip: Clip) -> tuple[str, str]:
 
 
 def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, ...],
-                teacher_targets: TeacherTargets | None = None) -> Pools:
+                teacher_targets: TeacherTargets | None = None, keywords: tuple[str, ...] = KEYWORDS) -> Pools:
     """Decoded clips by role; with teacher_targets, each tag clip also carries the teacher's column targets."""
     pools = Pools()
     clips = list(clips)
     if teacher_targets is not None:
         clips = tqdm(clips, desc="clips (teacher targets on a cache miss)", unit="clip", mininterval=10)
     for clip in clips:
-        role, name = clip_role(clip)
+        role, name = clip_role(clip, keywords)
         if role == "skip" or (role == "tag" and name not in label_names):
             continue
         audio = load_audio(clip.path, sample_rate_hz)
@@ -179,8 +196,9 @@ def train_clips(recipe: Recipe, root: Path) -> list[Clip]:
 def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
                teacher_targets: TeacherTargets | None = None) -> tuple[Pools, Pools]:
     train_clips, val_clips, noise_files = split_clips(recipe, root)
-    train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets)
-    val = build_pools(val_clips, sample_rate_hz, label_names)
+    keywords = recipe_keywords(recipe)
+    train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets, keywords)
+    val = build_pools(val_clips, sample_rate_hz, label_names, keywords=keywords)
     train.noise += split_noise(noise_files, "train", sample_rate_hz)
     val.noise += split_noise(noise_files, "val", sample_rate_hz)
     return train, val
@@ -201,14 +219,39 @@ def build(recipe: Recipe, labels) -> StreamingModel:
 
 def warm_start(model: StreamingModel, path: Path) -> None:
     """Load a trained checkpoint's (or a shipped SAT/UiT ONNX file's) weights into the recipe's model.
-    The recipe's model may have parts the checkpoint lacks (e.g. SAT's zero-initialised frame branch),
-    which keep their initial values; every tensor the checkpoint has must fit, so a mismatched family
-    or size fails here."""
-    donor, _ = load_weights(path)
-    missing, unexpected = model.load_state_dict(widened_mlps(donor.state_dict(), model.state_dict()), strict=False)
+    The recipe's model may have parts the checkpoint lacks (e.g. SAT's zero-initialised frame branch,
+    a new keyword's row of the head), which keep their initial values; every other tensor the
+    checkpoint has must fit, so a mismatched family or size fails here."""
+    donor, meta = load_weights(path)
+    donor_labels = [name for name, _ in meta["labels"]]
+    target = model.state_dict()
+    weights = widened_mlps(relabelled(donor.state_dict(), donor_labels, target, [l.name for l in model.card.labels]), target)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected:
         raise ValueError(f"{path}: the recipe's model has no {sorted(unexpected)}; is the recipe's family/size the checkpoint's?")
-    log.info("initialised from %s%s", path, f"; new, not in it: {sorted(missing)}" if missing else "")
+    new = [l.name for l in model.card.labels if l.name not in donor_labels]
+    log.info("initialised from %s%s%s", path, f"; new, not in it: {sorted(missing)}" if missing else "",
+             f"; new labels: {new}" if new else "")
+
+
+def relabelled(donor: dict, donor_labels: list[str], target: dict, target_labels: list[str]) -> dict:
+    """donor's tensors, with those indexed by label (the head's rows) laid out for target's labels:
+    a label both have keeps the donor's row, a new label keeps target's initial row."""
+    if donor_labels == target_labels:
+        return donor
+    where = {name: i for i, name in enumerate(donor_labels)}
+    out = dict(donor)
+    for key, weights in donor.items():
+        want = target.get(key)
+        if want is None or weights.ndim == 0 or weights.shape[0] != len(donor_labels) or want.shape[0] != len(target_labels) \
+                or weights.shape[1:] != want.shape[1:]:
+            continue
+        grown = want.clone()
+        for i, name in enumerate(target_labels):
+            if name in where:
+                grown[i] = weights[where[name]]
+        out[key] = grown
+    return out
 
 
 def widened_mlps(donor: dict, target: dict) -> dict:
@@ -375,8 +418,9 @@ def make_val_set(sampler: SceneSampler, n: int, seed: int) -> ValSet:
 def validate(model, val: ValSet, label_names, recipe: Recipe, column_samples: int) -> dict:
     """Loss, keyword scene accuracy and tag top-1 on the fixed validation scenes."""
     model.eval()
-    kw_idx = [i for i, n in enumerate(label_names) if n in KEYWORDS]
-    tag_idx = [i for i, n in enumerate(label_names) if n not in KEYWORDS and n != "speech"]
+    keywords = recipe_keywords(recipe)
+    kw_idx = [i for i, n in enumerate(label_names) if n in keywords]
+    tag_idx = [i for i, n in enumerate(label_names) if n not in keywords and n != "speech"]
     with torch.no_grad():
         probs = torch.cat([torch.sigmoid(model.stream(val.audio[i : i + 32], column_samples)) for i in range(0, len(val.audio), 32)])
     loss = masked_bce(torch.logit(probs.clamp(1e-6, 1 - 1e-6)), val.targets, val.mask).item()
@@ -423,8 +467,9 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
-    label_names = tuple(l.name for l in DEFAULT_LABELS)
-    model = build(recipe, DEFAULT_LABELS)
+    labels = recipe_labels(recipe)
+    label_names = tuple(l.name for l in labels)
+    model = build(recipe, labels)
     column_samples = model.card.hop_samples[0]
     scene_cfg = SceneConfig(**{**recipe.scene, "column_samples": column_samples,
                                "teacher_weight": float(recipe.teacher.get("tag_weight", 0.5))})
@@ -442,7 +487,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     if recipe.init:
         warm_start(model, root / recipe.init)
     pos_weight = torch.ones(len(label_names))
-    pos_weight[[label_names.index(k) for k in KEYWORDS]] = recipe.keyword_pos_weight
+    pos_weight[[label_names.index(k) for k in recipe_keywords(recipe)]] = recipe.keyword_pos_weight
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     start_step, best = 0, -math.inf
     if resume and (out / "last.pt").exists():

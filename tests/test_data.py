@@ -67,6 +67,15 @@ def test_synthesize_writes_real_clips(tmp_path):
 
 
 @needs_espeak
+def test_new_keywords_are_labelled_as_themselves_and_other_words_stay_negatives(tmp_path):
+    clips = synth_speech.synthesize(["hey kitchen", "kitchen"], tmp_path, variants_per_word=2, seed=3,
+                                    keywords=synth_speech.KEYWORDS + ("hey kitchen",))
+    assert sorted((c.label, c.path.parent.name) for c in clips) == [
+        ("_unknown_", "unknown"), ("_unknown_", "unknown"), ("hey kitchen", "hey_kitchen"), ("hey kitchen", "hey_kitchen")]
+    assert synth_speech.label_of("hey kitchen") == ("_unknown_", "word=hey kitchen"), "by default only the built-in keywords"
+
+
+@needs_espeak
 def test_carrier_phrase_records_word_position(tmp_path):
     index = next(i for i in range(100) if synth_speech.plan("stop", i, 0).carrier)
     utt = synth_speech.plan("stop", index, 0)

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
+from export.data.manifest import Clip
 from export.labels import COMMANDS, DEFAULT_LABELS
 
 NAMES = tuple(label.name for label in DEFAULT_LABELS)
@@ -428,3 +429,52 @@ def test_an_overdriven_scene_is_clipped_at_full_scale_and_keeps_its_targets():
         else:
             assert np.abs(audio).max() <= 0.99 and peak_share == 0
         assert targets[:, NAMES.index("stop")].max() == 1.0
+
+
+def test_a_new_keyword_is_appended_to_the_labels_and_learns_from_its_clips(tmp_path, monkeypatch):
+    from export.families import build_model, load_checkpoint, save_checkpoint
+    from export.train import clip_role, load_recipe, recipe_labels, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    rows = (corpus / "manifest.csv").read_text().splitlines()
+    for i in range(6):  # a word of the user's: a 900 Hz tone, labelled with itself
+        path = corpus / "kws" / "hey_kitchen" / f"u{i}_nohash_0.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clip = np.zeros(SR, np.float32)
+        clip[3000:9000] = tone(6000 / SR, 900)
+        sf.write(path, clip, SR)
+        rows.append(f"{path.relative_to(corpus)},hey kitchen,u{i},1.0")
+    (corpus / "manifest.csv").write_text("\n".join(rows) + "\n")
+    torch.manual_seed(0)
+    donor = build_model("sat", DEFAULT_LABELS, "tiny")
+    save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    recipe_path = tmp_path / "kitchen.yaml"
+    recipe_path.write_text(
+        f"name: kitchen\nfamily: sat\nsize: tiny\nsteps: 2\nbatch_size: 2\neval_every: 2\nval_scenes: 4\nthreads: 1\n"
+        f"shared_data: {corpus}\nscene: {{n_columns: 8}}\ninit: donor.pt\nnew_keywords: [hey kitchen]\nlr: 0.0\n"
+    )
+    recipe = load_recipe(recipe_path)
+    labels = recipe_labels(recipe)
+    assert labels[:-1] == DEFAULT_LABELS and (labels[-1].name, labels[-1].kind) == ("hey kitchen", "keyword")
+    clip = Clip(path=Path("kws/hey_kitchen/u0_nohash_0.wav"), labels=("hey kitchen",))
+    assert clip_role(clip) == ("tag", "hey kitchen"), "without the recipe the word is no keyword"
+    assert clip_role(clip, recipe.new_keywords + ("yes",)) == ("keyword", "hey kitchen")
+    negative = Clip(path=Path("kws/precise/not_wake_word/x.wav"), labels=("not_wake_word", "text=hey kitchen lights"))
+    assert clip_role(negative, ("hey kitchen",)) == ("skip", ""), "a phrase holding the new keyword is no negative"
+
+    train(recipe, tmp_path / "run", resume=False, root=tmp_path)
+    model, meta = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert meta["labels"][-1] == ["hey kitchen", "keyword"] and len(meta["labels"]) == len(DEFAULT_LABELS) + 1
+    # lr 0: the head is what warm start left: the donor's rows for its labels, a fresh row for the new one
+    torch.testing.assert_close(model.head.weight[:-1], donor.head.weight)
+    assert not torch.equal(model.head.weight[-1], torch.zeros_like(model.head.weight[-1]))
+
+
+def test_a_recipe_cannot_add_a_keyword_the_model_has(tmp_path):
+    from export.train import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("name: r\nnew_keywords: [stop]\n")
+    with pytest.raises(SystemExit, match=r"new_keywords \['stop'\] are labels of the default model already"):
+        load_recipe(path)

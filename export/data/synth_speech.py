@@ -165,22 +165,22 @@ def assemble(word_audio: np.ndarray, carrier_audio: np.ndarray | None, gap_s: fl
     return clip.astype(np.float32), start / SAMPLE_RATE_HZ, (start + len(word)) / SAMPLE_RATE_HZ
 
 
-def label_of(word: str) -> tuple[str, ...]:
-    return (word,) if word in KEYWORDS else (UNKNOWN, f"word={word}")
+def label_of(word: str, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, ...]:
+    return (word,) if word in keywords else (UNKNOWN, f"word={word}")
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def make_clip(word: str, index: int, seed: int, out_dir: Path) -> Clip:
+def make_clip(word: str, index: int, seed: int, out_dir: Path, keywords: tuple[str, ...] = KEYWORDS) -> Clip:
     utt = plan(word, index, seed)
     carrier = render(utt, utt.carrier) if utt.carrier else None
     audio, start_s, end_s = assemble(render(utt, utt.word), carrier, utt.gap_s)
-    path = out_dir / slug(label_of(word)[0]) / f"{slug(word)}_{index:05d}.wav"
+    path = out_dir / slug(label_of(word, keywords)[0]) / f"{slug(word)}_{index:05d}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, SAMPLE_RATE_HZ, subtype="PCM_16")
-    labels = label_of(word) + (f"start_s={start_s:.3f}", f"end_s={end_s:.3f}")
+    labels = label_of(word, keywords) + (f"start_s={start_s:.3f}", f"end_s={end_s:.3f}")
     if utt.carrier:
         labels += (f"text={utt.text}",)
     return Clip(path=path.resolve(), labels=labels, speaker=utt.voice, duration_s=len(audio) / SAMPLE_RATE_HZ)
@@ -191,22 +191,23 @@ def default_out_dir(seed: int = 0) -> Path:
 
 
 def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: int = 0, jobs: int = 2,
-               ) -> list[Clip]:
-    """Write variants_per_word clips per word under out_dir plus out_dir/manifest.csv.
+               keywords: tuple[str, ...] = KEYWORDS) -> list[Clip]:
+    """Write variants_per_word clips per word under out_dir plus out_dir/manifest.csv. A word in
+    keywords is labelled with itself, any other `_unknown_;word=<w>` (a negative).
 
     Reuses out_dir/manifest.csv when it already lists exactly these clips (the output is a cache:
     the same words, count and seed always give the same audio)."""
     out_dir = Path(out_dir).resolve()
     manifest = out_dir / "manifest.csv"
     jobs_list = [(w, i) for w in words for i in range(variants_per_word)]
-    expected = {(out_dir / slug(label_of(w)[0]) / f"{slug(w)}_{i:05d}.wav") for w, i in jobs_list}
+    expected = {(out_dir / slug(label_of(w, keywords)[0]) / f"{slug(w)}_{i:05d}.wav") for w, i in jobs_list}
     if manifest.exists():
         cached = read_manifest(manifest)
         if {c.path for c in cached} == expected and all(c.path.exists() for c in cached):
             log.info("reusing %d clips in %s", len(cached), out_dir)
             return cached
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # espeak-ng runs as a subprocess
-        clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir), jobs_list))
+        clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir, keywords), jobs_list))
     write_manifest(clips, manifest)
     return clips
 
@@ -214,6 +215,8 @@ def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: in
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--words", nargs="+", help="words to synthesise (default: keywords + confusables)")
+    p.add_argument("--new-keywords", nargs="+", default=[], metavar="WORD",
+                   help="words to synthesise as keywords of their own (a new wake word); --words are negatives")
     p.add_argument("--keywords-only", action="store_true", help="default words without the negatives")
     p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_speech/seed<S>)")
     p.add_argument("--variants", type=int, default=50, help="clips per word")
@@ -221,10 +224,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    words = args.words or (list(KEYWORDS) if args.keywords_only else list(KEYWORDS + UNKNOWN_WORDS))
+    words = args.words or ([] if args.new_keywords else list(KEYWORDS) if args.keywords_only else list(KEYWORDS + UNKNOWN_WORDS))
+    words = list(dict.fromkeys(args.new_keywords + words))
     out = args.out or default_out_dir(args.seed)
     t0 = time.perf_counter()
-    clips = synthesize(words, out, args.variants, args.seed, args.jobs)
+    clips = synthesize(words, out, args.variants, args.seed, args.jobs, keywords=KEYWORDS + tuple(args.new_keywords))
     elapsed_s = time.perf_counter() - t0
     print(f"{len(clips)} clips, {len(words)} words, {len({c.speaker for c in clips})} voices -> {out}/manifest.csv "
           f"({elapsed_s:.1f} s, {len(clips) / max(elapsed_s, 1e-9):.1f} clips/s)")
