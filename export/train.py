@@ -128,7 +128,8 @@ def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, st
         return "skip", ""
     rel = str(clip.path)
     if "/kws/" in rel or label in ("_unknown_", "not_wake_word"):
-        text = " " + (clip.attr("word") or clip.attr("text")).replace("_", " ") + " "
+        said = " ".join(a for a in (clip.attr("text"), clip.attr("word")) if a)  # a carrier ("hey") + word
+        text = " " + said.replace("_", " ") + " "
         if any(f" {k} " in text for k in keywords):
             return "skip", ""  # "go on", "right now": a keyword inside is no negative
         return "unknown", label

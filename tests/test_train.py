@@ -357,6 +357,19 @@ def test_tag_weights_draw_a_tag_that_much_more_often():
     assert 0.74 < alarm_share(smoke_alarm=4) < 0.86  # 4 to 1
 
 
+def test_keyword_weights_draw_a_keyword_that_much_more_often():
+    words = {k: [Word(tone(0.3, hz), 0, int(0.3 * SR), False)] for k, hz in (("yes", 600), ("stop", 1200))}
+    pools = Pools(keywords=words, noise=[np.zeros(4 * SR, np.float32)])
+
+    def stop_share(**weights):
+        cfg = SceneConfig(n_columns=10, p_keyword=1.0, p_unknown=0.0, keyword_weights=weights)
+        sampler, rng = SceneSampler(pools, NAMES, cfg), np.random.default_rng(0)
+        return np.mean([sampler.sample(rng)[1][:, NAMES.index("stop")].any() for _ in range(400)])
+
+    assert 0.42 < stop_share() < 0.58
+    assert 0.74 < stop_share(stop=4) < 0.86  # 4 to 1
+
+
 def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
     beeps = np.tile(np.concatenate([tone(0.16, 3000), np.zeros(3 * 2560, np.float32)]), 10)  # whole quiet columns
     noise = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.01
@@ -462,6 +475,9 @@ def test_a_new_keyword_is_appended_to_the_labels_and_learns_from_its_clips(tmp_p
     assert clip_role(clip, recipe.new_keywords + ("yes",)) == ("keyword", "hey kitchen")
     negative = Clip(path=Path("kws/precise/not_wake_word/x.wav"), labels=("not_wake_word", "text=hey kitchen lights"))
     assert clip_role(negative, ("hey kitchen",)) == ("skip", ""), "a phrase holding the new keyword is no negative"
+    carried = Clip(path=Path("unknown/kitchen_00003.wav"), labels=("_unknown_", "word=kitchen", "text=hey kitchen"))
+    assert clip_role(carried, ("hey kitchen",)) == ("skip", ""), "synth_speech's carrier 'hey' made it the keyword"
+    assert clip_role(carried) == ("unknown", "_unknown_")
 
     train(recipe, tmp_path / "run", resume=False, root=tmp_path)
     model, meta = load_checkpoint(tmp_path / "run" / "last.pt")

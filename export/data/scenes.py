@@ -80,6 +80,9 @@ class SceneConfig:
     # how often a tag is drawn for a tag scene, relative to the others' 1 (e.g. {smoke_alarm: 4}: a
     # label that matters more than its 1/58 share); empty: all alike
     tag_weights: dict = field(default_factory=dict)
+    # the same for the keyword of a keyword scene (e.g. {hey kitchen: 6}: a new keyword learning from
+    # the shipped model catches up faster than at its 1/12 share); empty: all alike
+    keyword_weights: dict = field(default_factory=dict)
     p_burst: float = 0.0  # chance that a noise or quiet background also holds a noise/ excerpt that starts and stops
     burst_s: tuple[float, float] = (0.3, 2.5)  # its length
 
@@ -146,6 +149,8 @@ class SceneSampler:
         self.tag_names = [t for t in pools.tags if pools.tags[t] and t in self.index]
         weights = np.array([float(cfg.tag_weights.get(t, 1.0)) for t in self.tag_names])
         self.tag_p = weights / weights.sum() if cfg.tag_weights and len(weights) else None
+        weights = np.array([float(cfg.keyword_weights.get(k, 1.0)) for k in self.keyword_names])
+        self.keyword_p = weights / weights.sum() if cfg.keyword_weights and len(weights) else None
         self.n_samples = cfg.n_columns * cfg.column_samples
         # (recorded, synthetic) words of each keyword, and of the non-keywords under None
         self.word_sources = {name: by_source(words) for name, words in pools.keywords.items()}
@@ -161,7 +166,8 @@ class SceneSampler:
         mask = np.ones_like(targets)
         audio = self._background(rng, targets, mask)
         if rng.random() < cfg.p_keyword and self.keyword_names:
-            name = self.keyword_names[rng.integers(len(self.keyword_names))]
+            n = len(self.keyword_names)
+            name = self.keyword_names[rng.integers(n) if self.keyword_p is None else rng.choice(n, p=self.keyword_p)]
             audio += self._place_word(rng, self._draw_word(rng, name), audio, targets, mask, name)
         if rng.random() < cfg.p_unknown and self.pools.unknown:
             audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
