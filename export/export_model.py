@@ -16,7 +16,7 @@ from pathlib import Path
 
 from export.onnx_import import load_weights
 from export.onnx_export import ParityReport, export_and_check, model_info
-from export.quantize import MODES, quantise_and_report
+from export.quantize import MODES, int8_copy_path, quantise_and_report
 from streamd.contract import ContractError
 from streamd.model import load_model
 
@@ -30,10 +30,6 @@ def read_provenance(arg: str | None) -> dict:
     if not isinstance(value, dict):
         raise ValueError("--provenance-json must hold a JSON object")
     return value
-
-
-def int8_path(out: Path) -> Path:
-    return out.with_name(out.stem + ".int8" + out.suffix)
 
 
 def parity_table(reports: list[ParityReport], sample_rate_hz: int) -> str:
@@ -78,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(parity_table(reports, info.sample_rate_hz))
 
     if args.int8:
-        quantise_and_report(args.out, int8_path(args.out), args.int8_mode)
+        quantise_and_report(args.out, int8_copy_path(args.out), args.int8_mode)
     return 0
 
 

@@ -184,6 +184,11 @@ def quant_table(reports, sample_rate_hz: int) -> str:
     return "\n".join(rows)
 
 
+def int8_copy_path(float_path: Path) -> Path:
+    """Where a float file's int8 copy goes: beside it, NAME.int8.onnx."""
+    return float_path.with_name(float_path.stem + ".int8" + float_path.suffix)
+
+
 def quantise_and_report(float_path: Path, int8_path: Path, mode: str = "dynamic", seconds: float = 20.0) -> list[QuantReport]:
     """Write the int8 copy (calibrated on real clips where the shared data is there) and print its
     size, speed and score difference against float32 at every hop the file accepts."""
@@ -204,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write it (default: beside the model, .int8.onnx)")
     parser.add_argument("--mode", choices=MODES, default="dynamic")
     args = parser.parse_args(argv)
-    out = args.out or args.model.with_name(args.model.stem + ".int8" + args.model.suffix)
-    quantise_and_report(args.model, out, args.mode)
+    quantise_and_report(args.model, args.out or int8_copy_path(args.model), args.mode)
     return 0
 
 

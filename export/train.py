@@ -32,8 +32,8 @@ from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
 from export.onnx_import import load_weights
 from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
-from streamd.contract import KIND_KEYWORD, Label
 from export.streaming import StreamingModel, WindowedModel
+from streamd.contract import KIND_KEYWORD, Label
 
 log = logging.getLogger("export.train")
 
@@ -112,7 +112,7 @@ def recipe_labels(recipe: Recipe) -> tuple[Label, ...]:
 
 
 def recipe_keywords(recipe: Recipe) -> tuple[str, ...]:
-    return KEYWORDS + recipe.new_keywords
+    return tuple(label.name for label in recipe_labels(recipe) if label.kind == KIND_KEYWORD)
 
 
 # ----------------------------------------------------------------------------------------- data

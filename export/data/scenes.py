@@ -140,6 +140,19 @@ def active_columns(placed: np.ndarray, column_samples: int) -> np.ndarray:
     return 10 * np.log10(power / peak + 1e-12) > ACTIVE_DB
 
 
+def draw_probabilities(names: list[str], weights: dict) -> np.ndarray | None:
+    """Each name's chance from {name: weight} (others weigh 1); None without weights."""
+    if not weights or not names:
+        return None
+    w = np.array([float(weights.get(n, 1.0)) for n in names])
+    return w / w.sum()
+
+
+def draw(rng: np.random.Generator, names: list[str], p: np.ndarray | None) -> str:
+    """One of names; without probabilities the same draw as before weights existed, so old recipes replay."""
+    return names[rng.integers(len(names)) if p is None else rng.choice(len(names), p=p)]
+
+
 class SceneSampler:
     def __init__(self, pools: Pools, label_names: tuple[str, ...], cfg: SceneConfig = SceneConfig()):
         self.pools = pools
@@ -147,10 +160,8 @@ class SceneSampler:
         self.index = {name: i for i, name in enumerate(label_names)}
         self.keyword_names = [k for k in pools.keywords if pools.keywords[k] and k in self.index]
         self.tag_names = [t for t in pools.tags if pools.tags[t] and t in self.index]
-        weights = np.array([float(cfg.tag_weights.get(t, 1.0)) for t in self.tag_names])
-        self.tag_p = weights / weights.sum() if cfg.tag_weights and len(weights) else None
-        weights = np.array([float(cfg.keyword_weights.get(k, 1.0)) for k in self.keyword_names])
-        self.keyword_p = weights / weights.sum() if cfg.keyword_weights and len(weights) else None
+        self.tag_p = draw_probabilities(self.tag_names, cfg.tag_weights)
+        self.keyword_p = draw_probabilities(self.keyword_names, cfg.keyword_weights)
         self.n_samples = cfg.n_columns * cfg.column_samples
         # (recorded, synthetic) words of each keyword, and of the non-keywords under None
         self.word_sources = {name: by_source(words) for name, words in pools.keywords.items()}
@@ -166,8 +177,7 @@ class SceneSampler:
         mask = np.ones_like(targets)
         audio = self._background(rng, targets, mask)
         if rng.random() < cfg.p_keyword and self.keyword_names:
-            n = len(self.keyword_names)
-            name = self.keyword_names[rng.integers(n) if self.keyword_p is None else rng.choice(n, p=self.keyword_p)]
+            name = draw(rng, self.keyword_names, self.keyword_p)
             audio += self._place_word(rng, self._draw_word(rng, name), audio, targets, mask, name)
         if rng.random() < cfg.p_unknown and self.pools.unknown:
             audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
@@ -228,9 +238,7 @@ class SceneSampler:
 
     def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None) -> np.ndarray:
         """A tag clip's excerpt at a random level (or relative to a first one), its targets marked."""
-        # no weights: the same draw as before they existed, so old recipes replay
-        n = len(self.tag_names)
-        name = self.tag_names[rng.integers(n) if self.tag_p is None else rng.choice(n, p=self.tag_p)]
+        name = draw(rng, self.tag_names, self.tag_p)
         i = int(rng.integers(len(self.pools.tags[name])))
         clip = self.pools.tags[name][i]
         teacher = self.pools.tag_teacher.get(name)

@@ -224,8 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    words = args.words or ([] if args.new_keywords else list(KEYWORDS) if args.keywords_only else list(KEYWORDS + UNKNOWN_WORDS))
-    words = list(dict.fromkeys(args.new_keywords + words))
+    if args.words or args.new_keywords:
+        words = list(dict.fromkeys(args.new_keywords + (args.words or [])))
+    else:
+        words = list(KEYWORDS) if args.keywords_only else list(KEYWORDS + UNKNOWN_WORDS)
     out = args.out or default_out_dir(args.seed)
     t0 = time.perf_counter()
     clips = synthesize(words, out, args.variants, args.seed, args.jobs, keywords=KEYWORDS + tuple(args.new_keywords))
