@@ -40,7 +40,8 @@ DATA_LICENCES = """| data | use | licence |
 | espeak-ng speech synthesis (`export.data.synth_speech`) | keyword voices, confusable words | generated here |
 | synthetic smoke/CO alarms, beeps, chimes, squeaks where the recipe lists them (`export.data.synth_alarms`) | `smoke_alarm`, negatives | generated here |
 | synthetic music (`export.data.synth_music`), where the recipe lists it | negatives | generated here |
-| synthetic talk (`export.data.synth_talk`, espeak-ng), where the recipe lists it | speech, negatives | generated here |"""
+| synthetic talk (`export.data.synth_talk`, espeak-ng), where the recipe lists it | speech, negatives | generated here |
+| synthetic sirens, car horns, jackhammers, drills, engines, air conditioners (`export.data.synth_machines`), where the recipe lists them | those tags | generated here |"""
 
 
 def sha256(path: Path) -> str:

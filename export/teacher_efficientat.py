@@ -296,9 +296,10 @@ class EfficientATTeacher(nn.Module):
 # ----------------------------------------------------------------------------------- check on real clips
 
 def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_label: int | None = None,
-                  split: str = "all") -> dict:
+                  split: str = "all", every_clip: bool = False) -> dict:
     """Top-1 over our mappable tags for the single-label tag clips (and speech/) of a shared-data
-    manifest; split "val" or "train" keeps only that side of training's split (export/data/splits.py)."""
+    manifest; split "val" or "train" keeps only that side of training's split (export/data/splits.py).
+    every_clip: every clip of the manifest is a tag clip (a synthetic folder, export.data.synth_machines)."""
     from collections import defaultdict
 
     from export.data.audio import load_audio
@@ -309,7 +310,7 @@ def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_la
     by_label: dict[str, list[Path]] = defaultdict(list)
     for clip in clips:
         label = tag_name(clip.label)
-        if label in AUDIOSET_TO_TAG and (in_group(clip, groups, "tags") or label == "speech"):
+        if label in AUDIOSET_TO_TAG and (every_clip or in_group(clip, groups, "tags") or label == "speech"):
             by_label[label].append(clip.path)
     hits: dict[str, list[bool]] = {}
     for label, paths in sorted(by_label.items()):
@@ -338,9 +339,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", choices=("all", "train", "val"), default="all",
                         help="only this side of training's validation split")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--every-clip", action="store_true",
+                        help="every clip of --data is a tag clip, not only those under tags/ (synthetic folders)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = evaluate_tags(EfficientATTeacher(args.teacher), args.data, args.max_per_label, args.split)
+    report = evaluate_tags(EfficientATTeacher(args.teacher), args.data, args.max_per_label, args.split, args.every_clip)
     print(json.dumps(report, indent=1))
 
 

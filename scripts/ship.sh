@@ -15,6 +15,7 @@ manifests=$($py -c 'import sys; from export.train import load_recipe; print(" ".
 [[ $manifests == *synth/music* ]] && synthetic+=", synthetic music"
 [[ $manifests == *synth/squeaks* ]] && synthetic+=", synthetic squeaks"
 [[ $manifests == *synth/talk* ]] && synthetic+=", synthetic talk"
+[[ $manifests == *synth/machines* ]] && synthetic+=", synthetic machine sounds"
 provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), %s"}' "$recipe" "$synthetic")
 
 $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
