@@ -3,7 +3,7 @@ file in models/manifest.json with its sha256.
 
     python -m export.model_card models/streamd-sat.onnx --eval runs/eval/streamd-sat.json \
         [--int8 models/streamd-sat.int8.onnx --int8-eval runs/eval/streamd-sat.int8.json] \
-        --history runs/sat-default/history.jsonl --recipe export/recipes/sat-default.yaml \
+        [--history runs/sat-default/history.jsonl] --recipe export/recipes/sat-default.yaml \
         [--music-eval runs/eval/streamd-sat/music/streamd-sat.json] \
         [--squeak-eval runs/eval/streamd-sat/squeaks/streamd-sat.json] \
         [--talk-eval runs/eval/streamd-sat/talk/streamd-sat.json]
@@ -246,6 +246,19 @@ def size_phrase(extra: dict[str, str]) -> str:
     return f" size `{extra['size']}`" + (f" with `{overrides}`" if overrides != "{}" else "")
 
 
+def validation_curve(history: list[dict]) -> list[str]:
+    """The card's lines for a training run's history.jsonl (empty: a file shipped without its run)."""
+    if not history:
+        return ["No validation curve: the file was carded without its training run's `history.jsonl`."]
+    return [
+        "Validation curve (fixed validation scenes, never trained on):",
+        "",
+        "| step | val loss | keyword scene acc | keyword false alarms (quiet scenes) | tag top-1 |",
+        "|---|---|---|---|---|",
+        *[f"| {h['step']} | {h['val_loss']} | {fmt(h['keyword_acc'], 1, True)} | {fmt(h['keyword_false_alarm_rate'], 1, True)} | {fmt(h['tag_top1'], 1, True)} |" for h in history],
+    ]
+
+
 def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | None, history: list[dict],
            recipe_path: str, reproduce: str, music: dict | None = None, squeaks: dict | None = None,
            talk: dict | None = None) -> str:
@@ -282,11 +295,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         "",
         "## Training",
         f"Recipe `{recipe_path}`; provenance in the file's metadata: `{json.dumps(info.provenance, sort_keys=True)}`.",
-        "Validation curve (fixed validation scenes, never trained on):",
-        "",
-        "| step | val loss | keyword scene acc | keyword false alarms (quiet scenes) | tag top-1 |",
-        "|---|---|---|---|---|",
-        *[f"| {h['step']} | {h['val_loss']} | {fmt(h['keyword_acc'], 1, True)} | {fmt(h['keyword_false_alarm_rate'], 1, True)} | {fmt(h['tag_top1'], 1, True)} |" for h in history],
+        *validation_curve(history),
         "",
         "### Training data and licences",
         "",
@@ -389,7 +398,8 @@ def main(argv=None) -> None:
     parser.add_argument("--eval", required=True, type=Path)
     parser.add_argument("--int8", type=Path)
     parser.add_argument("--int8-eval", type=Path)
-    parser.add_argument("--history", type=Path, required=True)
+    parser.add_argument("--history", type=Path,
+                        help="the run's history.jsonl (validation curve); without it the card has no curve")
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--reproduce", default="", help="the commands that reproduce the file and the numbers")
     parser.add_argument("--music-eval", type=Path, help="the evaluation JSON on held-out synthetic music (wakeword, alarms)")
@@ -397,7 +407,7 @@ def main(argv=None) -> None:
     parser.add_argument("--talk-eval", type=Path, help="the evaluation JSON on held-out synthetic talk (wakeword)")
     args = parser.parse_args(argv)
     name = args.model.name.split(".")[0]
-    history = [json.loads(line) for line in args.history.read_text().splitlines() if line.strip()]
+    history = [json.loads(line) for line in args.history.read_text().splitlines() if line.strip()] if args.history else []
     int8 = (args.int8, json.loads(args.int8_eval.read_text())) if args.int8 else None
     music = json.loads(args.music_eval.read_text()) if args.music_eval else None
     squeaks = json.loads(args.squeak_eval.read_text()) if args.squeak_eval else None

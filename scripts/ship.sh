@@ -2,6 +2,8 @@
 # Export a trained checkpoint into models/, evaluate it on the validation split, and write its card.
 #   bash scripts/ship.sh CHECKPOINT NAME RECIPE [--int8]
 # e.g. bash scripts/ship.sh runs/sat-distil/best.pt streamd-sat export/recipes/sat-distil.yaml --int8
+# CHECKPOINT may be a SAT/UiT .onnx file export_model wrote (re-shipping a model without its run); the card
+# has a validation curve where history.jsonl sits beside CHECKPOINT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 checkpoint=$1 name=$2 recipe=$3 int8=${4:-}
@@ -36,8 +38,10 @@ done
 $py -m export.evaluate "models/$name.onnx" --data "$music" --split all --hop-ms 160 --tasks wakeword,alarms --out "$out/music" --quiet
 $py -m export.evaluate "models/$name.onnx" --data "$squeaks" --split all --hop-ms 160 --tasks alarms --out "$out/squeaks" --quiet
 $py -m export.evaluate "models/$name.onnx" --data "$talk" --split all --hop-ms 160 --tasks wakeword --out "$out/talk" --quiet
-card_args=(--eval "$out/$name.json" --history "$(dirname "$checkpoint")/history.jsonl" --recipe "$recipe"
+history=$(dirname "$checkpoint")/history.jsonl
+card_args=(--eval "$out/$name.json" --recipe "$recipe"
            --music-eval "$out/music/$name.json" --squeak-eval "$out/squeaks/$name.json" --talk-eval "$out/talk/$name.json")
+[ -f "$history" ] && card_args+=(--history "$history")
 [ -n "$int8" ] && card_args+=(--int8 "models/$name.int8.onnx" --int8-eval "$out/$name.int8.json")
 $py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
 python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one

@@ -189,3 +189,13 @@ def test_talk_section_shows_config_thresholds_and_the_wake_words_quiet_point():
     loud = {"negative_hours": 0.8, "keywords": {"computer": {"table": rows({0.9: 5.0, 0.99: 1.0})}}}
     assert talk_section(loud, {"computer": 0.9}, wake)[-2] == (
         "`computer` passes 0.5 false accepts per hour of the talk at every threshold swept.")
+
+
+def test_a_card_without_a_training_run_says_so_and_a_history_gives_the_curve():
+    from export.model_card import validation_curve
+
+    assert validation_curve([]) == [
+        "No validation curve: the file was carded without its training run's `history.jsonl`."]
+    rows = validation_curve([{"step": 500, "val_loss": 2.5, "keyword_acc": 0.5, "keyword_false_alarm_rate": 0.061,
+                              "tag_top1": 0.3125}])
+    assert rows[-1] == "| 500 | 2.5 | 50.0% | 6.1% | 31.2% |" and rows[2].startswith("| step |")
