@@ -43,8 +43,10 @@ card_args=(--eval "$out/$name.json" --recipe "$recipe"
            --music-eval "$out/music/$name.json" --squeak-eval "$out/squeaks/$name.json" --talk-eval "$out/talk/$name.json")
 [ -f "$history" ] && card_args+=(--history "$history")
 [ -n "$int8" ] && card_args+=(--int8 "models/$name.int8.onnx" --int8-eval "$out/$name.int8.json")
+train="python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one"
+[[ $checkpoint == *.onnx ]] && train="# re-shipped from $checkpoint (its weights as they were)"
 $py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
-python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one
+$train
 bash scripts/ship.sh $checkpoint $name $recipe $int8
 MSG
 )"
