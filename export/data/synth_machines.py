@@ -16,7 +16,7 @@ mechanism simple enough to synthesise from its physics, varied over what differs
 * `engine` (idling): a train of firing pulses at 15-60 Hz, each a little different, low-passed, with rumble;
 * `air_conditioner`: steady low-passed noise, a fan's blade-pass tone and the motor's mains hum.
 
-    python -m export.data.synth_machines --out DIR --count 600 --seconds 4 --seed 0
+    python -m export.data.synth_machines --out DIR --count 480 --seconds 4 --seed 0
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def generate(out_dir: str | Path, count: int, seconds: float = 4.0, seed: int = 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_machines/seed<S>)")
-    p.add_argument("--count", type=int, default=600, help="clips, the kinds in turn")
+    p.add_argument("--count", type=int, default=480, help="clips, the kinds in turn (8 kinds)")
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
