@@ -110,3 +110,16 @@ def test_real_dog_clip_has_dog_in_top_three_tags(teacher):
     tags = torch.nan_to_num(teacher.tag_probs(audio)[0], nan=-1.0)
     top3 = [TAGS[i] for i in tags.topk(3).indices]
     assert "dog" in top3, top3
+
+
+@needs_teacher
+def test_every_clip_judges_a_synthetic_folder_that_has_no_tags_subfolder(teacher, tmp_path):
+    from export.data.synth_machines import generate
+    from export.teacher_efficientat import evaluate_tags
+
+    generate(tmp_path, count=2, seconds=4.0, seed=1000)  # a wailing and a yelping siren, under siren/
+    report = evaluate_tags(teacher, tmp_path, every_clip=True)
+    assert report["clips"] == 2 and list(report["per_label"]) == ["siren"]
+    assert report["per_label"]["siren"] >= 0.5  # the AudioSet teacher hears a siren
+    with pytest.warns(RuntimeWarning):  # without the flag only tags/ clips count: none here
+        assert evaluate_tags(teacher, tmp_path)["clips"] == 0
