@@ -22,7 +22,7 @@ mechanism simple enough to synthesise from its physics, varied over what differs
 from __future__ import annotations
 
 import argparse
-import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,6 @@ from scipy import signal
 
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
-
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16000
 # kind -> label; generate() cycles through the kinds in this order
@@ -52,6 +50,11 @@ def harmonic_tone(phase: np.ndarray, rng: np.random.Generator, harmonics: int, t
         below = (k * f0) < 0.45 * sample_rate_hz
         out += below * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) * k ** -tilt
     return out
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """x at unit standard deviation, so parts can be mixed at chosen ratios."""
+    return x / (np.std(x) + 1e-9)
 
 
 def phase_of(f_hz: np.ndarray, sample_rate_hz: int) -> np.ndarray:
@@ -128,7 +131,7 @@ def car_horn(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarra
     env = np.zeros(n)
     for start, end in runs(n, sample_rate_hz, rng, on_s=(0.2, 1.5), off_s=(0.1, 0.8))[:3]:
         env[start:end] = ramp(end - start, sample_rate_hz, 0.015)
-    return np.tanh(rng.uniform(2, 8) * tone / (np.std(tone) + 1e-9)) * env
+    return np.tanh(rng.uniform(2, 8) * unit(tone)) * env
 
 
 def jackhammer(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +154,7 @@ def jackhammer(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
             t += int(sample_rate_hz / (rate_hz * rng.uniform(0.95, 1.05)))
     hiss = bandpass(rng.normal(0, 1, n), rng.uniform(800, 2000), 7000, sample_rate_hz)
     hits = hits[:n] / (np.std(hits) + 1e-9)
-    return hits + rng.uniform(0.2, 0.8) * hiss / (np.std(hiss) + 1e-9) * hiss_env * (0.5 + np.abs(hits))
+    return hits + rng.uniform(0.2, 0.8) * unit(hiss) * hiss_env * (0.5 + np.abs(hits))
 
 
 def drilling(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
@@ -170,8 +173,7 @@ def drilling(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarra
     motor_hz = rng.uniform(600, 2000)
     whine = harmonic_tone(2 * np.pi * motor_hz * t, rng, harmonics=8, tilt=1.0, sample_rate_hz=sample_rate_hz,
                           f0_hz=motor_hz)
-    grind /= np.std(grind) + 1e-9
-    return on * (grind * rot * blows + rng.uniform(0.05, 0.5) * whine / (np.std(whine) + 1e-9))
+    return on * (unit(grind) * rot * blows + rng.uniform(0.05, 0.5) * unit(whine))
 
 
 def engine(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
@@ -186,13 +188,13 @@ def engine(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     out = lowpass(out - out.mean(), rng.uniform(300, 1500), sample_rate_hz, order=4)
     rumble = lowpass(rng.normal(0, 1, n), rng.uniform(100, 400), sample_rate_hz)
     rattle = bandpass(rng.normal(0, 1, n), 1500, 5000, sample_rate_hz) * np.abs(out) if rng.random() < 0.5 else 0
-    return out / (np.std(out) + 1e-9) + rng.uniform(0.1, 0.6) * rumble / (np.std(rumble) + 1e-9) + rattle
+    return unit(out) + rng.uniform(0.1, 0.6) * unit(rumble) + rattle
 
 
 def air_conditioner(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / sample_rate_hz
     air = lowpass(rng.normal(0, 1, n), rng.uniform(300, 2500), sample_rate_hz, order=1)
-    air /= np.std(air) + 1e-9
+    air = unit(air)
     blade_hz = rng.uniform(40, 300)
     blades = harmonic_tone(2 * np.pi * blade_hz * t, rng, harmonics=4, tilt=1.5, sample_rate_hz=sample_rate_hz,
                            f0_hz=blade_hz)
@@ -202,15 +204,17 @@ def air_conditioner(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np
     return swell * (air + rng.uniform(0.1, 0.8) * blades + rng.uniform(0, 0.4) * hum)
 
 
+# kind -> its sound (n_samples, sample_rate_hz, rng) -> audio
+SOUNDS = {"wail": partial(siren, "wail"), "yelp": partial(siren, "yelp"), "hilo": partial(siren, "hilo"),
+          "car_horn": car_horn, "jackhammer": jackhammer, "drilling": drilling, "engine": engine,
+          "air_conditioner": air_conditioner}
+
+
 def make_machine(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
     """One clip of `kind` (a key of KINDS), float32, at a random level in RMS_DB."""
-    n = int(seconds * sample_rate_hz)
-    if kind in ("wail", "yelp", "hilo"):
-        audio = siren(kind, n, sample_rate_hz, rng)
-    elif kind in KINDS:
-        audio = globals()[kind](n, sample_rate_hz, rng)
-    else:
+    if kind not in SOUNDS:
         raise ValueError(f"unknown machine kind {kind!r}; kinds: {', '.join(KINDS)}")
+    audio = SOUNDS[kind](int(seconds * sample_rate_hz), sample_rate_hz, rng)
     rms = np.sqrt(np.mean(audio ** 2)) + 1e-12
     audio = audio * 10 ** (rng.uniform(*RMS_DB) / 20) / rms
     peak = np.max(np.abs(audio))
