@@ -70,6 +70,10 @@ class KeywordDefaults:
     """Fire when N of the last M hops reach the threshold (hops)."""
     refractory_s: float = _f(1.0, min=0.0, max=3600.0)
     """No second event for the same keyword within this time (s)."""
+    speech_gate: float = _f(0.5, min=0.0, max=1.0)
+    """A hop counts only if the model's speech score reached this within speech_gate_s (probability; 0 = off)."""
+    speech_gate_s: float = _f(1.28, min=0.0, max=10.0)
+    """How far back the speech score is looked for (s)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,10 @@ class KeywordConfig:
     """Overrides keyword_defaults.n_of_m (hops)."""
     refractory_s: float | None = _f(None, min=0.0, max=3600.0)
     """Overrides keyword_defaults.refractory_s (s)."""
+    speech_gate: float | None = _f(None, min=0.0, max=1.0)
+    """Overrides keyword_defaults.speech_gate (probability)."""
+    speech_gate_s: float | None = _f(None, min=0.0, max=10.0)
+    """Overrides keyword_defaults.speech_gate_s (s)."""
     enabled: bool = _f(True)
     """Publish events for this keyword."""
 
@@ -203,7 +211,7 @@ class Config:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
     def keyword_settings(self) -> dict[str, tuple[KeywordDefaults, bool]]:
-        """name -> (effective threshold/n_of_m/refractory, enabled)."""
+        """name -> (effective threshold/n_of_m/refractory/speech gate, enabled)."""
         out = {}
         for kw in self.keywords:
             merged = {f.name: getattr(kw, f.name) for f in dataclasses.fields(KeywordDefaults)}

@@ -31,6 +31,7 @@ import numpy as np
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
+from streamd.gate import SpeechGate, window_hops
 from streamd.model import Model
 from streamd.smoothing import TagDecision, TagSmoother, TagSmootherConfig
 from streamd.source import Source
@@ -42,6 +43,7 @@ KeywordSettings = dict[str, tuple[KeywordDefaults, bool]]  # name -> (settings, 
 TagSettings = dict[str, tuple[TagDefaults, bool]]
 HopHook = Callable[["ModelRun", int, np.ndarray], None]  # (run, end_sample, scores)
 MAX_HOPS_PER_TICK = 64  # then the main loop gets to poll control, heartbeat and watchdog
+SPEECH_TAG = "speech"  # the tag the speech gate reads
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class ModelRun:
         self._kw_index = np.zeros(0, np.intp)
         self._kw_threshold = np.zeros(0)
         self._kw_awake = np.zeros(0, bool)  # not quiet: updated at every hop
+        self._kw_gate_settings: list[tuple[float, int]] = []  # (speech gate, window hops) per trigger
+        self._gate: SpeechGate | None = None  # None: no keyword is gated
+        self._speech_index = next((i for i, label in enumerate(self.labels)
+                                   if label.kind == KIND_TAG and label.name == SPEECH_TAG), None)
         self._tag: list[tuple[int, TagSmoother]] = []
         self._tag_index = np.zeros(0, np.intp)
         self._tag_cold = np.zeros(0)
@@ -89,6 +95,7 @@ class ModelRun:
     def configure(self, keywords: KeywordSettings, tags: TagSettings) -> list[Event]:
         """Apply thresholds and enabled sets; keeps the state of triggers and smoothers whose settings did not change."""
         events: list[Event] = []
+        gate_settings: dict[int, tuple[float, int]] = {}
         for i, label in enumerate(self.labels):
             if label.kind == KIND_KEYWORD:
                 wanted = keywords.get(label.name)
@@ -99,6 +106,7 @@ class ModelRun:
                 cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
                 if i not in self.triggers or self.triggers[i].cfg != cfg:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
+                gate_settings[i] = (s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.sample_rate_hz))
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -115,8 +123,21 @@ class ModelRun:
                 if cfg is not None:
                     self.smoothers[i] = TagSmoother(label.name, cfg, self.sample_rate_hz, self.hop_samples)
                     self._tag_valid_from[i] = self._hop_no
+        self._configure_gate([gate_settings[i] for i in self.triggers])
         self._rebuild_views()
         return events
+
+    def _configure_gate(self, settings: list[tuple[float, int]]) -> None:
+        """A speech gate over the triggers (in their order) if any keyword asks for one; kept, with its
+        recent speech scores, while the settings stay the same."""
+        gated = any(gate > 0 for gate, _ in settings)
+        if gated and self._speech_index is None:
+            log.warning("%s has no '%s' tag: its keywords are not speech-gated", self.spec.name, SPEECH_TAG)
+        if not gated or self._speech_index is None:
+            self._gate = None
+        elif self._gate is None or settings != self._kw_gate_settings:
+            self._gate = SpeechGate(np.array([g for g, _ in settings]), np.array([h for _, h in settings]))
+        self._kw_gate_settings = settings
 
     def _rebuild_views(self) -> None:
         self._kw = list(self.triggers.items())
@@ -146,11 +167,14 @@ class ModelRun:
             hook(self, end, scores)
         events: list[Event] = []
         if len(self._kw):
+            kw_scores = scores[self._kw_index]
+            if self._gate is not None:  # no speech just before: the hop is a miss
+                kw_scores = np.where(self._gate.update(scores[self._speech_index]), kw_scores, 0.0)
             # NaN compares False: it counts as a hit candidate, as in KeywordTrigger.update
-            todo = self._kw_awake | ~(scores[self._kw_index] < self._kw_threshold)
+            todo = self._kw_awake | ~(kw_scores < self._kw_threshold)
             for pos in np.flatnonzero(todo):
                 i, trigger = self._kw[pos]
-                detection = trigger.update(float(scores[i]), end)
+                detection = trigger.update(float(kw_scores[pos]), end)
                 if detection is not None:
                     events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
                                                self.spec.name, detection.name, detection.score))
@@ -180,6 +204,8 @@ class ModelRun:
         self.state = self.spec.model.new_state()
         for trigger in self.triggers.values():
             trigger.reset()
+        if self._gate is not None:
+            self._gate.reset()
         self._refresh_awake()
         self.next_index = index
         self.lag_skips += 1
