@@ -33,7 +33,9 @@ from export.labels import COMMANDS, WAKE_WORD, tag_name
 from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
                             boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, match_overlaps, operating_point,
                             tag_operating_points)
+from streamd.config import KeywordDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
+from streamd.gate import gate_scores, window_hops
 from streamd.model import Model, load_model
 from streamd.runner import StreamRunner
 from streamd.smoothing import TagSmoother, TagSmootherConfig
@@ -205,6 +207,11 @@ def is_silence_by_energy(audio: np.ndarray) -> bool:
     return float(np.percentile(db, 95) - np.percentile(db, 10)) < SILENCE_RANGE_DB
 
 
+def speech_gate(args: argparse.Namespace) -> dict:
+    """The speech gate the keyword scores went through (streamd.gate; 0: none)."""
+    return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s}
+
+
 def trigger_config(threshold: float, n_of_m=None, refractory_s=None) -> KeywordTriggerConfig:
     """The service's trigger config at threshold; its defaults unless n_of_m/refractory_s are given."""
     extra = {k: v for k, v in (("n_of_m", n_of_m), ("refractory_s", refractory_s)) if v is not None}
@@ -279,6 +286,19 @@ class Context:
         names = self.model.info.label_names
         return names.index(name) if name in names else None
 
+    def gated(self, scored: Scored) -> Scored:
+        """Keyword scores as the service's triggers see them: 0 where the speech gate is closed
+        (streamd.gate); unchanged for a model without a speech tag, as in the service."""
+        speech = self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
+        if speech is None or self.args.speech_gate <= 0:
+            return scored
+        hops = window_hops(self.args.speech_gate_s, self.scorer.hop_samples, self.scorer.sample_rate_hz)
+        scores = scored.scores.copy()
+        for name in self.model.info.names_of_kind(KIND_KEYWORD):
+            i = self.label_index(name)
+            scores[:, i] = gate_scores(scores[:, i], scored.scores[:, speech], self.args.speech_gate, hops)
+        return Scored(scores, scored.end_samples)
+
     def progress(self, iterable, desc: str, total=None, unit="clip"):
         from tqdm import tqdm
 
@@ -296,7 +316,7 @@ def eval_kws(ctx: Context) -> dict:
     speech = ctx.label_index(SPEECH_TAG) if SPEECH_TAG in ctx.model.info.names_of_kind(KIND_TAG) else None
     max_scores, speechlike, truth12 = [], [], []
     for clip in ctx.progress(clips, "kws"):
-        scored = ctx.scorer.clip(clip, PAD_S)
+        scored = ctx.gated(ctx.scorer.clip(clip, PAD_S))
         peak = scored.scores.max(axis=0)
         max_scores.append([peak[i] if (i := ctx.label_index(k)) is not None else 0.0 for k in COMMANDS])
         speechlike.append(peak[speech] >= 0.5 if speech is not None else not is_silence_by_energy(ctx.scorer.audio(clip)))
@@ -316,6 +336,7 @@ def eval_kws(ctx: Context) -> dict:
         "silence_rule": (f"'{SPEECH_TAG}' tag max >= 0.5 means unknown" if speech is not None else
                          f"energy: 95th-10th percentile frame level < {SILENCE_RANGE_DB} dB means silence"),
         "stream": f"{PAD_S} s of {ctx.scorer.pad} before and after each clip, max score over the stream",
+        **speech_gate(ctx.args),
         "missing_keywords": [k for k in COMMANDS if k not in present],
         "per_class_accuracy_12": {l: round(float(conf12[i, i] / conf12[i].sum()), 4) if conf12[i].sum() else None
                                   for i, l in enumerate(labels12)},
@@ -347,14 +368,16 @@ def eval_wakeword(ctx: Context) -> dict:
     if not keywords:
         return {"skipped": "the model has no keywords"}
     negative, hours, n_negative = negative_stream(ctx)
+    negative = ctx.gated(negative)
     out = {
         "negative_clips": n_negative,
         "negative_hours": round(hours, 4),
-        "trigger": dataclasses.asdict(trigger_config(0.5, ctx.args.n_of_m, ctx.args.refractory_s)) | {"threshold": "swept"},
+        "trigger": dataclasses.asdict(trigger_config(0.5, ctx.args.n_of_m, ctx.args.refractory_s))
+        | {"threshold": "swept"} | speech_gate(ctx.args),
         "keywords": {},
     }
     for keyword in ctx.progress(keywords, "wakeword thresholds", unit="keyword"):
-        positives = [ctx.scorer.clip(c, PAD_S) for c in keyword_positives(ctx.clips, ctx.groups, keyword)]
+        positives = [ctx.gated(ctx.scorer.clip(c, PAD_S)) for c in keyword_positives(ctx.clips, ctx.groups, keyword)]
         rows = det_table(positives, negative, ctx.label_index(keyword), keyword, hours, ctx.scorer.sample_rate_hz,
                          ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s)
         at_default = next((r for r in rows if r["threshold"] == ctx.args.threshold), None)
@@ -801,6 +824,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")
+    p.add_argument("--speech-gate", type=float, default=KeywordDefaults.speech_gate,
+                   help="keyword hops count only where the model's speech score reached this within --speech-gate-s "
+                        "(default: the service's, %(default)s; 0 = off)")
+    p.add_argument("--speech-gate-s", type=float, default=KeywordDefaults.speech_gate_s,
+                   help="the speech gate's look-back in seconds (default: the service's, %(default)s)")
     p.add_argument("--mixture-events", type=int, default=60, help="sounds inserted into the long mixture")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixture and noise padding")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -78,6 +78,12 @@ def within(row: dict, limit_per_h: float, music_row: dict | None = None) -> bool
 TALK_WAKE_FA_PER_H = 2.0
 
 
+def gate_words(trigger: dict) -> str:
+    """How the keyword scores were gated by speech (streamd.gate), in words for the card."""
+    gate = trigger.get("speech_gate", 0)
+    return f"speech gate {gate:g} over {trigger['speech_gate_s']:g} s" if gate else "no speech gate"
+
+
 def config_thresholds(wake: dict, wake_word: str = "computer", music: dict | None = None,
                       talk: dict | None = None) -> dict[str, float | None]:
     """The thresholds config.yaml uses: the wake word at the false-accept target (fewest false rejects
@@ -339,7 +345,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
             lines.append(f"| {keyword} | {p['threshold'] if p else 'none'} | {fmt(p['frr_pct']) if p else 'n/a'} | {fmt(p['fa_per_h'], 2) if p else 'n/a'} |")
         chosen = config_thresholds(wake, music=music_tasks.get("wakeword"), talk=talk_wake)
         lines += ["", f"Thresholds for a config running this model (the default `config.yaml` takes those of the default "
-                  f"model; 1-of-1 trigger, 1 s refractory, as evaluated): the wake word at the fewest false rejects with "
+                  f"model; 1-of-1 trigger, 1 s refractory, {gate_words(wake['trigger'])}, as evaluated): the wake word at the fewest false rejects with "
                   f"at most {TARGET_FA_PER_H:g} false accepts per hour, each command at the lowest threshold with at most "
                   f"{COMMAND_FA_PER_H:g} false accepts per hour (a command costs less when it fires by mistake than when "
                   "it is missed)" + (", here and on the synthetic music below" if music else "") +

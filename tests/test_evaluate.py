@@ -78,6 +78,39 @@ def test_skipping_quiet_hops_counts_exactly_like_feeding_every_hop(n_of_m, refra
         assert ev.count_detections(scores, ends, "k", cfg, SR, HOP) == _brute_force(scores, ends, cfg)
 
 
+class GateInfo:
+    def __init__(self, kinds: dict[str, str]):
+        self.kinds = kinds
+        self.label_names = list(kinds)
+
+    def names_of_kind(self, kind: str) -> list[str]:
+        return [n for n, k in self.kinds.items() if k == kind]
+
+
+def gate_context(kinds: dict[str, str], gate: float) -> ev.Context:
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(info=GateInfo(kinds))
+    scorer = SimpleNamespace(model=model, hop_samples=HOP, sample_rate_hz=SR)
+    return ev.Context(scorer, [], {}, SimpleNamespace(speech_gate=gate, speech_gate_s=0.48))
+
+
+def test_keyword_scores_are_gated_by_speech_as_in_the_service():
+    # hops: speech at 2; keyword "k" high at 1 (before it), 3 and 4 (within 0.48 s = 3 hops), 6 (after)
+    scores = np.zeros((8, 3), np.float32)
+    scores[2, 1] = 0.9
+    scores[[1, 3, 4, 6], 0] = 0.8
+    scores[:, 2] = 0.7  # a tag: never gated
+    scored = ev.Scored(scores, (np.arange(8) + 1) * HOP)
+    kinds = {"k": "keyword", "speech": "tag", "dog": "tag"}
+    gated = gate_context(kinds, 0.5).gated(scored).scores
+    assert gated[:, 0].tolist() == pytest.approx([0, 0, 0, 0.8, 0.8, 0, 0, 0])
+    np.testing.assert_array_equal(gated[:, 1:], scores[:, 1:])
+    assert gate_context(kinds, 0.0).gated(scored) is scored  # --speech-gate 0: as before
+    no_speech = {"k": "keyword", "talk": "tag", "dog": "tag"}
+    assert gate_context(no_speech, 0.5).gated(scored) is scored  # nothing to gate by, as in the service
+
+
 def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_point():
     n = 40
     pos_hi = ev.Scored(np.array([[0.1]] * 10 + [[0.9]] + [[0.1]] * 5, np.float32), HOP * np.arange(1, 17))
@@ -249,7 +282,8 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert wake["negative_clips"] == 6  # speech, noise, esc50 x2, urbansound8k, not_wake_word
     negative_samples = sum(len(d[3]()) for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not")))
     assert wake["negative_hours"] == round(-(-negative_samples // HOP) * HOP / SR / 3600, 4)
-    assert wake["trigger"] == {"threshold": "swept", "n_of_m": [1, 1], "refractory_s": 1.0}
+    assert wake["trigger"] == {"threshold": "swept", "n_of_m": [1, 1], "refractory_s": 1.0, "speech_gate": 0.5,
+                               "speech_gate_s": 1.28}
     assert set(wake["keywords"]) == {"yes", "no", "computer"}
     for info in wake["keywords"].values():
         assert info["positives"] == 1
