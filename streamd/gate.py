@@ -4,8 +4,8 @@ A keyword model fires on the hops that follow a word, and a short impulsive soun
 dog's bark, a drum) can look like a short word to it. The same model also scores `speech`; a
 keyword hop is kept only where that score reached ``gate`` in the last ``window_s`` of audio
 (long enough to span the word that the keyword hop follows), and is scored 0 elsewhere. Measured on
-the default model: no keyword positive lost, even at 0 dB SNR, while most false accepts on
-non-speech sounds and music go (docs/service.md, "Speech gate").
+the default model: no validation keyword clip lost, nor with the audio 20 dB quieter, while most
+false accepts on non-speech sounds and music go (docs/service.md, "Speech gate").
 
 ``gate_scores`` does it over a whole score sequence (the evaluation); ``SpeechGate`` hop by hop (the
 service). Both give the same numbers.
