@@ -26,6 +26,7 @@ from tqdm import tqdm
 from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
 from export.data.scenes import Pools, SceneConfig, SceneSampler, make_word
+from export.data.freqwarp import freq_warp
 from export.data.specaug import spec_augment
 from export.data.teacher_targets import TeacherTargets
 from export.data.splits import is_time_split, split_of, time_split
@@ -65,6 +66,9 @@ class Recipe:
     # SpecAugment on the front end's output while training, export.data.specaug.spec_augment's keywords
     # ({time_masks, max_time_frames, freq_masks, max_freq_bins}); empty: off
     spec_augment: dict = field(default_factory=dict)
+    # vocal tract length perturbation of the front end's output while training, export.data.freqwarp's
+    # keywords ({p, max_alpha}); empty: off
+    freq_warp: dict = field(default_factory=dict)
     # {dscnn: checkpoint, weight: 0..1, efficientat: folder, tag_weight: 0..1, tag_columns: true for
     # precomputed targets on every column (export/data/teacher_targets.py), else tag_every/tag_window_columns}
     teacher: dict = field(default_factory=dict)
@@ -283,6 +287,17 @@ def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scene
     with torch.no_grad():
         feats = model.frontend.raw(audio).flatten(0, 1)
     model.frontend.set_normalisation(feats.mean(0), feats.std(0))
+
+
+def add_freq_warp(model: StreamingModel, settings: dict, rng: np.random.Generator):
+    """Warp the front end's features while the model trains (a forward hook, as add_spec_augment)."""
+    if not settings:
+        return None
+
+    def warp_features(module, inputs, features):
+        return freq_warp(features, module, rng, **settings) if module.training else features
+
+    return model.frontend.register_forward_hook(warp_features)
 
 
 def add_spec_augment(model: StreamingModel, settings: dict, rng: np.random.Generator):
@@ -504,6 +519,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
         set_normalisation(model, sampler, rng)
 
     teachers = distillers(recipe, root, label_names, column_samples)
+    add_freq_warp(model, recipe.freq_warp, rng)  # before the masks: a masked band stays masked
     add_spec_augment(model, recipe.spec_augment, rng)
 
     schedule = lambda s: min(1.0, (s + 1) / recipe.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.steps)))
