@@ -33,6 +33,7 @@ from export.labels import COMMANDS, WAKE_WORD, tag_name
 from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
                             boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, match_overlaps, operating_point,
                             tag_operating_points)
+from streamd.bench import machine
 from streamd.config import KeywordDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.gate import gate_scores, window_hops
@@ -759,6 +760,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         if not args.quiet:
             print(f"{model.name}: {task} done in {result['wall_s'][task]:.1f} s", file=sys.stderr)
     result["compute_ms_per_audio_s"] = round(ctx.scorer.ms_per_audio_s, 3)
+    result["machine"] = machine()  # compute, and int8 results, depend on the CPU
     return result
 
 

@@ -78,6 +78,14 @@ def within(row: dict, limit_per_h: float, music_row: dict | None = None) -> bool
 TALK_WAKE_FA_PER_H = 2.0
 
 
+def cpu_words(result: dict) -> str:
+    """The CPU an evaluation ran on, in words (its speed, and int8 results, depend on it)."""
+    m = result.get("machine")
+    if not m:
+        return "this 2-core machine"
+    return f"{m['cpu']}" + (f" with {m['isa']}" if m.get("isa") else "") + f", {m['cores']} cores"
+
+
 def gate_words(trigger: dict) -> str:
     """How the keyword scores were gated by speech (streamd.gate), in words for the card."""
     gate = trigger.get("speech_gate", 0)
@@ -324,7 +332,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"
         f" detected (a segment of the right tag starting inside the event) F1 **{fmt(mix.get('event_f1_detected', {}).get('f1'), 3)}**,"
         f" median onset delay {fmt(mix.get('boundaries', {}).get('onset_error_median_s'), 2)} s (per-tag thresholds below).",
-        f"- Compute: {result.get('compute_ms_per_audio_s')} ms of one core per second of audio (onnxruntime, 1 thread, this 2-core machine).",
+        f"- Compute: {result.get('compute_ms_per_audio_s')} ms of one core per second of audio (onnxruntime, 1 thread, {cpu_words(result)}).",
         "",
     ]
     if wake.get("keywords"):
@@ -373,7 +381,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
             f"`{q_path.name}` ({q_path.stat().st_size / 1e6:.2f} MB, dynamic quantisation): 11-class keyword accuracy"
             f" {fmt(q_kws.get('accuracy_11'), 1, True)} (float32 {fmt(kws.get('accuracy_11'), 1, True)}), tag top-1"
             f" {fmt(q_tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)} (float32 {fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}),"
-            f" {q_result.get('compute_ms_per_audio_s')} ms per second of audio.",
+            f" {q_result.get('compute_ms_per_audio_s')} ms per second of audio ({cpu_words(q_result)}; int8 results"
+            " differ a little between CPUs with and without a dot-product instruction such as VNNI).",
             "",
         ]
     lines += ["## Reproduce", "", "```", reproduce.strip(), "```", ""]

@@ -61,3 +61,30 @@ def test_broken_model_exits_2_with_one_line(tmp_path, capsys):
     assert main(["--only", "hop", "--repeats", "5", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.onnx" in err[0]
+
+
+def test_machine_names_the_best_instruction_set_from_cpuinfo(tmp_path, monkeypatch):
+    import streamd.bench as bench
+
+    cases = {"flags\t\t: fpu sse2 avx avx2 fma": "AVX2",
+             "flags\t\t: avx2 avx512f avx512bw avx512_vnni": "AVX-512 VNNI",
+             "flags\t\t: avx2 avx512f": "AVX-512",
+             "Features\t: fp asimd asimddp": "Arm dot product",
+             "flags\t\t: sse2": ""}
+    real_path = bench.Path
+    for flags, isa in cases.items():
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nmodel name\t: Some CPU\n{flags}\n\nprocessor\t: 1\nmodel name\t: Other\n")
+        monkeypatch.setattr(bench, "Path", lambda p, info=info: info if p == "/proc/cpuinfo" else real_path(p))
+        got = bench.machine()
+        assert (got["cpu"], got["isa"]) == ("Some CPU", isa)
+
+
+def test_a_card_names_the_cpu_and_the_speech_gate():
+    from export.model_card import cpu_words, gate_words
+
+    assert cpu_words({"machine": {"cpu": "AMD EPYC", "isa": "AVX2", "cores": 2}}) == "AMD EPYC with AVX2, 2 cores"
+    assert cpu_words({}) == "this 2-core machine"  # evaluations from before the machine was recorded
+    assert gate_words({"speech_gate": 0.5, "speech_gate_s": 1.28}) == "speech gate 0.5 over 1.28 s"
+    assert gate_words({"speech_gate": 0.0, "speech_gate_s": 1.28}) == "no speech gate"
+    assert gate_words({}) == "no speech gate"
