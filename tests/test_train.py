@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -410,6 +411,28 @@ def test_a_noise_burst_starts_and_stops_in_a_quiet_scene_and_is_no_speech(seed):
                                SceneConfig(n_columns=16, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0),
                                            p_burst=p_burst)).sample(np.random.default_rng(seed))[0] for p_burst in (0.0, 1.0)]
     assert np.array_equal(*tag_scenes), "never over a labelled sound"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_tag_burst_is_the_loud_part_of_a_tag_clip_marked_as_that_tag_and_no_speech(seed):
+    noise = np.random.default_rng(9).standard_normal(SR * 10).astype(np.float32) * 0.05
+    bark = np.concatenate([np.zeros(SR * 2, np.float32), tone(0.2, 600), np.zeros(SR * 2, np.float32)])  # 5 s clip
+    cfg = SceneConfig(n_columns=16, p_keyword=0.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_burst=1.0,
+                      p_tag_burst=1.0, burst_s=(0.5, 1.0), level_db=(-20.0, -20.0))
+    audio, targets, mask = SceneSampler(Pools(tags={"dog": [bark]}, noise=[noise]), NAMES, cfg).sample(
+        np.random.default_rng(seed))
+    cols = audio.reshape(cfg.n_columns, -1)
+    power_db = 10 * np.log10(np.mean(cols ** 2, axis=1) + 1e-12)
+    loud = power_db > power_db.max() - 10
+    assert -21.5 < power_db.max() < -17, "the bark, at the scene level"
+    assert 1 <= loud.sum() <= 3, "0.2 s of bark: one to three columns"
+    dog = targets[:, NAMES.index("dog")]
+    assert (dog[loud] == 1).all() and dog.sum() == loud.sum(), "marked as a dog where it is loud"
+    assert not np.delete(targets, NAMES.index("dog"), axis=1).any(), "and nothing else: no speech, no keyword"
+    assert mask[:, NAMES.index("speech")].all()
+    noise_only = SceneSampler(Pools(tags={"dog": [bark]}, noise=[noise]), NAMES,
+                              dataclasses.replace(cfg, p_tag_burst=0.0)).sample(np.random.default_rng(seed))[1]
+    assert not noise_only.any(), "p_tag_burst 0: the noise burst as before"
 
 
 def test_an_equalised_scene_changes_its_spectrum_not_its_targets():

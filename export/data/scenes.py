@@ -85,6 +85,9 @@ class SceneConfig:
     keyword_weights: dict = field(default_factory=dict)
     p_burst: float = 0.0  # chance that a noise or quiet background also holds a noise/ excerpt that starts and stops
     burst_s: tuple[float, float] = (0.3, 2.5)  # its length
+    # chance that a burst is the loudest stretch of a tag clip (a knock, a bark), its tag marked, rather
+    # than noise: short sounds after quiet that are neither speech nor a keyword (no draw when 0)
+    p_tag_burst: float = 0.0
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -233,7 +236,10 @@ class SceneSampler:
         # part of the background, so a word placed later stays above it; never over a labelled sound,
         # which it could drown while the sound's target stays on (no draw when off: old recipes replay)
         if kind >= 2 and self.cfg.p_burst and self.pools.noise and rng.random() < self.cfg.p_burst:
-            audio += self._burst(rng, audio)
+            if self.cfg.p_tag_burst and self.tag_names and rng.random() < self.cfg.p_tag_burst:
+                audio += self._tag_burst(rng, audio, targets, mask)
+            else:
+                audio += self._burst(rng, audio)
         return audio
 
     def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None) -> np.ndarray:
@@ -342,6 +348,29 @@ class SceneSampler:
         background_db = rms_db(background[start : start + len(burst)])
         level_db = rng.uniform(*cfg.level_db) if background_db < -60 else background_db + rng.uniform(*cfg.snr_db)
         return placed * np.float32(10 ** ((level_db - rms_db(burst)) / 20))
+
+    def _tag_burst(self, rng, background: np.ndarray, targets, mask) -> np.ndarray:
+        """burst_s of a tag clip around its loudest 10 ms, placed as _burst places noise, its loudest
+        column at the level a word would have, its tag marked where it is active."""
+        cfg = self.cfg
+        name = draw(rng, self.tag_names, self.tag_p)
+        clip = self.pools.tags[name][rng.integers(len(self.pools.tags[name]))]
+        length = min(self.n_samples, len(clip), int(rng.uniform(*cfg.burst_s) * cfg.sample_rate_hz))
+        frame = cfg.sample_rate_hz // 100
+        n_frames = max(1, len(clip) // frame)
+        loudest = int(np.argmax(np.mean(clip[: n_frames * frame].reshape(n_frames, -1) ** 2, axis=1))) * frame
+        first = int(np.clip(loudest - rng.integers(length), 0, len(clip) - length))
+        burst = clip[first : first + length].astype(np.float32)
+        start = int(rng.integers(self.n_samples - len(burst) + 1))
+        placed = np.zeros(self.n_samples, np.float32)
+        placed[start : start + len(burst)] = burst
+        background_db = rms_db(background[start : start + len(burst)])
+        level_db = rng.uniform(*cfg.level_db) if background_db < -60 else background_db + rng.uniform(*cfg.snr_db)
+        columns = placed.reshape(-1, cfg.column_samples)
+        loudest_db = 10 * np.log10(np.max(np.mean(columns * columns, axis=1)) + 1e-12)  # a knock is mostly quiet
+        placed *= np.float32(10 ** ((level_db - loudest_db) / 20))
+        self._mark(placed, targets, mask, name)
+        return placed
 
     def _label_word(self, targets, mask, start: int, end: int, keyword: str | None) -> None:
         cfg = self.cfg
