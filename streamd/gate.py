@@ -45,9 +45,12 @@ class SpeechGate:
     def reset(self) -> None:
         self._recent.clear()
 
-    def update(self, speech: float) -> np.ndarray:
-        """bool per keyword: may this hop's score count?"""
+    def push(self, speech: float) -> None:
+        """This hop's speech score (every hop, so that the window is right when it is read)."""
         self._recent.append(float(speech))
+
+    def open(self) -> np.ndarray:
+        """bool per keyword, after the latest push: may this hop's score count?"""
         newest_first = np.fromiter(reversed(self._recent), np.float64, len(self._recent))
         running_max = np.maximum.accumulate(newest_first)  # [k]: max over the newest k + 1 hops
         recent = running_max[np.minimum(self.hops, len(running_max)) - 1]

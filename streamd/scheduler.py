@@ -168,10 +168,14 @@ class ModelRun:
         events: list[Event] = []
         if len(self._kw):
             kw_scores = scores[self._kw_index]
-            if self._gate is not None:  # no speech just before: the hop is a miss
-                kw_scores = np.where(self._gate.update(scores[self._speech_index]), kw_scores, 0.0)
             # NaN compares False: it counts as a hit candidate, as in KeywordTrigger.update
             todo = self._kw_awake | ~(kw_scores < self._kw_threshold)
+            if self._gate is not None:
+                self._gate.push(scores[self._speech_index])
+                # the gate only lowers scores, so a quiet hop stays quiet without it; elsewhere a hop
+                # without speech just before is a miss (fed to a quiet trigger, a miss changes nothing)
+                if todo.any():
+                    kw_scores = np.where(self._gate.open(), kw_scores, 0.0)
             for pos in np.flatnonzero(todo):
                 i, trigger = self._kw[pos]
                 detection = trigger.update(float(kw_scores[pos]), end)

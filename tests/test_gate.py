@@ -43,7 +43,11 @@ def test_hop_by_hop_equals_the_whole_sequence(seed):
     gates, hops = np.array([0.5, 0.8, 0.0, 0.95]), np.array([8, 3, 5, 1])
     keywords = rng.uniform(0, 1, (n, len(gates))).astype(np.float32)
     online = SpeechGate(gates, hops)
-    opened = np.array([online.update(s) for s in speech])
+    opened = []
+    for s in speech:
+        online.push(s)
+        opened.append(online.open())
+    opened = np.array(opened)
     for k in range(len(gates)):
         want = gate_scores(keywords[:, k], speech, gates[k], int(hops[k]))
         np.testing.assert_array_equal(np.where(opened[:, k], keywords[:, k], 0.0), want)
@@ -77,3 +81,23 @@ def test_a_model_without_a_speech_tag_is_not_gated(caplog):
     events = scripted_run(table, labels, {"k": (KeywordDefaults(0.5, (1, 1), 0.0, speech_gate=0.5), True)}, {})
     assert [e[1] for e in events] == [11 * HOP]
     assert "has no 'speech' tag: its keywords are not speech-gated" in caplog.text
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gating_only_busy_hops_gives_the_events_of_gating_every_hop(seed):
+    # the scheduler reads the gate only on hops where some trigger could change; the reference gates the
+    # whole sequence first (gate_scores) and feeds every hop to every trigger
+    from test_decisions_fast import naive_run, nasty_scores, same
+
+    rng = np.random.default_rng(seed)
+    labels = [Label("k0", KIND_KEYWORD), Label("k1", KIND_KEYWORD), Label("speech", KIND_TAG)]
+    keywords = {"k0": (KeywordDefaults(0.5, (1, 1), 0.3, speech_gate=0.5, speech_gate_s=0.5), True),
+                "k1": (KeywordDefaults(0.7, (2, 3), 0.5, speech_gate=0.8, speech_gate_s=1.0), True)}
+    n = 2000
+    table = np.float32(np.stack([nasty_scores(rng, n, [0.5, 0.7, 0.8]) for _ in labels], axis=1))
+    gated = table.copy()
+    for j, (name, hops) in enumerate([("k0", 5), ("k1", 10)]):
+        gated[:, j] = gate_scores(table[:, j], table[:, 2], keywords[name][0].speech_gate, hops)
+    got = scripted_run(table, labels, keywords, {})
+    assert same(got) == same(naive_run(gated, labels, keywords, {}))
+    assert sum(1 for e in got if e[0] == "KeywordEvent") > 20
