@@ -133,6 +133,12 @@ def rms_db(x: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(x * x) + 1e-12))
 
 
+def loudest_column_db(x: np.ndarray, column_samples: int) -> np.floating:
+    """Power (dB) of the loudest column of x (a whole number of columns), in x's precision."""
+    columns = x.reshape(-1, column_samples)
+    return 10 * np.log10(np.max(np.mean(columns * columns, axis=1)) + 1e-12)
+
+
 def active_columns(placed: np.ndarray, column_samples: int) -> np.ndarray:
     """bool [n_columns]: where a placed sound (zeros elsewhere) is active."""
     cols = placed.reshape(-1, column_samples)
@@ -210,9 +216,7 @@ class SceneSampler:
 
     def _at_level(self, rng, x: np.ndarray) -> np.ndarray:
         level = rng.uniform(*self.cfg.level_db)
-        loud = x.reshape(-1, self.cfg.column_samples)
-        top = np.max(np.mean(loud * loud, axis=1)) + 1e-12
-        return x * np.float32(10 ** ((level - 10 * np.log10(top)) / 20))
+        return x * np.float32(10 ** ((level - loudest_column_db(x, self.cfg.column_samples)) / 20))
 
     def _background(self, rng, targets, mask) -> np.ndarray:
         kind = rng.choice(4, p=np.array(self.cfg.p_background) / sum(self.cfg.p_background))
@@ -342,12 +346,18 @@ class SceneSampler:
             ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
             burst[:fade] *= ramp
             burst[-fade:] *= ramp[::-1]
+        return self._place_burst(rng, burst, background, lambda placed: rms_db(burst))
+
+    def _place_burst(self, rng, burst: np.ndarray, background: np.ndarray, loudness_db) -> np.ndarray:
+        """burst at a random place in the scene, scaled so that loudness_db(placed) comes out as loud as
+        a word would be there: the scene level over quiet, snr_db above a noise background."""
+        cfg = self.cfg
         start = int(rng.integers(self.n_samples - len(burst) + 1))
         placed = np.zeros(self.n_samples, np.float32)
         placed[start : start + len(burst)] = burst
         background_db = rms_db(background[start : start + len(burst)])
         level_db = rng.uniform(*cfg.level_db) if background_db < -60 else background_db + rng.uniform(*cfg.snr_db)
-        return placed * np.float32(10 ** ((level_db - rms_db(burst)) / 20))
+        return placed * np.float32(10 ** ((level_db - loudness_db(placed)) / 20))
 
     def _tag_burst(self, rng, background: np.ndarray, targets, mask) -> np.ndarray:
         """burst_s of a tag clip around its loudest 10 ms, placed as _burst places noise, its loudest
@@ -361,14 +371,8 @@ class SceneSampler:
         loudest = int(np.argmax(np.mean(clip[: n_frames * frame].reshape(n_frames, -1) ** 2, axis=1))) * frame
         first = int(np.clip(loudest - rng.integers(length), 0, len(clip) - length))
         burst = clip[first : first + length].astype(np.float32)
-        start = int(rng.integers(self.n_samples - len(burst) + 1))
-        placed = np.zeros(self.n_samples, np.float32)
-        placed[start : start + len(burst)] = burst
-        background_db = rms_db(background[start : start + len(burst)])
-        level_db = rng.uniform(*cfg.level_db) if background_db < -60 else background_db + rng.uniform(*cfg.snr_db)
-        columns = placed.reshape(-1, cfg.column_samples)
-        loudest_db = 10 * np.log10(np.max(np.mean(columns * columns, axis=1)) + 1e-12)  # a knock is mostly quiet
-        placed *= np.float32(10 ** ((level_db - loudest_db) / 20))
+        # by its loudest column: a knock is mostly quiet
+        placed = self._place_burst(rng, burst, background, lambda x: loudest_column_db(x, cfg.column_samples))
         self._mark(placed, targets, mask, name)
         return placed
 
