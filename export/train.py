@@ -289,27 +289,24 @@ def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scene
     model.frontend.set_normalisation(feats.mean(0), feats.std(0))
 
 
+def add_feature_hook(model: StreamingModel, augment) -> torch.utils.hooks.RemovableHandle:
+    """augment(features, frontend) on the front end's output while the model trains: a forward hook,
+    so the weights, the export and the streaming path stay as they are."""
+
+    def hook(module, inputs, features):
+        return augment(features, module) if module.training else features
+
+    return model.frontend.register_forward_hook(hook)
+
+
 def add_freq_warp(model: StreamingModel, settings: dict, rng: np.random.Generator):
-    """Warp the front end's features while the model trains (a forward hook, as add_spec_augment)."""
-    if not settings:
-        return None
-
-    def warp_features(module, inputs, features):
-        return freq_warp(features, module, rng, **settings) if module.training else features
-
-    return model.frontend.register_forward_hook(warp_features)
+    """Warp the features along frequency (export.data.freqwarp), drawn from the training rng."""
+    return add_feature_hook(model, lambda f, frontend: freq_warp(f, frontend, rng, **settings)) if settings else None
 
 
 def add_spec_augment(model: StreamingModel, settings: dict, rng: np.random.Generator):
-    """Mask the front end's features while the model trains. A forward hook, so the weights, the
-    export and the streaming path stay as they are; masks come from the training rng (reproducible)."""
-    if not settings:
-        return None
-
-    def mask_features(module, inputs, features):
-        return spec_augment(features, rng, **settings) if module.training else features
-
-    return model.frontend.register_forward_hook(mask_features)
+    """Mask the features (SpecAugment), masks from the training rng (reproducible)."""
+    return add_feature_hook(model, lambda f, _: spec_augment(f, rng, **settings)) if settings else None
 
 
 def logits_and_targets(model, audio, targets, mask, rng, windows_per_scene: int, column_samples: int):
