@@ -287,10 +287,15 @@ class Context:
         names = self.model.info.label_names
         return names.index(name) if name in names else None
 
+    @property
+    def speech_index(self) -> int | None:
+        """The model's speech tag, if it has one."""
+        return self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
+
     def gated(self, scored: Scored) -> Scored:
         """Keyword scores as the service's triggers see them: 0 where the speech gate is closed
         (streamd.gate); unchanged for a model without a speech tag, as in the service."""
-        speech = self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
+        speech = self.speech_index
         if speech is None or self.args.speech_gate <= 0:
             return scored
         hops = window_hops(self.args.speech_gate_s, self.scorer.hop_samples, self.scorer.sample_rate_hz)
@@ -314,7 +319,7 @@ def eval_kws(ctx: Context) -> dict:
         return {"skipped": "no kws/gsc_v2 clips" if not clips else "the model has none of the ten commands"}
     labels11 = list(COMMANDS) + [NO_KEYWORD]
     labels12 = list(COMMANDS) + [SILENCE, UNKNOWN]
-    speech = ctx.label_index(SPEECH_TAG) if SPEECH_TAG in ctx.model.info.names_of_kind(KIND_TAG) else None
+    speech = ctx.speech_index
     max_scores, speechlike, truth12 = [], [], []
     for clip in ctx.progress(clips, "kws"):
         scored = ctx.gated(ctx.scorer.clip(clip, PAD_S))
