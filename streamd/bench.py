@@ -137,15 +137,29 @@ def precision_of(path: Path) -> str:
     return "int8" if "int8" in path.stem else "float32"
 
 
-def bench_hop(paths: list[Path], repeats: int, peak: float) -> list[dict]:
+def time_interleaved(models: list[Model], hop_samples: int, repeats: int, chunk: int = 20) -> list[np.ndarray]:
+    """time_steps of several models in alternating chunks of steps, so that a busy neighbour slows them alike."""
+    times = [[] for _ in models]
+    for _ in range(max(repeats // chunk, 1)):
+        for model, out in zip(models, times):
+            out.append(time_steps(model, hop_samples, chunk))
+    return [np.concatenate(t) for t in times]
+
+
+def bench_hop(paths: list[Path], repeats: int, peak: float, vs_free_hop: bool = False) -> list[dict]:
     from streamd.flops import flops_per_step
 
     rows = []
     for path in paths:
-        model = load_model(path, threads=1)
-        rate = model.info.sample_rate_hz
-        for hop in model.info.hop_samples:
-            times = time_steps(model, hop, repeats)
+        info = load_model(path, threads=1).info
+        rate = info.sample_rate_hz
+        for hop in info.hop_samples:
+            model = load_model(path, threads=1, hop_samples=hop)  # as the service loads it: its one hop fixed
+            free_times = None
+            if vs_free_hop:  # against one session that takes every hop, timed in turns with the fixed one
+                times, free_times = time_interleaved([model, load_model(path, threads=1)], hop, repeats)
+            else:
+                times = time_steps(model, hop, repeats)
             hops_per_s = rate / hop
             try:
                 flops = flops_per_step(path, hop)
@@ -161,6 +175,8 @@ def bench_hop(paths: list[Path], repeats: int, peak: float) -> list[dict]:
                 "mflop_per_hop": None if flops is None else flops / 1e6,
                 "mflop_per_audio_s": None if flops is None else flops * hops_per_s / 1e6,
             }
+            if free_times is not None:
+                row["free_hop_median_ms_per_hop"] = float(np.median(free_times))
             if flops is not None:
                 # share of one core at peak that the arithmetic alone needs, and how close we run to it
                 row["floor_core_pct"] = 100.0 * flops * hops_per_s / (peak * 1e9)
@@ -181,7 +197,8 @@ def bench_sidebyside(paths: list[Path], hop_rows: list[dict], repeats: int) -> l
         own = [r for r in hop_rows if r["model"] == path.name]
         if len(own) < 2 or window_hop == info.hop_samples[0] or len({r["mflop_per_hop"] for r in own}) == 1:
             continue  # same work at every hop: a windowed model, already recomputing its window each hop
-        recompute_ms = float(np.median(time_steps(model, window_hop, max(repeats // 4, 10), fresh_state=True)))
+        window_model = load_model(path, threads=1, hop_samples=window_hop)
+        recompute_ms = float(np.median(time_steps(window_model, window_hop, max(repeats // 4, 10), fresh_state=True)))
         for row in hop_rows:
             if row["model"] != path.name or row["hop_samples"] >= window_hop:
                 continue
@@ -225,6 +242,7 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
 
 HOP_COLUMNS = [("model", "model", "s"), ("precision", "dtype", "s"), ("hop_ms", "hop ms", ".0f"),
                ("median_ms_per_hop", "ms/hop", ".3f"), ("p95_ms_per_hop", "p95", ".3f"),
+               ("free_hop_median_ms_per_hop", "free-hop ms/hop", ".3f"),
                ("median_ms_per_audio_s", "ms/audio-s", ".2f"), ("p95_ms_per_audio_s", "p95", ".2f"),
                ("state_bytes", "state B", "d"), ("mflop_per_audio_s", "MFLOP/audio-s", ".1f"),
                ("floor_core_pct", "floor %core", ".3f"), ("achieved_gflops", "GFLOP/s", ".2f")]
@@ -242,6 +260,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section)")
+    parser.add_argument("--vs-free-hop", action="store_true",
+                        help="hop section: also time, in turns with it, one session that takes every hop (what the "
+                             "service's fixed hop saves)")
     parser.add_argument("--seconds", type=float, default=60.0, help="real-time run length per service row (s)")
     parser.add_argument("--streams", default="1,4,16", help="stream counts for the service section")
     parser.add_argument("--audio-s", type=float, default=600.0, help="audio length for the throughput section (s)")
@@ -274,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CPU: {results['machine']['cpu']}, single-thread float32 matmul: "
                   + ", ".join(f"{k.split('_')[0]} {v:.1f}" for k, v in peaks.items() if k != "peak_gflops")
                   + f" GFLOP/s; peak {peak:.1f}\n")
-            hop_rows = bench_hop(args.models, args.repeats, peak)
+            hop_rows = bench_hop(args.models, args.repeats, peak, args.vs_free_hop)
             if "hop" in args.only:
                 results["hop"] = hop_rows
-                print("per hop (1 onnxruntime thread)\n" + table(hop_rows, HOP_COLUMNS) + "\n")
+                columns = [c for c in HOP_COLUMNS if c[0] != "free_hop_median_ms_per_hop" or args.vs_free_hop]
+                print("per hop (1 onnxruntime thread)\n" + table(hop_rows, columns) + "\n")
             if "sidebyside" in args.only:
                 results["sidebyside"] = side = bench_sidebyside(args.models, hop_rows, args.repeats)
                 print("streaming cache vs recomputing the window\n" + table(side, SIDE_COLUMNS) + "\n")

@@ -37,11 +37,13 @@ _ORT_DTYPES = {"tensor(float)": np.dtype(np.float32), "tensor(int64)": np.dtype(
 class Model:
     """A loaded model: its metadata, its session and the shapes of its state. Holds no stream state."""
 
-    def __init__(self, path: Path, info: ModelInfo, session, state_specs: tuple[StateSpec, ...]):
+    def __init__(self, path: Path, info: ModelInfo, session, state_specs: tuple[StateSpec, ...],
+                 hop_samples: int | None = None):
         self.path = path
         self.info = info
         self.session = session
         self.state_specs = state_specs
+        self.hop_samples = hop_samples  # the one hop the session was built for; None: any of info.hop_samples
         self._output_names = [SCORES_OUTPUT] + [s.output_name for s in state_specs]
 
     @property
@@ -65,31 +67,47 @@ class Model:
         return scores[0], next_state
 
 
-def load_model(path: str | Path, threads: int = 1) -> Model:
-    """Load and check a model file; raise ContractError naming the problem if it does not conform."""
-    import onnxruntime as ort
+def load_model(path: str | Path, threads: int = 1, hop_samples: int | None = None) -> Model:
+    """Load and check a model file; raise ContractError naming the problem if it does not conform.
 
+    hop_samples: the one hop this Model will be stepped with (one of the file's hop_samples), or None for
+    any of them. A fixed hop lets onnxruntime fold the graph's shape arithmetic into constants (half the
+    nodes of an exported SAT, ~25 % less time per step); stepping such a Model with another hop fails."""
     path = Path(path)
     if not path.is_file():
         raise ContractError(f"{path}: no such model file")
+    try:
+        session = _session(path, threads, None)
+        info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
+        specs = _check_io(session, info)
+        if hop_samples is not None:
+            if hop_samples not in info.hop_samples:
+                raise ContractError(f"hop of {hop_samples} samples is not one it accepts: {list(info.hop_samples)}")
+            audio_length = next(i for i in session.get_inputs() if i.name == AUDIO_INPUT).shape[1]
+            if isinstance(audio_length, str):  # a named free dimension: fix it (an unnamed one stays free)
+                session = _session(path, threads, (audio_length, hop_samples))
+        model = Model(path, info, session, specs, hop_samples)
+        _check_finite(model)
+    except ContractError as err:
+        raise ContractError(f"{path}: {err}") from None
+    log.info("loaded %s: family %s, %d labels, hops %s%s, state %d bytes", path.name, info.family, len(info.labels),
+             list(info.hop_samples), "" if hop_samples is None else f" (fixed at {hop_samples})", model.state_bytes)
+    return model
+
+
+def _session(path: Path, threads: int, fixed_dim: tuple[str, int] | None):
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if fixed_dim:
+        options.add_free_dimension_override_by_name(*fixed_dim)
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several unrelated types for a bad file
-        raise ContractError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
-    try:
-        info = ModelInfo.from_metadata(session.get_modelmeta().custom_metadata_map)
-        specs = _check_io(session, info)
-        model = Model(path, info, session, specs)
-        _check_finite(model)
-    except ContractError as err:
-        raise ContractError(f"{path}: {err}") from None
-    log.info("loaded %s: family %s, %d labels, hops %s, state %d bytes",
-             path.name, info.family, len(info.labels), list(info.hop_samples), model.state_bytes)
-    return model
+        raise ContractError(f"not a loadable ONNX model ({_first_line(err)})") from None
 
 
 def _check_io(session, info: ModelInfo) -> tuple[StateSpec, ...]:
@@ -139,7 +157,7 @@ def _expect(node, onnx_type: str, rank: int) -> None:
 
 def _check_finite(model: Model) -> None:
     """A zero hop from a fresh stream must give finite probabilities."""
-    hop = model.info.hop_samples[0]
+    hop = model.hop_samples or model.info.hop_samples[0]
     try:
         scores, state = model.step(np.zeros(hop, np.float32), model.new_state())
     except Exception as err:

@@ -56,8 +56,12 @@ def load_models(config: Config) -> list[ModelSpec]:
         model = load_model(config.resolve(mc.path), threads=mc.threads)
         models[mc.name or model.name] = model
     check_against_models(config, {name: m.info for name, m in models.items()})
-    return [ModelSpec(name, model, hop_samples_for_latency(model.info, mc.latency_ms, f"models[{i}].latency_ms"))
-            for i, ((name, model), mc) in enumerate(zip(models.items(), config.models))]
+    specs = []
+    for i, ((name, model), mc) in enumerate(zip(models.items(), config.models)):
+        hop = hop_samples_for_latency(model.info, mc.latency_ms, f"models[{i}].latency_ms")
+        # loaded again with its one hop fixed: onnxruntime then folds the graph's shape arithmetic
+        specs.append(ModelSpec(name, load_model(model.path, threads=mc.threads, hop_samples=hop), hop))
+    return specs
 
 
 def open_sources(config: Config, sample_rate_hz: int, fast: bool):

@@ -182,3 +182,29 @@ def test_zero_state_scores_are_probabilities(good, tmp_path):
     scores, state = model.step(np.zeros(2560, np.float32), model.new_state())
     assert scores.shape == (3,) and np.all((scores > 0) & (scores < 1))
     assert state["state_in.window"].shape == (1, 8000) and not state["state_in.window"].any()
+
+
+def test_a_model_loaded_for_one_hop_gives_the_same_numbers_with_that_hop_fixed(tmp_path):
+    """The service loads each model with its hop fixed (onnxruntime folds the shape arithmetic); stepping it
+    must give what the file gives with a free hop, and it takes no other hop."""
+    model = tiny("sat")
+    path = tmp_path / "sat.onnx"
+    export_onnx(model, path, model_info(model, licence="test"))
+    free = load_model(path)
+    audio = np.random.default_rng(3).uniform(-0.5, 0.5, 4 * max(free.info.hop_samples)).astype(np.float32)
+    for hop in free.info.hop_samples:
+        fixed = load_model(path, hop_samples=hop)
+        audio_input = next(i for i in fixed.session.get_inputs() if i.name == "audio")
+        assert audio_input.shape == [1, hop] and fixed.hop_samples == hop
+        state_free, state_fixed = free.new_state(), fixed.new_state()
+        for start in range(0, len(audio), hop):
+            scores_free, state_free = free.step(audio[start : start + hop], state_free)
+            scores_fixed, state_fixed = fixed.step(audio[start : start + hop], state_fixed)
+            np.testing.assert_allclose(scores_fixed, scores_free, atol=1e-5)
+            for name in state_free:
+                np.testing.assert_allclose(state_fixed[name], state_free[name], atol=1e-4)
+        other = next(h for h in free.info.hop_samples if h != hop)
+        with pytest.raises(Exception, match="dimensions"):
+            fixed.step(audio[:other], fixed.new_state())
+    with pytest.raises(ContractError, match="hop of 1000 samples is not one it accepts"):
+        load_model(path, hop_samples=1000)
