@@ -517,3 +517,28 @@ def test_a_recipe_cannot_add_a_keyword_the_model_has(tmp_path):
     path.write_text("name: r\nnew_keywords: [stop]\n")
     with pytest.raises(SystemExit, match=r"new_keywords \['stop'\] are labels of the default model already"):
         load_recipe(path)
+
+
+def test_command_teacher_is_blended_only_where_it_decides_as_the_scene_does():
+    from export.train import blend_commands
+
+    down, no = COMMANDS.index("down"), COMMANDS.index("no")
+    def row(**probs):
+        r = torch.zeros(len(COMMANDS))
+        for name, p in probs.items():
+            r[COMMANDS.index(name)] = p
+        return r
+    hard = torch.stack([row(down=1.0), row(down=1.0), row(), row(), row(down=1.0)])
+    soft = torch.stack([row(down=0.9, no=0.05),  # agrees: blended
+                        row(no=0.8, down=0.1),  # says "no" for a "down": hard stays
+                        row(down=0.6),  # a non-keyword heard as "down": hard stays
+                        row(down=0.3, no=0.2),  # a non-keyword, teacher unsure (no command >= 0.5): blended
+                        row(down=0.4)])  # a "down" the teacher hears as nothing: hard stays
+    plain = blend_commands(hard, soft, 0.7)
+    torch.testing.assert_close(plain, 0.3 * hard + 0.7 * soft)
+    gated = blend_commands(hard, soft, 0.7, agree_only=True)
+    torch.testing.assert_close(gated[[0, 3]], plain[[0, 3]])
+    torch.testing.assert_close(gated[[1, 2, 4]], hard[[1, 2, 4]])
+    assert gated[1, down] == 1.0 and gated[1, no] == 0.0 and gated[2, down] == 0.0
+    # batch and column axes pass through
+    assert blend_commands(hard.reshape(1, 5, -1), soft.reshape(1, 5, -1), 0.7, True).shape == (1, 5, len(COMMANDS))
