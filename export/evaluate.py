@@ -130,6 +130,8 @@ class Scorer:
     def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0,
                  gain_db: float = 0.0):
         self.model = model
+        self.background: np.ndarray | None = None  # set_noise: mixed into the clips asked for noisy
+        self.snr_db = 0.0
         self.gain = 10 ** (gain_db / 20)  # on every clip read, as a quieter (farther) or louder microphone would
         self.split = split
         self.hop_samples = hop_samples
@@ -167,14 +169,26 @@ class Scorer:
         self.audio_s += len(block) / self.sample_rate_hz
         return results
 
-    def clip(self, clip: Clip, pad_s: float = 0.0) -> Scored:
-        """A clip with pad_s of padding (zeros or low noise) before and after, from a zero state."""
-        key = (clip.path, pad_s)
+    def set_noise(self, background: np.ndarray, snr_db: float) -> None:
+        """Clips asked for noisy get an excerpt of background, snr_db below the clip's own power."""
+        if not len(background) or not np.any(background):
+            raise SystemExit("--snr-db needs noise/ recordings in the data's split to mix in")
+        self.background, self.snr_db = background, snr_db
+
+    def clip(self, clip: Clip, pad_s: float = 0.0, noisy: bool = False) -> Scored:
+        """A clip with pad_s of padding (zeros or low noise) before and after, from a zero state; noisy
+        (after set_noise): with the background mixed in over the clip and its padding."""
+        noisy = noisy and self.background is not None
+        key = (clip.path, pad_s, noisy)
         if key not in self._cache:
             audio = self.audio(clip)
+            n_pad = round(pad_s * self.sample_rate_hz)
             if pad_s > 0:
-                pad = self.padding(round(pad_s * self.sample_rate_hz), str(clip.path))
+                pad = self.padding(n_pad, str(clip.path))
                 audio = np.concatenate([pad[0], audio, pad[1]])
+            if noisy:
+                rng = np.random.default_rng([self.seed, sum(str(clip.path).encode())])
+                audio = with_noise(audio, slice(n_pad, len(audio) - n_pad), self.background, self.snr_db, rng)
             self._cache[key] = self.stream([audio])
         return self._cache[key]
 
@@ -188,6 +202,18 @@ class Scorer:
     @property
     def ms_per_audio_s(self) -> float:
         return 1000.0 * self.compute_s / self.audio_s if self.audio_s else 0.0
+
+
+def with_noise(audio: np.ndarray, part: slice, background: np.ndarray, snr_db: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """audio plus a random excerpt of background (looped if shorter) over its whole length, scaled so that
+    audio[part] (the clip without its padding) is snr_db above the excerpt's power over the same part."""
+    start = int(rng.integers(len(background)))
+    noise = np.resize(np.roll(background, -start), len(audio)).astype(np.float64)
+    signal_power = np.mean(audio[part].astype(np.float64) ** 2)
+    noise_power = max(np.mean(noise[part] ** 2), 1e-12)
+    scale = np.sqrt(signal_power / noise_power / 10 ** (snr_db / 10))
+    return np.clip(audio + scale * noise, -1.0, 1.0).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +348,7 @@ def eval_kws(ctx: Context) -> dict:
     speech = ctx.speech_index
     max_scores, speechlike, truth12 = [], [], []
     for clip in ctx.progress(clips, "kws"):
-        scored = ctx.gated(ctx.scorer.clip(clip, PAD_S))
+        scored = ctx.gated(ctx.scorer.clip(clip, PAD_S, noisy=True))
         peak = scored.scores.max(axis=0)
         max_scores.append([peak[i] if (i := ctx.label_index(k)) is not None else 0.0 for k in COMMANDS])
         speechlike.append(peak[speech] >= 0.5 if speech is not None else not is_silence_by_energy(ctx.scorer.audio(clip)))
@@ -383,7 +409,7 @@ def eval_wakeword(ctx: Context) -> dict:
         "keywords": {},
     }
     for keyword in ctx.progress(keywords, "wakeword thresholds", unit="keyword"):
-        positives = [ctx.gated(ctx.scorer.clip(c, PAD_S)) for c in keyword_positives(ctx.clips, ctx.groups, keyword)]
+        positives = [ctx.gated(ctx.scorer.clip(c, PAD_S, noisy=True)) for c in keyword_positives(ctx.clips, ctx.groups, keyword)]
         rows = det_table(positives, negative, ctx.label_index(keyword), keyword, hours, ctx.scorer.sample_rate_hz,
                          ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s)
         at_default = next((r for r in rows if r["threshold"] == ctx.args.threshold), None)
@@ -745,6 +771,8 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
     model = load_model(path, threads=1, hop_samples=hop_samples)  # as the service loads it
     ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db), clips, groups, args)
+    if args.snr_db is not None:
+        ctx.scorer.set_noise(noise_background(ctx), args.snr_db)
     result = {
         "model": str(path),
         "family": model.info.family,
@@ -756,6 +784,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         "data": str(args.data),
         "split": args.split,
         "gain_db": args.gain_db,
+        "snr_db": args.snr_db,
         "tasks": {},
         "wall_s": {},
     }
@@ -829,6 +858,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="what surrounds each keyword clip: digital silence or -45 dBFS white noise")
     p.add_argument("--gain-db", type=float, default=0.0,
                    help="scale all audio read (clips, negatives, backgrounds) by this many dB, e.g. -25 for a far speaker")
+    p.add_argument("--snr-db", type=float, default=None,
+                   help="mix the split's noise/ recordings into every keyword clip and wake-word positive (through "
+                        "their padding too), this many dB below the clip; negatives and tags stay as they are")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")

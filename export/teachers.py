@@ -44,21 +44,31 @@ class DSCNNTeacher(nn.Module):
 
 # ----------------------------------------------------------------------------------- check on real clips
 
-def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str = "all") -> dict:
+def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str = "all",
+                      snr_db: float | None = None) -> dict:
     """The teacher's 12- and 11-class accuracy on the 1 s clips of kws/gsc_v2 (zero-padded to 1 s),
-    all of them or one side of training's validation split (export/data/splits.py)."""
+    all of them or one side of training's validation split (export/data/splits.py); snr_db: with the
+    split's noise/ recordings mixed in that far below each window, as `export.evaluate --snr-db` does."""
     import numpy as np
 
-    from export.evaluate import SILENCE, UNKNOWN, clip_audio, in_group, select_clips
+    from export.evaluate import SILENCE, UNKNOWN, clip_audio, in_group, select_clips, with_noise
 
-    clips, groups = select_clips(Path(data_root).resolve(), split)
-    clips = [c for c in clips if in_group(c, groups, "kws/gsc_v2")]
+    every, groups = select_clips(Path(data_root).resolve(), split)
+    clips = [c for c in every if in_group(c, groups, "kws/gsc_v2")]
+    if snr_db is not None:
+        noise = [clip_audio(c, 16000, split) for c in every if in_group(c, groups, "noise")]
+        if not noise:
+            raise SystemExit("--snr-db needs noise/ recordings in the data's split to mix in")
+        noise = np.concatenate(noise)
     no_keyword = (SILENCE, UNKNOWN)
     hits_12, hits_11, per_class = [], [], {}
     for clip in clips:
         window = np.zeros(WINDOW_SAMPLES, np.float32)
         audio = clip_audio(clip, 16000, split)[:WINDOW_SAMPLES]
         window[: len(audio)] = audio
+        if snr_db is not None:
+            rng = np.random.default_rng([0, sum(str(clip.path).encode())])
+            window = with_noise(window, slice(None), noise, snr_db, rng)
         guess = DSCNN_LABELS[int(teacher(torch.from_numpy(window)[None])[0].argmax())]
         hits_12.append(guess == clip.label)
         hits_11.append(guess == clip.label or (guess in no_keyword and clip.label in no_keyword))
@@ -80,10 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--split", choices=("all", "train", "val"), default="all",
                         help="only this side of training's validation split")
+    parser.add_argument("--snr-db", type=float, default=None,
+                        help="mix the split's noise/ recordings into each 1 s window this many dB below it")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(json.dumps(evaluate_commands(DSCNNTeacher(args.checkpoint), args.data, args.split), indent=1))
+    print(json.dumps(evaluate_commands(DSCNNTeacher(args.checkpoint), args.data, args.split, args.snr_db), indent=1))
 
 
 if __name__ == "__main__":

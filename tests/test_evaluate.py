@@ -257,6 +257,50 @@ def test_gain_scales_every_clip_read_and_clips_at_full_scale(tiny_data, tiny_mod
     assert np.abs(loud).max() == pytest.approx(1.0) and np.allclose(loud[np.abs(plain) < 0.09], 10 * plain[np.abs(plain) < 0.09], atol=1e-5)
 
 
+def test_noise_is_mixed_at_the_asked_snr_over_the_clip_and_its_padding():
+    rng = np.random.default_rng(0)
+    clip = np.concatenate([np.zeros(800), 0.3 * np.sin(np.arange(8000) / 5.0), np.zeros(800)]).astype(np.float32)
+    background = rng.standard_normal(3000).astype(np.float32)  # shorter than the clip: looped
+    part = slice(800, 8800)
+    for snr_db in (20.0, 5.0, 0.0):
+        noisy = ev.with_noise(clip, part, background, snr_db, np.random.default_rng(1))
+        added = noisy.astype(np.float64) - clip
+        measured = 10 * np.log10(np.mean(clip[part].astype(np.float64) ** 2) / np.mean(added[part] ** 2))
+        assert measured == pytest.approx(snr_db, abs=0.01)
+        assert np.mean(added[:800] ** 2) > 0.1 * np.mean(added[part] ** 2)  # the padding hears it too
+    same = ev.with_noise(clip, part, background, 5.0, np.random.default_rng(1))
+    other = ev.with_noise(clip, part, background, 5.0, np.random.default_rng(2))
+    assert np.array_equal(same, ev.with_noise(clip, part, background, 5.0, np.random.default_rng(1)))
+    assert not np.array_equal(same, other)
+
+
+def test_snr_db_mixes_noise_into_keyword_clips_only(tiny_data, tiny_models, tmp_path):
+    from streamd.model import load_model
+
+    clips, _ = ev.select_clips(tiny_data, "all")
+    clip = next(c for c in clips if c.label == "yes")
+    scorer = ev.Scorer(load_model(tiny_models[0]), HOP)
+    clean = scorer.clip(clip, ev.PAD_S, noisy=True)  # no set_noise: nothing to mix
+    scorer.set_noise(np.random.default_rng(0).standard_normal(SR).astype(np.float32), 0.0)
+    noisy = scorer.clip(clip, ev.PAD_S, noisy=True)
+    assert np.array_equal(scorer.clip(clip, ev.PAD_S).scores, clean.scores)
+    assert not np.allclose(noisy.scores, clean.scores)
+    with pytest.raises(SystemExit, match="noise/ recordings"):
+        scorer.set_noise(np.zeros(100, np.float32), 0.0)
+    out = tmp_path / "out"
+    assert ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out", str(out),
+                    "--quiet", "--tasks", "kws,wakeword", "--snr-db", "0"]) == 0
+    noisy_run = json.loads((out / "sat0.json").read_text())
+    assert noisy_run["snr_db"] == 0.0 and noisy_run["tasks"]["kws"]["n_clips"] == 4
+    assert ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out",
+                    str(tmp_path / "clean"), "--quiet", "--tasks", "wakeword"]) == 0
+    clean_run = json.loads((tmp_path / "clean" / "sat0.json").read_text())
+    assert clean_run["snr_db"] is None
+    for name, info in clean_run["tasks"]["wakeword"]["keywords"].items():  # the negatives are not touched
+        noisy_rows = noisy_run["tasks"]["wakeword"]["keywords"][name]["table"]
+        assert [r["false_accepts"] for r in info["table"]] == [r["false_accepts"] for r in noisy_rows]
+
+
 def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, tiny_models, tmp_path, capsys):
     out = tmp_path / "out"
     assert ev.main([*map(str, tiny_models), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160",
