@@ -769,7 +769,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
     if hop_samples not in model.info.hop_samples:
         accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
-    model = load_model(path, threads=1, hop_samples=hop_samples)  # as the service loads it
+    model = model.with_hop(hop_samples)  # as the service loads it
     ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db), clips, groups, args)
     if args.snr_db is not None:
         ctx.scorer.set_noise(noise_background(ctx), args.snr_db)

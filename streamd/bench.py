@@ -151,13 +151,13 @@ def bench_hop(paths: list[Path], repeats: int, peak: float, vs_free_hop: bool = 
 
     rows = []
     for path in paths:
-        info = load_model(path, threads=1).info
-        rate = info.sample_rate_hz
-        for hop in info.hop_samples:
-            model = load_model(path, threads=1, hop_samples=hop)  # as the service loads it: its one hop fixed
+        free = load_model(path, threads=1)
+        rate = free.info.sample_rate_hz
+        for hop in free.info.hop_samples:
+            model = free.with_hop(hop)  # as the service loads it
             free_times = None
-            if vs_free_hop:  # against one session that takes every hop, timed in turns with the fixed one
-                times, free_times = time_interleaved([model, load_model(path, threads=1)], hop, repeats)
+            if vs_free_hop:  # against the session that takes every hop, timed in turns with the fixed one
+                times, free_times = time_interleaved([model, free], hop, repeats)
             else:
                 times = time_steps(model, hop, repeats)
             hops_per_s = rate / hop
@@ -197,8 +197,8 @@ def bench_sidebyside(paths: list[Path], hop_rows: list[dict], repeats: int) -> l
         own = [r for r in hop_rows if r["model"] == path.name]
         if len(own) < 2 or window_hop == info.hop_samples[0] or len({r["mflop_per_hop"] for r in own}) == 1:
             continue  # same work at every hop: a windowed model, already recomputing its window each hop
-        window_model = load_model(path, threads=1, hop_samples=window_hop)
-        recompute_ms = float(np.median(time_steps(window_model, window_hop, max(repeats // 4, 10), fresh_state=True)))
+        recompute_ms = float(np.median(time_steps(model.with_hop(window_hop), window_hop, max(repeats // 4, 10),
+                                                  fresh_state=True)))
         for row in hop_rows:
             if row["model"] != path.name or row["hop_samples"] >= window_hop:
                 continue

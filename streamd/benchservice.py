@@ -128,10 +128,10 @@ def pipeline_audio_s_per_s(model: Path, wav: Path, latency_ms: float) -> tuple[f
     from streamd.scheduler import ModelSpec, Scheduler
     from streamd.sources import open_source
 
-    info = load_model(model, threads=1).info
+    free = load_model(model, threads=1)
+    info = free.info
     hop = hop_samples_for_latency(info, latency_ms)
-    loaded = load_model(model, threads=1, hop_samples=hop)  # as the service loads it
-    spec = ModelSpec(loaded.name, loaded, hop)
+    spec = ModelSpec(free.name, free.with_hop(hop), hop)  # as the service loads it
     keywords = {n: (KeywordDefaults(), True) for n in info.names_of_kind(KIND_KEYWORD)}
     tags = {n: (TagDefaults(), True) for n in info.names_of_kind(KIND_TAG)}
     source = open_source(f"file:{wav}", "bench", info.sample_rate_hz, fast=True)

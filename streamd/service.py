@@ -59,8 +59,8 @@ def load_models(config: Config) -> list[ModelSpec]:
     specs = []
     for i, ((name, model), mc) in enumerate(zip(models.items(), config.models)):
         hop = hop_samples_for_latency(model.info, mc.latency_ms, f"models[{i}].latency_ms")
-        # loaded again with its one hop fixed: onnxruntime then folds the graph's shape arithmetic
-        specs.append(ModelSpec(name, load_model(model.path, threads=mc.threads, hop_samples=hop), hop))
+        # a session for its one hop: onnxruntime then folds the graph's shape arithmetic
+        specs.append(ModelSpec(name, model.with_hop(hop), hop))
     return specs
 
 
