@@ -144,7 +144,8 @@ def _on_segments(audio, rate, frame_s=0.005):
     return [(a * frame_s, b * frame_s) for a, b in zip(edges[::2], edges[1::2])]
 
 
-@pytest.mark.parametrize("kind,count,on_s,gap_s,pause_s", [("t3", 3, 0.5, 0.5, 1.5), ("t4", 4, 0.1, 0.1, 5.0)])
+@pytest.mark.parametrize("kind,count,on_s,gap_s,pause_s", [("t3", 3, 0.5, 0.5, 1.5), ("t4", 4, 0.1, 0.1, 5.0),
+                                                          ("t3low", 3, 0.5, 0.5, 1.5)])
 def test_alarm_temporal_pattern_from_envelope(kind, count, on_s, gap_s, pause_s):
     rate, seconds = 16000, 14.0
     for seed in range(5):
@@ -180,6 +181,38 @@ def test_alarm_tone_is_around_3_khz_and_negatives_are_not():
         assert not 2800 < peak_hz < 3600, kind
     with pytest.raises(ValueError):
         synth_alarms.make_alarm("siren", 1.0, rate, np.random.default_rng(0))
+
+
+def _peak_hz(audio, rate):
+    return np.argmax(np.abs(np.fft.rfft(audio))) * rate / len(audio)
+
+
+def test_alarm_pitch_follows_the_asked_range_and_the_low_alarm_is_a_520_hz_square_wave():
+    rate = 16000
+    for seed in range(4):
+        for lo, hi in ((2500.0, 2600.0), (4100.0, 4300.0)):
+            audio = synth_alarms.make_alarm("t3", 5.0, rate, np.random.default_rng(seed), f0_range_hz=(lo, hi))
+            assert lo * 0.99 < _peak_hz(audio, rate) < hi * 1.01
+        low = synth_alarms.make_alarm("t3low", 5.0, rate, np.random.default_rng(seed))
+        spectrum = np.abs(np.fft.rfft(low))
+        f0 = _peak_hz(low, rate)
+        assert 495 < f0 < 545
+        bin_of = lambda hz: int(round(hz * len(low) / rate))
+        energy = lambda hz: np.sum(spectrum[bin_of(hz) - 20:bin_of(hz) + 21] ** 2)  # +-4 Hz: the beeps smear each line
+        level = lambda k: np.sqrt(energy(k * f0) / energy(f0))  # amplitude of harmonic k against the fundamental
+        assert abs(level(3) - 1 / 3) < 0.05 and abs(level(5) - 1 / 5) < 0.05  # odd harmonics at 1/k
+        assert level(2) < 0.02 and level(4) < 0.02  # no even ones
+
+
+def test_generate_makes_the_asked_kinds_in_turn_and_refuses_unknown_ones(tmp_path):
+    clips = synth_alarms.generate(tmp_path / "a", count=4, negatives=0, seconds=2.0, seed=3,
+                                  kinds=("t3low", "chirp"), f0_range_hz=(4000.0, 4200.0))
+    assert [c.labels for c in clips] == [("smoke_alarm", "kind=t3low"), ("smoke_alarm", "kind=chirp")] * 2
+    assert (tmp_path / "a" / "manifest.csv").exists()
+    with pytest.raises(ValueError, match="siren"):
+        synth_alarms.generate(tmp_path / "b", count=1, negatives=0, kinds=("t3", "siren"))
+    default = synth_alarms.generate(tmp_path / "c", count=3, negatives=0, seconds=2.0, seed=3)
+    assert [c.labels[1] for c in default] == ["kind=t3", "kind=t4", "kind=chirp"]  # older commands make the same clips
 
 
 def _pitch_ratio(audio, rate, frame=512):

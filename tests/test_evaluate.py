@@ -470,3 +470,25 @@ def test_alarm_scenes_hold_each_group_where_the_truth_says_and_background_elsewh
             assert ev.ALARM_LEAD_S <= start_s < end_s <= ev.ALARM_LEAD_S + ev.ALARM_SECONDS
             beep = silent[round(start_s * SR):round(end_s * SR)]
             assert np.sqrt(np.mean(beep ** 2)) > 3 * ev.BACKGROUND_RMS  # the group is loud where it says
+
+
+def test_alarm_variants_are_held_out_alarms_at_their_own_pitch_and_leave_the_default_scenes_alone():
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(scorer=SimpleNamespace(sample_rate_hz=SR, audio=None), clips=[], groups={})
+    before = ev.alarm_scenes(ctx)
+    variants = ev.alarm_variant_scenes(ctx)
+    assert list(variants) == list(ev.ALARM_VARIANTS)
+    lead = round(ev.ALARM_LEAD_S * SR)
+    for name, scenes in variants.items():
+        assert len(scenes) == ev.ALARM_VARIANT_CLIPS
+        kind, (lo, hi) = ev.ALARM_VARIANTS[name]
+        if kind == "t3low":
+            lo, hi = 495.0, 545.0
+        for audio, groups in scenes[:3]:
+            assert groups and len(audio) == round((2 * ev.ALARM_LEAD_S + ev.ALARM_SECONDS) * SR)
+            alarm = audio[lead:-lead]
+            peak_hz = np.argmax(np.abs(np.fft.rfft(alarm))) * SR / len(alarm)
+            assert lo * 0.99 < peak_hz < hi * 1.01, name
+    again = ev.alarm_scenes(ctx)  # the default scenes do not depend on the variants being drawn
+    assert all(np.array_equal(a, b) and g == h for (a, g), (b, h) in zip(before, again))

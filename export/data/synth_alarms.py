@@ -3,9 +3,11 @@
 Alarms (label `smoke_alarm`, with `kind=`):
 * `t3`: smoke, temporal-three (ISO 8201 / NFPA 72): 3 x (0.5 s on, 0.5 s off), then 1.5 s off;
 * `t4`: carbon monoxide, temporal-four: 4 x (0.1 s on, 0.1 s off), then 5 s off;
-* `chirp`: a piezo low-battery chirp, one short beep.
-The tone is a piezo horn: fundamental 2.9-3.5 kHz with a slight wobble, square-ish odd harmonics
-and a weaker even one (those below Nyquist), and every timing varied by up to +-10%.
+* `chirp`: a piezo low-battery chirp, one short beep;
+* `t3low`: the low-frequency alarm (UL 217 / NFPA 72, for sleeping areas): a 520 Hz square wave in the
+  temporal-three pattern. Made only when asked for (`--kinds`).
+The tone is a piezo horn: fundamental 2.9-3.5 kHz (`--f0-range-hz` widens it) with a slight wobble,
+square-ish odd harmonics and a weaker even one (those below Nyquist), and every timing varied by up to +-10%.
 
 Negatives (not model labels; the trainer treats them as noise): `beep` (microwave/oven beeps 1-2.5 kHz,
 phone-ring-like 440+480 Hz bursts), `chime` (two-note door chime, decaying bell partials) and, with
@@ -15,6 +17,8 @@ pitch and rhythm. Squeaks are longer than a low-battery chirp, which is an alarm
 
     python -m export.data.synth_alarms --out DIR --count 400 --negatives 200 --seconds 5 --seed 0
     python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --squeaks 60 --seed 0
+    python -m export.data.synth_alarms --out DIR --count 400 --negatives 0 --seed 7 \
+        --f0-range-hz 2500 4300 --kinds t3,t4,chirp,t3low
 """
 
 from __future__ import annotations
@@ -32,14 +36,17 @@ from export.data.manifest import Clip, write_manifest
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16000
-ALARM_KINDS = ("t3", "t4", "chirp")
+ALARM_KINDS = ("t3", "t4", "chirp")  # what --count draws in turn unless --kinds says otherwise
+ALL_ALARM_KINDS = ALARM_KINDS + ("t3low",)
+PIEZO_F0_HZ = (2900.0, 3500.0)  # where most household piezo horns sit
+LOW_F0_HZ = (500.0, 540.0)  # the low-frequency alarm's 520 Hz, with a part's tolerance
 NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime", "squeak": "squeak"}  # kind -> label
 CYCLED_NEGATIVES = ("microwave", "phone", "door")  # what --negatives draws in turn (squeaks: --squeaks)
 RAMP_S = 0.003  # on/off ramps of a beep, so edges do not click
 TIMING_JITTER = 0.1  # relative
 
 # kind -> (beeps per group, on_s, off_s between beeps, off_s after the group)
-TEMPORAL = {"t3": (3, 0.5, 0.5, 1.5), "t4": (4, 0.1, 0.1, 5.0)}
+TEMPORAL = {"t3": (3, 0.5, 0.5, 1.5), "t4": (4, 0.1, 0.1, 5.0), "t3low": (3, 0.5, 0.5, 1.5)}
 
 
 def pattern(kind: str, seconds: float, rng: np.random.Generator) -> list[tuple[float, float]]:
@@ -75,10 +82,11 @@ def envelope(beeps: list[tuple[float, float]], n: int, sample_rate_hz: int) -> n
     return env
 
 
-def piezo_tone(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
-    """A piezo horn: f0 2.9-3.5 kHz wobbling by ~0.5%, odd harmonics plus a weak 2nd."""
+def piezo_tone(n: int, sample_rate_hz: int, rng: np.random.Generator,
+               f0_range_hz: tuple[float, float] = PIEZO_F0_HZ) -> np.ndarray:
+    """A piezo horn: f0 in f0_range_hz wobbling by ~0.5%, odd harmonics plus a weak 2nd."""
     t = np.arange(n) / sample_rate_hz
-    f0 = rng.uniform(2900, 3500)
+    f0 = rng.uniform(*f0_range_hz)
     wobble = 1 + rng.uniform(0.001, 0.006) * np.sin(2 * np.pi * rng.uniform(3, 15) * t + rng.uniform(0, 6.3))
     phase = 2 * np.pi * np.cumsum(f0 * wobble) / sample_rate_hz
     tone = np.zeros(n)
@@ -88,18 +96,31 @@ def piezo_tone(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndar
     return tone
 
 
-def make_alarm(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
-    """float32 clip of one alarm kind (ALARM_KINDS) or negative (NEGATIVE_KINDS), peak -12..-3 dBFS."""
-    return make_alarm_with_beeps(kind, seconds, sample_rate_hz, rng)[0]
+def square_tone(n: int, sample_rate_hz: int, rng: np.random.Generator,
+                f0_range_hz: tuple[float, float] = LOW_F0_HZ) -> np.ndarray:
+    """A square wave (odd harmonics at 1/k, those below Nyquist), as the low-frequency alarm's sounder makes."""
+    phase = 2 * np.pi * rng.uniform(*f0_range_hz) * np.arange(n) / sample_rate_hz
+    tone = np.zeros(n)
+    for k in range(1, 64, 2):
+        if k * f0_range_hz[1] * 1.01 < sample_rate_hz / 2:
+            tone += np.sin(k * phase) / k
+    return tone
 
 
-def make_alarm_with_beeps(kind: str, seconds: float, sample_rate_hz: int,
-                          rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float]]]:
+def make_alarm(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Generator,
+               f0_range_hz: tuple[float, float] = PIEZO_F0_HZ) -> np.ndarray:
+    """float32 clip of one alarm kind (ALL_ALARM_KINDS) or negative (NEGATIVE_KINDS), peak -12..-3 dBFS;
+    f0_range_hz: where a piezo alarm's fundamental is drawn."""
+    return make_alarm_with_beeps(kind, seconds, sample_rate_hz, rng, f0_range_hz)[0]
+
+
+def make_alarm_with_beeps(kind: str, seconds: float, sample_rate_hz: int, rng: np.random.Generator,
+                          f0_range_hz: tuple[float, float] = PIEZO_F0_HZ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """make_alarm, and the (start_s, end_s) of each beep (empty for negatives): the evaluation's truth."""
     n = int(seconds * sample_rate_hz)
     beeps = []
-    if kind in ALARM_KINDS:
-        tone = piezo_tone(n, sample_rate_hz, rng)
+    if kind in ALL_ALARM_KINDS:
+        tone = square_tone(n, sample_rate_hz, rng) if kind == "t3low" else piezo_tone(n, sample_rate_hz, rng, f0_range_hz)
         beeps = pattern(kind, seconds, rng)
         audio = tone * envelope(beeps, n, sample_rate_hz)
     elif kind == "microwave":
@@ -111,7 +132,7 @@ def make_alarm_with_beeps(kind: str, seconds: float, sample_rate_hz: int,
     elif kind == "squeak":
         audio = squeaks(n, sample_rate_hz, rng)
     else:
-        raise ValueError(f"unknown kind {kind!r}; known: {ALARM_KINDS + tuple(NEGATIVE_KINDS)}")
+        raise ValueError(f"unknown kind {kind!r}; known: {ALL_ALARM_KINDS + tuple(NEGATIVE_KINDS)}")
     peak = 10 ** (rng.uniform(-12, -3) / 20)
     return (audio * peak / max(np.abs(audio).max(), 1e-9)).astype(np.float32), beeps
 
@@ -199,20 +220,24 @@ def default_out_dir(seed: int = 0) -> Path:
 
 
 def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5.0, seed: int = 0,
-             sample_rate_hz: int = SAMPLE_RATE_HZ, squeak_count: int = 0) -> list[Clip]:
-    """count alarm clips (kinds in turn), `negatives` beep/chime clips and `squeak_count` squeak clips,
-    plus out_dir/manifest.csv. A clip's audio depends on (seed, its index) only."""
+             sample_rate_hz: int = SAMPLE_RATE_HZ, squeak_count: int = 0, kinds: tuple[str, ...] = ALARM_KINDS,
+             f0_range_hz: tuple[float, float] = PIEZO_F0_HZ) -> list[Clip]:
+    """count alarm clips (`kinds` in turn), `negatives` beep/chime clips and `squeak_count` squeak clips,
+    plus out_dir/manifest.csv. A clip's audio depends on (seed, its index, kinds, f0_range_hz) only."""
+    unknown = [k for k in kinds if k not in ALL_ALARM_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"alarm kinds {unknown or '(none)'}: choose from {list(ALL_ALARM_KINDS)}")
     out_dir = Path(out_dir).resolve()
-    plan = [(ALARM_KINDS[i % len(ALARM_KINDS)], i) for i in range(count)]
+    plan = [(kinds[i % len(kinds)], i) for i in range(count)]
     plan += [(CYCLED_NEGATIVES[i % len(CYCLED_NEGATIVES)], count + i) for i in range(negatives)]
     plan += [("squeak", count + negatives + i) for i in range(squeak_count)]
     clips = []
     for kind, i in plan:
         rng = np.random.default_rng([seed, i])
-        label = "smoke_alarm" if kind in ALARM_KINDS else NEGATIVE_KINDS[kind]
+        label = "smoke_alarm" if kind in ALL_ALARM_KINDS else NEGATIVE_KINDS[kind]
         path = out_dir / label / f"{kind}_{i:05d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), make_alarm(kind, seconds, sample_rate_hz, rng), sample_rate_hz, subtype="PCM_16")
+        sf.write(str(path), make_alarm(kind, seconds, sample_rate_hz, rng, f0_range_hz), sample_rate_hz, subtype="PCM_16")
         clips.append(Clip(path=path, labels=(label, f"kind={kind}"), duration_s=seconds))
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
@@ -221,14 +246,25 @@ def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_alarms/seed<S>)")
-    p.add_argument("--count", type=int, default=400, help="alarm clips (t3, t4, chirp in turn)")
+    p.add_argument("--count", type=int, default=400, help="alarm clips (--kinds in turn)")
+    p.add_argument("--kinds", default=",".join(ALARM_KINDS),
+                   help=f"comma-separated alarm kinds of {','.join(ALL_ALARM_KINDS)} (default %(default)s)")
+    p.add_argument("--f0-range-hz", type=float, nargs=2, default=PIEZO_F0_HZ, metavar=("LO", "HI"),
+                   help="piezo alarms' fundamental is drawn from LO..HI Hz (default %(default)s)")
     p.add_argument("--negatives", type=int, default=200, help="beep/chime clips (microwave, phone, door in turn)")
     p.add_argument("--squeaks", type=int, default=0, help="squeak clips (hinges, wood: gliding tones)")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     out = args.out or default_out_dir(args.seed)
-    clips = generate(out, args.count, args.negatives, args.seconds, args.seed, squeak_count=args.squeaks)
+    if not args.f0_range_hz[0] <= args.f0_range_hz[1] or args.f0_range_hz[1] * 1.01 >= SAMPLE_RATE_HZ / 2:
+        p.error(f"--f0-range-hz {args.f0_range_hz}: need LO <= HI below {SAMPLE_RATE_HZ / 2 / 1.01:.0f} Hz")
+    try:
+        clips = generate(out, args.count, args.negatives, args.seconds, args.seed, squeak_count=args.squeaks,
+                         kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+                         f0_range_hz=tuple(args.f0_range_hz))
+    except ValueError as err:
+        p.error(str(err))
     print(f"{len(clips)} clips -> {out}/manifest.csv")
 
 
