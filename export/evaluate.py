@@ -130,12 +130,25 @@ class Scored:
     end_samples: np.ndarray  # int64 [n_hops], stream position after each hop
 
 
+HUM_HZ = 50.0  # --hum-db: mains hum of a fixed make, so that runs compare
+HUM_HARMONICS = {1: 1.0, 2: 0.5, 3: 1 / 3, 5: 0.2}  # order -> amplitude
+
+
+def mains_hum_at(start_sample: int, n: int, sample_rate_hz: int, rms_db: float) -> np.ndarray:
+    """n samples of HUM_HZ hum from stream position start_sample (so blocks join), rms_db dBFS RMS."""
+    t = (start_sample + np.arange(n)) / sample_rate_hz
+    hum = sum(a * np.sin(2 * np.pi * k * HUM_HZ * t) for k, a in HUM_HARMONICS.items())
+    return hum * 10 ** (rms_db / 20) / np.sqrt(sum(a * a for a in HUM_HARMONICS.values()) / 2)
+
+
 class Scorer:
     """One model at one hop; counts compute time per second of audio, caches per-clip streams."""
 
     def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0,
-                 gain_db: float = 0.0):
+                 gain_db: float = 0.0, hum_db: float | None = None, dc_offset: float = 0.0):
         self.model = model
+        self.hum_db = hum_db  # mains hum (dBFS RMS) under every stream played, as a humming microphone adds it
+        self.dc_offset = dc_offset  # added to every sample played, as a microphone's DC offset
         self.background: np.ndarray | None = None  # set_noise: mixed into the clips asked for noisy
         self.snr_db = 0.0
         self.gain = 10 ** (gain_db / 20)  # on every clip read, as a quieter (farther) or louder microphone would
@@ -158,7 +171,7 @@ class Scorer:
         results = []
         n_samples = 0
         for block in blocks:
-            results += self._push(runner, block)
+            results += self._push(runner, self._microphone(block, n_samples))
             n_samples += len(block)
         tail = (-n_samples) % self.hop_samples
         if tail:
@@ -167,6 +180,15 @@ class Scorer:
             n_labels = len(self.model.info.labels)
             return Scored(np.zeros((0, n_labels), np.float32), np.zeros(0, np.int64))
         return Scored(np.stack([r.scores for r in results]), np.array([r.end_sample for r in results], np.int64))
+
+    def _microphone(self, block: np.ndarray, start_sample: int) -> np.ndarray:
+        """block as the microphone delivers it: with its hum and DC offset, if any, clipped to [-1, 1]."""
+        if self.hum_db is None and not self.dc_offset:
+            return block
+        out = block.astype(np.float64) + self.dc_offset
+        if self.hum_db is not None:
+            out += mains_hum_at(start_sample, len(block), self.sample_rate_hz, self.hum_db)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def _push(self, runner: StreamRunner, block: np.ndarray):
         start = time.perf_counter()
@@ -794,7 +816,8 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
     model = model.with_hop(hop_samples)  # as the service loads it
-    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db), clips, groups, args)
+    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db, args.hum_db, args.dc_offset),
+                  clips, groups, args)
     if args.snr_db is not None:
         ctx.scorer.set_noise(noise_background(ctx), args.snr_db)
     result = {
@@ -809,6 +832,8 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         "split": args.split,
         "gain_db": args.gain_db,
         "snr_db": args.snr_db,
+        "hum_db": args.hum_db,
+        "dc_offset": args.dc_offset,
         "tasks": {},
         "wall_s": {},
     }
@@ -885,6 +910,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--snr-db", type=float, default=None,
                    help="mix the split's noise/ recordings into every keyword clip and wake-word positive (through "
                         "their padding too), this many dB below the clip; negatives and tags stay as they are")
+    p.add_argument("--hum-db", type=float, default=None,
+                   help=f"add {HUM_HZ:g} Hz mains hum with harmonics (HUM_HARMONICS) at this many dBFS RMS to everything "
+                        "streamed, as a humming microphone would, e.g. -40")
+    p.add_argument("--dc-offset", type=float, default=0.0,
+                   help="add this constant to every sample streamed, as a microphone's DC offset would, e.g. 0.05")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")

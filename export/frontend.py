@@ -27,6 +27,10 @@ class FrontEndConfig:
     power: float = 2.0  # 2: power spectrum, 1: magnitude
     log_floor: float = 1e-6
     n_mfcc: int = 0  # > 0: DCT-II of the log-mel, keep this many coefficients
+    # Subtract each frame's mean before the window (Kaldi's remove_dc_offset): a microphone's DC offset
+    # otherwise leaks through the window into the lowest mel bands. In the export it costs nothing: the
+    # DFT kernels are made zero-mean, which is the same sum.
+    remove_dc: bool = False
 
 
 def hz_to_mel(f_hz: torch.Tensor) -> torch.Tensor:
@@ -77,6 +81,8 @@ class FrontEnd(nn.Module):
         freqs = torch.arange(used_bins, dtype=torch.float64)
         phase = 2.0 * math.pi * freqs[:, None] * t[None, :] / cfg.n_fft
         kernels = torch.cat([torch.cos(phase), -torch.sin(phase)]) * window  # [2 * bins, win]
+        if cfg.remove_dc:  # sum_n k[n] (x[n] - mean(x)) = sum_n (k[n] - mean(k)) x[n]
+            kernels = kernels - kernels.mean(dim=1, keepdim=True)
         self.register_buffer("dft_kernels", kernels.float().unsqueeze(1), persistent=False)
         self.register_buffer("window", window.float(), persistent=False)
         self.register_buffer("mel_weights", mel, persistent=False)
@@ -105,7 +111,10 @@ class FrontEnd(nn.Module):
             spec = torch.conv1d(audio.unsqueeze(1), self.dft_kernels, stride=self.cfg.hop_samples)  # (B, 2*bins, frames)
             re, im = spec.chunk(2, dim=1)
             return (re * re + im * im).transpose(1, 2)
-        frames = audio.unfold(1, self.cfg.win_samples, self.cfg.hop_samples) * self.window  # (B, frames, win)
+        frames = audio.unfold(1, self.cfg.win_samples, self.cfg.hop_samples)  # (B, frames, win)
+        if self.cfg.remove_dc:
+            frames = frames - frames.mean(dim=-1, keepdim=True)
+        frames = frames * self.window
         spectrum = torch.fft.rfft(frames, n=self.cfg.n_fft)[..., : self.mel_weights.shape[0]]
         return spectrum.real**2 + spectrum.imag**2
 

@@ -352,6 +352,21 @@ def test_mix_at_snr_hits_the_requested_snr(snr_db):
     assert abs(10 * np.log10(np.sum(signal.astype(np.float64) ** 2) / np.sum((short - signal) ** 2.0)) - snr_db) < 0.5
 
 
+@pytest.mark.parametrize("mains_hz", [50.0, 60.0])
+def test_mains_hum_has_its_level_and_only_mains_harmonics(mains_hz):
+    rate = 16000
+    for seed in range(3):
+        hum = augment.mains_hum(rate * 2, rate, np.random.default_rng(seed), -40.0, mains_hz=mains_hz)
+        assert 20 * np.log10(np.sqrt(np.mean(hum ** 2))) == pytest.approx(-40.0, abs=0.01)
+        spectrum = np.abs(np.fft.rfft(hum * np.hanning(len(hum)))) ** 2  # windowed: the jittered lines leak little
+        freqs = np.fft.rfftfreq(len(hum), 1 / rate)
+        near = np.zeros(len(freqs), bool)
+        for k in range(1, 10):  # within the +-0.5 % of the mains frequency, and a little leakage
+            near |= np.abs(freqs - k * mains_hz) <= k * mains_hz * 0.005 + 2.0
+        assert spectrum[near].sum() > 0.99 * spectrum.sum()
+        assert spectrum[freqs > 10 * mains_hz].sum() < 1e-3 * spectrum.sum()  # nothing in the speech band above
+
+
 def test_reverb_keeps_length_is_causal_and_decays_with_rt60():
     rng = np.random.default_rng(0)
     impulse = np.zeros(16000, dtype=np.float32)

@@ -492,3 +492,20 @@ def test_alarm_variants_are_held_out_alarms_at_their_own_pitch_and_leave_the_def
             assert lo * 0.99 < peak_hz < hi * 1.01, name
     again = ev.alarm_scenes(ctx)  # the default scenes do not depend on the variants being drawn
     assert all(np.array_equal(a, b) and g == h for (a, g), (b, h) in zip(before, again))
+
+
+def test_a_humming_or_offset_microphone_adds_the_same_to_every_block_as_to_one_stream():
+    from types import SimpleNamespace
+
+    scorer = ev.Scorer.__new__(ev.Scorer)  # only the microphone: no model needed
+    scorer.sample_rate_hz, scorer.hum_db, scorer.dc_offset = SR, -40.0, 0.05
+    silence = np.zeros(SR, np.float32)
+    whole = scorer._microphone(silence, 0)
+    parts = np.concatenate([scorer._microphone(silence[:1000], 0), scorer._microphone(silence[1000:], 1000)])
+    np.testing.assert_allclose(parts, whole, atol=1e-7)  # the hum's phase runs on across blocks
+    assert np.mean(whole) == pytest.approx(0.05, abs=1e-3)
+    assert 20 * np.log10(np.std(whole)) == pytest.approx(-40.0, abs=0.1)
+    spectrum = np.abs(np.fft.rfft(whole - whole.mean()))
+    assert np.argmax(spectrum) == round(ev.HUM_HZ)  # 1 Hz bins over one second
+    scorer.hum_db, scorer.dc_offset = None, 0.0
+    assert scorer._microphone(silence, 0) is silence  # no fault: the block untouched

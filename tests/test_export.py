@@ -199,3 +199,36 @@ def test_a_card_without_a_training_run_says_so_and_a_history_gives_the_curve():
     rows = validation_curve([{"step": 500, "val_loss": 2.5, "keyword_acc": 0.5, "keyword_false_alarm_rate": 0.061,
                               "tag_top1": 0.3125}])
     assert rows[-1] == "| 500 | 2.5 | 50.0% | 6.1% | 31.2% |" and rows[2].startswith("| step |")
+
+
+def test_remove_dc_front_end_ignores_an_offset_in_torch_and_in_the_export(tmp_path):
+    from export.frontend import FrontEnd, FrontEndConfig
+    from export.onnx_export import export_and_check, model_info
+
+    x = torch.from_numpy(audio(2.0))[None]
+    plain, no_dc = FrontEnd(FrontEndConfig()), FrontEnd(FrontEndConfig(remove_dc=True))
+    with torch.no_grad():
+        assert (plain.raw(x + 0.1) - plain.raw(x)).abs()[..., :3].max() > 1.0  # an offset floods the lowest bands
+        assert torch.allclose(no_dc.raw(x + 0.1), no_dc.raw(x), atol=1e-3)
+        # away from the lowest bands the frame mean barely matters: a trained model keeps its features
+        assert torch.allclose(no_dc.raw(x)[..., 4:], plain.raw(x)[..., 4:], atol=0.05)
+    # the export's zero-mean DFT kernels are the same sum as removing the mean first
+    size, overrides = TINY["sat"]
+    torch.manual_seed(0)
+    model = build_model("sat", LABELS, size, frontend={"remove_dc": True}, **overrides).eval()
+    path = tmp_path / "no_dc.onnx"
+    reports = export_and_check(model, path, model_info(model))  # parity with torch at every hop, or it raises
+    assert max(r.max_abs_score_diff for r in reports) < 1e-4
+    loaded = load_model(path)
+
+    def streamed(signal):
+        state, out = loaded.new_state(), []
+        for hop in signal[: len(signal) // 2560 * 2560].reshape(-1, 2560):
+            scores, state = loaded.step(hop, state)
+            out.append(scores)
+        return np.stack(out)
+
+    signal = audio(3.0)
+    # the stream's first frame holds the zero carry and the offset signal: a step, not an offset; hops past
+    # the receptive field (2 layers x 3 cached columns + 1) no longer see it
+    np.testing.assert_allclose(streamed(signal + np.float32(0.1))[7:], streamed(signal)[7:], atol=1e-4)

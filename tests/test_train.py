@@ -452,6 +452,23 @@ def test_an_equalised_scene_changes_its_spectrum_not_its_targets():
     assert max(np.abs(change_db)) <= 12.5 and np.ptp(change_db) > 1.0
 
 
+def test_a_humming_scene_gains_mains_hum_under_everything_and_keeps_its_targets():
+    word = Word(tone(1.0, 700), 4000, 12000)
+    scenes = []
+    for p_hum in (0.0, 1.0):
+        cfg = SceneConfig(n_columns=10, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_hum=p_hum,
+                          hum_db=(-30.0, -30.0))
+        scenes.append(SceneSampler(Pools(keywords={"stop": [word]}), NAMES, cfg).sample(np.random.default_rng(0)))
+    (plain, plain_targets, _), (hum, hum_targets, _) = scenes
+    assert np.array_equal(plain_targets, hum_targets)
+    added = hum.astype(np.float64) - plain
+    assert 20 * np.log10(np.sqrt(np.mean(added ** 2))) == pytest.approx(-30.0, abs=0.2)  # the same all through
+    assert 20 * np.log10(np.sqrt(np.mean(added[:4000] ** 2))) == pytest.approx(-30.0, abs=1.0)  # silence hums too
+    spectrum = np.abs(np.fft.rfft(added)) ** 2
+    freqs = np.fft.rfftfreq(len(added), 1 / 16000)
+    assert spectrum[freqs < 700].sum() > 0.99 * spectrum.sum()
+
+
 def test_an_overdriven_scene_is_clipped_at_full_scale_and_keeps_its_targets():
     word = Word(tone(1.0, 700), 4000, 12000)
     for p_clip, over_db in ((1.0, (6.0, 6.0)), (0.0, (6.0, 6.0))):

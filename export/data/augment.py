@@ -98,6 +98,20 @@ def random_eq(audio: np.ndarray, sample_rate_hz: int, rng: np.random.Generator, 
     return np.fft.irfft(np.fft.rfft(audio.astype(np.float64), n_fft) * gain, n_fft)[: len(audio)].astype(np.float32)
 
 
+def mains_hum(n: int, sample_rate_hz: int, rng: np.random.Generator, rms_db: float,
+              mains_hz: float | None = None) -> np.ndarray:
+    """n samples of mains hum as a cheap microphone or a ground loop picks it up, rms_db dBFS RMS: 50 or
+    60 Hz (mains_hz, else drawn) within 0.5 %, and harmonics up to the 9th at random levels falling with
+    their order (rectifier buzz is rich in them), each at a random phase."""
+    f0_hz = (mains_hz or float(rng.choice([50.0, 60.0]))) * rng.uniform(0.995, 1.005)
+    t = np.arange(n) / sample_rate_hz
+    hum = np.zeros(n)
+    for k in range(1, 10):
+        if k * f0_hz < sample_rate_hz / 2:
+            hum += rng.uniform(0.0, 1.0) * k ** -rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * k * f0_hz * t + rng.uniform(0, 2 * np.pi))
+    return hum * 10 ** (rms_db / 20) / max(rms(hum), 1e-12)
+
+
 def apply_gain(audio: np.ndarray, gain_db: float, peak_limit: float = 0.99) -> np.ndarray:
     """Scale by gain_db, then scale down (never clip) so the peak is at most peak_limit."""
     out = audio.astype(np.float64) * 10 ** (gain_db / 20)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.data.augment import random_eq, random_reverb
+from export.data.augment import mains_hum, random_eq, random_reverb
 
 ACTIVE_DB = -30.0  # a column is active if its RMS is within this of the clip's loudest column
 WORD_DB = -25.0  # word boundaries: frames within this of the loudest 10 ms frame
@@ -62,6 +62,8 @@ class SceneConfig:
     level_db: tuple[float, float] = (-35.0, -8.0)  # RMS of the loudest part, dBFS
     p_eq: float = 0.0  # chance that a scene is heard through a random smooth equaliser (another microphone)
     eq_db: float = 6.0  # its gains lie within +-eq_db (augment.eq_curve_db)
+    p_hum: float = 0.0  # chance that a scene carries mains hum (augment.mains_hum): a cheap microphone, a ground loop
+    hum_db: tuple[float, float] = (-65.0, -30.0)  # its RMS, dBFS
     p_clip: float = 0.0  # chance that a scene is overdriven: its peak pushed past full scale and clipped at +-1
     clip_over_db: tuple[float, float] = (0.0, 12.0)  # by how much the peak is pushed past full scale (dB)
     p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
@@ -192,6 +194,8 @@ class SceneSampler:
             audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
         if cfg.p_eq and rng.random() < cfg.p_eq:  # the whole scene, as the microphone colours everything
             audio = random_eq(audio, cfg.sample_rate_hz, rng, cfg.eq_db)
+        if cfg.p_hum and rng.random() < cfg.p_hum:  # under everything, words and silence alike; no label
+            audio = audio + mains_hum(len(audio), cfg.sample_rate_hz, rng, rng.uniform(*cfg.hum_db))
         peak = np.abs(audio).max()
         if cfg.p_clip and peak > 0 and rng.random() < cfg.p_clip:  # a close talker into a hot input: clipped
             audio = np.clip(audio * (10 ** (rng.uniform(*cfg.clip_over_db) / 20) / peak), -1.0, 1.0)
