@@ -509,3 +509,19 @@ def test_a_humming_or_offset_microphone_adds_the_same_to_every_block_as_to_one_s
     assert np.argmax(spectrum) == round(ev.HUM_HZ)  # 1 Hz bins over one second
     scorer.hum_db, scorer.dc_offset = None, 0.0
     assert scorer._microphone(silence, 0) is silence  # no fault: the block untouched
+
+
+def test_alarm_sweep_makes_the_asked_pitch_and_the_shipped_model_hears_an_alarm_at_3200_hz():
+    from pathlib import Path
+
+    from export.alarm_sweep import ALARM_RMS, alarm, sweep
+
+    audio = alarm(3800, seed=100, sample_rate_hz=16000)[16000:]
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * 16000 / len(audio) - 3800) < 20
+    beeping = np.abs(audio) > 0.02
+    assert 0.8 * ALARM_RMS < np.sqrt(np.mean(audio[beeping] ** 2)) < 1.3 * ALARM_RMS
+    shipped = Path(__file__).resolve().parents[1] / "models" / "streamd-sat.onnx"
+    peaks = sweep(str(shipped), pitches_hz=(3200, 4500), alarms_per_pitch=2)
+    assert sorted(peaks) == [3200, 4500] and all(0.0 <= p <= 1.0 for v in peaks.values() for p in v)
+    assert min(peaks[3200]) > 0.3  # the middle of the band every shipped model trained on
