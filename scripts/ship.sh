@@ -14,6 +14,7 @@ licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercia
 synthetic="espeak-ng keyword speech, synthetic alarms"
 # the recipe's manifests with its base recipes' (a recipe may name a base: and inherit them)
 manifests=$($py -c 'import sys; from export.train import load_recipe; print(" ".join(load_recipe(sys.argv[1]).synthetic))' "$recipe")
+[[ $manifests == *synth/alarms-wide* ]] && synthetic+=" (also 2.5-4.3 kHz and 520 Hz)"
 [[ $manifests == *synth/music* ]] && synthetic+=", synthetic music"
 [[ $manifests == *synth/squeaks* ]] && synthetic+=", synthetic squeaks"
 [[ $manifests == *synth/talk* ]] && synthetic+=", synthetic talk"
