@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from export.data.synth_alarms import make_alarm_with_beeps
-from export.evaluate import Scorer, moving_mean
+from export.evaluate import ALARM_WINDOW_HOPS, Scorer, moving_mean
 from streamd.model import load_model
 
 PITCHES_HZ = (520, 2300, 2600, 2800, 3000, 3200, 3400, 3600, 3800, 4000, 4200, 4500)
@@ -23,30 +23,37 @@ ALARM_RMS = 0.05  # -26 dBFS
 NOISE_RMS = 0.005  # 20 dB below
 
 
+def kind_at(pitch_hz: int) -> str:
+    return "t3low" if pitch_hz < 1000 else "t3"  # t3low is its own 500-540 Hz square wave
+
+
 def alarm(pitch_hz: int, seed: int, sample_rate_hz: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    kind = "t3low" if pitch_hz < 1000 else "t3"  # t3low is its own 500-540 Hz square wave
-    audio, _ = make_alarm_with_beeps(kind, 8.0, sample_rate_hz, rng, (pitch_hz, pitch_hz + 1))
+    audio, _ = make_alarm_with_beeps(kind_at(pitch_hz), 8.0, sample_rate_hz, rng, (pitch_hz, pitch_hz + 1))
     audio = audio / np.sqrt(np.mean(audio[audio != 0] ** 2)) * ALARM_RMS
     audio = audio + NOISE_RMS * rng.standard_normal(len(audio))
     return np.concatenate([np.zeros(sample_rate_hz), audio]).astype(np.float32)
 
 
 def sweep(path: str, pitches_hz=PITCHES_HZ, alarms_per_pitch: int = ALARMS_PER_PITCH) -> dict[int, list[float]]:
-    """pitch -> the highest 5-hop mean of smoke_alarm for each of its alarms."""
-    model = load_model(path)
+    """pitch -> the highest smoothed smoke_alarm score (ALARM_WINDOW_HOPS mean) for each of its alarms."""
+    model = load_model(path, hop_samples=HOP_SAMPLES)  # as the service loads it
     scorer = Scorer(model, HOP_SAMPLES)
     column = model.info.label_names.index("smoke_alarm")
-    sr = model.info.sample_rate_hz
-    return {pitch_hz: [float(moving_mean(scorer.stream([alarm(pitch_hz, 100 + s, sr)]).scores[:, column:column + 1], 5).max())
-                       for s in range(alarms_per_pitch)] for pitch_hz in pitches_hz}
+    peaks = {}
+    for pitch_hz in pitches_hz:
+        peaks[pitch_hz] = []
+        for seed in range(100, 100 + alarms_per_pitch):
+            scores = scorer.stream([alarm(pitch_hz, seed, model.info.sample_rate_hz)]).scores[:, [column]]
+            peaks[pitch_hz].append(float(moving_mean(scores, ALARM_WINDOW_HOPS).max()))
+    return peaks
 
 
 def main(paths: list[str]) -> None:
     for path in paths:
         print(path)
         for pitch_hz, peaks in sweep(path).items():
-            label = "520 Hz square (t3low)" if pitch_hz < 1000 else f"{pitch_hz} Hz"
+            label = "520 Hz square (t3low)" if kind_at(pitch_hz) == "t3low" else f"{pitch_hz} Hz"
             print(f"  {label:>22}: " + " ".join(f"{p:.2f}" for p in peaks))
 
 
