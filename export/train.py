@@ -1,9 +1,12 @@
 """Train a model family on scenes built from manifests.
 
     python -m export.train export/recipes/sat-default.yaml --out runs/sat-default [--resume] [--steps N]
+        [--device auto|cpu|cuda]
 
 Progress bars show the loss; every ``eval_every`` steps a fixed set of validation scenes (built only
-from the validation split) is scored and the best checkpoint kept in ``OUT/best.pt``.
+from the validation split) is scored and the best checkpoint kept in ``OUT/best.pt``. The model, its
+teachers and each batch live on the device (CUDA when present, unless ``--device cpu``); scenes are
+mixed on the CPU, and checkpoints are saved from the CPU, so they load anywhere.
 """
 
 from __future__ import annotations
@@ -282,9 +285,22 @@ def widened_mlps(donor: dict, target: dict) -> dict:
     return out
 
 
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when torch sees a GPU, else the CPU; cuda without a GPU is an error, not a fallback."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device (this torch build or machine has none)")
+    return torch.device(name)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scenes: int = 128) -> None:
     """Per-feature mean and std of the front end over training scenes."""
-    audio = torch.from_numpy(np.stack([sampler.sample(rng)[0] for _ in range(n_scenes)]))
+    audio = torch.from_numpy(np.stack([sampler.sample(rng)[0] for _ in range(n_scenes)])).to(model_device(model))
     with torch.no_grad():
         feats = model.frontend.raw(audio).flatten(0, 1)
     model.frontend.set_normalisation(feats.mean(0), feats.std(0))
@@ -351,10 +367,10 @@ class CommandDistiller:
     is not masked, target = blend_commands(hard, teacher, weight, agree_only)."""
 
     def __init__(self, checkpoint: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
-                 agree_only: bool = False):
+                 agree_only: bool = False, device: torch.device = torch.device("cpu")):
         from export.teachers import WINDOW_SAMPLES, DSCNNTeacher
 
-        self.teacher = DSCNNTeacher(checkpoint)
+        self.teacher = DSCNNTeacher(checkpoint).to(device)
         self.weight = weight
         self.agree_only = agree_only
         self.columns = [label_names.index(c) for c in COMMANDS]
@@ -380,13 +396,13 @@ class TagDistiller:
     is there)."""
 
     def __init__(self, checkpoint_dir: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
-                 every: int = 4, window_columns: int = 8):
+                 every: int = 4, window_columns: int = 8, device: torch.device = torch.device("cpu")):
         from export.labels import TAGS
         from export.teacher_efficientat import EfficientATTeacher
 
-        self.teacher = EfficientATTeacher(checkpoint_dir).eval()
+        self.teacher = EfficientATTeacher(checkpoint_dir).eval().to(device)
         self.weight = weight
-        self.columns = [label_names.index(t) for t in TAGS]
+        self.columns = torch.tensor([label_names.index(t) for t in TAGS], device=device)
         self.column_samples = column_samples
         self.every = every
         self.window_samples = window_columns * column_samples
@@ -394,7 +410,7 @@ class TagDistiller:
     @torch.no_grad()
     def __call__(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
         B, n_columns = targets.shape[:2]
-        chosen = torch.arange(self.every - 1, n_columns, self.every)  # columns whose end gets a teacher window
+        chosen = torch.arange(self.every - 1, n_columns, self.every, device=audio.device)  # columns whose end gets a teacher window
         padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
         windows = padded.unfold(1, self.window_samples, self.column_samples)[:, chosen]  # (B, K, window)
         soft = self.teacher.tag_probs(windows.reshape(-1, self.window_samples)).reshape(B, len(chosen), -1)
@@ -402,20 +418,21 @@ class TagDistiller:
         out, out_mask = targets.clone(), mask.clone()
         hard = targets[:, chosen][..., self.columns]
         blended = torch.where(known, (1 - self.weight) * hard + self.weight * soft.nan_to_num(), hard)
-        out[:, chosen.unsqueeze(1), torch.tensor(self.columns)] = blended
+        out[:, chosen.unsqueeze(1), self.columns] = blended
         seen = mask[:, chosen][..., self.columns]
-        out_mask[:, chosen.unsqueeze(1), torch.tensor(self.columns)] = torch.where(known, torch.ones_like(seen), seen)
+        out_mask[:, chosen.unsqueeze(1), self.columns] = torch.where(known, torch.ones_like(seen), seen)
         return out, out_mask
 
 
-def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_samples: int) -> list:
-    """The teachers a recipe names: {dscnn: checkpoint, weight} for the commands, {efficientat: folder,
-    tag_weight, tag_every, tag_window_columns} for the tags."""
+def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_samples: int,
+               device: torch.device = torch.device("cpu")) -> list:
+    """The teachers a recipe names, on device: {dscnn: checkpoint, weight} for the commands, {efficientat:
+    folder, tag_weight, tag_every, tag_window_columns} for the tags."""
     out = []
     teacher = recipe.teacher
     if teacher.get("dscnn"):
         out.append(CommandDistiller(root / teacher["dscnn"], float(teacher.get("weight", 0.3)), label_names, column_samples,
-                                    agree_only=bool(teacher.get("agree_only", False))))
+                                    agree_only=bool(teacher.get("agree_only", False)), device=device))
         log.info("distilling the ten commands from %s (weight %.2f%s)", teacher["dscnn"], out[-1].weight,
                  ", where it agrees with the scene" if out[-1].agree_only else "")
     if teacher.get("efficientat") and teacher.get("tag_columns"):
@@ -424,7 +441,7 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
     elif teacher.get("efficientat"):
         out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
                                 column_samples, every=int(teacher.get("tag_every", 4)),
-                                window_columns=int(teacher.get("tag_window_columns", 8))))
+                                window_columns=int(teacher.get("tag_window_columns", 8)), device=device))
         log.info("distilling the tags from %s (weight %.2f)", teacher["efficientat"], out[-1].weight)
     return out
 
@@ -456,7 +473,9 @@ def validate(model, val: ValSet, label_names, recipe: Recipe, column_samples: in
     kw_idx = [i for i, n in enumerate(label_names) if n in keywords]
     tag_idx = [i for i, n in enumerate(label_names) if n not in keywords and n != "speech"]
     with torch.no_grad():
-        probs = torch.cat([torch.sigmoid(model.stream(val.audio[i : i + 32], column_samples)) for i in range(0, len(val.audio), 32)])
+        device = model_device(model)
+        probs = torch.cat([torch.sigmoid(model.stream(val.audio[i : i + 32].to(device), column_samples)).cpu()
+                           for i in range(0, len(val.audio), 32)])
     loss = masked_bce(torch.logit(probs.clamp(1e-6, 1 - 1e-6)), val.targets, val.mask).item()
     kw_hits = kw_total = false_alarms = quiet = tag_hits = tag_total = 0
     for p, t in zip(probs, val.targets):
@@ -496,7 +515,7 @@ def save(path: Path, model, optimizer, step: int, recipe: Recipe, metrics: dict)
     torch.save(optimizer.state_dict(), path.with_suffix(".optim"))
 
 
-def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
+def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.device = torch.device("cpu")) -> dict:
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
@@ -520,13 +539,14 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
 
     if recipe.init:
         warm_start(model, root / recipe.init)
-    pos_weight = torch.ones(len(label_names))
+    model.to(device)
+    pos_weight = torch.ones(len(label_names), device=device)
     pos_weight[[label_names.index(k) for k in recipe_keywords(recipe)]] = recipe.keyword_pos_weight
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     start_step, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
         model, meta = load_checkpoint(out / "last.pt")
-        model.train()
+        model.to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         optimizer.load_state_dict(torch.load(out / "last.optim", map_location="cpu", weights_only=True))
         start_step = meta["extra"]["step"]
@@ -536,7 +556,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     elif not recipe.init:
         set_normalisation(model, sampler, rng)
 
-    teachers = distillers(recipe, root, label_names, column_samples)
+    teachers = distillers(recipe, root, label_names, column_samples, device)
+    log.info("training on %s", device)
     add_freq_warp(model, recipe.freq_warp, rng)  # before the masks: a masked band stays masked
     add_spec_augment(model, recipe.spec_augment, rng)
 
@@ -547,7 +568,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * schedule(step)
-        audio, targets, mask = (torch.from_numpy(np.stack(x)) for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)]))
+        audio, targets, mask = (torch.from_numpy(np.stack(x)).to(device)
+                                for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)]))
         for teacher in teachers:
             targets, mask = teacher(audio, targets, mask)
         logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
@@ -567,6 +589,12 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path) -> dict:
                 best = score(metrics)
                 save(out / "best.pt", model, optimizer, done, recipe, metrics)
             (out / "history.jsonl").open("a").write(json.dumps(metrics) + "\n")
+    if recipe.steps == 0:  # no training: the init weights under the recipe's overrides, scored and saved as they are
+        metrics = {"step": 0, **validate(model, val, label_names, recipe, column_samples)}
+        history.append(metrics)
+        tqdm.write(json.dumps(metrics))
+        for name in ("last.pt", "best.pt"):
+            save(out / name, model, optimizer, 0, recipe, metrics)
     return history[-1] if history else {}
 
 
@@ -576,13 +604,15 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--steps", type=int, help="override the recipe's step count")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where the model trains (default: CUDA when present, else the CPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     recipe = load_recipe(args.recipe)
-    if args.steps:
+    if args.steps is not None:
         recipe = dataclasses.replace(recipe, steps=args.steps)
     root = Path(__file__).resolve().parent.parent
-    print(json.dumps(train(recipe, args.out, args.resume, root)))
+    print(json.dumps(train(recipe, args.out, args.resume, root, resolve_device(args.device))))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,24 @@ def test_stepped_torch_equals_full_sequence(family):
             assert full.std(dim=1).min().item() > 10 * STEP_TOLERANCE, "scores do not move with the audio: the comparison would be vacuous"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (training uses one where present)")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_model_on_cuda_streams_and_trains_as_on_the_cpu(family):
+    model = tiny(family)
+    x = torch.from_numpy(np.stack([audio(4.8, seed=1), audio(4.8, seed=2)]))
+    hop = model.card.hop_samples[-1]
+    with torch.no_grad():
+        on_cpu = model.stream(x, hop)
+        on_cuda = model.to("cuda").stream(x.to("cuda"), hop).cpu()
+    scale = max(1.0, on_cpu.abs().max().item())
+    assert (on_cuda - on_cpu).abs().max().item() < 1e-3 * scale  # TF32 and other kernels round differently
+    model.train()
+    loss = (model(x.to("cuda")) if not isinstance(model, WindowedModel) else model.classify(x[:, : model.window_samples].to("cuda"))).square().mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and g.device.type == "cuda" and torch.isfinite(g).all() for g in grads)
+
+
 def test_sat_full_sequence_reaches_past_the_cache():
     """The stream outlives the cache: with 30 columns and a 3-column cache the first columns must stop
     mattering, so changing them leaves the last column unchanged (bounded, relative context)."""

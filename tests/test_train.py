@@ -19,6 +19,8 @@ NAMES = tuple(label.name for label in DEFAULT_LABELS)
 SR = 16000
 COLUMN = 2560
 TEACHER = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "dscnn-mlperf" / "checkpoint.pth"
+# every device training may use here: the CPU always, CUDA where torch sees a GPU (never in CI)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 
 
 def tone(seconds: float, hz: float = 1000.0, level: float = 0.3) -> np.ndarray:
@@ -86,12 +88,13 @@ def test_scenes_are_reproducible_from_the_seed():
 
 
 @pytest.mark.skipif(not TEACHER.exists(), reason="needs ../shared/teachers (present in CI)")
-def test_distiller_blends_teacher_probabilities_into_command_targets():
+@pytest.mark.parametrize("device", DEVICES)
+def test_distiller_blends_teacher_probabilities_into_command_targets(device):
     from export.train import CommandDistiller
 
-    distil = CommandDistiller(TEACHER, 0.5, NAMES, COLUMN)
-    audio = torch.from_numpy(np.stack([tone(2.56, 500), np.zeros(int(2.56 * SR), np.float32)]))
-    targets = torch.zeros(2, 16, len(NAMES))
+    distil = CommandDistiller(TEACHER, 0.5, NAMES, COLUMN, device=torch.device(device))
+    audio = torch.from_numpy(np.stack([tone(2.56, 500), np.zeros(int(2.56 * SR), np.float32)])).to(device)
+    targets = torch.zeros(2, 16, len(NAMES), device=device)
     targets[0, 5, NAMES.index("yes")] = 1.0
     targets[0, 5, NAMES.index("dog")] = 1.0
     mask = torch.ones_like(targets)
@@ -129,7 +132,8 @@ def write_tiny_corpus(root: Path) -> Path:
     return root
 
 
-def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch, device):
     from export.families import load_checkpoint
     from export.train import load_recipe, train
 
@@ -142,19 +146,49 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch):
     )
     out = tmp_path / "run"
     recipe = load_recipe(recipe_path)
-    final = train(recipe, out, resume=False, root=tmp_path)
+    final = train(recipe, out, resume=False, root=tmp_path, device=torch.device(device))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [2, 4] and final["step"] == 4
     assert all(np.isfinite(h["val_loss"]) for h in history)
-    model, meta = load_checkpoint(out / "last.pt")
+    model, meta = load_checkpoint(out / "last.pt")  # saved from the device, loads on the CPU
     assert meta["family"] == "sat" and meta["extra"]["step"] == 4
     assert model.frontend.feature_std.min() > 0 and not torch.all(model.frontend.feature_mean == 0)
 
-    import dataclasses
-
-    train(dataclasses.replace(recipe, steps=6), out, resume=True, root=tmp_path)
+    train(dataclasses.replace(recipe, steps=6), out, resume=True, root=tmp_path, device=torch.device(device))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
+
+
+def test_a_recipe_of_zero_steps_saves_its_init_weights_under_its_overrides(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import load_recipe, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    common = f"family: sat\nsize: tiny\nbatch_size: 2\nval_scenes: 4\nthreads: 1\nshared_data: {corpus}\nscene: {{n_columns: 8}}\n"
+    (tmp_path / "tiny.yaml").write_text(f"name: tiny\nsteps: 2\neval_every: 2\n{common}")
+    train(load_recipe(tmp_path / "tiny.yaml"), tmp_path / "run", resume=False, root=tmp_path)
+    (tmp_path / "dc.yaml").write_text(f"name: dc\nsteps: 0\ninit: run/last.pt\noverrides: {{frontend: {{remove_dc: true}}}}\n{common}")
+    final = train(load_recipe(tmp_path / "dc.yaml"), tmp_path / "dc", resume=False, root=tmp_path)
+
+    assert final["step"] == 0 and np.isfinite(final["val_loss"])
+    donor, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    for name in ("last.pt", "best.pt"):
+        model, meta = load_checkpoint(tmp_path / "dc" / name)
+        assert meta["overrides"] == {"frontend": {"remove_dc": True}} and model.frontend.cfg.remove_dc
+        assert not donor.frontend.cfg.remove_dc
+        for key, value in donor.state_dict().items():
+            assert torch.equal(model.state_dict()[key], value), f"{key}: zero steps change no weight"
+
+
+def test_the_device_is_cuda_when_present_and_never_a_silent_fallback():
+    from export.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            resolve_device("cuda")
 
 
 def test_warm_start_adds_new_parts_and_rejects_a_different_model(tmp_path):

@@ -47,5 +47,5 @@ def freq_warp(features: torch.Tensor, frontend, rng: np.random.Generator, p: flo
     out = features.clone()
     for b in np.flatnonzero(draws):
         raw = features[b] * std + mean
-        out[b] = (raw @ warp_matrix(frontend.cfg, float(alphas[b])).T - mean) / std
+        out[b] = (raw @ warp_matrix(frontend.cfg, float(alphas[b])).T.to(raw.device) - mean) / std
     return out

@@ -141,11 +141,12 @@ class SATModel(StreamingModel):
     def attention_layout(self, n_new_columns: int, valid: torch.Tensor):
         """Column offsets (query - key) and the allowed mask, per token, for cached + new columns."""
         M, fp = self.cfg.cache_columns, self.tokens_per_column
-        query_column = torch.arange(n_new_columns * fp) // fp + M  # (Tq,)
-        key_column = torch.arange((n_new_columns + M) * fp) // fp  # (Tk,)
+        device = valid.device
+        query_column = torch.arange(n_new_columns * fp, device=device) // fp + M  # (Tq,)
+        key_column = torch.arange((n_new_columns + M) * fp, device=device) // fp  # (Tk,)
         offsets = query_column[:, None] - key_column[None, :]  # (Tq, Tk)
         in_window = (offsets >= 0) & (offsets <= M)
-        column_valid = torch.cat([valid, self.ones_for(valid, torch.arange(n_new_columns))], dim=1)  # (B, M + Cq)
+        column_valid = torch.cat([valid, self.ones_for(valid, torch.arange(n_new_columns, device=device))], dim=1)  # (B, M + Cq)
         key_valid = column_valid[:, key_column] > 0.5  # (B, Tk)
         allowed = in_window.unsqueeze(0) & key_valid.unsqueeze(1)  # (B, Tq, Tk)
         return offsets, allowed.unsqueeze(1)  # (Tq, Tk), (B, 1, Tq, Tk)
@@ -164,7 +165,7 @@ class SATModel(StreamingModel):
             next_caches += [keys[:, -M * fp :], values[:, -M * fp :]]
         B, T, d = x.shape
         pooled = self.norm(x).reshape(B, T // fp, fp, d).mean(dim=2)  # (B, cols, d)
-        next_valid = torch.cat([valid, self.ones_for(valid, torch.arange(n_columns))], dim=1)[:, -M:]
+        next_valid = torch.cat([valid, self.ones_for(valid, torch.arange(n_columns, device=valid.device))], dim=1)[:, -M:]
         next_carry = samples[:, -self.frontend.carry_samples :]
         return self.head(pooled), [next_carry, next_valid, *next_caches]
 

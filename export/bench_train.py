@@ -1,0 +1,95 @@
+"""Time a recipe's training step on each device: the model's part (forward, backward, AdamW) and,
+with --data, the CPU's part (mixing a batch of scenes from the recipe's pools).
+
+    python -m export.bench_train export/recipes/sat-squeak.yaml [--device auto|cpu|cuda] [--steps 30] [--data]
+
+The model's part runs on batches of random audio shaped as the recipe's (batch_size scenes of
+n_columns columns), so it needs no data; its median over --steps steps after 5 warm-up steps is
+printed with steps per second. A step of training costs the two parts added: export.train mixes the
+next batch on the CPU while nothing else runs, so on a GPU the scenes, not the model, set the pace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.data.scenes import SceneConfig, SceneSampler
+from export.train import build, load_pools, load_recipe, masked_bce, recipe_labels, resolve_device
+
+WARMUP_STEPS = 5
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_step_ms(recipe, device: torch.device, steps: int) -> list[float]:
+    """Wall ms of forward + backward + AdamW on random scenes, one per timed step."""
+    torch.manual_seed(0)
+    model = build(recipe, recipe_labels(recipe)).to(device).train()
+    n_columns = int(recipe.scene.get("n_columns", SceneConfig.n_columns))
+    column_samples = model.card.hop_samples[0]
+    audio = 0.1 * torch.randn(recipe.batch_size, n_columns * column_samples, device=device)
+    targets = torch.zeros(recipe.batch_size, n_columns, len(model.card.labels), device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    times_ms = []
+    for step in range(WARMUP_STEPS + steps):
+        sync(device)
+        start = time.perf_counter()
+        loss = masked_bce(model(audio), targets, torch.ones_like(targets))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync(device)
+        if step >= WARMUP_STEPS:
+            times_ms.append(1e3 * (time.perf_counter() - start))
+    return times_ms
+
+
+def scene_batch_ms(recipe, root: Path, steps: int) -> list[float]:
+    """Wall ms to mix one batch of training scenes on the CPU (the recipe's pools, loaded first)."""
+    labels = recipe_labels(recipe)
+    model = build(recipe, labels)
+    label_names = tuple(l.name for l in labels)
+    train_pools, _ = load_pools(recipe, root, model.card.sample_rate_hz, label_names)
+    cfg = SceneConfig(**{**recipe.scene, "column_samples": model.card.hop_samples[0]})
+    sampler, rng = SceneSampler(train_pools, label_names, cfg), np.random.default_rng(0)
+    times_ms = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        [sampler.sample(rng) for _ in range(recipe.batch_size)]
+        times_ms.append(1e3 * (time.perf_counter() - start))
+    return times_ms
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--data", action="store_true", help="also time the scene mixing (loads the recipe's data)")
+    args = parser.parse_args(argv)
+    recipe = load_recipe(args.recipe)
+    device = resolve_device(args.device)
+    torch.set_num_threads(recipe.threads)
+    model_ms = statistics.median(model_step_ms(recipe, device, args.steps))
+    result = {"recipe": recipe.name, "device": str(device),
+              "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "cpu_threads": torch.get_num_threads(), "batch_size": recipe.batch_size,
+              "model_step_ms": round(model_ms, 2), "model_steps_per_s": round(1e3 / model_ms, 1)}
+    if args.data:
+        scenes_ms = statistics.median(scene_batch_ms(recipe, Path(__file__).resolve().parent.parent, args.steps))
+        result |= {"scene_batch_ms": round(scenes_ms, 2), "steps_per_s": round(1e3 / (model_ms + scenes_ms), 2)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
