@@ -1,12 +1,13 @@
-"""Time a recipe's training step on each device: the model's part (forward, backward, AdamW) and,
-with --data, the CPU's part (mixing a batch of scenes from the recipe's pools).
+"""Time a recipe's training step on each device: the device's part (the recipe's teachers, forward,
+backward, AdamW) and, with --data, the CPU's part (mixing a batch of scenes from the recipe's pools).
 
     python -m export.bench_train export/recipes/sat-squeak.yaml [--device auto|cpu|cuda] [--steps 30] [--data]
 
-The model's part runs on batches of random audio shaped as the recipe's (batch_size scenes of
-n_columns columns), so it needs no data; its median over --steps steps after 5 warm-up steps is
-printed with steps per second. A step of training costs the two parts added: export.train mixes the
-next batch on the CPU while nothing else runs, so on a GPU the scenes, not the model, set the pace.
+The device's part runs on batches of random audio shaped as the recipe's (batch_size scenes of
+n_columns columns), so it needs no data, only the teachers the recipe distils from at every step
+(the command teacher hears a 1 s window at every column); its median over --steps steps after 5
+warm-up steps is printed with steps per second. A step of training costs the two parts added:
+export.train mixes the next batch on the CPU while nothing else runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from export.data.scenes import SceneConfig, SceneSampler
-from export.train import build, load_pools, load_recipe, masked_bce, recipe_labels, resolve_device
+from export.train import build, distillers, load_pools, load_recipe, masked_bce, recipe_labels, resolve_device
 
 WARMUP_STEPS = 5
 
@@ -31,12 +32,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_step_ms(recipe, device: torch.device, steps: int) -> list[float]:
-    """Wall ms of forward + backward + AdamW on random scenes, one per timed step."""
+def device_step_ms(recipe, root: Path, device: torch.device, steps: int) -> tuple[list[float], list[str]]:
+    """Wall ms of the teachers + forward + backward + AdamW on random scenes, one per timed step, and
+    the teachers that ran."""
     torch.manual_seed(0)
-    model = build(recipe, recipe_labels(recipe)).to(device).train()
+    labels = recipe_labels(recipe)
+    model = build(recipe, labels).to(device).train()
     n_columns = int(recipe.scene.get("n_columns", SceneConfig.n_columns))
     column_samples = model.card.hop_samples[0]
+    teachers = distillers(recipe, root, tuple(l.name for l in labels), column_samples, device)
     audio = 0.1 * torch.randn(recipe.batch_size, n_columns * column_samples, device=device)
     targets = torch.zeros(recipe.batch_size, n_columns, len(model.card.labels), device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -44,14 +48,17 @@ def model_step_ms(recipe, device: torch.device, steps: int) -> list[float]:
     for step in range(WARMUP_STEPS + steps):
         sync(device)
         start = time.perf_counter()
-        loss = masked_bce(model(audio), targets, torch.ones_like(targets))
+        t, mask = targets, torch.ones_like(targets)
+        for teacher in teachers:
+            t, mask = teacher(audio, t, mask)
+        loss = masked_bce(model(audio), t, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         sync(device)
         if step >= WARMUP_STEPS:
             times_ms.append(1e3 * (time.perf_counter() - start))
-    return times_ms
+    return times_ms, [type(t).__name__ for t in teachers]
 
 
 def scene_batch_ms(recipe, root: Path, steps: int) -> list[float]:
@@ -80,14 +87,17 @@ def main(argv=None) -> None:
     recipe = load_recipe(args.recipe)
     device = resolve_device(args.device)
     torch.set_num_threads(recipe.threads)
-    model_ms = statistics.median(model_step_ms(recipe, device, args.steps))
+    root = Path(__file__).resolve().parent.parent
+    times_ms, teacher_names = device_step_ms(recipe, root, device, args.steps)
+    device_ms = statistics.median(times_ms)
     result = {"recipe": recipe.name, "device": str(device),
               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "cpu_threads": torch.get_num_threads(), "batch_size": recipe.batch_size,
-              "model_step_ms": round(model_ms, 2), "model_steps_per_s": round(1e3 / model_ms, 1)}
+              "teachers_per_step": teacher_names,
+              "device_step_ms": round(device_ms, 2), "device_steps_per_s": round(1e3 / device_ms, 1)}
     if args.data:
-        scenes_ms = statistics.median(scene_batch_ms(recipe, Path(__file__).resolve().parent.parent, args.steps))
-        result |= {"scene_batch_ms": round(scenes_ms, 2), "steps_per_s": round(1e3 / (model_ms + scenes_ms), 2)}
+        scenes_ms = statistics.median(scene_batch_ms(recipe, root, args.steps))
+        result |= {"scene_batch_ms": round(scenes_ms, 2), "steps_per_s": round(1e3 / (device_ms + scenes_ms), 2)}
     print(json.dumps(result))
 
 

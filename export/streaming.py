@@ -37,7 +37,8 @@ class StreamingModel(nn.Module):
         raise NotImplementedError
 
     def init_state(self, batch_size: int = 1) -> list[torch.Tensor]:
-        device = next(self.parameters()).device  # a zero state where the weights are (CPU or CUDA)
+        # a zero state where the weights (or, in a model without any, the buffers) are: CPU or CUDA
+        device = next(iter([*self.parameters(), *self.buffers()]), torch.zeros(0)).device
         return [torch.zeros(batch_size, *shape, device=device) for shape in self.state_shapes().values()]
 
     def step(self, audio: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -593,3 +593,16 @@ def test_command_teacher_is_blended_only_where_it_decides_as_the_scene_does():
     assert gated[1, down] == 1.0 and gated[1, no] == 0.0 and gated[2, down] == 0.0
     # batch and column axes pass through
     assert blend_commands(hard.reshape(1, 5, -1), soft.reshape(1, 5, -1), 0.7, True).shape == (1, 5, len(COMMANDS))
+
+
+@pytest.mark.skipif(not TEACHER.exists(), reason="needs ../shared/teachers (present in CI)")
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_training_benchmark_times_the_model_with_the_teachers_of_its_recipe(tmp_path, device):
+    from export.bench_train import device_step_ms
+    from export.train import load_recipe
+
+    recipe_path = tmp_path / "tiny.yaml"
+    recipe_path.write_text(f"name: tiny\nfamily: sat\nsize: tiny\nbatch_size: 2\nscene: {{n_columns: 8}}\n"
+                           f"teacher: {{dscnn: {TEACHER}, weight: 0.5}}\n")
+    times_ms, teachers = device_step_ms(load_recipe(recipe_path), tmp_path, torch.device(device), steps=3)
+    assert teachers == ["CommandDistiller"] and len(times_ms) == 3 and min(times_ms) > 0
