@@ -76,6 +76,9 @@ class Recipe:
     # the scene does, efficientat: folder, tag_weight: 0..1, tag_columns: true for precomputed targets on
     # every column (export/data/teacher_targets.py), else tag_every/tag_window_columns}
     teacher: dict = field(default_factory=dict)
+    # labels whose rows of the output head alone learn; every other weight stays as init left it, so the
+    # other labels score exactly as before (a detector widened without touching the keywords); empty: all
+    train_labels: tuple[str, ...] = ()
 
 
 # keys whose mappings a recipe merges into its base's, key by key, rather than replacing them
@@ -105,13 +108,16 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
-    for key in ("synthetic", "new_keywords"):
+    for key in ("synthetic", "new_keywords", "train_labels"):
         if key in raw:
             raw[key] = tuple(raw[key])
     clash = sorted(set(raw.get("new_keywords", ())) & {label.name for label in DEFAULT_LABELS})
     if clash:
         raise SystemExit(f"{path}: new_keywords {clash} are labels of the default model already")
-    return Recipe(**raw)
+    recipe = Recipe(**raw)
+    if recipe.train_labels and recipe.weight_decay:
+        raise SystemExit(f"{path}: train_labels needs weight_decay: 0 (decay would shrink the frozen rows too)")
+    return recipe
 
 
 def recipe_labels(recipe: Recipe) -> tuple[Label, ...]:
@@ -296,6 +302,23 @@ def resolve_device(name: str) -> torch.device:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def restrict_to_labels(model: StreamingModel, names: tuple[str, ...], label_names: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Freeze every weight but the head's rows of names (their gradients elsewhere are zeroed); returns the
+    parameters left to learn. Use no weight decay with it: AdamW would shrink the frozen rows too."""
+    unknown = sorted(set(names) - set(label_names))
+    head = getattr(model, "head", None)
+    if unknown or not isinstance(head, torch.nn.Linear):
+        raise SystemExit(f"train_labels: {unknown or list(names)} " + ("are not labels of the model" if unknown else
+                         f"need a model whose output is one linear head (SAT, UiT), not {model.card.family}"))
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    rows = torch.zeros(len(label_names), device=head.weight.device)
+    rows[[label_names.index(n) for n in names]] = 1.0
+    head.weight.requires_grad_(True).register_hook(lambda grad: grad * rows[:, None])
+    head.bias.requires_grad_(True).register_hook(lambda grad: grad * rows)
+    return [head.weight, head.bias]
 
 
 def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scenes: int = 128) -> None:
@@ -542,12 +565,16 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     model.to(device)
     pos_weight = torch.ones(len(label_names), device=device)
     pos_weight[[label_names.index(k) for k in recipe_keywords(recipe)]] = recipe.keyword_pos_weight
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+    def learning(m: StreamingModel):  # the parameters the optimizer moves
+        return restrict_to_labels(m, recipe.train_labels, label_names) if recipe.train_labels else m.parameters()
+
+    optimizer = torch.optim.AdamW(learning(model), lr=recipe.lr, weight_decay=recipe.weight_decay)
     start_step, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
         model, meta = load_checkpoint(out / "last.pt")
         model.to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        optimizer = torch.optim.AdamW(learning(model), lr=recipe.lr, weight_decay=recipe.weight_decay)
         optimizer.load_state_dict(torch.load(out / "last.optim", map_location="cpu", weights_only=True))
         start_step = meta["extra"]["step"]
         best = max(score(m) for m in map(json.loads, (out / "history.jsonl").read_text().splitlines()))
@@ -576,7 +603,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
         loss = masked_bce(logits, t, m, pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{recipe.lr * schedule(step):.1e}", refresh=False)
         done = step + 1

@@ -606,3 +606,33 @@ def test_the_training_benchmark_times_the_model_with_the_teachers_of_its_recipe(
                            f"teacher: {{dscnn: {TEACHER}, weight: 0.5}}\n")
     times_ms, teachers = device_step_ms(load_recipe(recipe_path), tmp_path, torch.device(device), steps=3)
     assert teachers == ["CommandDistiller"] and len(times_ms) == 3 and min(times_ms) > 0
+
+
+def test_training_only_the_rows_of_some_labels_leaves_every_other_weight_as_it_was(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import load_recipe, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    common = f"family: sat\nsize: tiny\nbatch_size: 2\nval_scenes: 4\nthreads: 1\nshared_data: {corpus}\nscene: {{n_columns: 8}}\n"
+    (tmp_path / "tiny.yaml").write_text(f"name: tiny\nsteps: 2\neval_every: 2\n{common}")
+    train(load_recipe(tmp_path / "tiny.yaml"), tmp_path / "run", resume=False, root=tmp_path)
+    (tmp_path / "dog.yaml").write_text(f"name: dog\nsteps: 4\neval_every: 4\nlr: 0.01\nweight_decay: 0\n"
+                                       f"init: run/last.pt\ntrain_labels: [dog]\n{common}")
+    train(load_recipe(tmp_path / "dog.yaml"), tmp_path / "dog", resume=False, root=tmp_path)
+
+    before, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    after, _ = load_checkpoint(tmp_path / "dog" / "last.pt")
+    dog = NAMES.index("dog")
+    old, new = before.state_dict(), after.state_dict()
+    for key in old:
+        if key in ("head.weight", "head.bias"):
+            others = [i for i in range(len(NAMES)) if i != dog]
+            assert torch.equal(old[key][others], new[key][others]), f"{key}: another label's row moved"
+            assert not torch.equal(old[key][dog], new[key][dog]), f"{key}: the dog row did not learn"
+        else:
+            assert torch.equal(old[key], new[key]), f"{key} moved"
+
+    (tmp_path / "decay.yaml").write_text(f"name: decay\nsteps: 1\ninit: run/last.pt\ntrain_labels: [dog]\n{common}")
+    with pytest.raises(SystemExit, match="weight_decay: 0"):
+        load_recipe(tmp_path / "decay.yaml")
