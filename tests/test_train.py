@@ -159,8 +159,9 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch, device):
     assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
 
 
-def test_a_recipe_of_zero_steps_saves_its_init_weights_under_its_overrides(tmp_path, monkeypatch):
-    from export.families import load_checkpoint
+def tiny_run(tmp_path: Path, monkeypatch) -> str:
+    """A tiny SAT trained 2 steps into tmp_path/run on the tiny corpus; returns the recipe lines a
+    recipe of its own (root tmp_path, init: run/last.pt) shares with it."""
     from export.train import load_recipe, train
 
     monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
@@ -168,6 +169,14 @@ def test_a_recipe_of_zero_steps_saves_its_init_weights_under_its_overrides(tmp_p
     common = f"family: sat\nsize: tiny\nbatch_size: 2\nval_scenes: 4\nthreads: 1\nshared_data: {corpus}\nscene: {{n_columns: 8}}\n"
     (tmp_path / "tiny.yaml").write_text(f"name: tiny\nsteps: 2\neval_every: 2\n{common}")
     train(load_recipe(tmp_path / "tiny.yaml"), tmp_path / "run", resume=False, root=tmp_path)
+    return common
+
+
+def test_a_recipe_of_zero_steps_saves_its_init_weights_under_its_overrides(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import load_recipe, train
+
+    common = tiny_run(tmp_path, monkeypatch)
     (tmp_path / "dc.yaml").write_text(f"name: dc\nsteps: 0\ninit: run/last.pt\noverrides: {{frontend: {{remove_dc: true}}}}\n{common}")
     final = train(load_recipe(tmp_path / "dc.yaml"), tmp_path / "dc", resume=False, root=tmp_path)
 
@@ -612,11 +621,7 @@ def test_training_only_the_rows_of_some_labels_leaves_every_other_weight_as_it_w
     from export.families import load_checkpoint
     from export.train import load_recipe, train
 
-    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
-    corpus = write_tiny_corpus(tmp_path / "data")
-    common = f"family: sat\nsize: tiny\nbatch_size: 2\nval_scenes: 4\nthreads: 1\nshared_data: {corpus}\nscene: {{n_columns: 8}}\n"
-    (tmp_path / "tiny.yaml").write_text(f"name: tiny\nsteps: 2\neval_every: 2\n{common}")
-    train(load_recipe(tmp_path / "tiny.yaml"), tmp_path / "run", resume=False, root=tmp_path)
+    common = tiny_run(tmp_path, monkeypatch)
     (tmp_path / "dog.yaml").write_text(f"name: dog\nsteps: 4\neval_every: 4\nlr: 0.01\nweight_decay: 0\n"
                                        f"init: run/last.pt\ntrain_labels: [dog]\n{common}")
     train(load_recipe(tmp_path / "dog.yaml"), tmp_path / "dog", resume=False, root=tmp_path)
