@@ -187,6 +187,22 @@ def _peak_hz(audio, rate):
     return np.argmax(np.abs(np.fft.rfft(audio))) * rate / len(audio)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_piezo_negative_has_an_alarms_pitch_in_a_rhythm_no_alarm_uses(seed, tmp_path):
+    rate, seconds = 16000, 8.0
+    audio = synth_alarms.make_alarm("piezo", seconds, rate, np.random.default_rng(seed), f0_range_hz=(3900.0, 4100.0))
+    assert 3900 * 0.99 < _peak_hz(audio, rate) < 4100 * 1.01
+    segs = _on_segments(audio, rate)
+    if len(segs) >= 4:  # steady beeping: short beeps at one period, never a temporal pattern's pause
+        inner = segs[:-1]  # the last beep may be cut by the clip's end
+        offs = np.array([c - b for (a, b), (c, d) in zip(segs, segs[1:])])
+        assert max(b - a for a, b in inner) < 0.41 and np.ptp(offs) < 0.02
+    else:  # one or two held tones, the first ending inside the clip: longer than any alarm's beep
+        assert len(segs) <= 2 and segs[0][1] - segs[0][0] > 0.75
+    clips = synth_alarms.generate(tmp_path, 0, 0, seconds=1.0, seed=seed, piezo_negatives=2)
+    assert [c.labels for c in clips] == [("beep", "kind=piezo")] * 2
+
+
 def test_alarm_pitch_follows_the_asked_range_and_the_low_alarm_is_a_520_hz_square_wave():
     rate = 16000
     for seed in range(4):

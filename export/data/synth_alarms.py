@@ -13,12 +13,17 @@ Negatives (not model labels; the trainer treats them as noise): `beep` (microwav
 phone-ring-like 440+480 Hz bursts), `chime` (two-note door chime, decaying bell partials) and, with
 `--squeaks`, `squeak` (hinges and wood: 0.3-1.5 s tones in 0.7-4.5 kHz whose pitch glides by 10-40 %, some
 rasping). A squeak can sit right on an alarm's 3 kHz; what tells them apart is the piezo's steady
-pitch and rhythm. Squeaks are longer than a low-battery chirp, which is an alarm sound.
+pitch and rhythm. Squeaks are longer than a low-battery chirp, which is an alarm sound. With
+`--piezo-negatives`, `beep` clips of kind `piezo`: an alarm's own piezo tone (at `--f0-range-hz`) in rhythms
+no alarm uses, steady beeping of 0.15-0.4 s beeps with no group pause (a timer, a reversing truck) or
+one or two held tones of 0.8-2.5 s, so that the pattern, not the pitch, tells an alarm.
 
     python -m export.data.synth_alarms --out DIR --count 400 --negatives 200 --seconds 5 --seed 0
     python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --squeaks 60 --seed 0
     python -m export.data.synth_alarms --out DIR --count 400 --negatives 0 --seed 7 \
         --f0-range-hz 2500 4300 --kinds t3,t4,chirp,t3low
+    python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --piezo-negatives 600 --seed 11 \
+        --f0-range-hz 2500 4300
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ ALARM_KINDS = ("t3", "t4", "chirp")  # what --count draws in turn unless --kinds
 ALL_ALARM_KINDS = ALARM_KINDS + ("t3low",)
 PIEZO_F0_HZ = (2900.0, 3500.0)  # where most household piezo horns sit
 LOW_F0_HZ = (500.0, 540.0)  # the low-frequency alarm's 520 Hz, with a part's tolerance
-NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime", "squeak": "squeak"}  # kind -> label
+NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime", "squeak": "squeak", "piezo": "beep"}  # kind -> label
 CYCLED_NEGATIVES = ("microwave", "phone", "door")  # what --negatives draws in turn (squeaks: --squeaks)
 RAMP_S = 0.003  # on/off ramps of a beep, so edges do not click
 TIMING_JITTER = 0.1  # relative
@@ -131,10 +136,27 @@ def make_alarm_with_beeps(kind: str, seconds: float, sample_rate_hz: int, rng: n
         audio = door_chime(n, sample_rate_hz, rng)
     elif kind == "squeak":
         audio = squeaks(n, sample_rate_hz, rng)
+    elif kind == "piezo":
+        audio = piezo_tone(n, sample_rate_hz, rng, f0_range_hz) * envelope(non_alarm_rhythm(seconds, rng), n, sample_rate_hz)
     else:
         raise ValueError(f"unknown kind {kind!r}; known: {ALL_ALARM_KINDS + tuple(NEGATIVE_KINDS)}")
     peak = 10 ** (rng.uniform(-12, -3) / 20)
     return (audio * peak / max(np.abs(audio).max(), 1e-9)).astype(np.float32), beeps
+
+
+def non_alarm_rhythm(seconds: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """(start_s, end_s) of beeps in a rhythm no alarm of TEMPORAL uses: half the time steady beeping
+    (0.15-0.4 s on, 0.15-0.9 s off, no pause after a group), else one or two held tones of 0.8-2.5 s."""
+    if rng.random() < 0.5:
+        on_s, off_s = rng.uniform(0.15, 0.4), rng.uniform(0.15, 0.9)
+        return [(t, min(seconds, t + on_s)) for t in np.arange(rng.uniform(0, on_s + off_s), seconds, on_s + off_s)]
+    beeps, t = [], rng.uniform(0, 0.3 * seconds)
+    for _ in range(int(rng.integers(1, 3))):
+        held_s = rng.uniform(0.8, 2.5)
+        if t < seconds:
+            beeps.append((t, min(seconds, t + held_s)))
+        t += held_s + rng.uniform(0.5, 1.5)
+    return beeps
 
 
 def microwave(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
@@ -221,9 +243,10 @@ def default_out_dir(seed: int = 0) -> Path:
 
 def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5.0, seed: int = 0,
              sample_rate_hz: int = SAMPLE_RATE_HZ, squeak_count: int = 0, kinds: tuple[str, ...] = ALARM_KINDS,
-             f0_range_hz: tuple[float, float] = PIEZO_F0_HZ) -> list[Clip]:
-    """count alarm clips (`kinds` in turn), `negatives` beep/chime clips and `squeak_count` squeak clips,
-    plus out_dir/manifest.csv. A clip's audio depends on (seed, its index, kinds, f0_range_hz) only."""
+             f0_range_hz: tuple[float, float] = PIEZO_F0_HZ, piezo_negatives: int = 0) -> list[Clip]:
+    """count alarm clips (`kinds` in turn), `negatives` beep/chime clips, `squeak_count` squeak clips and
+    `piezo_negatives` piezo beeps in non-alarm rhythms, plus out_dir/manifest.csv. A clip's audio depends on
+    (seed, its index, kinds, f0_range_hz) only."""
     unknown = [k for k in kinds if k not in ALL_ALARM_KINDS]
     if unknown or not kinds:
         raise ValueError(f"alarm kinds {unknown or '(none)'}: choose from {list(ALL_ALARM_KINDS)}")
@@ -231,6 +254,7 @@ def generate(out_dir: str | Path, count: int, negatives: int, seconds: float = 5
     plan = [(kinds[i % len(kinds)], i) for i in range(count)]
     plan += [(CYCLED_NEGATIVES[i % len(CYCLED_NEGATIVES)], count + i) for i in range(negatives)]
     plan += [("squeak", count + negatives + i) for i in range(squeak_count)]
+    plan += [("piezo", count + negatives + squeak_count + i) for i in range(piezo_negatives)]
     clips = []
     for kind, i in plan:
         rng = np.random.default_rng([seed, i])
@@ -253,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="piezo alarms' fundamental is drawn from LO..HI Hz (default %(default)s)")
     p.add_argument("--negatives", type=int, default=200, help="beep/chime clips (microwave, phone, door in turn)")
     p.add_argument("--squeaks", type=int, default=0, help="squeak clips (hinges, wood: gliding tones)")
+    p.add_argument("--piezo-negatives", type=int, default=0,
+                   help="beep clips of an alarm's piezo tone (at --f0-range-hz) in rhythms no alarm uses")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -262,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         clips = generate(out, args.count, args.negatives, args.seconds, args.seed, squeak_count=args.squeaks,
                          kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
-                         f0_range_hz=tuple(args.f0_range_hz))
+                         f0_range_hz=tuple(args.f0_range_hz), piezo_negatives=args.piezo_negatives)
     except ValueError as err:
         p.error(str(err))
     print(f"{len(clips)} clips -> {out}/manifest.csv")
