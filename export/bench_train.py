@@ -3,9 +3,9 @@ backward, AdamW) and, with --data, the CPU's part (mixing a batch of scenes from
 
     python -m export.bench_train export/recipes/sat-squeak.yaml [--device auto|cpu|cuda] [--steps 30] [--data]
 
-The device's part runs on batches of random audio shaped as the recipe's (batch_size scenes of
-n_columns columns), so it needs no data, only the teachers the recipe distils from at every step
-(the command teacher hears a 1 s window at every column); its median over --steps steps after 5
+The device's part (export.train.training_step) runs on batches of random audio shaped as the
+recipe's (batch_size scenes of n_columns columns), so it needs no data, only the teachers the recipe
+distils from at every step (the command teacher hears a 1 s window at every column); its median over --steps steps after 5
 warm-up steps is printed with steps per second. A step of training costs the two parts added:
 export.train mixes the next batch on the CPU while nothing else runs.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from export.data.scenes import SceneConfig, SceneSampler
-from export.train import build, distillers, load_pools, load_recipe, masked_bce, recipe_labels, resolve_device
+from export.train import build, distillers, load_pools, load_recipe, recipe_labels, resolve_device, training_step
 
 WARMUP_STEPS = 5
 
@@ -33,8 +33,8 @@ def sync(device: torch.device) -> None:
 
 
 def device_step_ms(recipe, root: Path, device: torch.device, steps: int) -> tuple[list[float], list[str]]:
-    """Wall ms of the teachers + forward + backward + AdamW on random scenes, one per timed step, and
-    the teachers that ran."""
+    """Wall ms of export.train's training_step (teachers, forward, backward, clipping, AdamW) on random
+    scenes, one per timed step, and the teachers that ran."""
     torch.manual_seed(0)
     labels = recipe_labels(recipe)
     model = build(recipe, labels).to(device).train()
@@ -42,19 +42,16 @@ def device_step_ms(recipe, root: Path, device: torch.device, steps: int) -> tupl
     column_samples = model.card.hop_samples[0]
     teachers = distillers(recipe, root, tuple(l.name for l in labels), column_samples, device)
     audio = 0.1 * torch.randn(recipe.batch_size, n_columns * column_samples, device=device)
-    targets = torch.zeros(recipe.batch_size, n_columns, len(model.card.labels), device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    targets = torch.zeros(recipe.batch_size, n_columns, len(labels), device=device)
+    params = list(model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    pos_weight, rng = torch.ones(len(labels), device=device), np.random.default_rng(0)
     times_ms = []
     for step in range(WARMUP_STEPS + steps):
         sync(device)
         start = time.perf_counter()
-        t, mask = targets, torch.ones_like(targets)
-        for teacher in teachers:
-            t, mask = teacher(audio, t, mask)
-        loss = masked_bce(model(audio), t, mask)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        batch = (audio, targets, torch.ones_like(targets))
+        training_step(model, optimizer, params, batch, teachers, pos_weight, rng, recipe, column_samples)
         sync(device)
         if step >= WARMUP_STEPS:
             times_ms.append(1e3 * (time.perf_counter() - start))

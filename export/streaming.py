@@ -36,10 +36,13 @@ class StreamingModel(nn.Module):
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights (or, in a model without any, the buffers) are: CPU or CUDA."""
+        return next(iter([*self.parameters(), *self.buffers()]), torch.zeros(0)).device
+
     def init_state(self, batch_size: int = 1) -> list[torch.Tensor]:
-        # a zero state where the weights (or, in a model without any, the buffers) are: CPU or CUDA
-        device = next(iter([*self.parameters(), *self.buffers()]), torch.zeros(0)).device
-        return [torch.zeros(batch_size, *shape, device=device) for shape in self.state_shapes().values()]
+        return [torch.zeros(batch_size, *shape, device=self.device) for shape in self.state_shapes().values()]
 
     def step(self, audio: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError

@@ -300,10 +300,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def restrict_to_labels(model: StreamingModel, names: tuple[str, ...], label_names: tuple[str, ...]) -> list[torch.nn.Parameter]:
     """Freeze every weight but the head's rows of names (their gradients elsewhere are zeroed); returns the
     parameters left to learn. Use no weight decay with it: AdamW would shrink the frozen rows too."""
@@ -323,7 +319,7 @@ def restrict_to_labels(model: StreamingModel, names: tuple[str, ...], label_name
 
 def set_normalisation(model: StreamingModel, sampler: SceneSampler, rng, n_scenes: int = 128) -> None:
     """Per-feature mean and std of the front end over training scenes."""
-    audio = torch.from_numpy(np.stack([sampler.sample(rng)[0] for _ in range(n_scenes)])).to(model_device(model))
+    audio = torch.from_numpy(np.stack([sampler.sample(rng)[0] for _ in range(n_scenes)])).to(model.device)
     with torch.no_grad():
         feats = model.frontend.raw(audio).flatten(0, 1)
     model.frontend.set_normalisation(feats.mean(0), feats.std(0))
@@ -474,6 +470,22 @@ def masked_bce(logits, targets, mask, pos_weight: torch.Tensor | None = None) ->
     return (loss * mask).sum(-1).sum() / mask[..., 0].numel()  # sum over labels, mean over outputs
 
 
+def training_step(model, optimizer, params: list, batch, teachers: list, pos_weight: torch.Tensor, rng,
+                  recipe: Recipe, column_samples: int) -> torch.Tensor:
+    """One optimizer step on a batch (audio, targets, mask) already on the model's device: the teachers
+    blend their targets in, then loss, backward, gradient clipping over params, update. Returns the loss."""
+    audio, targets, mask = batch
+    for teacher in teachers:
+        targets, mask = teacher(audio, targets, mask)
+    logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
+    loss = masked_bce(logits, t, m, pos_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    return loss
+
+
 # ----------------------------------------------------------------------------------- evaluation
 
 @dataclass
@@ -496,8 +508,7 @@ def validate(model, val: ValSet, label_names, recipe: Recipe, column_samples: in
     kw_idx = [i for i, n in enumerate(label_names) if n in keywords]
     tag_idx = [i for i, n in enumerate(label_names) if n not in keywords and n != "speech"]
     with torch.no_grad():
-        device = model_device(model)
-        probs = torch.cat([torch.sigmoid(model.stream(val.audio[i : i + 32].to(device), column_samples)).cpu()
+        probs = torch.cat([torch.sigmoid(model.stream(val.audio[i : i + 32].to(model.device), column_samples)).cpu()
                            for i in range(0, len(val.audio), 32)])
     loss = masked_bce(torch.logit(probs.clamp(1e-6, 1 - 1e-6)), val.targets, val.mask).item()
     kw_hits = kw_total = false_alarms = quiet = tag_hits = tag_total = 0
@@ -566,15 +577,17 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     pos_weight = torch.ones(len(label_names), device=device)
     pos_weight[[label_names.index(k) for k in recipe_keywords(recipe)]] = recipe.keyword_pos_weight
 
-    def learning(m: StreamingModel):  # the parameters the optimizer moves
-        return restrict_to_labels(m, recipe.train_labels, label_names) if recipe.train_labels else m.parameters()
+    def learning(m: StreamingModel) -> list:  # the parameters the optimizer moves
+        return restrict_to_labels(m, recipe.train_labels, label_names) if recipe.train_labels else list(m.parameters())
 
-    optimizer = torch.optim.AdamW(learning(model), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    params = learning(model)
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     start_step, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
         model, meta = load_checkpoint(out / "last.pt")
         model.to(device).train()
-        optimizer = torch.optim.AdamW(learning(model), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        params = learning(model)
+        optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
         optimizer.load_state_dict(torch.load(out / "last.optim", map_location="cpu", weights_only=True))
         start_step = meta["extra"]["step"]
         best = max(score(m) for m in map(json.loads, (out / "history.jsonl").read_text().splitlines()))
@@ -590,38 +603,32 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
 
     schedule = lambda s: min(1.0, (s + 1) / recipe.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.steps)))
     history = []
+
+    def evaluate_and_save(done: int) -> None:
+        nonlocal best
+        metrics = {"step": done, **validate(model, val, label_names, recipe, column_samples)}
+        history.append(metrics)
+        tqdm.write(json.dumps(metrics))
+        save(out / "last.pt", model, optimizer, done, recipe, metrics)
+        if score(metrics) > best:
+            best = score(metrics)
+            save(out / "best.pt", model, optimizer, done, recipe, metrics)
+        (out / "history.jsonl").open("a").write(json.dumps(metrics) + "\n")
+
     model.train()
     bar = tqdm(range(start_step, recipe.steps), initial=start_step, total=recipe.steps, desc=recipe.name, mininterval=5)
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr * schedule(step)
-        audio, targets, mask = (torch.from_numpy(np.stack(x)).to(device)
-                                for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)]))
-        for teacher in teachers:
-            targets, mask = teacher(audio, targets, mask)
-        logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
-        loss = masked_bce(logits, t, m, pos_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        optimizer.step()
+        batch = [torch.from_numpy(np.stack(x)).to(device)
+                 for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)])]
+        loss = training_step(model, optimizer, params, batch, teachers, pos_weight, rng, recipe, column_samples)
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{recipe.lr * schedule(step):.1e}", refresh=False)
         done = step + 1
         if done % recipe.eval_every == 0 or done == recipe.steps:
-            metrics = {"step": done, **validate(model, val, label_names, recipe, column_samples)}
-            history.append(metrics)
-            tqdm.write(json.dumps(metrics))
-            save(out / "last.pt", model, optimizer, done, recipe, metrics)
-            if score(metrics) > best:
-                best = score(metrics)
-                save(out / "best.pt", model, optimizer, done, recipe, metrics)
-            (out / "history.jsonl").open("a").write(json.dumps(metrics) + "\n")
+            evaluate_and_save(done)
     if recipe.steps == 0:  # no training: the init weights under the recipe's overrides, scored and saved as they are
-        metrics = {"step": 0, **validate(model, val, label_names, recipe, column_samples)}
-        history.append(metrics)
-        tqdm.write(json.dumps(metrics))
-        for name in ("last.pt", "best.pt"):
-            save(out / name, model, optimizer, 0, recipe, metrics)
+        evaluate_and_save(0)
     return history[-1] if history else {}
 
 
