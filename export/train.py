@@ -304,10 +304,11 @@ def restrict_to_labels(model: StreamingModel, names: tuple[str, ...], label_name
     """Freeze every weight but the head's rows of names (their gradients elsewhere are zeroed); returns the
     parameters left to learn. Use no weight decay with it: AdamW would shrink the frozen rows too."""
     unknown = sorted(set(names) - set(label_names))
+    if unknown:
+        raise SystemExit(f"train_labels: {unknown} are not labels of the model")
     head = getattr(model, "head", None)
-    if unknown or not isinstance(head, torch.nn.Linear):
-        raise SystemExit(f"train_labels: {unknown or list(names)} " + ("are not labels of the model" if unknown else
-                         f"need a model whose output is one linear head (SAT, UiT), not {model.card.family}"))
+    if not isinstance(head, torch.nn.Linear):
+        raise SystemExit(f"train_labels needs a model whose output is one linear head (SAT, UiT), not {model.card.family}")
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     rows = torch.zeros(len(label_names), device=head.weight.device)
