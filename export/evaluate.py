@@ -53,7 +53,8 @@ FRAME_SAMPLES = 400  # 25 ms frames for the energy rules
 DET_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3)) + (0.97, 0.98, 0.99, 0.995, 0.999)
 POSITIVE_ALIASES = {WAKE_WORD: (WAKE_WORD, "hey_" + WAKE_WORD)}  # clip labels that contain the keyword
 # and the look-alike folders export.data.synth_alarms writes, so its output can be evaluated as negatives
-NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word", "beep", "chime", "squeak")
+NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word", "beep", "chime", "squeak",
+                   "lookalike")
 TAG_GROUPS = ("tags/esc50", "tags/urbansound8k", "speech")
 ACTIVE_DB = -30.0  # mixture events: frames within this of the clip's loudest frame are the sound
 BACKGROUND_RMS = 10 ** (-45 / 20)  # mixtures: background level (-45 dBFS)

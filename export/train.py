@@ -132,7 +132,7 @@ def recipe_keywords(recipe: Recipe) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------------- data
 
 def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, str]:
-    """(role, name) of a shared-data or synthetic clip: keyword/unknown/speech/noise/tag/skip."""
+    """(role, name) of a shared-data or synthetic clip: keyword/unknown/speech/noise/lookalike/tag/skip."""
     label = clip.label
     if label in keywords:
         return "keyword", label
@@ -151,6 +151,8 @@ def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, st
         return "speech", "speech"
     if label == "noise" or label in ("beep", "chime", "squeak"):
         return "noise", label
+    if label == "lookalike":
+        return "lookalike", label
     return "tag", tag_name(label)
 
 
@@ -176,6 +178,8 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
             pools.speech.append(audio)
         elif role == "noise":
             pools.noise.append(audio)
+        elif role == "lookalike":
+            pools.lookalikes.append(audio)
         else:
             pools.tags.setdefault(name, []).append(audio)
             if teacher_targets is not None:

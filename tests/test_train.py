@@ -434,6 +434,30 @@ def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
     assert (audio.reshape(10, -1)[quiet] == 0).all(), "without a bed the gaps stay silent"
 
 
+
+def test_a_lookalike_is_a_scene_of_its_own_with_every_tag_negative_and_never_a_bed():
+    alarm = np.tile(np.concatenate([tone(0.5, 3200), np.zeros(8000, np.float32)]), 8)
+    piezo = np.tile(np.concatenate([tone(0.2, 3200), np.zeros(3200, np.float32)]), 20)  # the tone, steady beeping
+    noise = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.01
+    pools = Pools(tags={"smoke_alarm": [alarm]}, noise=[noise], lookalikes=[piezo])
+    tag = NAMES.index("smoke_alarm")
+    every = SceneSampler(pools, NAMES, SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0),
+                                                   p_tag_bed=1.0, tag_bed_db=(-20.0, -20.0), p_lookalike=1.0))
+    for seed in range(4):
+        audio, targets, mask = every.sample(np.random.default_rng(seed))
+        spectrum = np.abs(np.fft.rfft(audio))
+        assert abs(np.argmax(spectrum) * SR / len(audio) - 3200) < 20, "the scene's sound is the look-alike"
+        assert not targets.any() and mask.all(), "every tag negative, nothing ignored"
+    # as a bed, the look-alike would sit under an alarm: a bed comes from noise/ only, and alarms stay positive
+    some = SceneSampler(pools, NAMES, SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0),
+                                                  p_tag_bed=1.0, p_lookalike=0.5))
+    marked = [some.sample(np.random.default_rng(seed))[1][:, tag].max() for seed in range(40)]
+    assert 10 < sum(marked) < 30
+    none = SceneSampler(pools, NAMES, SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0)))
+    old = SceneSampler(Pools(tags={"smoke_alarm": [alarm]}, noise=[noise]), NAMES, none.cfg)
+    assert all(np.array_equal(none.sample(np.random.default_rng(s))[0], old.sample(np.random.default_rng(s))[0])
+               for s in range(4)), "p_lookalike 0 draws nothing: old recipes replay"
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_noise_burst_starts_and_stops_in_a_quiet_scene_and_is_no_speech(seed):
     noise = np.random.default_rng(9).standard_normal(SR * 10).astype(np.float32) * 0.05

@@ -44,6 +44,7 @@ class Pools:
     unknown: list[Word] = field(default_factory=list)  # words that are no keyword (hard negatives)
     speech: list[np.ndarray] = field(default_factory=list)  # long non-keyword speech
     noise: list[np.ndarray] = field(default_factory=list)  # long backgrounds without labels
+    lookalikes: list[np.ndarray] = field(default_factory=list)  # sounds made to resemble a tag's, which are none
     tags: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> clips
     tag_teacher: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> per clip [n_columns, n_tags] or empty
 
@@ -77,6 +78,10 @@ class SceneConfig:
     p_second_tag: float = 0.0  # chance that a tag scene also holds a second tag clip (mixup of sounds)
     second_tag_db: tuple[float, float] = (-10.0, 5.0)  # its level relative to the first (dB)
     p_tag_bed: float = 0.0  # chance that a tag scene also holds a noise/ background under the sound
+    # chance that a tag scene's sound is a look-alike (an alarm's tone in a rhythm no alarm has), every tag
+    # negative. Drawn only as a scene's own sound: as noise it also lay under the alarms it imitates, and the
+    # tone itself became the negative (no draw when 0: old recipes replay)
+    p_lookalike: float = 0.0
     tag_bed_db: tuple[float, float] = (-30.0, -5.0)  # its level relative to the tag sound (dB)
     teacher_weight: float = 0.5  # target = (1 - w) * hard + w * teacher where the teacher knows the tag
     # how often a tag is drawn for a tag scene, relative to the others' 1 (e.g. {smoke_alarm: 4}: a
@@ -225,10 +230,12 @@ class SceneSampler:
     def _background(self, rng, targets, mask) -> np.ndarray:
         kind = rng.choice(4, p=np.array(self.cfg.p_background) / sum(self.cfg.p_background))
         if kind == 0 and self.tag_names:
-            audio = self._tag_excerpt(rng, targets, mask)
-            if rng.random() < self.cfg.p_second_tag:
-                second = self._tag_excerpt(rng, targets, mask, relative_to=audio)
-                audio += second
+            if self.cfg.p_lookalike and self.pools.lookalikes and rng.random() < self.cfg.p_lookalike:
+                audio = self._at_level(rng, self._excerpt(rng, self.pools.lookalikes[rng.integers(len(self.pools.lookalikes))]))
+            else:
+                audio = self._tag_excerpt(rng, targets, mask)
+                if rng.random() < self.cfg.p_second_tag:
+                    audio += self._tag_excerpt(rng, targets, mask, relative_to=audio)
             # sounds also happen in noisy rooms: without this a synthetic alarm is only ever heard in silence
             if self.cfg.p_tag_bed and self.pools.noise and rng.random() < self.cfg.p_tag_bed:
                 bed = self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))])

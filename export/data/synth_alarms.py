@@ -9,14 +9,15 @@ Alarms (label `smoke_alarm`, with `kind=`):
 The tone is a piezo horn: fundamental 2.9-3.5 kHz (`--f0-range-hz` widens it) with a slight wobble,
 square-ish odd harmonics and a weaker even one (those below Nyquist), and every timing varied by up to +-10%.
 
-Negatives (not model labels; the trainer treats them as noise): `beep` (microwave/oven beeps 1-2.5 kHz,
+Negatives (not model labels; the trainer treats all but `lookalike` as noise): `beep` (microwave/oven beeps 1-2.5 kHz,
 phone-ring-like 440+480 Hz bursts), `chime` (two-note door chime, decaying bell partials) and, with
 `--squeaks`, `squeak` (hinges and wood: 0.3-1.5 s tones in 0.7-4.5 kHz whose pitch glides by 10-40 %, some
 rasping). A squeak can sit right on an alarm's 3 kHz; what tells them apart is the piezo's steady
 pitch and rhythm. Squeaks are longer than a low-battery chirp, which is an alarm sound. With
-`--piezo-negatives`, `beep` clips of kind `piezo`: an alarm's own piezo tone (at `--f0-range-hz`) in rhythms
-no alarm uses, steady beeping of 0.15-0.4 s beeps with no group pause (a timer, a reversing truck) or
-one or two held tones of 0.8-2.5 s, so that the pattern, not the pitch, tells an alarm.
+`--piezo-negatives`, `lookalike` clips of kind `piezo`: an alarm's own piezo tone (at `--f0-range-hz`) in
+rhythms no alarm uses, steady beeping of 0.15-0.4 s beeps with no group pause (a timer, a reversing truck)
+or one or two held tones of 0.8-2.5 s, so that the pattern, not the pitch, tells an alarm. The trainer
+draws a `lookalike` as a scene's own sound, never as noise under another (export/data/scenes.py).
 
     python -m export.data.synth_alarms --out DIR --count 400 --negatives 200 --seconds 5 --seed 0
     python -m export.data.synth_alarms --out DIR --count 0 --negatives 0 --squeaks 60 --seed 0
@@ -45,7 +46,7 @@ ALARM_KINDS = ("t3", "t4", "chirp")  # what --count draws in turn unless --kinds
 ALL_ALARM_KINDS = ALARM_KINDS + ("t3low",)
 PIEZO_F0_HZ = (2900.0, 3500.0)  # where most household piezo horns sit
 LOW_F0_HZ = (500.0, 540.0)  # the low-frequency alarm's 520 Hz, with a part's tolerance
-NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime", "squeak": "squeak", "piezo": "beep"}  # kind -> label
+NEGATIVE_KINDS = {"microwave": "beep", "phone": "beep", "door": "chime", "squeak": "squeak", "piezo": "lookalike"}  # kind -> label
 CYCLED_NEGATIVES = ("microwave", "phone", "door")  # what --negatives draws in turn (squeaks: --squeaks)
 RAMP_S = 0.003  # on/off ramps of a beep, so edges do not click
 TIMING_JITTER = 0.1  # relative
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--negatives", type=int, default=200, help="beep/chime clips (microwave, phone, door in turn)")
     p.add_argument("--squeaks", type=int, default=0, help="squeak clips (hinges, wood: gliding tones)")
     p.add_argument("--piezo-negatives", type=int, default=0,
-                   help="beep clips of an alarm's piezo tone (at --f0-range-hz) in rhythms no alarm uses")
+                   help="lookalike clips of an alarm's piezo tone (at --f0-range-hz) in rhythms no alarm uses")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
