@@ -62,6 +62,9 @@ class Recipe:
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
     init: str = ""  # start from this checkpoint's (or shipped SAT/UiT .onnx file's) weights; empty: from scratch
+    # a shallower model from init's: block i of the recipe's model starts as init's block init_blocks[i]
+    # (e.g. [0, 2] of four); the other blocks are left out; empty: block for block
+    init_blocks: tuple[int, ...] = ()
     # keywords beyond export.labels.KEYWORDS (a wake word of your own): labels appended to the model's;
     # their positives are clips labelled with the word (synth_speech --new-keywords, your recordings)
     new_keywords: tuple[str, ...] = ()
@@ -108,7 +111,7 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
-    for key in ("synthetic", "new_keywords", "train_labels"):
+    for key in ("synthetic", "new_keywords", "train_labels", "init_blocks"):
         if key in raw:
             raw[key] = tuple(raw[key])
     clash = sorted(set(raw.get("new_keywords", ())) & {label.name for label in DEFAULT_LABELS})
@@ -117,6 +120,8 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe = Recipe(**raw)
     if recipe.train_labels and recipe.weight_decay:
         raise SystemExit(f"{path}: train_labels needs weight_decay: 0 (decay would shrink the frozen rows too)")
+    if recipe.init_blocks and not recipe.init:
+        raise SystemExit(f"{path}: init_blocks picks blocks of the init model; name one with init:")
     return recipe
 
 
@@ -236,21 +241,38 @@ def build(recipe: Recipe, labels) -> StreamingModel:
     return build_model(recipe.family, labels, recipe.size, **recipe.overrides)
 
 
-def warm_start(model: StreamingModel, path: Path) -> None:
+def warm_start(model: StreamingModel, path: Path, blocks: tuple[int, ...] = ()) -> None:
     """Load a trained checkpoint's (or a shipped SAT/UiT ONNX file's) weights into the recipe's model.
     The recipe's model may have parts the checkpoint lacks (e.g. SAT's zero-initialised frame branch,
     a new keyword's row of the head), which keep their initial values; every other tensor the
-    checkpoint has must fit, so a mismatched family or size fails here."""
+    checkpoint has must fit, so a mismatched family or size fails here. blocks: see Recipe.init_blocks."""
     donor, meta = load_weights(path)
     donor_labels = [name for name, _ in meta["labels"]]
     target = model.state_dict()
-    weights = widened_mlps(relabelled(donor.state_dict(), donor_labels, target, [l.name for l in model.card.labels]), target)
+    donor_state = picked_blocks(donor.state_dict(), blocks) if blocks else donor.state_dict()
+    weights = widened_mlps(relabelled(donor_state, donor_labels, target, [l.name for l in model.card.labels]), target)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected:
         raise ValueError(f"{path}: the recipe's model has no {sorted(unexpected)}; is the recipe's family/size the checkpoint's?")
     new = [l.name for l in model.card.labels if l.name not in donor_labels]
     log.info("initialised from %s%s%s", path, f"; new, not in it: {sorted(missing)}" if missing else "",
              f"; new labels: {new}" if new else "")
+
+
+def picked_blocks(donor: dict, blocks: tuple[int, ...]) -> dict:
+    """donor's tensors with its transformer blocks renumbered: block i is donor's block blocks[i]; donor's
+    other blocks are left out (a shallower student starting from some of a deeper model's layers)."""
+    have = {int(k.split(".")[1]) for k in donor if k.startswith("blocks.")}
+    if not have:
+        raise SystemExit("init_blocks: the init model has no transformer blocks")
+    unknown = sorted(set(blocks) - have)
+    if unknown:
+        raise SystemExit(f"init_blocks: the init model has blocks {sorted(have)}, not {unknown}")
+    out = {k: v for k, v in donor.items() if not k.startswith("blocks.")}
+    for i, source in enumerate(blocks):
+        prefix = f"blocks.{source}."
+        out.update({f"blocks.{i}.{k[len(prefix):]}": v for k, v in donor.items() if k.startswith(prefix)})
+    return out
 
 
 def relabelled(donor: dict, donor_labels: list[str], target: dict, target_labels: list[str]) -> dict:
@@ -448,10 +470,47 @@ class TagDistiller:
         return out, out_mask
 
 
+class ModelDistiller:
+    """Blend a trained streaming model's per-column probabilities into every target: a smaller student
+    learns what a larger model of ours hears, on every label and column of the scene.
+
+    The teacher steps over the whole scene from a zero state as the student does, with the same column
+    length, so its columns are the student's. Where a target is known, target = (1 - weight) * hard +
+    weight * teacher; where the scene left it masked, the teacher's probability alone, and it counts.
+    Labels the teacher lacks keep their hard targets and mask."""
+
+    def __init__(self, path: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
+                 device: torch.device = torch.device("cpu")):
+        teacher, meta = load_weights(path)
+        teacher_columns = getattr(teacher, "column_samples", None)
+        if isinstance(teacher, WindowedModel) or teacher_columns != column_samples:
+            raise SystemExit(f"teacher model {path}: a streaming model with {column_samples}-sample columns is needed "
+                             f"(it is {meta['family']}, columns {teacher_columns})")
+        self.teacher = teacher.eval().to(device)
+        for parameter in self.teacher.parameters():
+            parameter.requires_grad_(False)
+        self.weight = weight
+        names = [name for name, _ in meta["labels"]]
+        shared = [n for n in label_names if n in names]
+        self.student_index = torch.tensor([label_names.index(n) for n in shared], device=device)
+        self.teacher_index = torch.tensor([names.index(n) for n in shared], device=device)
+
+    @torch.no_grad()
+    def __call__(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+        soft = torch.sigmoid(self.teacher(audio))[..., self.teacher_index]  # (B, C, shared)
+        hard = targets[..., self.student_index]
+        known = mask[..., self.student_index] > 0
+        out, out_mask = targets.clone(), mask.clone()
+        out[..., self.student_index] = torch.where(known, (1 - self.weight) * hard + self.weight * soft, soft)
+        out_mask[..., self.student_index] = 1.0
+        return out, out_mask
+
+
 def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_samples: int,
                device: torch.device = torch.device("cpu")) -> list:
     """The teachers a recipe names, on device: {dscnn: checkpoint, weight} for the commands, {efficientat:
-    folder, tag_weight, tag_every, tag_window_columns} for the tags."""
+    folder, tag_weight, tag_every, tag_window_columns} for the tags, {model: file, model_weight} for all
+    labels. The model teacher comes last: it blends into what the others made."""
     out = []
     teacher = recipe.teacher
     if teacher.get("dscnn"):
@@ -467,6 +526,10 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
                                 column_samples, every=int(teacher.get("tag_every", 4)),
                                 window_columns=int(teacher.get("tag_window_columns", 8)), device=device))
         log.info("distilling the tags from %s (weight %.2f)", teacher["efficientat"], out[-1].weight)
+    if teacher.get("model"):
+        out.append(ModelDistiller(root / teacher["model"], float(teacher.get("model_weight", 0.8)), label_names,
+                                  column_samples, device=device))
+        log.info("distilling every label from the model %s (weight %.2f)", teacher["model"], out[-1].weight)
     return out
 
 
@@ -577,7 +640,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     val = make_val_set(SceneSampler(val_pools, label_names, scene_cfg), recipe.val_scenes, seed=12345)
 
     if recipe.init:
-        warm_start(model, root / recipe.init)
+        warm_start(model, root / recipe.init, recipe.init_blocks)
     model.to(device)
     pos_weight = torch.ones(len(label_names), device=device)
     pos_weight[[label_names.index(k) for k in recipe_keywords(recipe)]] = recipe.keyword_pos_weight

@@ -665,3 +665,86 @@ def test_training_only_the_rows_of_some_labels_leaves_every_other_weight_as_it_w
     (tmp_path / "decay.yaml").write_text(f"name: decay\nsteps: 1\ninit: run/last.pt\ntrain_labels: [dog]\n{common}")
     with pytest.raises(SystemExit, match="weight_decay: 0"):
         load_recipe(tmp_path / "decay.yaml")
+
+
+def test_a_shallower_model_starts_from_the_chosen_blocks_of_a_deeper_one(tmp_path):
+    from export.families import build_model, save_checkpoint
+    from export.train import warm_start
+
+    torch.manual_seed(0)
+    donor = build_model("sat", DEFAULT_LABELS, "tiny")  # three blocks
+    path = save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    student = build_model("sat", DEFAULT_LABELS, "tiny", n_layers=2)
+    warm_start(student, path, blocks=(0, 2))
+    theirs, ours = donor.state_dict(), student.state_dict()
+    for key, value in ours.items():
+        if key.startswith("blocks.1."):
+            assert torch.equal(value, theirs["blocks.2." + key[len("blocks.1."):]]), key
+        elif key.startswith("blocks.0."):
+            assert torch.equal(value, theirs[key]), key
+        else:
+            assert torch.equal(value, theirs[key]), f"{key}: front end, embedding, norm and head come along"
+    with pytest.raises(SystemExit, match=r"blocks \[0, 1, 2\], not \[5\]"):
+        warm_start(build_model("sat", DEFAULT_LABELS, "tiny", n_layers=2), path, blocks=(0, 5))
+
+
+def test_init_blocks_needs_an_init_model(tmp_path):
+    from export.train import load_recipe
+
+    (tmp_path / "r.yaml").write_text("name: r\ninit_blocks: [0, 2]\n")
+    with pytest.raises(SystemExit, match="init_blocks"):
+        load_recipe(tmp_path / "r.yaml")
+    (tmp_path / "r.yaml").write_text("name: r\ninit: x.pt\ninit_blocks: [0, 2]\n")
+    assert load_recipe(tmp_path / "r.yaml").init_blocks == (0, 2)
+
+
+def test_a_model_teacher_blends_into_known_targets_and_fills_masked_ones(tmp_path):
+    from export.families import build_model, save_checkpoint
+    from export.train import ModelDistiller
+
+    torch.manual_seed(0)
+    teacher = build_model("sat", DEFAULT_LABELS, "tiny").eval()
+    path = save_checkpoint(teacher, tmp_path / "teacher.pt", "sat", "tiny")
+    names = NAMES + ("hey_kitchen",)  # a label the teacher lacks keeps its own targets
+    distil = ModelDistiller(path, 0.75, names, COLUMN)
+    audio = torch.from_numpy(np.stack([tone(8 * COLUMN / SR), tone(8 * COLUMN / SR, hz=3000)]))
+    targets = torch.zeros(2, 8, len(names))
+    targets[0, 3:, 0] = 1.0
+    mask = torch.ones(2, 8, len(names))
+    mask[1, :, 5] = 0.0  # unknown there: the teacher alone decides
+    mask[:, :, -1] = 0.0
+    out, out_mask = distil(audio, targets, mask)
+
+    with torch.no_grad():
+        soft = torch.sigmoid(teacher(audio))
+    assert soft.shape == (2, 8, len(NAMES))
+    torch.testing.assert_close(out[..., :-1], torch.where(mask[..., :-1] > 0, 0.25 * targets[..., :-1] + 0.75 * soft, soft))
+    assert torch.all(out_mask[..., :-1] == 1), "the teacher knows every label it has"
+    assert torch.equal(out[..., -1], targets[..., -1]) and torch.equal(out_mask[..., -1], mask[..., -1])
+
+
+def test_a_model_teacher_must_stream_in_the_students_columns(tmp_path):
+    from export.families import build_model, save_checkpoint
+    from export.train import ModelDistiller
+
+    path = save_checkpoint(build_model("dscnn", DEFAULT_LABELS, "small"), tmp_path / "cnn.pt", "dscnn", "small")
+    with pytest.raises(SystemExit, match="streaming model with 2560-sample columns"):
+        ModelDistiller(path, 0.8, NAMES, COLUMN)
+    sat = save_checkpoint(build_model("sat", DEFAULT_LABELS, "tiny", patch_frames=8), tmp_path / "sat.pt", "sat", "tiny",
+                          {"patch_frames": 8})
+    with pytest.raises(SystemExit, match="columns 1280"):
+        ModelDistiller(sat, 0.8, NAMES, COLUMN)
+
+
+def test_a_shallower_student_trains_from_its_teachers_blocks_and_probabilities(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import load_recipe, train
+
+    common = tiny_run(tmp_path, monkeypatch)
+    (tmp_path / "student.yaml").write_text(
+        f"name: student\nsteps: 2\neval_every: 2\ninit: run/last.pt\ninit_blocks: [0, 2]\noverrides: {{n_layers: 2}}\n"
+        f"teacher: {{model: run/last.pt, model_weight: 0.8}}\n{common}")
+    final = train(load_recipe(tmp_path / "student.yaml"), tmp_path / "student", resume=False, root=tmp_path)
+    assert final["step"] == 2 and np.isfinite(final["val_loss"])
+    student, meta = load_checkpoint(tmp_path / "student" / "last.pt")
+    assert len(student.blocks) == 2 and meta["overrides"] == {"n_layers": 2}
