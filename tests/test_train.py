@@ -748,3 +748,11 @@ def test_a_shallower_student_trains_from_its_teachers_blocks_and_probabilities(t
     assert final["step"] == 2 and np.isfinite(final["val_loss"])
     student, meta = load_checkpoint(tmp_path / "student" / "last.pt")
     assert len(student.blocks) == 2 and meta["overrides"] == {"n_layers": 2}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "export" / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_recipe_loads(path):
+    from export.train import load_recipe
+
+    recipe = load_recipe(path)
+    assert recipe.name == path.stem, "a recipe's name is its file's, so runs/NAME and the card say which"
