@@ -482,8 +482,8 @@ class ModelDistiller:
     def __init__(self, path: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
                  device: torch.device = torch.device("cpu")):
         teacher, meta = load_weights(path)
-        teacher_columns = getattr(teacher, "column_samples", None)
-        if isinstance(teacher, WindowedModel) or teacher_columns != column_samples:
+        teacher_columns = getattr(teacher, "column_samples", None)  # windowed families have none
+        if teacher_columns != column_samples:
             raise SystemExit(f"teacher model {path}: a streaming model with {column_samples}-sample columns is needed "
                              f"(it is {meta['family']}, columns {teacher_columns})")
         self.teacher = teacher.eval().to(device)
