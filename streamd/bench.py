@@ -10,6 +10,9 @@ Sections:
               measured single-thread peak they need (the physical floor).
   sidebyside  per streaming model: the cost of recomputing its whole receptive field at every hop (a
               fresh state fed one window) against its cached streaming cost, as a ratio.
+  turns       the models at their smallest common hop, timed in turns (chunks of 20 steps each, three
+              rounds): each model's time as a ratio to the first one's, which holds on a busy machine where
+              absolute times do not.
   throughput  seconds of audio per wall second of `streamd run --fast`, one stream.
   service     CPU % of one core and peak RSS of `streamd run` on real-time file sources (1, 4, 16).
   latency     end of a sound in the audio -> its event at a SUB socket, through the virtual microphone.
@@ -35,7 +38,7 @@ import numpy as np
 from streamd.contract import ContractError
 from streamd.model import Model, load_model
 
-SECTIONS = ("hop", "sidebyside", "throughput", "service", "latency")
+SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "latency")
 PEAK_MATMUL_N = 512  # 0.27 GFLOP per product: steady-state kernels, yet short enough (~2 ms) that the
 PEAK_REPEATS = 60  # best of many escapes preemption on a shared machine
 
@@ -185,6 +188,26 @@ def bench_hop(paths: list[Path], repeats: int, peak: float, vs_free_hop: bool = 
     return rows
 
 
+def bench_turns(paths: list[Path], repeats: int, rounds: int = 3) -> list[dict]:
+    """Every model at the smallest hop they all accept, fixed as the service loads it, timed in turns with the
+    others (time_interleaved), `rounds` times; per round, each model's median and its ratio to the first's."""
+    free = [load_model(path, threads=1) for path in paths]
+    rates = {m.info.sample_rate_hz for m in free}
+    common = set.intersection(*(set(m.info.hop_samples) for m in free))
+    if len(rates) > 1 or not common:
+        raise ContractError("turns: the models share no hop at one sample rate: "
+                            + "; ".join(f"{p.name} {list(m.info.hop_samples)} at {m.info.sample_rate_hz} Hz" for p, m in zip(paths, free)))
+    hop = min(common)
+    models = [m.with_hop(hop) for m in free]
+    rows = []
+    for round_ in range(1, rounds + 1):
+        medians = [float(np.median(t)) for t in time_interleaved(models, hop, repeats)]
+        for path, model, median in zip(paths, models, medians):
+            rows.append({"round": round_, "model": path.name, "hop_ms": model.info.hop_ms(hop), "median_ms_per_hop": median,
+                         "median_ms_per_audio_s": median * model.info.sample_rate_hz / hop, "ratio_to_first": median / medians[0]})
+    return rows
+
+
 def bench_sidebyside(paths: list[Path], hop_rows: list[dict], repeats: int) -> list[dict]:
     """Streaming models: recomputing the receptive field every hop vs the cached step."""
     rows = []
@@ -246,6 +269,9 @@ HOP_COLUMNS = [("model", "model", "s"), ("precision", "dtype", "s"), ("hop_ms", 
                ("median_ms_per_audio_s", "ms/audio-s", ".2f"), ("p95_ms_per_audio_s", "p95", ".2f"),
                ("state_bytes", "state B", "d"), ("mflop_per_audio_s", "MFLOP/audio-s", ".1f"),
                ("floor_core_pct", "floor %core", ".3f"), ("achieved_gflops", "GFLOP/s", ".2f")]
+TURNS_COLUMNS = [("round", "round", "d"), ("model", "model", "s"), ("hop_ms", "hop ms", ".0f"),
+                 ("median_ms_per_hop", "ms/hop", ".3f"), ("median_ms_per_audio_s", "ms/audio-s", ".2f"),
+                 ("ratio_to_first", "x first", ".2f")]
 SIDE_COLUMNS = [("model", "model", "s"), ("hop_ms", "hop ms", ".0f"), ("window_ms", "window ms", ".0f"),
                 ("streaming_ms_per_audio_s", "cached ms/audio-s", ".2f"),
                 ("recompute_ms_per_audio_s", "recompute ms/audio-s", ".2f"), ("ratio", "ratio", ".1f")]
@@ -259,7 +285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("models", nargs="*", type=Path, help="ONNX model files (default: models/*.onnx)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section), per model and round (turns)")
     parser.add_argument("--vs-free-hop", action="store_true",
                         help="hop section: also time, in turns with it, one session that takes every hop (what the "
                              "service's fixed hop saves)")
@@ -305,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
                 print("streaming cache vs recomputing the window\n" + table(side, SIDE_COLUMNS) + "\n")
                 if args.families:
                     results["families"] = bench_families(args.repeats)
+        if "turns" in args.only and len(args.models) < 2:
+            print("turns: skipped, it compares two or more models\n", file=sys.stderr)
+        elif "turns" in args.only:
+            results["turns"] = turns = bench_turns(args.models, args.repeats)
+            print("in turns (1 onnxruntime thread; x first: time per hop over the first model's, same round)\n"
+                  + table(turns, TURNS_COLUMNS) + "\n")
         service_sections = [s for s in args.only if s in ("throughput", "service", "latency")]
         if service_sections:
             from streamd import benchservice

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -88,3 +90,30 @@ def test_a_card_names_the_cpu_and_the_speech_gate():
     assert gate_words({"speech_gate": 0.5, "speech_gate_s": 1.28}) == "speech gate 0.5 over 1.28 s"
     assert gate_words({"speech_gate": 0.0, "speech_gate_s": 1.28}) == "no speech gate"
     assert gate_words({}) == "no speech gate"
+
+
+def test_turns_times_every_model_at_their_common_hop_against_the_first(tmp_path):
+    import tiny_model
+
+    from streamd.bench import bench_turns
+
+    first, second = tiny_model.build(tmp_path / "a.onnx"), tiny_model.build(tmp_path / "b.onnx")
+    rows = bench_turns([first, second], repeats=20, rounds=2)
+    assert [(r["round"], r["model"]) for r in rows] == [(1, "a.onnx"), (1, "b.onnx"), (2, "a.onnx"), (2, "b.onnx")]
+    assert all(r["hop_ms"] == 100.0 for r in rows)  # the smaller of the two hops they share
+    assert [r["ratio_to_first"] for r in rows[0::2]] == [1.0, 1.0]
+    for r in rows:
+        assert r["median_ms_per_audio_s"] == pytest.approx(10 * r["median_ms_per_hop"])
+        assert 0 < r["median_ms_per_hop"] < 1000
+    assert all(r["ratio_to_first"] == pytest.approx(r["median_ms_per_hop"] / rows[i - i % 2]["median_ms_per_hop"])
+               for i, r in enumerate(rows))
+
+
+def test_turns_of_models_without_a_common_hop_exits_2_naming_their_hops(tmp_path, capsys):
+    import tiny_model
+
+    tiny = tiny_model.build(tmp_path / "tiny.onnx")
+    sat = Path(__file__).resolve().parents[1] / "models" / "streamd-sat.onnx"
+    assert main(["--only", "turns", "--repeats", "5", str(tiny), str(sat)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "share no hop" in err[0] and "[1600, 3200]" in err[0] and "[2560," in err[0]
