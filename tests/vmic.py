@@ -117,7 +117,7 @@ class VirtualMic:
     def pactl(self, *args: str) -> str:
         done = subprocess.run(["pactl", *args], env=self._child_env(), capture_output=True, text=True, timeout=10)
         if done.returncode != 0:
-            raise RuntimeError(f"pactl {' '.join(args)} failed: {done.stderr.strip()}")
+            raise RuntimeError(f"pactl {' '.join(args)} failed: {done.stderr.strip()}{self._daemon_state()}")
         return done.stdout
 
     # -- internals --
@@ -125,7 +125,10 @@ class VirtualMic:
         return dict(os.environ, HOME=str(self.dir), **self.env)
 
     def _start_server(self) -> None:
+        # No CPU limiter, no realtime or high priority: on a loaded 2-core machine the limiter (70 % CPU
+        # over 10 s) or RLIMIT_RTTIME can end the daemon mid-test, and a test needs no audio deadlines.
         cmd = ["pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit",
+               "--no-cpu-limit", "--realtime=false", "--high-priority=false",
                "--use-pid-file=false", "--log-target=stderr", "-L", "module-native-protocol-unix"]
         if os.geteuid() == 0:  # as root it warns but runs per-user when told not to be a system daemon
             cmd.insert(1, "--system=false")
@@ -141,6 +144,15 @@ class VirtualMic:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"pulseaudio did not come up in {START_TIMEOUT_S} s: {self.log_path.read_text()[-2000:]}")
+
+    def _daemon_state(self) -> str:
+        """Why a client could not connect: whether our daemon still runs, and the end of its log."""
+        if self._daemon is None:
+            return "\n(no daemon started)"
+        code = self._daemon.poll()
+        state = "still running" if code is None else f"exited with {code}"
+        log = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+        return f"\n(pulseaudio {state}; its log ends:)\n{log}"
 
     def _stop_server(self) -> None:
         self._module_index = None
