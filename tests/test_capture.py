@@ -122,3 +122,13 @@ def test_device_by_name_substring(vmic):
         assert source.counters()["device"] == "pulse"
     finally:
         source.stop()
+
+
+def test_virtual_mic_says_when_its_daemon_died(vmic):
+    """The test tool itself: a pactl that cannot connect names the daemon's fate and log, so a CI failure
+    from a dead sound server reads as that, not as a service fault."""
+    assert "still running" not in vmic.pactl("info")
+    vmic._daemon.kill()
+    vmic._daemon.wait(5)
+    with pytest.raises(RuntimeError, match=r"(?s)Connection refused.*pulseaudio exited with -9; its log ends"):
+        vmic.pactl("unload-module", "1")
