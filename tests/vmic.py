@@ -138,12 +138,12 @@ class VirtualMic:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._daemon.poll() is not None:
-                raise RuntimeError(f"pulseaudio exited ({self._daemon.returncode}): {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"pulseaudio exited ({self._daemon.returncode}): {self._log_tail()}")
             if self.socket_path.exists() and subprocess.run(
                     ["pactl", "info"], env=self._child_env(), capture_output=True, timeout=5).returncode == 0:
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"pulseaudio did not come up in {START_TIMEOUT_S} s: {self.log_path.read_text()[-2000:]}")
+        raise RuntimeError(f"pulseaudio did not come up in {START_TIMEOUT_S} s: {self._log_tail()}")
 
     def _daemon_state(self) -> str:
         """Why a client could not connect: whether our daemon still runs, and the end of its log."""
@@ -151,8 +151,10 @@ class VirtualMic:
             return "\n(no daemon started)"
         code = self._daemon.poll()
         state = "still running" if code is None else f"exited with {code}"
-        log = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-        return f"\n(pulseaudio {state}; its log ends:)\n{log}"
+        return f"\n(pulseaudio {state}; its log ends:)\n{self._log_tail()}"
+
+    def _log_tail(self, chars: int = 2000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def _stop_server(self) -> None:
         self._module_index = None
