@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ from export.data import augment, sources, splits, synth_alarms, synth_music, syn
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+needs_other_engines = pytest.mark.skipif(not all(shutil.which(p) for p in ("flite", "text2wave", "sox")),
+                                         reason="flite / festival / sox not installed (scripts/setup.sh installs them)")
 
 
 # --- manifest ---------------------------------------------------------------------------------------
@@ -85,6 +88,61 @@ def test_carrier_phrase_records_word_position(tmp_path):
     assert clip.attr("text") == f"{utt.carrier} stop"
     assert end_s - start_s == pytest.approx(len(alone) / 16000, abs=0.002)
     assert start_s > utt.gap_s + synth_speech.MARGIN_S
+
+
+def _f0_hz(audio: np.ndarray, rate: int) -> float:
+    """Median autocorrelation pitch of the voiced 40-ms frames (a rough one, enough to tell a shift)."""
+    n = int(0.04 * rate)
+    frames = [audio[i : i + n] for i in range(0, len(audio) - n, n // 2)]
+    loud = max(float(np.mean(f ** 2)) for f in frames)
+    lags = []
+    for f in (f for f in frames if np.mean(f ** 2) > 0.1 * loud):
+        c = np.correlate(f, f, "full")[n - 1 :]
+        lo, hi = rate // 400, rate // 60
+        lags.append(lo + int(np.argmax(c[lo:hi])))
+    return rate / float(np.median(lags))
+
+
+@needs_other_engines
+def test_flite_and_festival_voices_are_warped_speakers_of_their_own(tmp_path):
+    engines = ("flite", "festival")
+    assert synth_speech.voices(engines) == tuple(f"flite:{v}" for v in synth_speech.FLITE_VOICES) + tuple(
+        f"festival:{v}" for v in synth_speech.FESTIVAL_VOICES)
+    clips = synth_speech.synthesize(["computer", "commuter"], tmp_path, variants_per_word=4, seed=2, engines=engines)
+    assert [c.label for c in clips] == ["computer"] * 4 + ["_unknown_"] * 4
+    for c in clips:
+        audio, rate = sf.read(str(c.path), dtype="float32")
+        assert rate == 16000 and 0.3 < c.duration_s < 2.5
+        assert abs(np.abs(audio).max() - 10 ** (synth_speech.PEAK_DBFS / 20)) < 1e-3
+        voice, warp = c.speaker.split("*")
+        assert voice in synth_speech.voices(engines) and float(warp) in synth_speech.WARPS
+        assert 0 < float(c.attr("start_s")) < float(c.attr("end_s")) <= c.duration_s
+    assert synth_speech.synthesize(["computer", "commuter"], tmp_path, 4, seed=2, engines=engines) == clips  # a cache
+
+
+@needs_other_engines
+def test_other_engines_warp_scales_tempo_and_pitch_shift_keeps_it():
+    base = synth_speech.Utterance(word="computer", voice="flite:rms", speed_wpm=175, pitch=50)
+    plain = synth_speech.trim(synth_speech.render(base, "computer"))
+    small = synth_speech.trim(synth_speech.render(dataclasses.replace(base, warp=1.12), "computer"))
+    high = synth_speech.trim(synth_speech.render(dataclasses.replace(base, pitch=75), "computer"))  # +200 cents
+    assert len(plain) / len(small) == pytest.approx(1.12, rel=0.03), "sox speed: a shorter vocal tract talks faster"
+    assert len(high) / len(plain) == pytest.approx(1.0, rel=0.03), "a pitch shift keeps the tempo"
+    assert _f0_hz(high, 16000) / _f0_hz(plain, 16000) == pytest.approx(2 ** (200 / 1200), rel=0.08)
+    slow = synth_speech.trim(synth_speech.render(dataclasses.replace(base, speed_wpm=140), "computer"))
+    assert len(slow) / len(plain) == pytest.approx(175 / 140, rel=0.08), "speed_wpm -> duration stretch"
+
+
+def test_engines_are_checked_and_espeak_clips_keep_their_plan(monkeypatch):
+    with pytest.raises(ValueError, match="unknown engines"):
+        synth_speech.voices(("espeak", "sam"))
+    monkeypatch.setattr(synth_speech.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="flite.*scripts/setup.sh"):
+        synth_speech.voices.__wrapped__(("flite",))
+    monkeypatch.undo()
+    if shutil.which("espeak-ng"):
+        utt = synth_speech.plan("stop", 3, 0)
+        assert utt.warp == 1.0 and utt.speaker == utt.voice and ":" not in utt.voice
 
 
 # --- validation split -------------------------------------------------------------------------------
@@ -547,3 +605,33 @@ def test_shared_data_reads_its_manifest(tmp_path):
     if (sources.SHARED_DATA / "manifest.csv").exists():
         real = sources.shared_data()
         assert len(real) == 4503 and all(c.path.exists() for c in real[:50])
+
+
+# --- synthetic clips as an evaluation folder --------------------------------------------------------
+
+def test_eval_set_lays_out_synthetic_keywords_where_evaluate_looks(tmp_path):
+    from export.data import eval_set
+    from export.evaluate import in_group, keyword_positives, select_clips
+
+    src, data = tmp_path / "synth", tmp_path / "data"
+    clips = []
+    for label, name in (("yes", "yes/yes_00000.wav"), ("_unknown_", "unknown/commuter_00000.wav"),
+                        ("computer", "computer/computer_00000.wav"), ("computer", "computer/computer_00001.wav")):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(src / name), np.zeros(1600, np.float32), 16000)
+        clips.append(Clip(src / name, (label,), "flite:awb*0.92", 0.1))
+    write_manifest(clips, src / "manifest.csv")
+    (data / "noise").mkdir(parents=True)
+    sf.write(str(data / "noise" / "hum.flac"), np.zeros(16000, np.float32), 16000)
+    write_manifest([Clip(data / "noise" / "hum.flac", ("noise", "hum"), "", 1.0),
+                    Clip(data / "speech" / "x.flac", ("speech",), "", 1.0)], data / "manifest.csv")
+
+    eval_set.main([str(src / "manifest.csv"), str(tmp_path / "eval"), "--negatives", str(data)])
+    laid, groups = select_clips(tmp_path / "eval", "all")
+    assert sorted(groups.values()) == ["kws/gsc_v2/_unknown_", "kws/gsc_v2/yes", "kws/synth/computer",
+                                       "kws/synth/computer", "noise"]
+    assert [c.path for c in laid if in_group(c, groups, "kws/gsc_v2")] == [clips[0].path.resolve(), clips[1].path.resolve()]
+    assert len(keyword_positives(laid, groups, "computer")) == 2
+    assert {c.speaker for c in laid if c.label != "noise"} == {"flite:awb*0.92"}
+    with pytest.raises(SystemExit, match="no noise clips"):
+        eval_set.lay_out(clips, tmp_path / "eval2", negatives=src)

@@ -1,4 +1,4 @@
-"""Synthetic keyword speech from espeak-ng: many voices x variants x speeds x pitches, per word.
+"""Synthetic keyword speech from espeak-ng (and flite, festival): many voices x variants x speeds x pitches.
 
 Each clip is one word, alone or after a short carrier ("okay stop"), resampled to 16 kHz mono 16-bit,
 trimmed of leading/trailing silence (energy) and peak-normalised to -1 dBFS. A carrier is rendered
@@ -6,6 +6,11 @@ on its own and joined with a short silence, so the word's position is exact; it 
 `start_s=`/`end_s=` labels. Keywords are labelled with the word;
 confusable non-keywords with `_unknown_` and `word=<w>`. `speaker` is the voice id ("en-us+f3"), so
 the speaker-hash validation split (splits.py) keeps whole synthetic voices out of training.
+
+`--engines flite festival` draws from other synthesisers' voices instead: few, but recorded from
+people (CMU ARCTIC speakers, diphone sets), so unlike espeak-ng's formant voices. Each of their clips
+also gets a vocal-tract warp (sox `speed`: formants, pitch and tempo scaled together, as a smaller or
+larger speaker would) and a pitch shift; `speaker` is the voice with its warp ("flite:awb*0.92").
 
     python -m export.data.synth_speech --words yes no --out DIR --variants 50 --seed 0 --jobs 2
 """
@@ -19,6 +24,7 @@ import logging
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +68,13 @@ BASE_VOICES = (
     "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
 )
 MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
+# Other engines' English voices (Debian: flite; festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts).
+ENGINES = ("espeak", "flite", "festival")
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")  # `flite -lv`; awb_time only says times
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+WARPS = (0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12)  # vocal-tract factors for flite/festival voices
+NOMINAL_WPM = 175  # speed_wpm -> flite/festival duration stretch (NOMINAL_WPM / speed_wpm)
+CENTS_PER_PITCH = 8  # espeak pitch 20..80 (50 plain) -> flite/festival shift of -240..+240 cents
 CARRIERS = ("okay", "hey", "now", "please", "so", "and", "well")
 PHRASE_PROBABILITY = 0.3
 SPEED_WPM = (120, 220)
@@ -77,13 +90,28 @@ def variants() -> tuple[str, ...]:
     return tuple(sorted(set(n for n in names if n.isascii())))
 
 
-@lru_cache(maxsize=1)
-def voices() -> tuple[str, ...]:
-    """Every voice id used: base voice x variant, plus installed mbrola voices (no variants)."""
-    ids = [f"{base}+{v}" for base in BASE_VOICES for v in ("",) + variants()]
-    ids = [i.rstrip("+") for i in ids]
-    mbrola = [m for m in MBROLA_VOICES if Path("/usr/share/mbrola", m[3:]).exists() and shutil.which("mbrola")]
-    return tuple(ids + mbrola)
+@lru_cache(maxsize=4)
+def voices(engines: tuple[str, ...] = ("espeak",)) -> tuple[str, ...]:
+    """Every voice id of these engines. espeak: base voice x variant, plus installed mbrola voices (no
+    variants); flite / festival: "flite:awb", "festival:kal_diphone". An engine that is named but not
+    installed is an error, not a silent absence."""
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        raise ValueError(f"unknown engines {sorted(unknown)}; known: {list(ENGINES)}")
+    ids: list[str] = []
+    if "espeak" in engines:
+        ids += [f"{base}+{v}".rstrip("+") for base in BASE_VOICES for v in ("",) + variants()]
+        ids += [m for m in MBROLA_VOICES if Path("/usr/share/mbrola", m[3:]).exists() and shutil.which("mbrola")]
+    for engine, program, names in (("flite", "flite", FLITE_VOICES), ("festival", "text2wave", FESTIVAL_VOICES)):
+        if engine in engines:
+            if shutil.which(program) is None or shutil.which("sox") is None:
+                raise RuntimeError(f"engine {engine} needs `{program}` and `sox` (apt: see scripts/setup.sh)")
+            ids += [f"{engine}:{n}" for n in names]
+    return tuple(ids)
+
+
+def engine_of(voice: str) -> str:
+    return voice.split(":", 1)[0] if ":" in voice else "espeak"
 
 
 @dataclass(frozen=True)
@@ -95,35 +123,63 @@ class Utterance:
     pitch: int
     carrier: str = ""
     gap_s: float = 0.0  # silence between carrier and word
+    warp: float = 1.0  # vocal-tract factor (flite/festival voices only)
 
     @property
     def text(self) -> str:
         return f"{self.carrier} {self.word}" if self.carrier else self.word
 
+    @property
+    def speaker(self) -> str:
+        """The split's speaker: the voice, and for flite/festival its warp (each warp another speaker)."""
+        return self.voice if engine_of(self.voice) == "espeak" else f"{self.voice}*{self.warp:.2f}"
 
-def plan(word: str, index: int, seed: int) -> Utterance:
-    """The index-th utterance of a word; depends only on (word, index, seed), not on the word list."""
+
+def plan(word: str, index: int, seed: int, engines: tuple[str, ...] = ("espeak",)) -> Utterance:
+    """The index-th utterance of a word; depends only on (word, index, seed, engines), not on the word list."""
     word_key = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
     rng = np.random.default_rng([seed, word_key, index])
-    all_voices = voices()
+    all_voices = voices(engines)
     carrier, gap_s = "", 0.0
     if rng.random() < PHRASE_PROBABILITY:
         carrier = str(rng.choice(CARRIERS))
         gap_s = round(float(rng.uniform(*PHRASE_GAP_S)), 3)
-    return Utterance(
-        word=word,
-        voice=all_voices[int(rng.integers(len(all_voices)))],
-        speed_wpm=int(rng.integers(*SPEED_WPM, endpoint=True)),
-        pitch=int(rng.integers(*PITCH, endpoint=True)),
-        carrier=carrier,
-        gap_s=gap_s,
-    )
+    voice = all_voices[int(rng.integers(len(all_voices)))]
+    speed_wpm = int(rng.integers(*SPEED_WPM, endpoint=True))
+    pitch = int(rng.integers(*PITCH, endpoint=True))
+    # drawn last, so espeak-ng clips stay those of earlier releases
+    warp = 1.0 if engine_of(voice) == "espeak" else float(WARPS[int(rng.integers(len(WARPS)))])
+    return Utterance(word=word, voice=voice, speed_wpm=speed_wpm, pitch=pitch, carrier=carrier, gap_s=gap_s, warp=warp)
+
+
+def _engine_command(utt: Utterance, text: str, wav_path: str) -> tuple[list[str], str | None]:
+    """(argv, stdin text) that makes flite or festival write utt's text to wav_path."""
+    engine, name = utt.voice.split(":", 1)
+    stretch = f"{NOMINAL_WPM / utt.speed_wpm:.3f}"
+    if engine == "flite":
+        return ["flite", "-voice", name, "--setf", f"duration_stretch={stretch}", "-t", text, "-o", wav_path], None
+    return ["text2wave", "-o", wav_path, "-eval", f"(voice_{name})",
+            "-eval", f"(Parameter.set 'Duration_Stretch {stretch})"], text
+
+
+def _render_other(utt: Utterance, text: str) -> bytes:
+    """flite/festival at utt's speed, then sox: warp (speed) and pitch shift -> WAV bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = f"{tmp}/raw.wav"
+        argv, stdin = _engine_command(utt, text, raw)
+        subprocess.run(argv, input=stdin, capture_output=True, text=True, check=True)
+        cents = (utt.pitch - 50) * CENTS_PER_PITCH
+        effects = ["speed", f"{utt.warp:.3f}", "pitch", str(cents)]
+        return subprocess.run(["sox", "-q", raw, "-t", "wav", "-", *effects], capture_output=True, check=True).stdout
 
 
 def render(utt: Utterance, text: str) -> np.ndarray:
-    """espeak-ng with utt's voice settings -> float32 mono at SAMPLE_RATE_HZ (untrimmed)."""
-    cmd = ["espeak-ng", "-v", utt.voice, "-s", str(utt.speed_wpm), "-p", str(utt.pitch), "--stdout", text]
-    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    """utt's engine with its voice settings -> float32 mono at SAMPLE_RATE_HZ (untrimmed)."""
+    if engine_of(utt.voice) == "espeak":
+        cmd = ["espeak-ng", "-v", utt.voice, "-s", str(utt.speed_wpm), "-p", str(utt.pitch), "--stdout", text]
+        wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    else:
+        wav = _render_other(utt, text)
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
     if audio.ndim > 1:
         audio = audio.mean(axis=1)
@@ -138,7 +194,7 @@ def voiced_span(audio: np.ndarray) -> tuple[int, int]:
     frame = int(FRAME_S * SAMPLE_RATE_HZ)
     n = len(audio) // frame
     if n == 0:
-        raise ValueError("espeak-ng produced no audio")
+        raise ValueError("the synthesiser produced no audio")
     energy_db = 10 * np.log10(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
     idx = np.flatnonzero(energy_db > energy_db.max() + SILENCE_DB)
     return int(idx[0]) * frame, int(idx[-1] + 1) * frame
@@ -173,8 +229,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def make_clip(word: str, index: int, seed: int, out_dir: Path, keywords: tuple[str, ...] = KEYWORDS) -> Clip:
-    utt = plan(word, index, seed)
+def make_clip(word: str, index: int, seed: int, out_dir: Path, keywords: tuple[str, ...] = KEYWORDS,
+              engines: tuple[str, ...] = ("espeak",)) -> Clip:
+    utt = plan(word, index, seed, engines)
     carrier = render(utt, utt.carrier) if utt.carrier else None
     audio, start_s, end_s = assemble(render(utt, utt.word), carrier, utt.gap_s)
     path = out_dir / slug(label_of(word, keywords)[0]) / f"{slug(word)}_{index:05d}.wav"
@@ -183,17 +240,19 @@ def make_clip(word: str, index: int, seed: int, out_dir: Path, keywords: tuple[s
     labels = label_of(word, keywords) + (f"start_s={start_s:.3f}", f"end_s={end_s:.3f}")
     if utt.carrier:
         labels += (f"text={utt.text}",)
-    return Clip(path=path.resolve(), labels=labels, speaker=utt.voice, duration_s=len(audio) / SAMPLE_RATE_HZ)
+    return Clip(path=path.resolve(), labels=labels, speaker=utt.speaker, duration_s=len(audio) / SAMPLE_RATE_HZ)
 
 
-def default_out_dir(seed: int = 0) -> Path:
-    return cache_root() / "synth_speech" / f"seed{seed}"
+def default_out_dir(seed: int = 0, engines: tuple[str, ...] = ("espeak",)) -> Path:
+    root = cache_root() / "synth_speech"
+    return root / f"seed{seed}" if engines == ("espeak",) else root / "+".join(engines) / f"seed{seed}"
 
 
 def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: int = 0, jobs: int = 2,
-               keywords: tuple[str, ...] = KEYWORDS) -> list[Clip]:
+               keywords: tuple[str, ...] = KEYWORDS, engines: tuple[str, ...] = ("espeak",)) -> list[Clip]:
     """Write variants_per_word clips per word under out_dir plus out_dir/manifest.csv. A word in
-    keywords is labelled with itself, any other `_unknown_;word=<w>` (a negative).
+    keywords is labelled with itself, any other `_unknown_;word=<w>` (a negative). engines: which
+    synthesisers' voices to draw from (ENGINES).
 
     Reuses out_dir/manifest.csv when it already lists exactly these clips (the output is a cache:
     the same words, count and seed always give the same audio)."""
@@ -206,8 +265,10 @@ def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: in
         if {c.path for c in cached} == expected and all(c.path.exists() for c in cached):
             log.info("reusing %d clips in %s", len(cached), out_dir)
             return cached
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # espeak-ng runs as a subprocess
-        clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir, keywords), jobs_list))
+    engines = tuple(engines)
+    voices(engines)  # fails here, once, if an engine is missing
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the synthesisers run as subprocesses
+        clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir, keywords, engines), jobs_list))
     write_manifest(clips, manifest)
     return clips
 
@@ -221,16 +282,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_speech/seed<S>)")
     p.add_argument("--variants", type=int, default=50, help="clips per word")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
+    p.add_argument("--jobs", type=int, default=2, help="parallel synthesiser processes")
+    p.add_argument("--engines", nargs="+", default=["espeak"], choices=ENGINES,
+                   help="synthesisers whose voices to draw from (default: espeak)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.words or args.new_keywords:
         words = list(dict.fromkeys(args.new_keywords + (args.words or [])))
     else:
         words = list(KEYWORDS) if args.keywords_only else list(KEYWORDS + UNKNOWN_WORDS)
-    out = args.out or default_out_dir(args.seed)
+    engines = tuple(dict.fromkeys(args.engines))
+    out = args.out or default_out_dir(args.seed, engines)
     t0 = time.perf_counter()
-    clips = synthesize(words, out, args.variants, args.seed, args.jobs, keywords=KEYWORDS + tuple(args.new_keywords))
+    clips = synthesize(words, out, args.variants, args.seed, args.jobs, keywords=KEYWORDS + tuple(args.new_keywords),
+                       engines=engines)
     elapsed_s = time.perf_counter() - t0
     print(f"{len(clips)} clips, {len(words)} words, {len({c.speaker for c in clips})} voices -> {out}/manifest.csv "
           f"({elapsed_s:.1f} s, {len(clips) / max(elapsed_s, 1e-9):.1f} clips/s)")

@@ -1,0 +1,74 @@
+"""Lay out synthetic keyword clips as a folder that export.evaluate reads like ../shared/data.
+
+The ten commands and `_unknown_` clips go to kws/gsc_v2/<label>/ (the keyword task's 11- and 12-class
+accuracy; there is no `_silence_`), any other keyword, such as the wake word, to kws/synth/<label>/ (the
+wake-word task's false-reject table). Files are linked, not copied. `--negatives DATA` links DATA's
+noise/ recordings in as well, so the wake-word task has a stream to run; false accepts on them are not
+a rate on real speech, only the false rejects of the table are what such a folder measures.
+
+    python -m export.data.synth_speech --engines festival --keywords-only --variants 40 --seed 1000 --out /tmp/festival
+    python -m export.data.eval_set /tmp/festival/manifest.csv /tmp/festival-eval --negatives ../shared/data
+    python -m export.evaluate models/streamd-sat.onnx --data /tmp/festival-eval --split all --hop-ms 160 \\
+        --tasks kws,wakeword --out /tmp/festival-results
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from export.data.manifest import Clip, read_manifest, write_manifest
+from export.labels import COMMANDS
+
+UNKNOWN = "_unknown_"
+
+
+def folder_of(clip: Clip) -> str:
+    return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN,) else f"kws/synth/{clip.label}"
+
+
+def _link(target: Path, link: Path) -> Path:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        if link.resolve() != target.resolve():
+            raise SystemExit(f"{link} exists and is not a link to {target}; use an empty --out folder")
+    else:
+        os.symlink(target, link)
+    return link
+
+
+def lay_out(clips: list[Clip], out_dir: Path, negatives: Path | None = None) -> list[Clip]:
+    """Link clips (and negatives/noise/*) under out_dir; write and return its manifest's clips."""
+    out_dir = Path(out_dir).resolve()  # the links themselves stay unresolved: their folders are the groups
+    laid = []
+    for i, clip in enumerate(clips):
+        # the index keeps clips of equal file names (two manifests, two words) apart
+        link = _link(clip.path, out_dir / folder_of(clip) / f"{i:05d}_{clip.path.name}")
+        laid.append(dataclasses.replace(clip, path=link.absolute()))
+    if negatives is not None:
+        noise = [c for c in read_manifest(Path(negatives) / "manifest.csv") if c.label == "noise"]
+        if not noise:
+            raise SystemExit(f"{negatives}/manifest.csv lists no noise clips")
+        for clip in noise:
+            link = _link(clip.path, out_dir / "noise" / clip.path.name)
+            laid.append(dataclasses.replace(clip, path=link.absolute()))
+    write_manifest(laid, out_dir / "manifest.csv")
+    return laid
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifests", nargs="+", type=Path, help="synthetic keyword manifests (export.data.synth_speech)")
+    p.add_argument("out", type=Path, help="evaluation folder to write (links and manifest.csv)")
+    p.add_argument("--negatives", type=Path, help="data folder whose noise/ recordings to link in (../shared/data)")
+    args = p.parse_args(argv)
+    clips = [c for m in args.manifests for c in read_manifest(m)]
+    laid = lay_out(clips, args.out, args.negatives)
+    n_words = sum(1 for c in laid if c.label != "noise")
+    print(f"{n_words} keyword clips, {len(laid) - n_words} noise recordings -> {args.out}/manifest.csv")
+
+
+if __name__ == "__main__":
+    main()
