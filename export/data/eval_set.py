@@ -20,9 +20,8 @@ import os
 from pathlib import Path
 
 from export.data.manifest import Clip, read_manifest, write_manifest
+from export.data.synth_speech import UNKNOWN
 from export.labels import COMMANDS
-
-UNKNOWN = "_unknown_"
 
 
 def folder_of(clip: Clip) -> str:
