@@ -70,6 +70,18 @@ def test_synthesize_writes_real_clips(tmp_path):
 
 
 @needs_espeak
+def test_a_folder_made_with_another_seed_is_made_again_not_reused(tmp_path):
+    first = synth_speech.synthesize(["yes", "commuter"], tmp_path, variants_per_word=3, seed=7)
+    second = synth_speech.synthesize(["yes", "commuter"], tmp_path, variants_per_word=3, seed=8)
+    planned = [synth_speech.plan(w, i, 8).speaker for w in ("yes", "commuter") for i in range(3)]
+    assert [c.speaker for c in second] == planned
+    assert [c.speaker for c in second] != [c.speaker for c in first]
+    assert read_manifest(tmp_path / "manifest.csv") == second
+    redo = synth_speech.make_clip("commuter", 2, 8, tmp_path / "redo")
+    assert np.array_equal(sf.read(str(redo.path))[0], sf.read(str(second[-1].path))[0])  # seed 8's audio on disk
+
+
+@needs_espeak
 def test_new_keywords_are_labelled_as_themselves_and_other_words_stay_negatives(tmp_path):
     clips = synth_speech.synthesize(["hey kitchen", "kitchen"], tmp_path, variants_per_word=2, seed=3,
                                     keywords=synth_speech.KEYWORDS + ("hey kitchen",))

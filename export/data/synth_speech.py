@@ -254,19 +254,22 @@ def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: in
     keywords is labelled with itself, any other `_unknown_;word=<w>` (a negative). engines: which
     synthesisers' voices to draw from (ENGINES).
 
-    Reuses out_dir/manifest.csv when it already lists exactly these clips (the output is a cache:
-    the same words, count and seed always give the same audio)."""
+    Reuses out_dir/manifest.csv when it already lists exactly these clips, each by the speaker its plan
+    names (the output is a cache: the same words, count, seed and engines always give the same audio;
+    a folder made with another seed or other engines is made again)."""
     out_dir = Path(out_dir).resolve()
     manifest = out_dir / "manifest.csv"
-    jobs_list = [(w, i) for w in words for i in range(variants_per_word)]
-    expected = {(out_dir / slug(label_of(w, keywords)[0]) / f"{slug(w)}_{i:05d}.wav") for w, i in jobs_list}
-    if manifest.exists():
-        cached = read_manifest(manifest)
-        if {c.path for c in cached} == expected and all(c.path.exists() for c in cached):
-            log.info("reusing %d clips in %s", len(cached), out_dir)
-            return cached
     engines = tuple(engines)
     voices(engines)  # fails here, once, if an engine is missing
+    jobs_list = [(w, i) for w in words for i in range(variants_per_word)]
+    expected = {out_dir / slug(label_of(w, keywords)[0]) / f"{slug(w)}_{i:05d}.wav": plan(w, i, seed, engines).speaker
+                for w, i in jobs_list}
+    if manifest.exists():
+        cached = read_manifest(manifest)
+        if {c.path: c.speaker for c in cached} == expected and all(c.path.exists() for c in cached):
+            log.info("reusing %d clips in %s", len(cached), out_dir)
+            return cached
+        log.info("%s holds other clips (another word list, count, seed or engines); making them again", out_dir)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the synthesisers run as subprocesses
         clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir, keywords, engines), jobs_list))
     write_manifest(clips, manifest)
