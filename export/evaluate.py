@@ -32,7 +32,7 @@ from export.data.manifest import Clip, read_manifest
 from export.labels import COMMANDS, WAKE_WORD, tag_name
 from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
                             boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, match_overlaps, operating_point,
-                            tag_operating_points)
+                            tag_operating_points, wilson_interval)
 from streamd.bench import machine
 from streamd.config import KeywordDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
@@ -294,6 +294,11 @@ def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg
     return count
 
 
+def ci95(correct: np.ndarray) -> list[float]:
+    """The 95 % interval of the fraction of clips right (metrics.wilson_interval), for the JSON."""
+    return [round(v, 4) for v in wilson_interval(int(np.sum(correct)), int(np.size(correct)))]
+
+
 def det_table(positives: list[Scored], negative: Scored, label_index: int, name: str, negative_hours: float,
               sample_rate_hz: int, hop_samples: int, thresholds=DET_THRESHOLDS, n_of_m=None,
               refractory_s=None) -> list[dict]:
@@ -312,6 +317,7 @@ def det_table(positives: list[Scored], negative: Scored, label_index: int, name:
             "threshold": float(t),
             "false_rejects": int(rejected),
             "frr_pct": round(100.0 * rejected / len(positives), 3) if positives else None,
+            "frr_ci95_pct": [round(100.0 * v, 1) for v in wilson_interval(rejected, len(positives))] if positives else None,
             "false_accepts": int(fa),
             "fa_per_h": round(fa / negative_hours, 4) if negative_hours > 0 else None,
             # a score stuck high fires once and then never re-arms: this exposes it
@@ -392,7 +398,9 @@ def eval_kws(ctx: Context) -> dict:
         "n_clips": len(clips),
         "threshold": ctx.args.threshold,
         "accuracy_11": round(accuracy(truth11, pred11), 4),
+        "accuracy_11_ci95": ci95(truth11 == pred11),
         "accuracy_12": round(accuracy(truth12, pred12), 4),
+        "accuracy_12_ci95": ci95(truth12 == pred12),
         "best_threshold_11": {"threshold": best_t, "accuracy_11": round(best_acc, 4)},
         "silence_rule": (f"'{SPEECH_TAG}' tag max >= 0.5 means unknown" if speech is not None else
                          f"energy: 95th-10th percentile frame level < {SILENCE_RANGE_DB} dB means silence"),
@@ -484,6 +492,7 @@ def eval_tags(ctx: Context) -> dict:
         # a few recordings of one class can fill most of the clips; the balanced mean weighs labels equally
         out[f"clip_score_{name}"] = {"mAP": round(float(np.mean(list(aps.values()))), 4),
                                      "top1_accuracy": round(float(top1.mean()), 4),
+                                     "top1_ci95": ci95(top1),
                                      "top1_balanced": round(float(np.mean(list(top1_of.values()))), 4),
                                      "labels_in_map": len(aps)}
         for tag, ap in aps.items():
@@ -849,21 +858,29 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
     return result
 
 
+def span(pair: list[float] | None) -> str | None:
+    """'lo-hi' for the comparison table (one cell)."""
+    return f"{pair[0]:g}-{pair[1]:g}" if pair else None
+
+
 def summary(result: dict) -> dict:
     """The few numbers compared across models."""
     t = result["tasks"]
     kws, wake, tags, mix, alarms = (t.get(k, {}) for k in TASKS)
     row = {"family": result["family"], "hop_ms": result["hop_ms"], "state_kB": round(result["state_bytes"] / 1024, 1),
            "ms_per_audio_s": result["compute_ms_per_audio_s"],
-           "kws_acc_11": kws.get("accuracy_11"), "kws_acc_12": kws.get("accuracy_12"),
+           "kws_acc_11": kws.get("accuracy_11"), "kws_acc_11_ci95": span(kws.get("accuracy_11_ci95")),
+           "kws_acc_12": kws.get("accuracy_12"),
            "kws_acc_11_best_thr": kws.get("best_threshold_11", {}).get("accuracy_11")}
     for keyword, info in wake.get("keywords", {}).items():
         if keyword == WAKE_WORD or keyword not in COMMANDS:
             point = info[f"best_within_{TARGET_FA_PER_H}_fa_per_h"]
             row[f"{keyword}_frr_pct_at_{TARGET_FA_PER_H}fa_h"] = point["frr_pct"] if point else None
+            row[f"{keyword}_frr_ci95_pct"] = span(point.get("frr_ci95_pct")) if point else None
             row[f"{keyword}_threshold"] = point["threshold"] if point else None
     row["tags_mAP"] = tags.get("clip_score_max", {}).get("mAP")
     row["tags_top1"] = tags.get("clip_score_max", {}).get("top1_accuracy")
+    row["tags_top1_ci95"] = span(tags.get("clip_score_max", {}).get("top1_ci95"))
     row["tags_top1_balanced"] = tags.get("clip_score_max", {}).get("top1_balanced")
     row["mixture_event_f1"] = mix.get("event_f1_onset_offset", {}).get("f1")
     row["mixture_onset_f1"] = mix.get("event_f1_onset", {}).get("f1")

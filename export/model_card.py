@@ -54,6 +54,11 @@ def fmt(value, digits: int = 1, pct: bool = False) -> str:
     return f"{100 * value:.{digits}f}%" if pct else f"{value:.{digits}f}"
 
 
+def interval(ci: list[float] | None) -> str:
+    """'95 % interval a-b %' from an evaluation JSON's *_ci95 pair (fractions); '' where the JSON predates them."""
+    return f"95 % interval {100 * ci[0]:.1f}-{100 * ci[1]:.1f} %" if ci else ""
+
+
 def threshold_rows(wake: dict, keyword: str, thresholds=(0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)) -> list[str]:
     table = {round(r["threshold"], 3): r for r in wake["keywords"][keyword]["table"]}
     rows = []
@@ -295,6 +300,9 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     talk_wake = talk_wake if talk_wake.get("keywords") else None
     keywords = info.names_of_kind(KIND_KEYWORD)
     tag_names = info.names_of_kind(KIND_TAG)
+    top1 = tags.get("clip_score_max", {})
+    kws_notes = f" ({interval(kws['accuracy_11_ci95'])})" if kws.get("accuracy_11_ci95") else ""
+    tag_notes = "; ".join(filter(None, [interval(top1.get("top1_ci95")), f"{fmt(top1.get('top1_balanced'), 1, True)} balanced over labels"]))
     lines = [
         f"# {name}",
         "",
@@ -330,10 +338,10 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         "will be lower.",
         "",
         f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip, threshold {kws.get('threshold')}):"
-        f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
+        f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**{kws_notes}, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
         f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}**"
-        f" ({fmt(tags.get('clip_score_max', {}).get('top1_balanced'), 1, True)} balanced over labels),"
+        f" ({tag_notes}),"
         f" mAP {fmt(tags.get('clip_score_max', {}).get('mAP'), 3)} (clip score = max over hops).",
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"
@@ -355,9 +363,13 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
                       "| threshold | false rejects | FRR | false accepts | FA/h |", "|---|---|---|---|---|",
                       *threshold_rows(wake, keyword), ""]
         lines += ["Operating points at the false-accept target (fewest false rejects with at most 0.5 false accepts "
-                  "per hour; none means no threshold met it on this data):", "", "| keyword | threshold | FRR | FA/h |", "|---|---|---|---|"]
+                  "per hour; none means no threshold met it on this data). The FRR's 95 % interval takes the "
+                  "positives as independent clips; few positives of few speakers leave it wide:", "",
+                  "| keyword | threshold | FRR | FRR 95 % interval | FA/h |", "|---|---|---|---|---|"]
         for keyword, p in points.items():
-            lines.append(f"| {keyword} | {p['threshold'] if p else 'none'} | {fmt(p['frr_pct']) if p else 'n/a'} | {fmt(p['fa_per_h'], 2) if p else 'n/a'} |")
+            ci = p.get("frr_ci95_pct") if p else None
+            lines.append(f"| {keyword} | {p['threshold'] if p else 'none'} | {fmt(p['frr_pct']) if p else 'n/a'} | "
+                         f"{f'{ci[0]:.1f}-{ci[1]:.1f}' if ci else 'n/a'} | {fmt(p['fa_per_h'], 2) if p else 'n/a'} |")
         chosen = config_thresholds(wake, music=music_tasks.get("wakeword"), talk=talk_wake)
         lines += ["", f"Thresholds for a config running this model (the default `config.yaml` takes those of the default "
                   f"model; 1-of-1 trigger, 1 s refractory, {gate_words(wake['trigger'])}, as evaluated): the wake word at the fewest false rejects with "

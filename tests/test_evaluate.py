@@ -126,6 +126,18 @@ def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_poi
     assert metrics.operating_point(rows, 0.5)["threshold"] == 0.8
     assert metrics.operating_point(rows, 5.0)["threshold"] == 0.2
     assert metrics.operating_point(rows[:2], 0.5) is None
+    assert [r["frr_ci95_pct"] for r in rows] == [[0.0, 65.8], [9.5, 90.5], [9.5, 90.5]]  # Wilson, 0 and 1 of 2
+
+
+def test_wilson_interval_bounds_a_proportion_even_at_none_and_all():
+    assert metrics.wilson_interval(0, 11) == (0.0, pytest.approx(0.2588, abs=1e-4))  # "0 of 11 missed" allows 26 %
+    assert metrics.wilson_interval(11, 11) == (pytest.approx(0.7412, abs=1e-4), 1.0)
+    lo, hi = metrics.wilson_interval(407, 435)  # the default's 93.6 % of the validation keywords
+    assert (lo, hi) == (pytest.approx(0.9085, abs=1e-4), pytest.approx(0.9551, abs=1e-4)) and lo < 407 / 435 < hi
+    assert metrics.wilson_interval(3, 10) == pytest.approx(tuple(1 - v for v in reversed(metrics.wilson_interval(7, 10))))
+    narrow, wide = metrics.wilson_interval(500, 1000), metrics.wilson_interval(5, 10)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 5  # 100 times the clips: a tenth of the width
+    assert metrics.wilson_interval(0, 0) == (0.0, 1.0)
 
 
 def test_event_matching_with_collar_and_boundary_errors():
@@ -315,6 +327,9 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert kws["missing_keywords"] == ["up", "down", "left", "right", "on", "off", "stop", "go"]
     assert kws["silence_rule"].startswith("'speech' tag")
     assert 0 <= kws["accuracy_11"] <= 1 and 0 <= kws["accuracy_12"] <= kws["accuracy_11"]
+    for key in ("accuracy_11", "accuracy_12"):  # 4 clips: an interval far wider than any one clip's worth
+        lo, hi = kws[f"{key}_ci95"]
+        assert lo <= kws[key] <= hi and hi - lo > 0.4
     assert np.sum(kws["confusion_12"]) == 4 and len(kws["confusion_11"]) == 11
     # truth rows: yes, no, silence, unknown (the last two are "no keyword" in 11 classes)
     assert [sum(r) for r in kws["confusion_12"]] == [1, 1] + [0] * 8 + [1, 1]

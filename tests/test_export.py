@@ -141,6 +141,13 @@ def test_the_wake_word_threshold_must_also_hold_on_the_talk_and_the_commands_not
     assert config_thresholds(wake, talk=talk) == {"go": 0.5, "computer": 0.8}
 
 
+def test_card_states_the_interval_the_evaluation_gives_and_nothing_for_older_results():
+    from export.model_card import interval
+
+    assert interval([0.908, 0.955]) == "95 % interval 90.8-95.5 %"
+    assert interval(None) == "" and interval([]) == ""  # an evaluation JSON written before the intervals
+
+
 def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
     from export.model_card import alarm_point
 
