@@ -419,6 +419,23 @@ def test_talk_cli_writes_repeatable_speech_negatives_at_a_level(tmp_path):
         assert synth_talk.RMS_DB[0] - 0.5 <= rms_db <= synth_talk.RMS_DB[1] + 0.5 or np.abs(audio).max() >= 0.98
 
 
+@needs_other_engines
+def test_talk_in_other_engines_voices_keeps_espeak_talk_as_it_was(tmp_path):
+    clips = synth_talk.generate(tmp_path / "f", 2, seed=5, engines=("flite",))
+    for clip in clips:
+        voice, warp = clip.speaker.split("*")
+        assert voice in synth_speech.voices(("flite",)) and float(warp) in synth_speech.WARPS
+        audio = sf.read(str(clip.path))[0]
+        assert clip.duration_s > 3.0 and np.abs(audio).max() <= synth_talk.PEAK + 1e-4
+    espeak = synth_talk.make_talk(np.random.default_rng([5, 0]))  # the default engine: the plan of before
+    again = synth_talk.make_talk(np.random.default_rng([5, 0]), ("espeak",))
+    assert espeak[1] in synth_speech.voices() and espeak[1:] == again[1:] and np.array_equal(espeak[0], again[0])
+    flite = synth_talk.make_talk(np.random.default_rng([5, 0]), ("flite",))
+    assert flite[2] == espeak[2], "the engine changes the voice, not the words"
+    with pytest.raises(ValueError, match="unknown engines"):
+        synth_talk.generate(tmp_path / "x", 1, engines=("sam",))
+
+
 # --- augmentation -----------------------------------------------------------------------------------
 
 def _speechlike(n, rng):

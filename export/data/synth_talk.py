@@ -4,9 +4,11 @@ The real speech here (`speech/`) is 619 short orders for drinks, so the wake wor
 per hour on speech rest on 0.2 h (the validation part) of one topic. This module writes paragraphs of
 household talk, made from sentence templates and a vocabulary that never holds a keyword but is
 rich in words that sound like one ("commuter", "computing", "company", "stopped", "knows", "cup",
-"often", "downtown"), read by the espeak-ng voices of `synth_speech` at random speeds and pitches.
+"often", "downtown"), read by the espeak-ng voices of `synth_speech` at random speeds and pitches
+(`--engines flite festival`: by those synthesisers' voices instead, warped and pitch-shifted as
+`synth_speech` does, so that near-misses can be heard in voices a model never trained on).
 
-    python -m export.data.synth_talk --out DIR --count 300 --seed 1000
+    python -m export.data.synth_talk --out DIR --count 300 --seed 1000 [--engines espeak|flite|festival ...]
 
 writes DIR/speech/talk_<seed>_<i>.flac (labels `speech;kind=talk`, speaker = the voice) and
 DIR/manifest.csv. A recipe lists the manifest under `synthetic:` and the trainer uses the clips as
@@ -31,7 +33,7 @@ import soundfile as sf
 
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
-from export.data.synth_speech import SAMPLE_RATE_HZ, Utterance, render, trim, voices
+from export.data.synth_speech import ENGINES, SAMPLE_RATE_HZ, WARPS, Utterance, engine_of, render, trim, voices
 from export.labels import KEYWORDS
 
 SENTENCES = (2, 5)  # per clip
@@ -110,39 +112,47 @@ def paragraph(rng: np.random.Generator) -> str:
     return " ".join(out)
 
 
-def make_talk(rng: np.random.Generator) -> tuple[np.ndarray, str, str]:
-    """(audio, voice, text) of one clip: a paragraph read by one voice, trimmed, at a random level."""
+def make_talk(rng: np.random.Generator, engines: tuple[str, ...] = ("espeak",)) -> tuple[np.ndarray, str, str]:
+    """(audio, speaker, text) of one clip: a paragraph read by one voice, trimmed, at a random level."""
     text = paragraph(rng)
-    all_voices = voices()
-    utt = Utterance(word=text, voice=all_voices[int(rng.integers(len(all_voices)))],
-                    speed_wpm=int(rng.integers(*SPEED_WPM, endpoint=True)), pitch=int(rng.integers(*PITCH, endpoint=True)))
+    all_voices = voices(engines)
+    voice = all_voices[int(rng.integers(len(all_voices)))]
+    speed_wpm, pitch = int(rng.integers(*SPEED_WPM, endpoint=True)), int(rng.integers(*PITCH, endpoint=True))
+    level_db = rng.uniform(*RMS_DB)
+    # drawn last, so espeak-ng clips stay those of earlier releases
+    warp = 1.0 if engine_of(voice) == "espeak" else float(WARPS[int(rng.integers(len(WARPS)))])
+    utt = Utterance(word=text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, warp=warp)
     audio = trim(render(utt, text))
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1e-9
-    audio = audio * (10 ** (rng.uniform(*RMS_DB) / 20) / rms)
+    audio = audio * (10 ** (level_db / 20) / rms)
     peak = float(np.abs(audio).max())
     if peak > PEAK:
         audio = audio * (PEAK / peak)
-    return audio.astype(np.float32), utt.voice, text
+    return audio.astype(np.float32), utt.speaker, text
 
 
-def default_out_dir(seed: int = 0) -> Path:
-    return cache_root() / "synth_talk" / f"seed{seed}"
+def default_out_dir(seed: int = 0, engines: tuple[str, ...] = ("espeak",)) -> Path:
+    root = cache_root() / "synth_talk"
+    return root / f"seed{seed}" if engines == ("espeak",) else root / "+".join(engines) / f"seed{seed}"
 
 
-def write_talk(out_dir: Path, seed: int, index: int) -> Clip:
-    """Clip index of seed; depends only on (seed, index)."""
-    audio, voice, _ = make_talk(np.random.default_rng([seed, index]))
+def write_talk(out_dir: Path, seed: int, index: int, engines: tuple[str, ...] = ("espeak",)) -> Clip:
+    """Clip index of seed; depends only on (seed, index, engines)."""
+    audio, voice, _ = make_talk(np.random.default_rng([seed, index]), engines)
     path = out_dir / "speech" / f"talk_{seed}_{index:05d}.flac"
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, SAMPLE_RATE_HZ, subtype="PCM_16")
     return Clip(path=path, labels=("speech", "kind=talk"), speaker=voice, duration_s=len(audio) / SAMPLE_RATE_HZ)
 
 
-def generate(out_dir: str | Path, count: int, seed: int = 0, jobs: int = 2) -> list[Clip]:
+def generate(out_dir: str | Path, count: int, seed: int = 0, jobs: int = 2,
+             engines: tuple[str, ...] = ("espeak",)) -> list[Clip]:
     """count clips under out_dir/speech/ plus out_dir/manifest.csv."""
     out_dir = Path(out_dir).resolve()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # espeak-ng runs as a subprocess
-        clips = list(pool.map(lambda i: write_talk(out_dir, seed, i), range(count)))
+    engines = tuple(engines)
+    voices(engines)  # fails here, once, if an engine is missing
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the synthesisers run as subprocesses
+        clips = list(pool.map(lambda i: write_talk(out_dir, seed, i, engines), range(count)))
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
 
@@ -152,11 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_talk/seed<S>)")
     p.add_argument("--count", type=int, default=200, help="clips (a paragraph each, about 10 s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
+    p.add_argument("--jobs", type=int, default=2, help="parallel synthesiser processes")
+    p.add_argument("--engines", nargs="+", default=["espeak"], choices=ENGINES,
+                   help="synthesisers whose voices read the talk (default: espeak)")
     args = p.parse_args(argv)
-    out = args.out or default_out_dir(args.seed)
+    engines = tuple(dict.fromkeys(args.engines))
+    out = args.out or default_out_dir(args.seed, engines)
     t0 = time.perf_counter()
-    clips = generate(out, args.count, args.seed, args.jobs)
+    clips = generate(out, args.count, args.seed, args.jobs, engines)
     minutes = sum(c.duration_s for c in clips) / 60
     print(f"{len(clips)} clips, {minutes:.1f} min of talk, {len({c.speaker for c in clips})} voices -> "
           f"{out}/manifest.csv ({time.perf_counter() - t0:.1f} s)")
