@@ -24,8 +24,8 @@ def accuracy(truth, pred) -> float:
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval (95 % at z = 1.96) of the proportion successes / n; (0, 1) when n = 0.
 
-    It holds 0 of 11 apart from "never" (0 to 26 %), where the plain normal interval collapses to a
-    point. It takes the n clips as independent; clips of one speaker or one recording are not, so the
+    At the ends it stays honest: 0 of 11 gives 0 to 26 %, where the plain normal interval collapses to
+    a point. It takes the n clips as independent; clips of one speaker or one recording are not, so the
     real uncertainty is wider still."""
     if n <= 0:
         return 0.0, 1.0
