@@ -188,4 +188,6 @@ class TagSmoother:
 
     def _decision(self, kind: str, reason: str = "") -> TagDecision:
         scores = self._scores or [0.0]
-        return TagDecision(kind, self.name, self._start, self._last_end, max(scores), float(np.mean(scores)), reason)
+        with np.errstate(invalid="ignore"):  # +inf and -inf in one event average to NaN, quietly (model.py rejects them first)
+            mean = float(np.mean(scores))
+        return TagDecision(kind, self.name, self._start, self._last_end, max(scores), mean, reason)
