@@ -188,6 +188,6 @@ class TagSmoother:
 
     def _decision(self, kind: str, reason: str = "") -> TagDecision:
         scores = self._scores or [0.0]
-        with np.errstate(invalid="ignore"):  # +inf and -inf in one event average to NaN, quietly (model.py rejects them first)
+        with np.errstate(invalid="ignore"):  # +inf and -inf average to NaN, quietly: only the tests feed them (input is sanitised)
             mean = float(np.mean(scores))
         return TagDecision(kind, self.name, self._start, self._last_end, max(scores), mean, reason)
