@@ -114,6 +114,17 @@ def engine_of(voice: str) -> str:
     return voice.split(":", 1)[0] if ":" in voice else "espeak"
 
 
+def draw_warp(voice: str, rng: np.random.Generator) -> float:
+    """A flite/festival voice's vocal-tract factor; espeak voices draw none (callers draw it last, so
+    espeak-ng clips stay those of earlier releases)."""
+    return 1.0 if engine_of(voice) == "espeak" else float(WARPS[int(rng.integers(len(WARPS)))])
+
+
+def engines_dir(root: Path, seed: int, engines: tuple[str, ...]) -> Path:
+    """root/seed<S> for espeak-ng alone (the folders of earlier releases), else root/<e1+e2>/seed<S>."""
+    return root / f"seed{seed}" if engines == ("espeak",) else root / "+".join(engines) / f"seed{seed}"
+
+
 @dataclass(frozen=True)
 class Utterance:
     """Everything that decides one clip's audio."""
@@ -147,8 +158,7 @@ def plan(word: str, index: int, seed: int, engines: tuple[str, ...] = ("espeak",
     voice = all_voices[int(rng.integers(len(all_voices)))]
     speed_wpm = int(rng.integers(*SPEED_WPM, endpoint=True))
     pitch = int(rng.integers(*PITCH, endpoint=True))
-    # drawn last, so espeak-ng clips stay those of earlier releases
-    warp = 1.0 if engine_of(voice) == "espeak" else float(WARPS[int(rng.integers(len(WARPS)))])
+    warp = draw_warp(voice, rng)  # last
     return Utterance(word=word, voice=voice, speed_wpm=speed_wpm, pitch=pitch, carrier=carrier, gap_s=gap_s, warp=warp)
 
 
@@ -244,8 +254,7 @@ def make_clip(word: str, index: int, seed: int, out_dir: Path, keywords: tuple[s
 
 
 def default_out_dir(seed: int = 0, engines: tuple[str, ...] = ("espeak",)) -> Path:
-    root = cache_root() / "synth_speech"
-    return root / f"seed{seed}" if engines == ("espeak",) else root / "+".join(engines) / f"seed{seed}"
+    return engines_dir(cache_root() / "synth_speech", seed, engines)
 
 
 def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: int = 0, jobs: int = 2,

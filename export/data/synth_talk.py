@@ -33,7 +33,8 @@ import soundfile as sf
 
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
-from export.data.synth_speech import ENGINES, SAMPLE_RATE_HZ, WARPS, Utterance, engine_of, render, trim, voices
+from export.data.synth_speech import (ENGINES, SAMPLE_RATE_HZ, Utterance, draw_warp, engines_dir, render, trim,
+                                      voices)
 from export.labels import KEYWORDS
 
 SENTENCES = (2, 5)  # per clip
@@ -119,8 +120,7 @@ def make_talk(rng: np.random.Generator, engines: tuple[str, ...] = ("espeak",)) 
     voice = all_voices[int(rng.integers(len(all_voices)))]
     speed_wpm, pitch = int(rng.integers(*SPEED_WPM, endpoint=True)), int(rng.integers(*PITCH, endpoint=True))
     level_db = rng.uniform(*RMS_DB)
-    # drawn last, so espeak-ng clips stay those of earlier releases
-    warp = 1.0 if engine_of(voice) == "espeak" else float(WARPS[int(rng.integers(len(WARPS)))])
+    warp = draw_warp(voice, rng)  # last
     utt = Utterance(word=text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, warp=warp)
     audio = trim(render(utt, text))
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1e-9
@@ -132,8 +132,7 @@ def make_talk(rng: np.random.Generator, engines: tuple[str, ...] = ("espeak",)) 
 
 
 def default_out_dir(seed: int = 0, engines: tuple[str, ...] = ("espeak",)) -> Path:
-    root = cache_root() / "synth_talk"
-    return root / f"seed{seed}" if engines == ("espeak",) else root / "+".join(engines) / f"seed{seed}"
+    return engines_dir(cache_root() / "synth_talk", seed, engines)
 
 
 def write_talk(out_dir: Path, seed: int, index: int, engines: tuple[str, ...] = ("espeak",)) -> Clip:
