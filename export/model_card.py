@@ -300,9 +300,9 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     talk_wake = talk_wake if talk_wake.get("keywords") else None
     keywords = info.names_of_kind(KIND_KEYWORD)
     tag_names = info.names_of_kind(KIND_TAG)
-    top1 = tags.get("clip_score_max", {})
+    clip_max = tags.get("clip_score_max", {})
     kws_notes = f" ({interval(kws['accuracy_11_ci95'])})" if kws.get("accuracy_11_ci95") else ""
-    tag_notes = "; ".join(filter(None, [interval(top1.get("top1_ci95")), f"{fmt(top1.get('top1_balanced'), 1, True)} balanced over labels"]))
+    tag_notes = "; ".join(filter(None, [interval(clip_max.get("top1_ci95")), f"{fmt(clip_max.get('top1_balanced'), 1, True)} balanced over labels"]))
     lines = [
         f"# {name}",
         "",
@@ -340,9 +340,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip, threshold {kws.get('threshold')}):"
         f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**{kws_notes}, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
-        f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(tags.get('clip_score_max', {}).get('top1_accuracy'), 1, True)}**"
-        f" ({tag_notes}),"
-        f" mAP {fmt(tags.get('clip_score_max', {}).get('mAP'), 3)} (clip score = max over hops).",
+        f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
+        f" mAP {fmt(clip_max.get('mAP'), 3)} (clip score = max over hops).",
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"
         f" detected (a segment of the right tag starting inside the event) F1 **{fmt(mix.get('event_f1_detected', {}).get('f1'), 3)}**,"
