@@ -77,7 +77,9 @@ class Recipe:
     freq_warp: dict = field(default_factory=dict)
     # {dscnn: checkpoint, weight: 0..1, agree_only: true to blend only where the command teacher decides as
     # the scene does, efficientat: folder, tag_weight: 0..1, tag_columns: true for precomputed targets on
-    # every column (export/data/teacher_targets.py), else tag_every/tag_window_columns}
+    # every column (export/data/teacher_targets.py), else tag_every/tag_window_columns; audioset_weight: w > 0
+    # (with tag_columns) also teaches a training-only head the teacher's 527 AudioSet probabilities on the
+    # tag clips, each class's loss weighted w (AudioSetHead)}
     teacher: dict = field(default_factory=dict)
     # labels whose rows of the output head alone learn; every other weight stays as init left it, so the
     # other labels score exactly as before (a detector widened without touching the keywords); empty: all
@@ -162,11 +164,13 @@ def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, st
 
 
 def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, ...],
-                teacher_targets: TeacherTargets | None = None, keywords: tuple[str, ...] = KEYWORDS) -> Pools:
-    """Decoded clips by role; with teacher_targets, each tag clip also carries the teacher's column targets."""
+                teacher_targets: TeacherTargets | None = None, keywords: tuple[str, ...] = KEYWORDS,
+                audioset_targets: TeacherTargets | None = None) -> Pools:
+    """Decoded clips by role; with teacher_targets, each tag clip also carries the teacher's column targets
+    (and with audioset_targets its AudioSet ones)."""
     pools = Pools()
     clips = list(clips)
-    if teacher_targets is not None:
+    if teacher_targets is not None or audioset_targets is not None:
         clips = tqdm(clips, desc="clips (teacher targets on a cache miss)", unit="clip", mininterval=10)
     for clip in clips:
         role, name = clip_role(clip, keywords)
@@ -189,6 +193,8 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
             pools.tags.setdefault(name, []).append(audio)
             if teacher_targets is not None:
                 pools.tag_teacher.setdefault(name, []).append(teacher_targets(clip.path, audio))
+            if audioset_targets is not None:
+                pools.tag_audioset.setdefault(name, []).append(audioset_targets(clip.path, audio))
     return pools
 
 
@@ -218,10 +224,11 @@ def train_clips(recipe: Recipe, root: Path) -> list[Clip]:
 
 
 def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
-               teacher_targets: TeacherTargets | None = None) -> tuple[Pools, Pools]:
+               teacher_targets: TeacherTargets | None = None,
+               audioset_targets: TeacherTargets | None = None) -> tuple[Pools, Pools]:
     train_clips, val_clips, noise_files = split_clips(recipe, root)
     keywords = recipe_keywords(recipe)
-    train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets, keywords)
+    train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets, keywords, audioset_targets)
     val = build_pools(val_clips, sample_rate_hz, label_names, keywords=keywords)
     train.noise += split_noise(noise_files, "train", sample_rate_hz)
     val.noise += split_noise(noise_files, "val", sample_rate_hz)
@@ -533,19 +540,53 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
     return out
 
 
+class AudioSetHead(torch.nn.Module):
+    """A head that only training has: the teacher's 527 AudioSet classes from the features the model's own
+    head reads (a forward hook on ``model.head`` keeps them), taught the teacher's probabilities on the tag
+    clips. The shared features must then carry what the teacher tells apart among all of AudioSet, not
+    only among our 58 tags; the exported model is the model alone. It starts at zero weights and a bias of
+    each class's mean probability (prior), so its first steps learn the head and leave the features be."""
+
+    def __init__(self, model: StreamingModel, weight: float, prior: np.ndarray):
+        super().__init__()
+        head = getattr(model, "head", None)
+        if isinstance(model, WindowedModel) or not isinstance(head, torch.nn.Linear):
+            raise SystemExit(f"teacher.audioset_weight needs a streaming model with a linear head (sat), "
+                             f"not {type(model).__name__}")
+        self.linear = torch.nn.Linear(head.in_features, 527)
+        torch.nn.init.zeros_(self.linear.weight)
+        with torch.no_grad():
+            self.linear.bias.copy_(torch.logit(torch.as_tensor(prior, dtype=torch.float32).clamp(1e-4, 1 - 1e-4)))
+        self.weight = weight
+        self.features: torch.Tensor | None = None
+        head.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output) -> None:
+        self.features = inputs[0]
+
+    def extend(self, logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's logits (B, C, n) and a mask of n + 527 columns -> both over n + 527 columns, the
+        AudioSet part of the mask weighted."""
+        n = logits.shape[-1]
+        extended = torch.cat([logits, self.linear(self.features)], dim=-1)
+        return extended, torch.cat([mask[..., :n], mask[..., n:] * self.weight], dim=-1)
+
+
 def masked_bce(logits, targets, mask, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none", pos_weight=pos_weight)
     return (loss * mask).sum(-1).sum() / mask[..., 0].numel()  # sum over labels, mean over outputs
 
 
 def training_step(model, optimizer, params: list, batch, teachers: list, pos_weight: torch.Tensor, rng,
-                  recipe: Recipe, column_samples: int) -> torch.Tensor:
+                  recipe: Recipe, column_samples: int, audioset_head: AudioSetHead | None = None) -> torch.Tensor:
     """One optimizer step on a batch (audio, targets, mask) already on the model's device: the teachers
     blend their targets in, then loss, backward, gradient clipping over params, update. Returns the loss."""
     audio, targets, mask = batch
     for teacher in teachers:
         targets, mask = teacher(audio, targets, mask)
     logits, t, m = logits_and_targets(model, audio, targets, mask, rng, recipe.windows_per_scene, column_samples)
+    if audioset_head is not None:
+        logits, m = audioset_head.extend(logits, m)
     loss = masked_bce(logits, t, m, pos_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -633,7 +674,12 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     kd = recipe.teacher
     columns_kd = TeacherTargets(root / kd["efficientat"], column_samples, int(kd.get("tag_window_columns", 8))) \
         if kd.get("efficientat") and kd.get("tag_columns") else None
-    train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names, columns_kd)
+    audioset_weight = float(kd.get("audioset_weight", 0.0))
+    if audioset_weight and columns_kd is None:
+        raise SystemExit("teacher.audioset_weight needs teacher.efficientat with tag_columns: true")
+    audioset_kd = TeacherTargets(root / kd["efficientat"], column_samples, int(kd.get("tag_window_columns", 8)),
+                                 audioset=True) if audioset_weight else None
+    train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names, columns_kd, audioset_kd)
     log.info("data loaded in %.0f s; train: %s", time.time() - t0, describe(train_pools))
     log.info("val: %s", describe(val_pools))
     sampler = SceneSampler(train_pools, label_names, scene_cfg)
@@ -642,19 +688,27 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     if recipe.init:
         warm_start(model, root / recipe.init, recipe.init_blocks)
     model.to(device)
-    pos_weight = torch.ones(len(label_names), device=device)
+    pos_weight = torch.ones(len(label_names) + sampler.n_audioset, device=device)
     pos_weight[[label_names.index(k) for k in recipe_keywords(recipe)]] = recipe.keyword_pos_weight
 
-    def learning(m: StreamingModel) -> list:  # the parameters the optimizer moves
-        return restrict_to_labels(m, recipe.train_labels, label_names) if recipe.train_labels else list(m.parameters())
+    if audioset_weight:  # each AudioSet class's mean probability over the training tag clips' columns
+        audioset_prior = np.concatenate([a for clips in train_pools.tag_audioset.values() for a in clips]).astype(np.float32).mean(0)
 
-    params = learning(model)
+    def learning(m: StreamingModel) -> tuple[list, AudioSetHead | None]:
+        """The parameters the optimizer moves, and the AudioSet head hooked to m (if the recipe has one)."""
+        head = AudioSetHead(m, audioset_weight, audioset_prior).to(device) if audioset_weight else None
+        own = restrict_to_labels(m, recipe.train_labels, label_names) if recipe.train_labels else list(m.parameters())
+        return own + (list(head.parameters()) if head is not None else []), head
+
+    params, audioset_head = learning(model)
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     start_step, best = 0, -math.inf
     if resume and (out / "last.pt").exists():
         model, meta = load_checkpoint(out / "last.pt")
         model.to(device).train()
-        params = learning(model)
+        params, audioset_head = learning(model)
+        if audioset_head is not None:
+            audioset_head.load_state_dict(torch.load(out / "last.audioset.pt", map_location="cpu", weights_only=True))
         optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
         optimizer.load_state_dict(torch.load(out / "last.optim", map_location="cpu", weights_only=True))
         start_step = meta["extra"]["step"]
@@ -678,6 +732,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
         history.append(metrics)
         tqdm.write(json.dumps(metrics))
         save(out / "last.pt", model, optimizer, done, recipe, metrics)
+        if audioset_head is not None:
+            torch.save(audioset_head.state_dict(), out / "last.audioset.pt")
         if score(metrics) > best:
             best = score(metrics)
             save(out / "best.pt", model, optimizer, done, recipe, metrics)
@@ -690,7 +746,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
             group["lr"] = recipe.lr * schedule(step)
         batch = [torch.from_numpy(np.stack(x)).to(device)
                  for x in zip(*[sampler.sample(rng) for _ in range(recipe.batch_size)])]
-        loss = training_step(model, optimizer, params, batch, teachers, pos_weight, rng, recipe, column_samples)
+        loss = training_step(model, optimizer, params, batch, teachers, pos_weight, rng, recipe, column_samples,
+                             audioset_head)
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{recipe.lr * schedule(step):.1e}", refresh=False)
         done = step + 1
         if done % recipe.eval_every == 0 or done == recipe.steps:

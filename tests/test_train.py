@@ -756,3 +756,87 @@ def test_every_committed_recipe_loads(path):
 
     recipe = load_recipe(path)
     assert recipe.name == path.stem, "a recipe's name is its file's, so runs/NAME and the card say which"
+
+
+def audioset_pools(with_audioset: bool) -> tuple[Pools, np.ndarray]:
+    """One tag clip (loud throughout) and one word; with its AudioSet column targets, class k of clip column
+    c reading (c + k) / 1000 so the placement is readable, and its tag targets, siren reading c / 100."""
+    from export.labels import TAGS
+
+    n_clip_columns = 40
+    clip = np.tile(tone(0.16, 3000), n_clip_columns)
+    probs = ((np.arange(n_clip_columns)[:, None] + np.arange(527)[None, :]) / 1000).astype(np.float16)
+    soft = np.full((n_clip_columns, len(TAGS)), np.nan, np.float16)
+    soft[:, TAGS.index("siren")] = np.arange(n_clip_columns) / 100
+    word = np.zeros(SR, np.float32)
+    word[3200:11200] = tone(0.5, 700)
+    pools = Pools(tags={"dog": [clip]}, keywords={"stop": [Word(word, 3200, 11200)]}, tag_teacher={"dog": [soft]},
+                  tag_audioset={"dog": [probs]} if with_audioset else {})
+    return pools, probs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_audioset_targets_follow_the_clip_and_leave_the_scene_as_it_was(seed):
+    cfg = SceneConfig(n_columns=10, p_keyword=0.5, p_unknown=0.0, p_background=(1, 0, 0, 0), teacher_weight=1.0)
+    plain = SceneSampler(audioset_pools(False)[0], NAMES, cfg).sample(np.random.default_rng(seed))
+    pools, probs = audioset_pools(True)
+    sampler = SceneSampler(pools, NAMES, cfg)
+    audio, targets, mask = sampler.sample(np.random.default_rng(seed))
+    n = len(NAMES)
+    assert sampler.n_audioset == 527 and targets.shape == mask.shape == (10, n + 527)
+    np.testing.assert_array_equal(audio, plain[0])  # no draw of its own: the same scene, the same labels
+    np.testing.assert_array_equal(targets[:, :n], plain[1])
+    np.testing.assert_array_equal(mask[:, :n], plain[2])
+    spoken = plain[1][:, NAMES.index("speech")] == 1
+    assert (mask[spoken, n:] == 0).all(), "the teacher never heard the word laid over the clip"
+    assert (mask[~spoken, n:] == 1).all(), "the clip fills the scene: every other column is taught"
+    # the excerpt starts at clip column k0 (read from the tag targets): scene column c carries clip column
+    # k0 + c, in the AudioSet targets as in the tag targets, every class alike
+    rows = np.flatnonzero(~spoken)
+    k0 = round(float(targets[0, NAMES.index("siren")]) * 100)
+    np.testing.assert_allclose(targets[rows, n:], probs[k0 + rows].astype(np.float32))
+
+
+def test_the_audioset_head_starts_at_its_prior_and_weights_its_share_of_the_mask():
+    from export.families import build_model
+    from export.train import AudioSetHead
+
+    model = build_model("sat", DEFAULT_LABELS, size="tiny")
+    prior = np.linspace(0.001, 0.5, 527)
+    head = AudioSetHead(model, weight=0.05, prior=prior)
+    logits = model(torch.from_numpy(tone(1.28)).unsqueeze(0))  # (1, 8, n): the hook keeps what model.head read
+    assert head.features.shape == (1, 8, model.head.in_features)
+    mask = torch.ones(1, 8, len(NAMES) + 527)
+    extended, weighted = head.extend(logits, mask)
+    assert extended.shape == weighted.shape == (1, 8, len(NAMES) + 527)
+    assert torch.equal(extended[..., : len(NAMES)], logits)
+    np.testing.assert_allclose(torch.sigmoid(extended[0, :, len(NAMES):]).detach().numpy(),
+                               np.broadcast_to(prior, (8, 527)), rtol=1e-4)  # zero weights: the prior, whatever it hears
+    assert (weighted[..., : len(NAMES)] == 1).all() and torch.allclose(weighted[..., len(NAMES):], torch.tensor(0.05))
+    with pytest.raises(SystemExit, match="linear head"):
+        AudioSetHead(build_model("dscnn", DEFAULT_LABELS), weight=0.05, prior=prior)
+
+
+def test_training_with_the_audioset_head_resumes_and_exports_the_model_alone(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import load_recipe, train
+
+    teacher = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "efficientat-mn04"
+    common = tiny_run(tmp_path, monkeypatch)
+    (tmp_path / "aset.yaml").write_text(
+        f"name: aset\nsteps: 2\neval_every: 2\ninit: run/last.pt\n"
+        f"teacher: {{efficientat: {teacher}, tag_columns: true, audioset_weight: 0.05}}\n{common}")
+    recipe = load_recipe(tmp_path / "aset.yaml")
+    first = train(recipe, tmp_path / "aset", resume=False, root=tmp_path)
+    head = torch.load(tmp_path / "aset" / "last.audioset.pt", weights_only=True)
+    assert head["linear.weight"].shape == (527, 96) and head["linear.weight"].abs().sum() > 0, "the head learnt"
+    cached = list((tmp_path / "cache" / "teacher").rglob("*.npy"))
+    assert sorted({np.load(f).shape[1] for f in cached}) == [58, 527], "tag and AudioSet targets, cached apart"
+    final = train(dataclasses.replace(recipe, steps=4), tmp_path / "aset", resume=True, root=tmp_path)
+    assert first["step"] == 2 and final["step"] == 4 and np.isfinite(final["val_loss"])
+    model, _ = load_checkpoint(tmp_path / "aset" / "last.pt")
+    donor, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert model.state_dict().keys() == donor.state_dict().keys(), "the exported model has no AudioSet head"
+    (tmp_path / "bad.yaml").write_text(f"name: bad\nsteps: 2\nteacher: {{audioset_weight: 0.05}}\n{common}")
+    with pytest.raises(SystemExit, match="needs teacher.efficientat with tag_columns"):
+        train(load_recipe(tmp_path / "bad.yaml"), tmp_path / "bad", resume=False, root=tmp_path)

@@ -47,6 +47,8 @@ class Pools:
     lookalikes: list[np.ndarray] = field(default_factory=list)  # sounds made to resemble a tag's, which are none
     tags: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> clips
     tag_teacher: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> per clip [n_columns, n_tags] or empty
+    # tag -> per clip [n_columns, 527] AudioSet probabilities of the teacher, or empty (no auxiliary targets)
+    tag_audioset: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,12 +187,16 @@ class SceneSampler:
         from export.labels import TAGS  # the teacher targets' column order
 
         self.teacher_columns = np.array([self.index.get(t, -1) for t in TAGS])
+        # with AudioSet targets, each scene's targets and mask have 527 more columns after the labels'
+        # (mask 0 except where a tag clip the teacher heard lies), for a head that only training has
+        self.n_audioset = 527 if pools.tag_audioset else 0
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """-> audio float32 [n_samples], targets float32 [n_columns, n_labels], mask float32 (same)."""
+        """-> audio float32 [n_samples], targets float32 [n_columns, n_labels (+ 527 AudioSet)], mask float32 (same)."""
         cfg = self.cfg
-        targets = np.zeros((cfg.n_columns, len(self.index)), np.float32)
+        targets = np.zeros((cfg.n_columns, len(self.index) + self.n_audioset), np.float32)
         mask = np.ones_like(targets)
+        mask[:, len(self.index):] = 0.0
         audio = self._background(rng, targets, mask)
         if rng.random() < cfg.p_keyword and self.keyword_names:
             name = draw(rng, self.keyword_names, self.keyword_p)
@@ -264,11 +270,15 @@ class SceneSampler:
         clip = self.pools.tags[name][i]
         teacher = self.pools.tag_teacher.get(name)
         soft = teacher[i] if teacher else None
+        audioset = self.pools.tag_audioset[name][i] if self.n_audioset else None
         if self.cfg.p_tag_speed and rng.random() < self.cfg.p_tag_speed:  # no draw when off: old recipes replay
             factor = rng.uniform(*self.cfg.tag_speed_range)
             clip = speed_changed(clip, factor)
+            n_columns = -(-len(clip) // self.cfg.column_samples)
             if soft is not None:
-                soft = columns_at_speed(soft, factor, -(-len(clip) // self.cfg.column_samples))
+                soft = columns_at_speed(soft, factor, n_columns)
+            if audioset is not None:
+                audioset = columns_at_speed(audioset, factor, n_columns)
         audio, offset = self._excerpt_at(rng, clip)
         if relative_to is None:
             audio = self._at_level(rng, audio)
@@ -278,18 +288,32 @@ class SceneSampler:
         self._mark(audio, targets, mask, name)
         if soft is not None:
             self._blend_teacher(soft, offset, targets, mask)
+        if audioset is not None:
+            self._place_audioset(audioset, offset, targets, mask)
         return audio
+
+    def _clip_columns(self, offset: int, n_clip_columns: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scene columns that hold the clip, the clip column whose end is nearest each one's end)."""
+        cfg = self.cfg
+        k = np.rint((offset + (np.arange(cfg.n_columns) + 1) * cfg.column_samples) / cfg.column_samples).astype(int) - 1
+        inside = (k >= 0) & (k < n_clip_columns)
+        return np.flatnonzero(inside), k[inside]
+
+    def _place_audioset(self, probs: np.ndarray, offset: int, targets, mask) -> None:
+        """A clip's AudioSet column targets into the scene's AudioSet columns; with two clips, the larger
+        of the two beliefs (the teacher heard each alone)."""
+        rows, k = self._clip_columns(offset, len(probs))
+        first = len(self.index)
+        targets[rows, first:] = np.maximum(targets[rows, first:], probs[k].astype(np.float32))
+        mask[rows, first:] = 1.0
 
     def _blend_teacher(self, soft: np.ndarray, offset: int, targets, mask) -> None:
         """Blend a clip's teacher column targets into the scene columns that hold the clip."""
         cfg = self.cfg
-        # the clip column whose end is nearest each scene column's end
-        k = np.rint((offset + (np.arange(cfg.n_columns) + 1) * cfg.column_samples) / cfg.column_samples).astype(int) - 1
-        inside = (k >= 0) & (k < len(soft))
-        rows = np.flatnonzero(inside)
+        rows, k = self._clip_columns(offset, len(soft))
         known = self.teacher_columns >= 0
         cols = self.teacher_columns[known]
-        p = soft[k[inside]][:, known].astype(np.float32)
+        p = soft[k][:, known].astype(np.float32)
         finite = np.isfinite(p)
         hard = targets[np.ix_(rows, cols)]
         blended = np.where(finite, (1 - cfg.teacher_weight) * hard + cfg.teacher_weight * np.nan_to_num(p), hard)
@@ -392,6 +416,7 @@ class SceneSampler:
         column_end = (np.arange(cfg.n_columns) + 1) * cfg.column_samples
         column_start = column_end - cfg.column_samples
         spoken = (column_end > start) & (column_start < end)
+        mask[spoken, len(self.index):] = 0.0  # the teacher never heard this word over the clip
         if "speech" in self.index:
             targets[spoken, self.index["speech"]] = 1.0
             mask[spoken, self.index["speech"]] = 1.0

@@ -2,9 +2,10 @@
 
 For every 160 ms column of a clip the teacher hears the window of ``window_columns`` columns that
 ends there (zeros before the clip starts) and gives a probability per tag (NaN for the tags it has
-no AudioSet class for). Training scenes then take the targets of the columns they cut out, so every
-column of every tag scene carries the teacher's opinion at no cost per step (running the teacher in
-the loop costs ~25 ms per window on this CPU).
+no AudioSet class for), or, with ``audioset=True``, its 527 AudioSet probabilities as they are (the
+targets of a training-only head, ``teacher: {audioset_weight}`` in a recipe). Training scenes then take
+the targets of the columns they cut out, so every column of every tag scene carries the teacher's
+opinion at no cost per step (running the teacher in the loop costs ~25 ms per window on this CPU).
 
     python -m export.data.teacher_targets export/recipes/sat-kd.yaml   # precompute, with progress
 
@@ -41,24 +42,29 @@ def column_windows(audio: np.ndarray, column_samples: int, window_samples: int) 
 
 
 @torch.no_grad()
-def column_targets(teacher, audio: np.ndarray, column_samples: int, window_samples: int) -> np.ndarray:
-    """float16 [n_columns, n_tags] teacher tag probabilities (NaN where the teacher has no class)."""
+def column_targets(teacher, audio: np.ndarray, column_samples: int, window_samples: int,
+                   audioset: bool = False) -> np.ndarray:
+    """float16 [n_columns, n_tags] teacher tag probabilities (NaN where the teacher has no class);
+    audioset: [n_columns, 527], every AudioSet class."""
     windows = torch.from_numpy(column_windows(audio, column_samples, window_samples))
-    out = [teacher.tag_probs(windows[i : i + BATCH_WINDOWS]) for i in range(0, len(windows), BATCH_WINDOWS)]
+    probs = teacher if audioset else teacher.tag_probs
+    out = [probs(windows[i : i + BATCH_WINDOWS]) for i in range(0, len(windows), BATCH_WINDOWS)]
     return torch.cat(out).numpy().astype(np.float16)
 
 
 class TeacherTargets:
     """Cached column targets of one teacher at one geometry; the teacher loads on the first miss."""
 
-    def __init__(self, teacher_dir: Path, column_samples: int, window_columns: int):
+    def __init__(self, teacher_dir: Path, column_samples: int, window_columns: int, audioset: bool = False):
         self.teacher_dir = Path(teacher_dir)
         self.column_samples = column_samples
         self.window_samples = window_columns * column_samples
+        self.audioset = audioset
         self._teacher = None
         checkpoint = next(self.teacher_dir.glob("*.pt"))
         stat = checkpoint.stat()
-        self._tag = f"{checkpoint.resolve()}|{stat.st_size}|{column_samples}|{self.window_samples}"
+        # the tag targets' key is as it was before the AudioSet ones existed, so their cache stays valid
+        self._tag = f"{checkpoint.resolve()}|{stat.st_size}|{column_samples}|{self.window_samples}" + ("|audioset" if audioset else "")
 
     def key(self, path: Path) -> str:
         stat = Path(path).stat()
@@ -77,7 +83,7 @@ class TeacherTargets:
             from export.teacher_efficientat import EfficientATTeacher
 
             self._teacher = EfficientATTeacher(self.teacher_dir).eval()
-        targets = column_targets(self._teacher, audio, self.column_samples, self.window_samples)
+        targets = column_targets(self._teacher, audio, self.column_samples, self.window_samples, self.audioset)
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, targets)
@@ -104,14 +110,18 @@ def main(argv=None) -> None:
     recipe = load_recipe(args.recipe)
     kd = recipe.teacher
     root = Path(__file__).resolve().parents[2]
-    targets = TeacherTargets(root / kd["efficientat"], 2560, int(kd.get("tag_window_columns", 8)))
+    window_columns = int(kd.get("tag_window_columns", 8))
     label_names = tuple(label.name for label in DEFAULT_LABELS)
     clips = [c for c in train_clips(recipe, root) if clip_role(c) == ("tag", clip_role(c)[1])
              and clip_role(c)[1] in label_names]
-    todo = [c for c in clips if not targets.cached(c.path)]
-    print(f"{len(clips)} tag clips, {len(clips) - len(todo)} already cached")
-    for clip in tqdm(todo, desc="teacher targets", unit="clip", mininterval=5):
-        targets(clip.path, load_audio(clip.path, 16000))
+    kinds = [False, True] if kd.get("audioset_weight") else [False]
+    for audioset in kinds:
+        targets = TeacherTargets(root / kd["efficientat"], 2560, window_columns, audioset=audioset)
+        todo = [c for c in clips if not targets.cached(c.path)]
+        what = "AudioSet" if audioset else "tag"
+        print(f"{len(clips)} tag clips, {len(clips) - len(todo)} with {what} targets cached already")
+        for clip in tqdm(todo, desc=f"teacher {what} targets", unit="clip", mininterval=5):
+            targets(clip.path, load_audio(clip.path, 16000))
 
 
 if __name__ == "__main__":
