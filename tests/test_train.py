@@ -840,3 +840,24 @@ def test_training_with_the_audioset_head_resumes_and_exports_the_model_alone(tmp
     (tmp_path / "bad.yaml").write_text(f"name: bad\nsteps: 2\nteacher: {{audioset_weight: 0.05}}\n{common}")
     with pytest.raises(SystemExit, match="needs teacher.efficientat with tag_columns"):
         train(load_recipe(tmp_path / "bad.yaml"), tmp_path / "bad", resume=False, root=tmp_path)
+
+
+def test_the_precompute_command_fills_the_audioset_cache_when_the_recipe_asks(tmp_path, monkeypatch, capsys):
+    from export.data.teacher_targets import main
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    teacher = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "efficientat-mn04"
+    recipe = tmp_path / "aset.yaml"
+    recipe.write_text(f"name: aset\nshared_data: {corpus}\n"
+                      f"teacher: {{efficientat: {teacher}, tag_columns: true, audioset_weight: 0.05}}\n")
+    main([str(recipe)])
+    main([str(recipe)])  # the second run finds everything cached
+    out = capsys.readouterr().out.splitlines()
+    n = int(out[0].split()[0])  # the training dog clips
+    assert n > 0 and out == [f"{n} tag clips, 0 with tag targets cached already",
+                             f"{n} tag clips, 0 with AudioSet targets cached already",
+                             f"{n} tag clips, {n} with tag targets cached already",
+                             f"{n} tag clips, {n} with AudioSet targets cached already"]
+    shapes = [np.load(f).shape[1] for f in (tmp_path / "cache" / "teacher").rglob("*.npy")]
+    assert shapes.count(58) == shapes.count(527) == n and len(shapes) == 2 * n
