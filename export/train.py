@@ -672,13 +672,14 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
 
     t0 = time.time()
     kd = recipe.teacher
-    columns_kd = TeacherTargets(root / kd["efficientat"], column_samples, int(kd.get("tag_window_columns", 8))) \
+    window_columns = int(kd.get("tag_window_columns", 8))
+    columns_kd = TeacherTargets(root / kd["efficientat"], column_samples, window_columns) \
         if kd.get("efficientat") and kd.get("tag_columns") else None
     audioset_weight = float(kd.get("audioset_weight", 0.0))
     if audioset_weight and columns_kd is None:
         raise SystemExit("teacher.audioset_weight needs teacher.efficientat with tag_columns: true")
-    audioset_kd = TeacherTargets(root / kd["efficientat"], column_samples, int(kd.get("tag_window_columns", 8)),
-                                 audioset=True) if audioset_weight else None
+    audioset_kd = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=True) \
+        if audioset_weight else None
     train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names, columns_kd, audioset_kd)
     log.info("data loaded in %.0f s; train: %s", time.time() - t0, describe(train_pools))
     log.info("val: %s", describe(val_pools))
