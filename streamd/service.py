@@ -92,6 +92,13 @@ class Service:
         self.config_path = config_path
         self.console = console
         self.started_monotonic = time.monotonic()
+        self._stop_requests = 0
+        self._stop_reason = ""
+        self._reload_requested = False
+        # Caught from here on, before a socket is bound: a SIGTERM during start-up is counted and honoured
+        # once run() begins (which then stops at once and removes the ipc files), never a default death
+        # that leaves them behind.
+        self._catch_signals()
         self.specs = load_models(config)
         self.sample_rate_hz = self.specs[0].model.info.sample_rate_hz
         self.keywords = config.keyword_settings()
@@ -112,9 +119,6 @@ class Service:
         except OSError:
             self.publisher.close()
             raise
-        self._stop_requests = 0
-        self._stop_reason = ""
-        self._reload_requested = False
         self._runs_by_source = [(source, [r for r in self.scheduler.runs if r.source is source])
                                 for source in self.sources]
         self._poller: zmq.Poller | None = None
@@ -258,6 +262,8 @@ class Service:
         # ControlServer keeps its REP socket private; it is only polled here, never read or written
         self._poller.register(self.control.socket, zmq.POLLIN)
         self._poller.register(self._signal_r.fileno(), zmq.POLLIN)
+
+    def _catch_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, lambda signum, frame: setattr(self, "_reload_requested", True))

@@ -5,6 +5,8 @@ moment of start-up ends in a clean exit with nothing left behind (ipc files, chi
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -78,6 +80,41 @@ def test_sigterm_at_each_startup_stage_exits_clean(tmp_path, tiny_model_path, de
         assert not svc.leftovers(), f"left behind: {svc.leftovers()}"
         time.sleep(0.2)
         assert not any(_alive(pid) for pid in kids), f"child processes left: {kids}"
+
+
+# SIGTERM raised by the service's own process at a chosen point of start-up: the windows that a timed
+# signal from outside (above) hits only by luck, e.g. after the event socket is bound and before run().
+SIGTERM_DURING_STARTUP = """
+import os, signal, sys
+import streamd.service as service
+from streamd.config import load_config
+
+stage = sys.argv[2]
+if stage == "between_binds":
+    bind_control = service.ControlServer
+    def control_server(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return bind_control(*args, **kwargs)
+    service.ControlServer = control_server
+svc = service.Service(load_config(sys.argv[1]), None)
+if stage == "before_run":
+    os.kill(os.getpid(), signal.SIGTERM)
+os._exit(svc.run())
+"""
+
+
+@pytest.mark.parametrize("stage", ["between_binds", "before_run"])
+def test_sigterm_between_binding_and_running_removes_the_ipc_files(tmp_path, tiny_model_path, stage):
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, np.zeros(60 * SAMPLE_RATE_HZ, np.float32), SAMPLE_RATE_HZ, subtype="PCM_16")
+    svc = Service(file_config(tiny_model_path, wav), tmp_path)
+    try:
+        done = subprocess.run([sys.executable, "-c", SIGTERM_DURING_STARTUP, str(svc.config_path), stage],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        svc.close()
+    assert done.returncode == 0, f"exit {done.returncode}; stderr:\n{done.stderr[-2000:]}"
+    assert not svc.leftovers(), f"left behind: {svc.leftovers()}"
 
 
 def test_second_sigterm_forces_a_bounded_exit(tmp_path, tiny_model_path):
