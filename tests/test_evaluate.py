@@ -362,6 +362,12 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     for tag, row in tags["per_class"].items():  # the confusions count every clip; the right ones are the top-1 share
         assert sum(row["heard_as"].values()) == row["clips"]
         assert row["heard_as"].get(tag, 0) == round(row["top1_max"] * row["clips"])
+    by_source = tags["top1_by_source"]  # esc50's dog (its cat is not a tag), urbansound8k's dog_bark, speech
+    assert {k: v["clips"] for k, v in by_source.items()} == {"speech": 1, "tags/esc50": 1, "tags/urbansound8k": 1}
+    right = sum(round(v["top1_accuracy"] * v["clips"]) for v in by_source.values())
+    assert right == round(tags["clip_score_max"]["top1_accuracy"] * 3)
+    assert ev.tag_source("tags/esc50/dog") == "tags/esc50" and ev.tag_source("tags") == "tags"
+    assert ev.tag_source("speech") == "speech" and ev.tag_source("tags/mine") == "tags/mine"
 
     mix = result["tasks"]["mixtures"]
     assert mix["events"] == 2 and [e["label"] for e in mix["truth"]] == ["dog", "dog"]
