@@ -303,7 +303,7 @@ def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_la
     from collections import defaultdict
 
     from export.data.audio import load_audio
-    from export.evaluate import in_group, select_clips
+    from export.evaluate import in_group, select_clips, tag_source
     from export.labels import tag_name
 
     clips, groups = select_clips(Path(data_root).resolve(), split)
@@ -313,18 +313,21 @@ def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_la
         if label in AUDIOSET_TO_TAG and (every_clip or in_group(clip, groups, "tags") or label == "speech"):
             by_label[label].append(clip.path)
     hits: dict[str, list[bool]] = {}
+    by_source: dict[str, list[bool]] = defaultdict(list)  # as export.evaluate's top1_by_source
     for label, paths in sorted(by_label.items()):
         hits[label] = []
         for path in paths[:max_per_label]:
             audio = torch.from_numpy(load_audio(path)).unsqueeze(0)
             tags = torch.nan_to_num(teacher.tag_probs(audio)[0], nan=-1.0)
             hits[label].append(TAGS[int(tags.argmax())] == label)
+            by_source[tag_source(groups.get(path, ""))].append(hits[label][-1])
     per_label = {label: float(np.mean(h)) for label, h in hits.items()}
     return {
         "clips": sum(len(h) for h in hits.values()),
         "top1": float(np.mean([x for h in hits.values() for x in h])),
         "top1_balanced": float(np.mean(list(per_label.values()))),
         "per_label": per_label,
+        "top1_by_source": {source: {"clips": len(h), "top1": float(np.mean(h))} for source, h in sorted(by_source.items())},
     }
 
 

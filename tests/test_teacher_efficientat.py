@@ -121,5 +121,6 @@ def test_every_clip_judges_a_synthetic_folder_that_has_no_tags_subfolder(teacher
     report = evaluate_tags(teacher, tmp_path, every_clip=True)
     assert report["clips"] == 2 and list(report["per_label"]) == ["siren"]
     assert report["per_label"]["siren"] >= 0.5  # the AudioSet teacher hears a siren
+    assert report["top1_by_source"] == {"siren": {"clips": 2, "top1": report["per_label"]["siren"]}}  # folder siren/
     with pytest.warns(RuntimeWarning):  # without the flag only tags/ clips count: none here
         assert evaluate_tags(teacher, tmp_path)["clips"] == 0
