@@ -513,9 +513,10 @@ def eval_tags(ctx: Context) -> dict:
     # the headline mixes datasets that fare very differently (a few UrbanSound8K street recordings
     # against ESC-50's many): top-1 of the peak scores per dataset folder says which one moves it
     sources = np.array([tag_source(ctx.groups.get(clip.path, "")) for clip, _ in kept])
+    right = heard == truth
     out["top1_by_source"] = {source: {"clips": int((sources == source).sum()),
-                                      "top1_accuracy": round(float((heard == truth)[sources == source].mean()), 4),
-                                      "top1_ci95": ci95((heard == truth)[sources == source])}
+                                      "top1_accuracy": round(float(right[sources == source].mean()), 4),
+                                      "top1_ci95": ci95(right[sources == source])}
                              for source in sorted(set(sources))}
     points = tag_operating_points([t for _, t in kept], np.array(smoothed_peak), tags)
     out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score, searched from "

@@ -36,7 +36,8 @@ def average(paths: list[Path], weights: list[float]) -> tuple[torch.nn.Module, d
                 raise ValueError(f"{path}: not the same {field} as {paths[0]}; only one architecture and label set average")
         for key, tensor in other.state_dict().items():
             total[key] += weight * tensor.double()
-    model.load_state_dict({key: (tensor / sum(weights)).to(first[key].dtype) for key, tensor in total.items()})
+    weight_sum = sum(weights)
+    model.load_state_dict({key: (tensor / weight_sum).to(first[key].dtype) for key, tensor in total.items()})
     return model, meta
 
 
