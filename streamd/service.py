@@ -96,8 +96,8 @@ class Service:
         self._stop_reason = ""
         self._reload_requested = False
         # Caught from here on, before a socket is bound: a SIGTERM during start-up is counted and honoured
-        # once run() begins (which then stops at once and removes the ipc files), never a default death
-        # that leaves them behind.
+        # once run() begins (which then closes at once: no source started, no READY, ipc files removed),
+        # never a default death that leaves them behind.
         self._catch_signals()
         self.specs = load_models(config)
         self.sample_rate_hz = self.specs[0].model.info.sample_rate_hz
@@ -129,6 +129,8 @@ class Service:
 
     def run(self, wait_for_subscriber_s: float = 0.0) -> int:
         self._install_signals()
+        if self._stop_requests:  # asked to stop during start-up: open no device, announce nothing, close
+            return self._shutdown(started=False)
         if wait_for_subscriber_s > 0:
             self._wait_for_subscriber(wait_for_subscriber_s)
         for source in self.sources:
@@ -223,20 +225,22 @@ class Service:
             self.control.poll()
             time.sleep(0.005)
 
-    def _shutdown(self) -> int:
+    def _shutdown(self, started: bool = True) -> int:
+        """Stop the sources, finish the hops they buffered (if they ever started), say so, close the sockets."""
         reason = self._stop_reason or "stop requested"
-        log.info("stopping: %s", reason)
+        log.info("stopping: %s%s", reason, "" if started else " (during start-up, before any source started)")
         sdnotify.stopping("stopping")
         for source in self.sources:
             source.stop()
-        deadline = time.monotonic() + FINISH_BUDGET_S
-        while self.scheduler.pending() and time.monotonic() < deadline:
-            for event in self.scheduler.tick():
+        if started:  # a file source that never started would otherwise be read here
+            deadline = time.monotonic() + FINISH_BUDGET_S
+            while self.scheduler.pending() and time.monotonic() < deadline:
+                for event in self.scheduler.tick():
+                    self._emit(event)
+            if self.scheduler.pending():
+                log.warning("stopped with unprocessed audio: the %.1f s budget to finish buffered hops ran out", FINISH_BUDGET_S)
+            for event in self.scheduler.flush():
                 self._emit(event)
-        if self.scheduler.pending():
-            log.warning("stopped with unprocessed audio: the %.1f s budget to finish buffered hops ran out", FINISH_BUDGET_S)
-        for event in self.scheduler.flush():
-            self._emit(event)
         self._drain_notes()
         if self.clips:
             self.clips.service(finishing=True)

@@ -85,11 +85,12 @@ def test_sigterm_at_each_startup_stage_exits_clean(tmp_path, tiny_model_path, de
 # SIGTERM raised by the service's own process at a chosen point of start-up: the windows that a timed
 # signal from outside (above) hits only by luck, e.g. after the event socket is bound and before run().
 SIGTERM_DURING_STARTUP = """
-import os, signal, sys
+import logging, os, signal, sys
 import streamd.service as service
 from streamd.config import load_config
 
 stage = sys.argv[2]
+logging.basicConfig(level=logging.INFO, format="%(message)s")
 if stage == "between_binds":
     bind_control = service.ControlServer
     def control_server(*args, **kwargs):
@@ -99,12 +100,23 @@ if stage == "between_binds":
 svc = service.Service(load_config(sys.argv[1]), None)
 if stage == "before_run":
     os.kill(os.getpid(), signal.SIGTERM)
+for source in svc.sources:  # say what run() opens; with no stop pending, the first start asks for one
+    def start(source=source, start=source.start):
+        print("source started", flush=True)
+        start()
+        if stage == "no_stop_pending":
+            os.kill(os.getpid(), signal.SIGTERM)
+    source.start = start
+ready = service.sdnotify.ready
+service.sdnotify.ready = lambda status: (print("ready", flush=True), ready(status))
 os._exit(svc.run())
 """
 
 
-@pytest.mark.parametrize("stage", ["between_binds", "before_run"])
+@pytest.mark.parametrize("stage", ["between_binds", "before_run", "no_stop_pending"])
 def test_sigterm_between_binding_and_running_removes_the_ipc_files(tmp_path, tiny_model_path, stage):
+    """A stop asked for during start-up: exit 0, no ipc file left, and no source started nor READY sent
+    (the microphone is never opened). The control case, no stop pending, starts and announces."""
     wav = tmp_path / "long.wav"
     soundfile.write(wav, np.zeros(60 * SAMPLE_RATE_HZ, np.float32), SAMPLE_RATE_HZ, subtype="PCM_16")
     svc = Service(file_config(tiny_model_path, wav), tmp_path)
@@ -115,6 +127,12 @@ def test_sigterm_between_binding_and_running_removes_the_ipc_files(tmp_path, tin
         svc.close()
     assert done.returncode == 0, f"exit {done.returncode}; stderr:\n{done.stderr[-2000:]}"
     assert not svc.leftovers(), f"left behind: {svc.leftovers()}"
+    opened = done.stdout.split()
+    if stage == "no_stop_pending":
+        assert done.stdout == "source started\nready\n", done.stdout
+    else:
+        assert "started" not in opened and "ready" not in opened, done.stdout
+        assert "during start-up, before any source started" in done.stderr, done.stderr[-2000:]
 
 
 def test_second_sigterm_forces_a_bounded_exit(tmp_path, tiny_model_path):
