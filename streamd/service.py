@@ -129,10 +129,10 @@ class Service:
 
     def run(self, wait_for_subscriber_s: float = 0.0) -> int:
         self._install_signals()
+        if wait_for_subscriber_s > 0:
+            self._wait_for_subscriber(wait_for_subscriber_s)  # returns at once on a stop request
         if self._stop_requests:  # asked to stop during start-up: open no device, announce nothing, close
             return self._shutdown(started=False)
-        if wait_for_subscriber_s > 0:
-            self._wait_for_subscriber(wait_for_subscriber_s)
         for source in self.sources:
             source.start()
         sdnotify.ready(f"listening on {', '.join(s.name for s in self.sources)}")
