@@ -48,6 +48,18 @@ def test_assemble_places_word_after_carrier_exactly():
 
 
 @needs_espeak
+def test_speech_cli_shows_progress_and_labels_a_new_keyword(tmp_path, capsys):
+    synth_speech.main(["--new-keywords", "kettle", "--words", "cattle", "--variants", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr()
+    assert "4/4" in out.err, f"no progress bar on stderr: {out.err!r}"
+    assert out.out.startswith("4 clips, 2 words")
+    labels = sorted(c.labels[0] for c in read_manifest(tmp_path / "manifest.csv"))
+    assert labels == ["_unknown_", "_unknown_", "kettle", "kettle"]
+    synth_speech.synthesize(["yes"], tmp_path / "quiet", 1)
+    assert "1/1" not in capsys.readouterr().err, "the library call stays quiet"
+
+
+@needs_espeak
 def test_synthesize_writes_real_clips(tmp_path):
     clips = synth_speech.synthesize(["yes", "commuter"], tmp_path, variants_per_word=3, seed=7, jobs=2)
     assert len(clips) == 6
@@ -399,11 +411,12 @@ def test_talk_never_says_a_keyword_but_says_near_misses():
 
 
 @needs_espeak
-def test_talk_cli_writes_repeatable_speech_negatives_at_a_level(tmp_path):
+def test_talk_cli_writes_repeatable_speech_negatives_at_a_level(tmp_path, capsys):
     from export.evaluate import NEGATIVE_GROUPS
     from export.train import clip_role
 
     synth_talk.main(["--out", str(tmp_path / "a"), "--count", "3", "--seed", "5"])
+    assert "3/3" in capsys.readouterr().err, "the command shows its progress"
     clips = read_manifest(tmp_path / "a" / "manifest.csv")
     assert [c.path.relative_to(tmp_path / "a").as_posix() for c in clips] == [
         f"speech/talk_5_0000{i}.flac" for i in range(3)]

@@ -253,19 +253,27 @@ def make_clip(word: str, index: int, seed: int, out_dir: Path, keywords: tuple[s
     return Clip(path=path.resolve(), labels=labels, speaker=utt.speaker, duration_s=len(audio) / SAMPLE_RATE_HZ)
 
 
+def with_progress(items, total: int, unit: str):
+    """items, with a bar on stderr: thousands of clips take minutes."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit=unit, mininterval=2)
+
+
 def default_out_dir(seed: int = 0, engines: tuple[str, ...] = ("espeak",)) -> Path:
     return engines_dir(cache_root() / "synth_speech", seed, engines)
 
 
 def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: int = 0, jobs: int = 2,
-               keywords: tuple[str, ...] = KEYWORDS, engines: tuple[str, ...] = ("espeak",)) -> list[Clip]:
+               keywords: tuple[str, ...] = KEYWORDS, engines: tuple[str, ...] = ("espeak",),
+               progress: bool = False) -> list[Clip]:
     """Write variants_per_word clips per word under out_dir plus out_dir/manifest.csv. A word in
     keywords is labelled with itself, any other `_unknown_;word=<w>` (a negative). engines: which
     synthesisers' voices to draw from (ENGINES).
 
     Reuses out_dir/manifest.csv when it already lists exactly these clips, each by the speaker its plan
     names (the output is a cache: the same words, count, seed and engines always give the same audio;
-    a folder made with another seed or other engines is made again)."""
+    a folder made with another seed or other engines is made again). progress: a bar on stderr."""
     out_dir = Path(out_dir).resolve()
     manifest = out_dir / "manifest.csv"
     engines = tuple(engines)
@@ -280,7 +288,8 @@ def synthesize(words, out_dir: str | Path, variants_per_word: int = 50, seed: in
             return cached
         log.info("%s holds other clips (another word list, count, seed or engines); making them again", out_dir)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the synthesisers run as subprocesses
-        clips = list(pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir, keywords, engines), jobs_list))
+        made = pool.map(lambda wi: make_clip(wi[0], wi[1], seed, out_dir, keywords, engines), jobs_list)
+        clips = list(with_progress(made, len(jobs_list), "clip") if progress else made)
     write_manifest(clips, manifest)
     return clips
 
@@ -307,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or default_out_dir(args.seed, engines)
     t0 = time.perf_counter()
     clips = synthesize(words, out, args.variants, args.seed, args.jobs, keywords=KEYWORDS + tuple(args.new_keywords),
-                       engines=engines)
+                       engines=engines, progress=True)
     elapsed_s = time.perf_counter() - t0
     print(f"{len(clips)} clips, {len(words)} words, {len({c.speaker for c in clips})} voices -> {out}/manifest.csv "
           f"({elapsed_s:.1f} s, {len(clips) / max(elapsed_s, 1e-9):.1f} clips/s)")

@@ -34,7 +34,7 @@ import soundfile as sf
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
 from export.data.synth_speech import (ENGINES, SAMPLE_RATE_HZ, Utterance, draw_warp, engines_dir, render, trim,
-                                      voices)
+                                      voices, with_progress)
 from export.labels import KEYWORDS
 
 SENTENCES = (2, 5)  # per clip
@@ -145,13 +145,14 @@ def write_talk(out_dir: Path, seed: int, index: int, engines: tuple[str, ...] = 
 
 
 def generate(out_dir: str | Path, count: int, seed: int = 0, jobs: int = 2,
-             engines: tuple[str, ...] = ("espeak",)) -> list[Clip]:
-    """count clips under out_dir/speech/ plus out_dir/manifest.csv."""
+             engines: tuple[str, ...] = ("espeak",), progress: bool = False) -> list[Clip]:
+    """count clips under out_dir/speech/ plus out_dir/manifest.csv. progress: a bar on stderr."""
     out_dir = Path(out_dir).resolve()
     engines = tuple(engines)
     voices(engines)  # fails here, once, if an engine is missing
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the synthesisers run as subprocesses
-        clips = list(pool.map(lambda i: write_talk(out_dir, seed, i, engines), range(count)))
+        made = pool.map(lambda i: write_talk(out_dir, seed, i, engines), range(count))
+        clips = list(with_progress(made, count, "clip") if progress else made)
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     engines = tuple(dict.fromkeys(args.engines))
     out = args.out or default_out_dir(args.seed, engines)
     t0 = time.perf_counter()
-    clips = generate(out, args.count, args.seed, args.jobs, engines)
+    clips = generate(out, args.count, args.seed, args.jobs, engines, progress=True)
     minutes = sum(c.duration_s for c in clips) / 60
     print(f"{len(clips)} clips, {minutes:.1f} min of talk, {len({c.speaker for c in clips})} voices -> "
           f"{out}/manifest.csv ({time.perf_counter() - t0:.1f} s)")
