@@ -3,6 +3,10 @@
 A clip is requested when the event is published and written once the post-roll has arrived (or the
 stream ends). The pre-roll comes from the stream's ring. The folder is kept within ``max_count``
 clips and ``max_bytes`` bytes, oldest removed first.
+
+Both files are written under hidden ``.part`` names and renamed into place, sidecar first: a reader
+of the folder never sees half a clip, and a failed write (a full disk, a folder gone) is logged and
+counted, leaves nothing behind and never stops the service.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from streamd.source import Ring
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 32  # clips waiting for their post-roll; more are refused, not queued
+PART_SUFFIX = ".part"  # a file being written: hidden (".stem.wav.part") until it is complete
 
 
 @dataclass
@@ -40,8 +45,11 @@ class ClipSaver:
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.saved = 0
-        self.refused = 0
+        self.refused = 0  # too many clips waiting
+        self.failed = 0  # could not be written
         self._pending: list[_Pending] = []
+        for stale in self.directory.glob(f".*{PART_SUFFIX}"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
 
     def request(self, ring: Ring, position_samples: int, stem: str, sidecar: bytes) -> None:
         """Ask for a clip around position_samples; the sidecar is the event's JSON as published."""
@@ -69,29 +77,54 @@ class ClipSaver:
             log.warning("clip %s: its audio is no longer in the ring", item.stem)
             return 0
         wav = self.directory / f"{item.stem}.wav"
+        sidecar = wav.with_suffix(".json")
+        parts = [_part(wav), _part(sidecar)]
         try:
-            soundfile.write(wav, ring.read(start, end - start), self.sample_rate_hz, subtype="PCM_16")
-            wav.with_suffix(".json").write_bytes(item.sidecar + b"\n")
-        except OSError as err:
+            # libsndfile reports a failed write (ENOSPC, EFBIG) as SoundFileError, not OSError
+            soundfile.write(parts[0], ring.read(start, end - start), self.sample_rate_hz, format="WAV", subtype="PCM_16")
+            parts[1].write_bytes(item.sidecar + b"\n")
+            parts[1].rename(sidecar)
+            parts[0].rename(wav)
+        except (OSError, soundfile.SoundFileError) as err:
+            self.failed += 1
             log.warning("clip %s not saved: %s", wav, err)
+            for path in parts + ([sidecar] if not wav.exists() else []):
+                _remove(path)
             return 0
         self.saved += 1
         self._enforce_limits()
         return 1
 
     def _enforce_limits(self) -> None:
-        clips = sorted(self.directory.glob("*.wav"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-        sizes = {p: p.stat().st_size + _size(p.with_suffix(".json")) for p in clips}
-        total = sum(sizes.values())
+        clips = []
+        for wav in self.directory.glob("*.wav"):
+            try:
+                stat = wav.stat()
+            except OSError:  # removed by someone else meanwhile
+                continue
+            clips.append((stat.st_mtime_ns, wav.name, wav, stat.st_size + _size(wav.with_suffix(".json"))))
+        clips.sort()
+        total = sum(c[3] for c in clips)
         while clips and (len(clips) > self.max_count or total > self.max_bytes):
-            oldest = clips.pop(0)
-            total -= sizes[oldest]
-            oldest.unlink(missing_ok=True)
-            oldest.with_suffix(".json").unlink(missing_ok=True)
+            *_, oldest, size = clips.pop(0)
+            total -= size
+            _remove(oldest)
+            _remove(oldest.with_suffix(".json"))
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(f".{path.name}{PART_SUFFIX}")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("could not remove %s: %s", path, err)
 
 
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
-    except FileNotFoundError:
+    except OSError:
         return 0

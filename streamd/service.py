@@ -321,6 +321,8 @@ class Service:
             "tags": {n: {"on_threshold": s.on_threshold, "off_threshold": s.off_threshold, "enabled": on}
                      for n, (s, on) in self.tags.items()},
             "clips_saved": self.clips.saved if self.clips else 0,
+            "clips_failed": self.clips.failed if self.clips else 0,  # could not be written (disk full, ...)
+            "clips_refused": self.clips.refused if self.clips else 0,  # too many waiting for their post-roll
         }
 
     def set_threshold(self, name: str, threshold: float, off_threshold: float | None) -> dict:

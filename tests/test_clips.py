@@ -54,3 +54,59 @@ def test_oldest_clips_are_removed_first_by_count_and_bytes(tmp_path):
     small.request(ring, 2 * SR, "clip5", b"{}")
     small.service()
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["clip4.wav", "clip5.wav"]
+
+
+# A disk that fills up, made real for one process: writes past RLIMIT_FSIZE fail with EFBIG (SIGXFSZ ignored),
+# which libsndfile reports as its own error type, not OSError.
+FULL_DISK = """
+import json, resource, signal, sys
+from pathlib import Path
+import numpy as np
+from streamd.clips import ClipSaver
+from streamd.ring import RingBuffer
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+folder = Path(sys.argv[1])
+ring = RingBuffer(10 * 16000)
+ring.write(np.full(3 * 16000, 0.1, np.float32))
+saver = ClipSaver(folder, 16000, pre_roll_s=1.5, post_roll_s=0.5, max_count=100, max_bytes=10**8)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, hard))  # a 2 s clip is 64 kB
+saver.request(ring, 2 * 16000, "full", b'{"seq": 1}')
+written_full = saver.service()
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # room again
+saver.request(ring, 2 * 16000, "room", b'{"seq": 2}')
+written_room = saver.service()
+print(json.dumps({"full": written_full, "room": written_room, "failed": saver.failed, "saved": saver.saved,
+                  "files": sorted(p.name for p in folder.iterdir())}))
+"""
+
+
+def test_a_full_disk_loses_the_clip_not_the_service(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result == {"full": 0, "room": 1, "failed": 1, "saved": 1, "files": ["room.json", "room.wav"]}, result
+    assert "clip" in done.stderr and "full.wav not saved" in done.stderr
+    assert soundfile.info(tmp_path / "room.wav").frames == 2 * SR
+
+
+def test_a_vanished_folder_and_stale_parts_are_handled(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / ".old.wav.part").write_bytes(b"RIFF")  # a process killed mid-write
+    (folder / "kept.wav.part").write_bytes(b"not ours")
+    ring = ramp_ring(3.0)
+    saver = ClipSaver(folder, SR, pre_roll_s=0.5, post_roll_s=0.0, max_count=10, max_bytes=10**8)
+    assert sorted(p.name for p in folder.iterdir()) == ["kept.wav.part"]
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()  # someone removed the folder while the service runs
+    saver.request(ring, 2 * SR, "lost", b"{}")
+    assert saver.service() == 0 and saver.failed == 1 and not folder.exists()
+    folder.mkdir()
+    saver.request(ring, 2 * SR, "back", b"{}")
+    assert saver.service() == 1 and sorted(p.name for p in folder.iterdir()) == ["back.json", "back.wav"]

@@ -94,6 +94,31 @@ def test_fast_file_run_publishes_events_and_exits_0_at_end(workdir):
     assert not (workdir / "events").exists() and not (workdir / "control").exists()
 
 
+def test_keyword_events_leave_a_clip_with_the_event_as_sidecar(workdir):
+    clips = workdir / "clips"
+    write_config(workdir)
+    with open(workdir / "config.yaml", "a") as f:
+        f.write(f"clips: {{enabled: true, dir: {clips}, pre_roll_s: 0.5, post_roll_s: 0.3}}\n")
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/bursts.wav", "--fast")
+    try:
+        events = listener.until(lambda e: e["type"] == "status" and e["state"] == "stopping", 30)
+        assert proc.wait(10) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        listener.close()
+    keywords = [e for e in events if e["type"] == "keyword"]
+    assert len(keywords) == 2
+    wavs = sorted(clips.glob("*.wav"))
+    assert [p.name.split("-")[-1] for p in wavs] == ["yes.wav", "yes.wav"] and not list(clips.glob(".*"))
+    for wav, event in zip(wavs, keywords):
+        assert json.loads(wav.with_suffix(".json").read_text()) == event  # exactly as published
+        audio, rate = soundfile.read(wav)
+        assert rate == 16000 and len(audio) == int(0.8 * 16000)  # pre-roll + post-roll around the position
+    assert {k: events[-1]["detail"][k] for k in ("clips_saved", "clips_failed", "clips_refused")} == {
+        "clips_saved": 2, "clips_failed": 0, "clips_refused": 0}
+
+
 def test_sigterm_stops_cleanly_within_2_s(workdir):
     write_config(workdir)
     listener = Listener(f"ipc://{workdir}/events")
