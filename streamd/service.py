@@ -103,15 +103,17 @@ class Service:
         self.sample_rate_hz = self.specs[0].model.info.sample_rate_hz
         self.keywords = config.keyword_settings()
         self.tags = config.tag_settings()
+        self.clips = None
+        if config.clips.enabled:
+            c, folder = config.clips, clips_dir(config)
+            try:  # before any source is opened: a folder that cannot be made is a config error (exit 2)
+                self.clips = ClipSaver(folder, self.sample_rate_hz, c.pre_roll_s, c.post_roll_s, c.max_count, c.max_bytes)
+            except OSError as err:
+                raise ConfigError(f"clips.dir: cannot create or use {str(folder)!r}: {err.strerror or err}") from None
         self.sources = open_sources(config, self.sample_rate_hz, fast)
         self.scheduler = Scheduler(self.sources, self.specs, self.keywords, self.tags, config.scheduler.max_lag_s,
                                    config.bus.scores_interval_s if config.bus.scores else None)
         self.sequencer = Sequencer()
-        self.clips = None
-        if config.clips.enabled:
-            c = config.clips
-            self.clips = ClipSaver(clips_dir(config), self.sample_rate_hz, c.pre_roll_s, c.post_roll_s, c.max_count,
-                                   c.max_bytes)
         self.publisher = Publisher(bus_endpoint(config), config.bus.high_water_mark, config.bus.drop_for_all,
                                    config.bus.linger_ms, self.sequencer)
         try:

@@ -62,6 +62,16 @@ def test_missing_source_file_exits_2(workdir):
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
 
 
+def test_unusable_clips_folder_exits_2_naming_the_key(workdir):
+    (workdir / "not_a_dir").write_text("a file where the clips folder should go")
+    cfg = workdir / "clips.yaml"
+    cfg.write_text((workdir / "config.yaml").read_text() + f"clips: {{enabled: true, dir: {workdir}/not_a_dir/clips}}\n")
+    out = streamd("run", "--config", str(cfg), "--source", f"file:{workdir}/bursts.wav", "--fast")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"streamd: clips.dir: cannot create or use '{workdir}/not_a_dir/clips': Not a directory")
+    assert not (workdir / "events").exists() and not (workdir / "control").exists()
+
+
 def test_scan_prints_hops_and_events(workdir):
     out = streamd("scan", "--config", str(workdir / "config.yaml"), str(workdir / "bursts.wav"))
     assert out.returncode == 0, out.stderr
