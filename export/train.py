@@ -650,12 +650,20 @@ def score(metrics: dict) -> float:
 # ------------------------------------------------------------------------------------------ loop
 
 def save(path: Path, model, optimizer, step: int, recipe: Recipe, metrics: dict) -> None:
-    """A checkpoint that export.export_model reads, plus the optimizer beside it for --resume."""
+    """A checkpoint that export.export_model reads, plus the optimizer beside it for --resume. Each file is
+    written whole under another name and renamed, the checkpoint last: a run killed at any moment resumes
+    from whole files."""
+    save_atomic(optimizer.state_dict(), path.with_suffix(".optim"))
     extra = {"step": step, "recipe": dataclasses.asdict(recipe), "metrics": metrics}
     tmp = path.with_suffix(".tmp")
     save_checkpoint(model, tmp, recipe.family, recipe.size, recipe.overrides, extra)
     tmp.replace(path)
-    torch.save(optimizer.state_dict(), path.with_suffix(".optim"))
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
 
 
 def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.device = torch.device("cpu")) -> dict:
@@ -732,13 +740,14 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
         metrics = {"step": done, **validate(model, val, label_names, recipe, column_samples)}
         history.append(metrics)
         tqdm.write(json.dumps(metrics))
+        if audioset_head is not None:  # before last.pt, which says which step --resume starts from
+            save_atomic(audioset_head.state_dict(), out / "last.audioset.pt")
         save(out / "last.pt", model, optimizer, done, recipe, metrics)
-        if audioset_head is not None:
-            torch.save(audioset_head.state_dict(), out / "last.audioset.pt")
         if score(metrics) > best:
             best = score(metrics)
             save(out / "best.pt", model, optimizer, done, recipe, metrics)
-        (out / "history.jsonl").open("a").write(json.dumps(metrics) + "\n")
+        with (out / "history.jsonl").open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
 
     model.train()
     bar = tqdm(range(start_step, recipe.steps), initial=start_step, total=recipe.steps, desc=recipe.name, mininterval=5)

@@ -157,6 +157,35 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch, device):
     train(dataclasses.replace(recipe, steps=6), out, resume=True, root=tmp_path, device=torch.device(device))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
+    assert not list(out.glob("*.tmp")), "every file was renamed into place"
+
+
+def test_a_run_killed_while_saving_resumes_from_whole_files(tmp_path, monkeypatch):
+    from export.train import load_recipe, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    (tmp_path / "tiny.yaml").write_text(
+        f"name: tiny\nfamily: sat\nsize: tiny\nsteps: 4\nbatch_size: 2\neval_every: 2\nval_scenes: 4\n"
+        f"threads: 1\nshared_data: {corpus}\nscene: {{n_columns: 8}}\n")
+    real_save, optimizer_saves = torch.save, []
+
+    def killed_on_the_second_optimizer_save(obj, f, *args, **kwargs):
+        if "last.optim" in str(f):
+            optimizer_saves.append(f)
+            if len(optimizer_saves) == 2:  # step 4: half the file is written, then the process is gone
+                Path(f).write_bytes(b"half a file")
+                raise KeyboardInterrupt
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", killed_on_the_second_optimizer_save)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(load_recipe(tmp_path / "tiny.yaml"), out, resume=False, root=tmp_path)
+    monkeypatch.setattr(torch, "save", real_save)
+    final = train(load_recipe(tmp_path / "tiny.yaml"), out, resume=True, root=tmp_path)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == [2, 4] and final["step"] == 4, "resumed from step 2's whole files"
 
 
 def tiny_run(tmp_path: Path, monkeypatch) -> str:
