@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import date
@@ -13,6 +14,7 @@ import onnx
 import torch
 from torch import nn
 
+from export.onnx_files import save_whole
 from export.streaming import StreamingModel
 from streamd.contract import AUDIO_INPUT, SCORES_OUTPUT, STATE_IN_PREFIX, STATE_OUT_PREFIX, ModelInfo
 from streamd.model import Model, load_model
@@ -70,18 +72,19 @@ def export_onnx(model: StreamingModel, path: str | Path, info: ModelInfo) -> Pat
     input_names = [AUDIO_INPUT] + [STATE_IN_PREFIX + n for n in state_names]
     output_names = [SCORES_OUTPUT] + [STATE_OUT_PREFIX + n for n in state_names]
     dynamic_axes = {AUDIO_INPUT: {1: "hop_samples"}} if len(model.card.hop_samples) > 1 else None
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         warnings.simplefilter("ignore")
+        raw = Path(tmp) / "graph.onnx"
         torch.onnx.export(
-            ContractGraph(model), example, str(path), input_names=input_names, output_names=output_names,
+            ContractGraph(model), example, str(raw), input_names=input_names, output_names=output_names,
             dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
         )
-    proto = onnx.load(str(path))
+        proto = onnx.load(str(raw))
     del proto.metadata_props[:]
     for key, value in info.to_metadata().items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
+    save_whole(proto, path)
     return path
 
 
@@ -125,14 +128,22 @@ def test_signal(seconds: float, sample_rate_hz: int, seed: int = 0) -> np.ndarra
 
 def export_and_check(model: StreamingModel, path: str | Path, info: ModelInfo, seconds: float = 8.0,
                      tolerance: float = 1e-4) -> list[ParityReport]:
-    """Export, reload through streamd's loader, check parity at every hop on random and synthetic audio."""
-    export_onnx(model, path, info)
-    loaded = load_model(path)
-    sr = model.card.sample_rate_hz
-    rng = np.random.default_rng(1)
-    signals = [test_signal(seconds, sr), (0.1 * rng.standard_normal(int(seconds * sr))).astype(np.float32)]
-    reports = [check_parity(model, loaded, audio, hop) for hop in model.card.hop_samples for audio in signals]
-    worst = max(r.max_abs_score_diff for r in reports)
-    if worst > tolerance:
-        raise AssertionError(f"{path}: ONNX and torch scores differ by {worst:.2e} (tolerance {tolerance:.0e})")
+    """Export, reload through streamd's loader, check parity at every hop on random and synthetic audio.
+    The file goes to path only once it passes; a file already there stays as it was otherwise."""
+    path = Path(path)
+    candidate = path.with_name(f".{path.stem}.candidate.onnx")
+    try:
+        export_onnx(model, candidate, info)
+        loaded = load_model(candidate)
+        sr = model.card.sample_rate_hz
+        rng = np.random.default_rng(1)
+        signals = [test_signal(seconds, sr), (0.1 * rng.standard_normal(int(seconds * sr))).astype(np.float32)]
+        reports = [check_parity(model, loaded, audio, hop) for hop in model.card.hop_samples for audio in signals]
+        worst = max(r.max_abs_score_diff for r in reports)
+        if worst > tolerance:
+            raise AssertionError(f"{path}: ONNX and torch scores differ by {worst:.2e} (tolerance {tolerance:.0e}); "
+                                 "nothing written")
+        candidate.replace(path)
+    finally:
+        candidate.unlink(missing_ok=True)
     return reports

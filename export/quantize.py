@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from export.onnx_files import save_whole
 from streamd.model import Model, load_model
 
 log = logging.getLogger(__name__)
@@ -74,26 +75,26 @@ def quantize_int8(src: str | Path, dst: str | Path, mode: str = "dynamic", calib
     exclude = frontend_nodes(proto)
     del proto.graph.value_info[:]
     with tempfile.TemporaryDirectory() as tmp:
-        cleared = Path(tmp) / "cleared.onnx"
+        cleared, quantized = Path(tmp) / "cleared.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, str(cleared))
         if mode == "dynamic":
-            quantize_dynamic(str(cleared), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                             nodes_to_exclude=exclude, reduce_range=True)
+            quantize_dynamic(str(cleared), str(quantized), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude, reduce_range=True)
         else:
             if calibration is None:
                 raise ValueError("static quantisation needs calibration audio")
             reader = _CalibrationReader(load_model(src), calibration)
-            quantize_static(str(cleared), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(str(cleared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=exclude,
                             calibrate_method=CalibrationMethod.MinMax, reduce_range=True)
-    out = onnx.load(str(dst))
+        out = onnx.load(str(quantized))
     del out.metadata_props[:]
     metadata[KEY_QUANTIZATION] = f"int8-{mode}"
     for key, value in metadata.items():
         entry = out.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(out, str(dst))
+    save_whole(out, dst)
     return dst
 
 

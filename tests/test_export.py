@@ -208,6 +208,25 @@ def test_a_card_without_a_training_run_says_so_and_a_history_gives_the_curve():
     assert rows[-1] == "| 500 | 2.5 | 50.0% | 6.1% | 31.2% |" and rows[2].startswith("| step |")
 
 
+def test_an_export_that_fails_its_parity_check_leaves_the_old_file(tmp_path):
+    from export.onnx_export import export_and_check, model_info
+
+    size, overrides = TINY["sat"]
+    torch.manual_seed(0)
+    model = build_model("sat", LABELS, size, **overrides).eval()
+    path = tmp_path / "shipped.onnx"
+    export_and_check(model, path, model_info(model))
+    shipped = path.read_bytes()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)  # another model, which must not replace the shipped one unless it passes
+    with pytest.raises(AssertionError, match="nothing written"):
+        export_and_check(model, path, model_info(model), tolerance=-1.0)  # no model passes a negative tolerance
+    assert path.read_bytes() == shipped and sorted(p.name for p in tmp_path.iterdir()) == ["shipped.onnx"]
+    export_and_check(model, path, model_info(model))
+    assert path.read_bytes() != shipped and sorted(p.name for p in tmp_path.iterdir()) == ["shipped.onnx"]
+
+
 def test_remove_dc_front_end_ignores_an_offset_in_torch_and_in_the_export(tmp_path):
     from export.frontend import FrontEnd, FrontEndConfig
     from export.onnx_export import export_and_check, model_info
