@@ -890,3 +890,20 @@ def test_the_precompute_command_fills_the_audioset_cache_when_the_recipe_asks(tm
                              f"{n} tag clips, {n} with AudioSet targets cached already"]
     shapes = [np.load(f).shape[1] for f in (tmp_path / "cache" / "teacher").rglob("*.npy")]
     assert shapes.count(58) == shapes.count(527) == n and len(shapes) == 2 * n
+
+
+def test_the_precompute_command_keys_its_cache_by_the_recipe_models_columns(tmp_path, monkeypatch):
+    from export.data.teacher_targets import TeacherTargets, main
+    from export.train import clip_role, load_recipe, train_clips
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    teacher = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "efficientat-mn04"
+    recipe = tmp_path / "short.yaml"  # 80 ms columns (8 frames), where the default SAT has 160 ms
+    recipe.write_text(f"name: short\nshared_data: {corpus}\nsize: tiny\noverrides: {{patch_frames: 8}}\n"
+                      f"teacher: {{efficientat: {teacher}, tag_columns: true}}\n")
+    main([str(recipe)])
+    clips = [c for c in train_clips(load_recipe(recipe), tmp_path) if clip_role(c)[0] == "tag"]
+    assert clips
+    assert all(TeacherTargets(teacher, 1280, 8).cached(c.path) for c in clips), "what training will look up"
+    assert not any(TeacherTargets(teacher, 2560, 8).cached(c.path) for c in clips)

@@ -98,8 +98,7 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     from export.data.audio import load_audio
-    from export.labels import DEFAULT_LABELS
-    from export.train import clip_role, load_recipe, train_clips
+    from export.train import build, clip_role, load_recipe, recipe_labels, train_clips
 
     parser = argparse.ArgumentParser(description="Precompute the teacher's column targets for a recipe's tag clips.")
     parser.add_argument("recipe")
@@ -111,12 +110,14 @@ def main(argv=None) -> None:
     kd = recipe.teacher
     root = Path(__file__).resolve().parents[2]
     window_columns = int(kd.get("tag_window_columns", 8))
-    label_names = tuple(label.name for label in DEFAULT_LABELS)
+    labels = recipe_labels(recipe)
+    label_names = tuple(label.name for label in labels)
+    column_samples = build(recipe, labels).card.hop_samples[0]  # as training keys the cache
     clips = [c for c in train_clips(recipe, root) if clip_role(c) == ("tag", clip_role(c)[1])
              and clip_role(c)[1] in label_names]
     kinds = [False, True] if kd.get("audioset_weight") else [False]
     for audioset in kinds:
-        targets = TeacherTargets(root / kd["efficientat"], 2560, window_columns, audioset=audioset)
+        targets = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=audioset)
         todo = [c for c in clips if not targets.cached(c.path)]
         what = "AudioSet" if audioset else "tag"
         print(f"{len(clips)} tag clips, {len(clips) - len(todo)} with {what} targets cached already")
