@@ -75,16 +75,22 @@ def start(d: Path, *args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_fast_file_run_publishes_events_and_exits_0_at_end(workdir):
-    write_config(workdir)
-    listener = Listener(f"ipc://{workdir}/events")
-    proc = start(workdir, "--source", f"file:{workdir}/bursts.wav", "--fast")
+def run_bursts_fast(d: Path) -> list[dict]:
+    """Every event of `streamd run --fast` over bursts.wav with d's config; asserts exit 0."""
+    listener = Listener(f"ipc://{d}/events")
+    proc = start(d, "--source", f"file:{d}/bursts.wav", "--fast")
     try:
         events = listener.until(lambda e: e["type"] == "status" and e["state"] == "stopping", 30)
         assert proc.wait(10) == 0, proc.stderr.read()
     finally:
         proc.kill()
         listener.close()
+    return events
+
+
+def test_fast_file_run_publishes_events_and_exits_0_at_end(workdir):
+    write_config(workdir)
+    events = run_bursts_fast(workdir)
     assert events[0]["state"] == "running" and events[0]["message"] == "started"
     assert [e["seq"] for e in events] == list(range(len(events)))
     decisions = [(e["type"], e["position_s"]) for e in events if e["type"] != "status"]
@@ -99,14 +105,7 @@ def test_keyword_events_leave_a_clip_with_the_event_as_sidecar(workdir):
     write_config(workdir)
     with open(workdir / "config.yaml", "a") as f:
         f.write(f"clips: {{enabled: true, dir: {clips}, pre_roll_s: 0.5, post_roll_s: 0.3}}\n")
-    listener = Listener(f"ipc://{workdir}/events")
-    proc = start(workdir, "--source", f"file:{workdir}/bursts.wav", "--fast")
-    try:
-        events = listener.until(lambda e: e["type"] == "status" and e["state"] == "stopping", 30)
-        assert proc.wait(10) == 0, proc.stderr.read()
-    finally:
-        proc.kill()
-        listener.close()
+    events = run_bursts_fast(workdir)
     keywords = [e for e in events if e["type"] == "keyword"]
     assert len(keywords) == 2
     wavs = sorted(clips.glob("*.wav"))
