@@ -192,13 +192,21 @@ def _print_event(sequencer, event, as_json: bool) -> None:
 
 
 def cmd_check(args) -> int:
-    from streamd.service import load_models
+    from streamd.clips import folder_problem
+    from streamd.service import clips_dir, load_models
 
     config, path = read_config(args.config)
     specs = load_models(config)
+    clips = ""
+    if config.clips.enabled:
+        folder = clips_dir(config)
+        problem = folder_problem(folder)
+        if problem:
+            raise ConfigError(f"clips.dir: cannot create or use {str(folder)!r}: {problem}")
+        clips = f"; clips in {folder}"
     models = ", ".join(f"{s.name} ({s.model.info.family}, hop {s.model.info.hop_ms(s.hop_samples):g} ms)" for s in specs)
     print(f"ok: {path or 'built-in defaults'}: models {models}; {len(config.keywords)} keywords, {len(config.tags)} tags; "
-          f"bus {bus_endpoint(config)}, control {control_endpoint(config)}")
+          f"bus {bus_endpoint(config)}, control {control_endpoint(config)}{clips}")
     return EXIT_OK
 
 

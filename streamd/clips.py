@@ -12,6 +12,7 @@ counted, leaves nothing behind and never stops the service.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,18 @@ class ClipSaver:
             total -= size
             _remove(oldest)
             _remove(oldest.with_suffix(".json"))
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why clips could not be kept in folder, or None; creates nothing (for `streamd check`)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{str(existing)!r} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{str(existing)!r} is not writable by this user"
+    return None
 
 
 def _part(path: Path) -> Path:

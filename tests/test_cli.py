@@ -70,6 +70,13 @@ def test_unusable_clips_folder_exits_2_naming_the_key(workdir):
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith(f"streamd: clips.dir: cannot create or use '{workdir}/not_a_dir/clips': Not a directory")
     assert not (workdir / "events").exists() and not (workdir / "control").exists()
+    checked = streamd("check", "--config", str(cfg))  # check says so too, and creates nothing
+    assert checked.returncode == 2 and checked.stderr.count("\n") == 1, checked.stderr
+    assert "is not a directory" in checked.stderr and f"'{workdir}/not_a_dir'" in checked.stderr
+    cfg.write_text(cfg.read_text().replace("not_a_dir/clips", "new/clips"))
+    checked = streamd("check", "--config", str(cfg))
+    assert checked.returncode == 0 and checked.stdout.rstrip().endswith(f"; clips in {workdir}/new/clips")
+    assert not (workdir / "new").exists()
 
 
 def test_scan_prints_hops_and_events(workdir):
