@@ -274,24 +274,27 @@ def trigger_config(threshold: float, n_of_m=None, refractory_s=None) -> KeywordT
     return KeywordTriggerConfig(threshold=threshold, **extra)
 
 
-def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,
-                     sample_rate_hz: int, hop_samples: int) -> int:
-    """Detections of the service's KeywordTrigger over one score sequence.
+def detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,
+               sample_rate_hz: int, hop_samples: int) -> list[int]:
+    """Where the service's KeywordTrigger fires over one score sequence: the end sample of each firing hop.
 
     Only hops within a margin after a hop at or above threshold are fed: elsewhere the trigger sees
     nothing but misses, which only re-arm it (after M of them) and let time pass (counted by
-    end_sample, which is fed as is). So the count equals feeding every hop, much faster."""
+    end_sample, which is fed as is). So the result equals feeding every hop, much faster."""
     hits = scores >= cfg.threshold
     if not hits.any():
-        return 0
+        return []
     m = cfg.n_of_m[1]
     margin = m + int(np.ceil(cfg.refractory_s * sample_rate_hz / hop_samples)) + 1
     fed = np.convolve(hits.astype(np.int64), np.ones(margin + 1, np.int64))[: len(hits)] > 0
     trigger = KeywordTrigger(name, cfg, sample_rate_hz)
-    count = 0
-    for i in np.flatnonzero(fed):
-        count += trigger.update(float(scores[i]), int(end_samples[i])) is not None
-    return count
+    return [int(end_samples[i]) for i in np.flatnonzero(fed)
+            if trigger.update(float(scores[i]), int(end_samples[i])) is not None]
+
+
+def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,
+                     sample_rate_hz: int, hop_samples: int) -> int:
+    return len(detections(scores, end_samples, name, cfg, sample_rate_hz, hop_samples))
 
 
 def ci95(correct: np.ndarray) -> list[float]:
@@ -338,7 +341,7 @@ class Context:
     groups: dict[Path, str]  # clip path -> folder relative to the data root
     args: argparse.Namespace
     tag_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)  # set by the tags task
-    negative: tuple | None = None  # negative_stream's result, shared by the wakeword and alarms tasks
+    negative: NegativeStream | None = None  # shared by the wakeword and alarms tasks
 
     @property
     def model(self) -> Model:
@@ -419,27 +422,59 @@ def eval_kws(ctx: Context) -> dict:
     }
 
 
-def negative_stream(ctx: Context) -> tuple[Scored, float, int]:
+@dataclass
+class NegativeStream:
+    scored: Scored
+    hours: float
+    names: list[str]  # the clips in stream order, as folder/file under the data root
+    starts: np.ndarray  # int64: the stream sample each clip starts at
+
+    def where(self, end_samples: list[int], sample_rate_hz: int) -> list[dict]:
+        """Each stream position as the clip it falls in and the second within that clip."""
+        index = np.searchsorted(self.starts, end_samples, side="right") - 1
+        return [{"clip": self.names[i], "at_s": round(float(e - self.starts[i]) / sample_rate_hz, 2)}
+                for i, e in zip(index, end_samples)]
+
+
+def negative_stream(ctx: Context) -> NegativeStream:
     """speech/, noise/, tags/ and not-wake-word clips, sorted by path, as one long stream."""
     if ctx.negative is not None:
         return ctx.negative
     clips = sorted((c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in NEGATIVE_GROUPS)),
                    key=lambda c: str(c.path))
-    bar = ctx.progress(clips, "wakeword negatives")
-    scored = ctx.scorer.stream(ctx.scorer.audio(c) for c in bar)
+    lengths = []
+
+    def blocks():
+        for clip in ctx.progress(clips, "wakeword negatives"):
+            audio = ctx.scorer.audio(clip)
+            lengths.append(len(audio))
+            yield audio
+
+    scored = ctx.scorer.stream(blocks())
     hours = len(scored.end_samples) * ctx.scorer.hop_samples / ctx.scorer.sample_rate_hz / 3600
-    ctx.negative = (scored, hours, len(clips))
+    names = [f"{ctx.groups.get(c.path, '')}/{c.path.name}".lstrip("/") for c in clips]
+    ctx.negative = NegativeStream(scored, hours, names, np.cumsum([0] + lengths[:-1], dtype=np.int64))
     return ctx.negative
+
+
+def false_accepts_where(negative: NegativeStream, scores: Scored, label_index: int, name: str,
+                        cfg: KeywordTriggerConfig, sample_rate_hz: int, hop_samples: int) -> dict:
+    """Where the trigger fires in the negative stream: counts by dataset folder ('speech', 'tags/esc50',
+    'kws/precise', ...), and every place."""
+    places = negative.where(detections(scores.scores[:, label_index], scores.end_samples, name, cfg, sample_rate_hz,
+                                       hop_samples), sample_rate_hz)
+    by_source = Counter("/".join(p["clip"].split("/")[:-1][:2]) for p in places)
+    return {"by_source": dict(by_source.most_common()), "places": places}
 
 
 def eval_wakeword(ctx: Context) -> dict:
     keywords = ctx.model.info.names_of_kind(KIND_KEYWORD)
     if not keywords:
         return {"skipped": "the model has no keywords"}
-    negative, hours, n_negative = negative_stream(ctx)
-    negative = ctx.gated(negative)
+    stream = negative_stream(ctx)
+    negative, hours = ctx.gated(stream.scored), stream.hours
     out = {
-        "negative_clips": n_negative,
+        "negative_clips": len(stream.names),
         "negative_hours": round(hours, 4),
         "trigger": dataclasses.asdict(trigger_config(0.5, ctx.args.n_of_m, ctx.args.refractory_s))
         | {"threshold": "swept"} | speech_gate(ctx.args),
@@ -450,6 +485,11 @@ def eval_wakeword(ctx: Context) -> dict:
         rows = det_table(positives, negative, ctx.label_index(keyword), keyword, hours, ctx.scorer.sample_rate_hz,
                          ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s)
         at_default = next((r for r in rows if r["threshold"] == ctx.args.threshold), None)
+        if at_default is not None:  # what fired, so that a real "on" in unscreened speech can be told from a mistake
+            at_default["false_accepts_where"] = false_accepts_where(
+                stream, negative, ctx.label_index(keyword), keyword,
+                trigger_config(ctx.args.threshold, ctx.args.n_of_m, ctx.args.refractory_s),
+                ctx.scorer.sample_rate_hz, ctx.scorer.hop_samples)
         out["keywords"][keyword] = {
             "positives": len(positives),
             f"best_within_{TARGET_FA_PER_H}_fa_per_h": operating_point(rows),
@@ -702,7 +742,8 @@ def eval_alarms(ctx: Context) -> dict:
                              ctx.progress(alarm_scenes(ctx, quiet), "alarms")] for quiet in (False, True))
     variants = {name: [(ctx.scorer.stream([audio]), groups) for audio, groups in found]
                 for name, found in ctx.progress(list(alarm_variant_scenes(ctx).items()), "alarm variants")}
-    negative, hours, n_negative = negative_stream(ctx)
+    stream = negative_stream(ctx)
+    negative, hours, n_negative = stream.scored, stream.hours, len(stream.names)
     n_groups = sum(len(g) for _, g in scenes)
 
     def detected(scenes, cfg) -> tuple[int, int]:

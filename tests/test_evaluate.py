@@ -68,6 +68,23 @@ def test_false_accepts_are_counted_with_the_service_trigger():
     assert ev.count_detections(scores, ends, "k", KeywordTriggerConfig(0.5, (2, 3), 1.0), SR, HOP) == 1
 
 
+def test_false_accepts_are_placed_in_the_clip_they_fire_in():
+    high = {100: 0.9, 104: 0.9, 300: 0.8, 900: 0.95} | {i: 0.9 for i in range(500, 521)}
+    scores, ends = _spikes(1000, high)
+    # three clips laid end to end: 200 hops of speech, 500 of a dog, then noise
+    stream = ev.NegativeStream(ev.Scored(scores[:, None], ends), hours=1000 * HOP / SR / 3600,
+                               names=["speech/a.flac", "tags/esc50/dog/b.flac", "noise/c.flac"],
+                               starts=np.array([0, 200 * HOP, 700 * HOP], np.int64))
+    cfg = KeywordTriggerConfig(threshold=0.5, n_of_m=(1, 1), refractory_s=1.0)
+    assert ev.detections(scores, ends, "k", cfg, SR, HOP) == [101 * HOP, 301 * HOP, 501 * HOP, 901 * HOP]
+    where = ev.false_accepts_where(stream, stream.scored, 0, "k", cfg, SR, HOP)
+    assert where["by_source"] == {"tags/esc50": 2, "speech": 1, "noise": 1}
+    assert where["places"] == [{"clip": "speech/a.flac", "at_s": round(101 * HOP / SR, 2)},
+                               {"clip": "tags/esc50/dog/b.flac", "at_s": round(101 * HOP / SR, 2)},
+                               {"clip": "tags/esc50/dog/b.flac", "at_s": round(301 * HOP / SR, 2)},
+                               {"clip": "noise/c.flac", "at_s": round(201 * HOP / SR, 2)}]
+
+
 @pytest.mark.parametrize("n_of_m,refractory_s", [((1, 1), 1.0), ((2, 3), 0.5), ((3, 5), 2.0), ((1, 4), 0.0)])
 def test_skipping_quiet_hops_counts_exactly_like_feeding_every_hop(n_of_m, refractory_s):
     rng = np.random.default_rng(7)
@@ -351,6 +368,10 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
         assert all(r["frr_pct"] in (0.0, 100.0) and r["fa_per_h"] >= 0 for r in info["table"])
         frr = [r["frr_pct"] for r in info["table"]]
         assert frr == sorted(frr)  # a higher threshold never rejects less
+        where = info["at_threshold"]["false_accepts_where"]  # at --threshold: each false accept, placed
+        assert len(where["places"]) == sum(where["by_source"].values()) == info["at_threshold"]["false_accepts"]
+        negatives = {d[0]: len(d[3]()) / SR for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not"))}
+        assert all(0 < p["at_s"] <= negatives[p["clip"]] + HOP / SR for p in where["places"])
 
     tags = result["tasks"]["tags"]
     assert tags["n_clips"] == 3 and tags["skipped_labels"] == ["cat"]
