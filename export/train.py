@@ -417,15 +417,19 @@ class CommandDistiller:
     """Blend the DS-CNN teacher's command probabilities into the per-column keyword targets.
 
     The teacher hears the 1 s ending at each column's end, as a windowed model would; where a target
-    is not masked, target = blend_commands(hard, teacher, weight, agree_only)."""
+    is not masked, target = blend_commands(hard, teacher, weight, agree_only). hard_on_speech: where the
+    scene says speech but no command (running speech, other words, a word still being said), the hard
+    targets stay: the teacher learnt from isolated 1 s words and in running speech hears "stop" in "a
+    cup" or "a double shot" at ~1.0, which the blend would teach."""
 
     def __init__(self, checkpoint: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
-                 agree_only: bool = False, device: torch.device = torch.device("cpu")):
+                 agree_only: bool = False, hard_on_speech: bool = False, device: torch.device = torch.device("cpu")):
         from export.teachers import WINDOW_SAMPLES, DSCNNTeacher
 
         self.teacher = DSCNNTeacher(checkpoint).to(device)
         self.weight = weight
         self.agree_only = agree_only
+        self.speech = label_names.index("speech") if hard_on_speech and "speech" in label_names else None
         self.columns = [label_names.index(c) for c in COMMANDS]
         self.column_samples = column_samples
         self.window_samples = WINDOW_SAMPLES
@@ -435,8 +439,13 @@ class CommandDistiller:
         padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
         windows = padded.unfold(1, self.window_samples, self.column_samples)[:, :n_columns]  # (B, C, window)
         soft = self.teacher.command_probs(windows.reshape(-1, self.window_samples)).reshape(B, n_columns, -1)
+        hard = targets[..., self.columns]
+        blended = blend_commands(hard, soft, self.weight, self.agree_only)
+        if self.speech is not None:
+            speech_only = (targets[..., self.speech] >= 0.5) & (mask[..., self.speech] > 0) & (hard.max(dim=-1).values < 0.5)
+            blended = torch.where(speech_only.unsqueeze(-1), hard, blended)
         out = targets.clone()
-        out[..., self.columns] = blend_commands(targets[..., self.columns], soft, self.weight, self.agree_only)
+        out[..., self.columns] = blended
         return out, mask
 
 
@@ -522,9 +531,11 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
     teacher = recipe.teacher
     if teacher.get("dscnn"):
         out.append(CommandDistiller(root / teacher["dscnn"], float(teacher.get("weight", 0.3)), label_names, column_samples,
-                                    agree_only=bool(teacher.get("agree_only", False)), device=device))
-        log.info("distilling the ten commands from %s (weight %.2f%s)", teacher["dscnn"], out[-1].weight,
-                 ", where it agrees with the scene" if out[-1].agree_only else "")
+                                    agree_only=bool(teacher.get("agree_only", False)),
+                                    hard_on_speech=bool(teacher.get("hard_on_speech", False)), device=device))
+        log.info("distilling the ten commands from %s (weight %.2f%s%s)", teacher["dscnn"], out[-1].weight,
+                 ", where it agrees with the scene" if out[-1].agree_only else "",
+                 ", not in speech without a command" if out[-1].speech is not None else "")
     if teacher.get("efficientat") and teacher.get("tag_columns"):
         log.info("tags: the teacher's precomputed column targets (weight %.2f in the scenes)",
                  float(teacher.get("tag_weight", 0.5)))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from scipy.signal import resample_poly
 
 from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
 from export.data.manifest import Clip
@@ -106,6 +110,32 @@ def test_distiller_blends_teacher_probabilities_into_command_targets(device):
     soft = (out[..., commands] - 0.5 * targets[..., commands]) / 0.5
     assert soft.min() >= 0 and soft.max() <= 1 and soft.sum(-1).max() <= 1 + 1e-5  # a softmax share
     assert out[0, 5, NAMES.index("yes")] >= 0.5
+
+
+@pytest.mark.skipif(not TEACHER.exists() or shutil.which("espeak-ng") is None, reason="needs the teacher and espeak-ng")
+def test_hard_on_speech_keeps_the_teacher_out_of_speech_without_a_command():
+    from export.data.synth_speech import SAMPLE_RATE_HZ
+    from export.train import CommandDistiller
+
+    wav = subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "--stdout", "a cup"], capture_output=True,
+                         check=True).stdout
+    said, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    said = resample_poly(said, SAMPLE_RATE_HZ, rate).astype(np.float32)
+    audio = np.zeros(int(2.56 * SR), np.float32)
+    audio[8000 : 8000 + len(said)] = 0.3 * said / np.abs(said).max()
+    audio = torch.from_numpy(np.stack([audio, audio]))
+    targets = torch.zeros(2, 16, len(NAMES))
+    targets[:, :, NAMES.index("speech")] = 1.0  # the scene says speech throughout, no command
+    targets[1, 12:, NAMES.index("speech")] = 0.0  # ...except the last columns of the second scene
+    targets[1, 14, NAMES.index("yes")] = 1.0  # and one column where a command was said
+    mask = torch.ones_like(targets)
+    commands = [NAMES.index(c) for c in COMMANDS]
+    plain, _ = CommandDistiller(TEACHER, 0.7, NAMES, COLUMN)(audio, targets, mask)
+    assert plain[0, :, NAMES.index("stop")].max() > 0.5, "the teacher hears 'stop' in 'a cup', and the blend teaches it"
+    hard, _ = CommandDistiller(TEACHER, 0.7, NAMES, COLUMN, hard_on_speech=True)(audio, targets, mask)
+    assert torch.equal(hard[0], targets[0]), "speech without a command: the hard targets, untouched"
+    assert torch.equal(hard[1, :12], targets[1, :12])
+    assert torch.equal(hard[1, 12:, commands], plain[1, 12:, commands]), "no speech, or a command: blended as before"
 
 
 def write_tiny_corpus(root: Path) -> Path:
