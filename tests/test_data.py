@@ -677,3 +677,26 @@ def test_eval_set_lays_out_synthetic_keywords_where_evaluate_looks(tmp_path):
     assert {c.speaker for c in laid if c.label != "noise"} == {"flite:awb*0.92"}
     with pytest.raises(SystemExit, match="no noise clips"):
         eval_set.lay_out(clips, tmp_path / "eval2", negatives=src)
+
+
+def test_decoded_audio_is_cached_by_content_not_by_path_or_mtime(tmp_path, monkeypatch):
+    """../shared is laid down anew for each session: the same files at new mtimes must not be decoded again."""
+    from export.data import audio as audio_module
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    original = tmp_path / "a" / "clip.wav"
+    original.parent.mkdir()
+    sf.write(original, np.sin(np.arange(22050) / 5.0).astype(np.float32) * 0.3, 22050)
+    first = audio_module.load_audio(original, 16000)
+    assert len(first) == 16000
+    copy = tmp_path / "b" / "other.wav"
+    copy.parent.mkdir()
+    shutil.copy(original, copy)  # a new path and a new mtime, the same bytes
+    decoded = []
+    real_decode = audio_module.decode
+    monkeypatch.setattr(audio_module, "decode", lambda *a: decoded.append(a) or real_decode(*a))
+    np.testing.assert_array_equal(audio_module.load_audio(copy, 16000), first)
+    assert decoded == [], "the copy came from the cache"
+    sf.write(copy, np.zeros(22050, np.float32), 22050)  # new content at the same path: decoded anew
+    assert not np.any(audio_module.load_audio(copy, 16000)) and len(decoded) == 1
+    assert len(audio_module.load_audio(copy, 8000)) == 8000 and len(decoded) == 2, "the rate is part of the key"

@@ -937,3 +937,5 @@ def test_the_precompute_command_keys_its_cache_by_the_recipe_models_columns(tmp_
     assert clips
     assert all(TeacherTargets(teacher, 1280, 8).cached(c.path) for c in clips), "what training will look up"
     assert not any(TeacherTargets(teacher, 2560, 8).cached(c.path) for c in clips)
+    moved = shutil.copytree(corpus, tmp_path / "fresh copy")  # new paths and mtimes, the same bytes
+    assert all(TeacherTargets(teacher, 1280, 8).cached(moved / c.path.relative_to(corpus)) for c in clips)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 
@@ -32,11 +33,26 @@ def decode(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     return audio
 
 
-def load_audio(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
-    """decode() with an on-disk cache keyed by path, size, mtime and rate."""
-    path = Path(path)
+def file_digest(path: str | Path) -> str:
+    """sha1 of the file's bytes: a cache key that holds across copies, moves and fresh checkouts of the
+    same data (a path and mtime do not: ../shared is laid down anew for each session)."""
+    path = Path(path).resolve()
     stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample_rate_hz}".encode()).hexdigest()
+    return _digest(path, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=1 << 16)
+def _digest(path: Path, size: int, mtime_ns: int) -> str:  # size and mtime: a file rewritten is read again
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_audio(path: str | Path, sample_rate_hz: int = 16000) -> np.ndarray:
+    """decode() with an on-disk cache keyed by the file's content and the rate."""
+    key = hashlib.sha1(f"{file_digest(path)}|{sample_rate_hz}".encode()).hexdigest()
     cached = cache_dir() / key[:2] / f"{key}.npy"
     if cached.exists():
         return np.load(cached)

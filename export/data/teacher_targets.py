@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.data.audio import cache_root
+from export.data.audio import cache_root, file_digest
 
 BATCH_WINDOWS = 64
 
@@ -62,13 +62,11 @@ class TeacherTargets:
         self.audioset = audioset
         self._teacher = None
         checkpoint = next(self.teacher_dir.glob("*.pt"))
-        stat = checkpoint.stat()
-        # the tag targets' key is as it was before the AudioSet ones existed, so their cache stays valid
-        self._tag = f"{checkpoint.resolve()}|{stat.st_size}|{column_samples}|{self.window_samples}" + ("|audioset" if audioset else "")
+        # by content, the clip's and the teacher's, so a fresh copy of the same data finds its targets
+        self._tag = f"{file_digest(checkpoint)}|{column_samples}|{self.window_samples}" + ("|audioset" if audioset else "")
 
     def key(self, path: Path) -> str:
-        stat = Path(path).stat()
-        return hashlib.sha1(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self._tag}".encode()).hexdigest()
+        return hashlib.sha1(f"{file_digest(path)}|{self._tag}".encode()).hexdigest()
 
     def cached(self, path: Path) -> bool:
         key = self.key(path)
