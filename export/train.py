@@ -420,7 +420,7 @@ class CommandDistiller:
     is not masked, target = blend_commands(hard, teacher, weight, agree_only). hard_on_speech: where the
     scene says speech but no command (running speech, other words, a word still being said), the hard
     targets stay: the teacher learnt from isolated 1 s words and in running speech hears "stop" in "a
-    cup" or "a double shot" at ~1.0, which the blend would teach."""
+    cup" (0.98-0.99) or "a double shot", which the blend would teach."""
 
     def __init__(self, checkpoint: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
                  agree_only: bool = False, hard_on_speech: bool = False, device: torch.device = torch.device("cpu")):
