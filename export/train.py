@@ -666,14 +666,17 @@ def save(path: Path, model, optimizer, step: int, recipe: Recipe, metrics: dict)
     from whole files."""
     save_atomic(optimizer.state_dict(), path.with_suffix(".optim"))
     extra = {"step": step, "recipe": dataclasses.asdict(recipe), "metrics": metrics}
-    tmp = path.with_suffix(".tmp")
-    save_checkpoint(model, tmp, recipe.family, recipe.size, recipe.overrides, extra)
-    tmp.replace(path)
+    write_whole(path, lambda tmp: save_checkpoint(model, tmp, recipe.family, recipe.size, recipe.overrides, extra))
 
 
 def save_atomic(obj, path: Path) -> None:
+    write_whole(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_whole(path: Path, write) -> None:
+    """write(tmp) beside path, then rename it into place: path is the old file or the new one, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    write(tmp)
     tmp.replace(path)
 
 
