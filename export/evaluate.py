@@ -689,20 +689,34 @@ def eval_mixtures(ctx: Context) -> dict:
 
 def beep_groups(beeps: list[tuple[float, float]], offset_s: float) -> list[tuple[float, float]]:
     """(start_s, end_s) of each group of beeps closer than ALARM_GROUP_GAP_S, shifted by offset_s."""
+    return [(a + offset_s, b + offset_s) for a, b, _ in _grouped(beeps)]
+
+
+def whole_groups(beeps: list[tuple[float, float]], kind: str, seconds: float) -> list[bool]:
+    """Per beep group: does the clip hold all of it (every beep of the pattern, the last not cut by the
+    clip's end at seconds)? A clip starts anywhere in the cycle, so its first group may be a part."""
+    from export.data.synth_alarms import TEMPORAL
+
+    count = TEMPORAL[kind][0]
+    return [n == count and b < seconds for _, b, n in _grouped(beeps)]
+
+
+def _grouped(beeps: list[tuple[float, float]]) -> list[tuple[float, float, int]]:
+    """(start_s, end_s, beeps) of each group of beeps closer than ALARM_GROUP_GAP_S."""
     groups = []
     for start, end in beeps:
         if groups and start - groups[-1][1] < ALARM_GROUP_GAP_S:
-            groups[-1] = (groups[-1][0], end)
+            groups[-1] = (groups[-1][0], end, groups[-1][2] + 1)
         else:
-            groups.append((start, end))
-    return [(a + offset_s, b + offset_s) for a, b in groups]
+            groups.append((start, end, 1))
+    return groups
 
 
 def alarm_scenes(ctx: Context, quiet: bool = False,
                  plan: list[tuple[str, tuple[float, float]]] | None = None,
-                 seed: int = ALARM_SEED) -> list[tuple[np.ndarray, list[tuple[float, float]]]]:
+                 seed: int = ALARM_SEED) -> list[tuple[np.ndarray, list[tuple[float, float]], list[bool]]]:
     """Held-out synthetic alarms over noise/ background, 20 dB above it (quiet: over digital silence):
-    (audio, beep groups). plan: (kind, piezo fundamental range) per alarm; default temporal-three and
+    (audio, beep groups, which groups are whole: whole_groups). plan: (kind, piezo fundamental range) per alarm; default temporal-three and
     temporal-four in turn, ALARM_CLIPS_PER_KIND each, at the generator's default pitch."""
     from export.data.synth_alarms import PIEZO_F0_HZ, make_alarm_with_beeps
 
@@ -720,11 +734,11 @@ def alarm_scenes(ctx: Context, quiet: bool = False,
         offset = int(rng.integers(max(1, len(background) - n)))
         bed = at_rms(np.resize(background[offset:offset + n], n), 0.0 if quiet else BACKGROUND_RMS)
         bed[lead:lead + len(alarm)] += alarm
-        scenes.append((bed.astype(np.float32), beep_groups(beeps, ALARM_LEAD_S)))
+        scenes.append((bed.astype(np.float32), beep_groups(beeps, ALARM_LEAD_S), whole_groups(beeps, kind, ALARM_SECONDS)))
     return scenes
 
 
-def alarm_variant_scenes(ctx: Context) -> dict[str, list[tuple[np.ndarray, list[tuple[float, float]]]]]:
+def alarm_variant_scenes(ctx: Context) -> dict[str, list[tuple[np.ndarray, list[tuple[float, float]], list[bool]]]]:
     """ALARM_VARIANT_CLIPS held-out alarms of each ALARM_VARIANTS entry, over background as alarm_scenes."""
     scenes = alarm_scenes(ctx, plan=[v for v in ALARM_VARIANTS.values() for _ in range(ALARM_VARIANT_CLIPS)],
                           seed=ALARM_VARIANT_SEED)
@@ -738,41 +752,47 @@ def eval_alarms(ctx: Context) -> dict:
     if column is None:
         return {"skipped": f"the model has no {ALARM_TAG} tag"}
     sr, hop = ctx.scorer.sample_rate_hz, ctx.scorer.hop_samples
-    scenes, quiet_scenes = ([(ctx.scorer.stream([audio]), groups) for audio, groups in
+    scenes, quiet_scenes = ([(ctx.scorer.stream([audio]), groups, whole) for audio, groups, whole in
                              ctx.progress(alarm_scenes(ctx, quiet), "alarms")] for quiet in (False, True))
-    variants = {name: [(ctx.scorer.stream([audio]), groups) for audio, groups in found]
+    variants = {name: [(ctx.scorer.stream([audio]), groups, whole) for audio, groups, whole in found]
                 for name, found in ctx.progress(list(alarm_variant_scenes(ctx).items()), "alarm variants")}
     stream = negative_stream(ctx)
     negative, hours, n_negative = stream.scored, stream.hours, len(stream.names)
-    n_groups = sum(len(g) for _, g in scenes)
+    n_groups = sum(len(g) for _, g, _ in scenes)
+    n_whole = sum(sum(w) for _, _, w in scenes)
 
-    def detected(scenes, cfg) -> tuple[int, int]:
-        """(beep groups the tag was on for, segments starting inside the alarms)"""
-        hits = segments_in_alarms = 0
-        for scored, groups in scenes:
+    def detected(scenes, cfg) -> tuple[int, int, int]:
+        """(beep groups the tag was on for, of them whole groups, segments starting inside the alarms)"""
+        hits = whole_hits = segments_in_alarms = 0
+        for scored, groups, whole in scenes:
             segments = smoothed_segments(ALARM_TAG, scored.scores[:, column], scored.end_samples, cfg, sr, hop)
-            hits += sum(any(s.onset_s <= b + ALARM_LATE_S and s.offset_s >= a for s in segments) for a, b in groups)
+            found = [any(s.onset_s <= b + ALARM_LATE_S and s.offset_s >= a for s in segments) for a, b in groups]
+            hits += sum(found)
+            whole_hits += sum(f and w for f, w in zip(found, whole))
             segments_in_alarms += sum(s.onset_s >= ALARM_LEAD_S for s in segments)
-        return hits, segments_in_alarms
+        return hits, whole_hits, segments_in_alarms
 
     rows = []
     for threshold in ALARM_THRESHOLDS:
         cfg = TagSmootherConfig(on_threshold=float(threshold), off_threshold=round(ALARM_OFF_FRACTION * threshold, 3),
                                 window_hops=ALARM_WINDOW_HOPS)
-        hits, segments_in_alarms = detected(scenes, cfg)
-        quiet_hits, _ = detected(quiet_scenes, cfg)
-        variant_pct = {name: round(100.0 * detected(v, cfg)[0] / max(1, sum(len(g) for _, g in v)), 1)
+        hits, whole_hits, segments_in_alarms = detected(scenes, cfg)
+        quiet_hits, _, _ = detected(quiet_scenes, cfg)
+        variant_pct = {name: round(100.0 * detected(v, cfg)[0] / max(1, sum(len(g) for _, g, _ in v)), 1)
                        for name, v in variants.items()}
+        variant_whole_pct = {name: round(100.0 * detected(v, cfg)[1] / max(1, sum(sum(w) for _, _, w in v)), 1)
+                             for name, v in variants.items()}
         false_starts = len(smoothed_segments(ALARM_TAG, negative.scores[:, column], negative.end_samples, cfg, sr, hop))
         rows.append({"threshold": float(threshold), "off_threshold": cfg.off_threshold,
                      "detected_pct": round(100.0 * hits / max(1, n_groups), 1),
+                     "whole_groups_detected_pct": round(100.0 * whole_hits / max(1, n_whole), 1),
                      "detected_in_silence_pct": round(100.0 * quiet_hits / max(1, n_groups), 1),
                      "segments_per_group": round(segments_in_alarms / max(1, n_groups), 2),
-                     "variants_detected_pct": variant_pct,
+                     "variants_detected_pct": variant_pct, "variants_whole_groups_detected_pct": variant_whole_pct,
                      "false_starts": false_starts, "false_starts_per_h": round(false_starts / hours, 2) if hours else None})
     within = [r for r in rows if r["false_starts_per_h"] is not None and r["false_starts_per_h"] <= ALARM_FA_PER_H]
     best = max(within, key=lambda r: (r["detected_pct"], -r["segments_per_group"], -r["threshold"]), default=None)
-    return {"alarms": len(scenes), "beep_groups": n_groups, "kinds": "temporal-three and temporal-four, half each",
+    return {"alarms": len(scenes), "beep_groups": n_groups, "whole_groups": n_whole, "kinds": "temporal-three and temporal-four, half each",
             "generator": f"export.data.synth_alarms, seed {ALARM_SEED} (training uses seed 0)",
             "variants": {name: {"kind": kind, "f0_range_hz": list(f0) if kind != "t3low" else None,
                                 "alarms": ALARM_VARIANT_CLIPS, "seed": ALARM_VARIANT_SEED}

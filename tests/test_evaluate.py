@@ -494,6 +494,11 @@ def test_beep_groups_join_beeps_closer_than_the_group_gap():
     t3 = [(0.0, 0.5), (1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (5.0, 5.5)]  # 3 beeps, 1.5 s pause, 2 beeps
     assert ev.beep_groups(t3, 2.0) == [(2.0, 4.5), (6.0, 7.5)]
     assert ev.beep_groups([], 2.0) == []
+    # whole: all three beeps, and not cut by the clip's end (here 5.3 s: the second group is a part either way)
+    assert ev.whole_groups(t3, "t3", 5.3) == [True, False]
+    assert ev.whole_groups(t3[1:], "t3", 10.0) == [False, False]  # a clip that starts at the second beep
+    t4 = [(0.0, 0.1), (0.2, 0.3), (0.4, 0.5), (0.6, 0.7), (5.7, 5.8)]
+    assert ev.whole_groups(t4, "t4", 5.75) == [True, False]
 
 
 def test_alarm_scenes_hold_each_group_where_the_truth_says_and_background_elsewhere():
@@ -502,7 +507,8 @@ def test_alarm_scenes_hold_each_group_where_the_truth_says_and_background_elsewh
     ctx = SimpleNamespace(scorer=SimpleNamespace(sample_rate_hz=SR, audio=None), clips=[], groups={})
     noisy, quiet = ev.alarm_scenes(ctx), ev.alarm_scenes(ctx, quiet=True)
     assert len(noisy) == len(quiet) == 2 * ev.ALARM_CLIPS_PER_KIND
-    for (audio, groups), (silent, same_groups) in zip(noisy[:6], quiet[:6]):
+    for (audio, groups, whole), (silent, same_groups, _) in zip(noisy[:6], quiet[:6]):
+        assert len(whole) == len(groups) and all(whole[1:-1])  # only the first and last may be parts
         assert groups == same_groups and len(audio) == len(silent) == round((2 * ev.ALARM_LEAD_S + ev.ALARM_SECONDS) * SR)
         lead = round(ev.ALARM_LEAD_S * SR)
         assert not silent[:lead].any() and not silent[-lead:].any()  # the alarm only between the leads
@@ -527,13 +533,13 @@ def test_alarm_variants_are_held_out_alarms_at_their_own_pitch_and_leave_the_def
         kind, (lo, hi) = ev.ALARM_VARIANTS[name]
         if kind == "t3low":
             lo, hi = 495.0, 545.0
-        for audio, groups in scenes[:3]:
+        for audio, groups, _ in scenes[:3]:
             assert groups and len(audio) == round((2 * ev.ALARM_LEAD_S + ev.ALARM_SECONDS) * SR)
             alarm = audio[lead:-lead]
             peak_hz = np.argmax(np.abs(np.fft.rfft(alarm))) * SR / len(alarm)
             assert lo * 0.99 < peak_hz < hi * 1.01, name
     again = ev.alarm_scenes(ctx)  # the default scenes do not depend on the variants being drawn
-    assert all(np.array_equal(a, b) and g == h for (a, g), (b, h) in zip(before, again))
+    assert all(np.array_equal(a, b) and g == h for (a, g, _), (b, h, _) in zip(before, again))
 
 
 def test_a_humming_or_offset_microphone_adds_the_same_to_every_block_as_to_one_stream():
