@@ -1,0 +1,134 @@
+"""The alarm pattern detector: hears temporal-three and temporal-four at any piezo pitch and the 520 Hz
+alarm, stays quiet for beeping that is not an alarm, streams the same at every hop, and its ONNX file
+scores as torch does."""
+
+import numpy as np
+import pytest
+import torch
+
+from export.alarm_pattern import ALARM_LABELS, AlarmPatternConfig, AlarmPatternModel, main
+from export.data.synth_alarms import envelope, make_alarm_with_beeps, piezo_tone
+from streamd.model import load_model
+from streamd.runner import StreamRunner
+
+SR = 16000
+HOP = 2560  # 160 ms
+LEAD_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def model():
+    return AlarmPatternModel().eval()
+
+
+def probabilities(model: AlarmPatternModel, audio: np.ndarray, hop: int = HOP) -> np.ndarray:
+    with torch.no_grad():
+        return torch.sigmoid(model.stream(torch.from_numpy(audio.astype(np.float32))[None], hop))[0, :, 0].numpy()
+
+
+def scene(audio: np.ndarray, snr_db: float = 20.0, seed: int = 0) -> np.ndarray:
+    """LEAD_S of white noise, then audio over it snr_db above the noise (RMS of the sounding part), 2 s after."""
+    rng = np.random.default_rng(seed)
+    sounding = audio[np.abs(audio) > 1e-4]
+    noise_rms = np.sqrt(np.mean(sounding ** 2)) * 10 ** (-snr_db / 20)
+    out = noise_rms * rng.standard_normal(len(audio) + round(2 * LEAD_S * SR))
+    out[round(LEAD_S * SR):round(LEAD_S * SR) + len(audio)] += audio
+    return out.astype(np.float32)
+
+
+def beeping(beeps: list[tuple[float, float]], seconds: float, f0_hz: float) -> np.ndarray:
+    """A piezo tone at f0_hz sounding in the given (start_s, end_s) beeps."""
+    n = round(seconds * SR)
+    tone = piezo_tone(n, SR, np.random.default_rng(1), (f0_hz, f0_hz))
+    return (0.3 * tone * envelope(beeps, n, SR)).astype(np.float32)
+
+
+def first_complete_group_end_s(beeps: list[tuple[float, float]], count: int) -> float:
+    """End of the last beep of the first group that has all its beeps and a pause before it."""
+    groups, current = [], [beeps[0]]
+    for beep in beeps[1:]:
+        if beep[0] - current[-1][1] < 1.0:
+            current.append(beep)
+        else:
+            groups.append(current)
+            current = [beep]
+    groups.append(current)
+    complete = [g for g in groups if len(g) == count and (g is not groups[0] or g[0][0] > 1.0)]
+    return complete[0][-1][1]
+
+
+@pytest.mark.parametrize("kind, f0_range_hz, count", [
+    ("t3", (2500.0, 2600.0), 3), ("t3", (3100.0, 3200.0), 3), ("t3", (4100.0, 4300.0), 3),
+    ("t4", (2900.0, 3500.0), 4), ("t3low", None, 3)])
+def test_hears_alarms_at_every_pitch_within_a_cycle(model, kind, f0_range_hz, count):
+    rng = np.random.default_rng(7)
+    alarm, beeps = make_alarm_with_beeps(kind, 14.0, SR, rng, f0_range_hz or (2900.0, 3500.0))
+    p = probabilities(model, scene(alarm))
+    hop_end_s = (np.arange(len(p)) + 1) * HOP / SR
+    done_s = LEAD_S + first_complete_group_end_s(beeps, count)
+    # quiet before any group could be complete, sure within 1.5 s of the first complete group's last beep
+    assert p[hop_end_s < LEAD_S + beeps[0][0] + 0.5].max() < 0.05
+    assert p[(hop_end_s > done_s) & (hop_end_s < done_s + 1.5)].max() > 0.95
+
+
+def test_a_quieter_alarm_under_noise_and_a_reverberant_one_are_heard(model):
+    rng = np.random.default_rng(3)
+    alarm, _ = make_alarm_with_beeps("t3", 14.0, SR, rng, (2900.0, 3500.0))
+    assert probabilities(model, scene(alarm, snr_db=0.0)).max() > 0.95  # white noise as loud as the beeps
+    assert probabilities(model, scene(alarm, snr_db=-3.0)).max() > 0.5  # ... and 3 dB louder
+    t = np.arange(round(0.5 * SR)) / SR  # an exponential tail of RT60 0.5 s
+    ir = np.random.default_rng(4).standard_normal(len(t)) * np.exp(-6.9 * t / 0.5)
+    ir[0] = 3.0
+    wet = np.convolve(alarm, ir / np.sqrt(np.sum(ir ** 2)))[:len(alarm)]
+    assert probabilities(model, scene(wet)).max() > 0.5
+
+
+@pytest.mark.parametrize("name, beeps", [
+    ("steady beeping, 0.5 s on, 0.5 s off", [(t, t + 0.5) for t in np.arange(0.5, 13.0, 1.0)]),
+    ("steady beeping, 0.45 s on, 0.7 s off", [(t, t + 0.45) for t in np.arange(0.5, 13.0, 1.15)]),
+    ("a microwave's four beeps", [(1.0 + k * 0.9, 1.5 + k * 0.9) for k in range(4)]),
+    ("one held tone", [(1.0, 3.5)]),
+    ("two beeps and a pause, over and over", [(s + k, s + k + 0.5) for s in (0.5, 4.5, 8.5) for k in (0.0, 1.0)]),
+])
+def test_beeping_that_is_no_alarm_stays_quiet(model, name, beeps):
+    p = probabilities(model, scene(beeping(beeps, 14.0, 3200.0)))
+    assert p.max() < 0.1, name
+
+
+def test_noise_and_silence_stay_quiet(model):
+    rng = np.random.default_rng(5)
+    assert probabilities(model, np.zeros(10 * SR, np.float32)).max() < 0.01
+    assert probabilities(model, (0.1 * rng.standard_normal(10 * SR)).astype(np.float32)).max() < 0.01
+
+
+def test_scores_do_not_depend_on_the_hop(model):
+    alarm, _ = make_alarm_with_beeps("t3", 12.0, SR, np.random.default_rng(11), (2900.0, 3500.0))
+    audio = scene(alarm)[: 3 * HOP * 40]
+    at_160 = probabilities(model, audio, HOP)
+    at_480 = probabilities(model, audio, 3 * HOP)
+    assert at_160.max() > 0.95
+    np.testing.assert_allclose(at_480, at_160[2::3], atol=1e-6)
+
+
+def test_refuses_other_labels_and_hops_past_its_slack():
+    with pytest.raises(ValueError, match="one label"):
+        AlarmPatternModel(ALARM_LABELS * 2)
+    with pytest.raises(ValueError, match="slack_s"):
+        AlarmPatternModel(cfg=AlarmPatternConfig(hop_samples=(2560, 15360)))
+
+
+def test_exported_file_loads_in_the_service_and_scores_as_torch(model, tmp_path, capsys):
+    path = tmp_path / "alarm.onnx"
+    assert main(["--out", str(path)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    loaded = load_model(path)
+    assert loaded.info.family == "alarm"
+    assert [(label.name, label.kind) for label in loaded.info.labels] == [("smoke_alarm", "tag")]
+    assert loaded.info.licence == "Apache-2.0"
+    alarm, _ = make_alarm_with_beeps("t3", 10.0, SR, np.random.default_rng(2), (2500.0, 2700.0))
+    audio = scene(alarm)
+    runner = StreamRunner(loaded.with_hop(HOP), HOP)
+    onnx_scores = np.array([r.scores[0] for r in runner.push(audio)])
+    torch_scores = probabilities(model, audio)
+    assert torch_scores.max() > 0.95
+    np.testing.assert_allclose(onnx_scores, torch_scores[: len(onnx_scores)], atol=1e-5)
