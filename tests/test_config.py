@@ -132,7 +132,7 @@ def test_latency_maps_to_hop_samples():
 def test_shipped_config_yaml_loads():
     config = load_config(REPO / "config.yaml")
     assert isinstance(config, Config)
-    assert config.models[0].path == "models/streamd-sat.onnx"
+    assert [m.path for m in config.models] == ["models/streamd-sat.onnx", "models/streamd-alarm.onnx"]
     assert {k.name for k in config.keywords} >= {"yes", "no", "computer"}
     assert not config.bus.allow_network and config.bus.endpoint is None
 
@@ -141,8 +141,10 @@ def test_the_service_loads_each_model_with_its_configured_hop_fixed():
     from streamd.service import load_models
 
     config = load_config(REPO / "config.yaml")
-    (spec,) = load_models(config)
-    assert spec.hop_samples == hop_samples_for_latency(spec.model.info, config.models[0].latency_ms)
-    assert spec.model.hop_samples == spec.hop_samples
-    audio_input = next(i for i in spec.model.session.get_inputs() if i.name == "audio")
-    assert audio_input.shape == [1, spec.hop_samples]
+    specs = load_models(config)
+    assert [spec.name for spec in specs] == ["streamd-sat", "streamd-alarm"]
+    for spec, entry in zip(specs, config.models):
+        assert spec.hop_samples == hop_samples_for_latency(spec.model.info, entry.latency_ms)
+        assert spec.model.hop_samples == spec.hop_samples
+        audio_input = next(i for i in spec.model.session.get_inputs() if i.name == "audio")
+        assert audio_input.shape == [1, spec.hop_samples]

@@ -60,6 +60,10 @@ TAG_START_WINDOW_S = (-0.2, 0.6)
 TAG_END_WINDOW_S = (-0.3, 1.0)
 
 ALARM_S = 6.5  # two temporal-three groups: 3 x (0.5 s on, 0.5 s off), 1.5 s off
+# config.yaml's second model, the alarm pattern detector: it confirms a whole group after the quiet that
+# follows it (about 1.2 s) and its 480 ms hop, then the smoother's minimum duration
+DETECTOR = "streamd-alarm"
+DETECTOR_CONFIRMS_S = 2.5
 STOP_WITHIN_S = 2.0
 DEVICE_GONE_S = 1.5  # how long the microphone stays removed
 
@@ -210,9 +214,10 @@ class Service:
         rc = self.proc.wait(10)
         return rc, time.monotonic() - sent
 
-    def decisions(self, events: list[dict] | None = None) -> list[tuple[str, str]]:
+    def decisions(self, events: list[dict] | None = None, model: str | None = None) -> list[tuple[str, str]]:
+        """(type, keyword or tag) of every event but status, of one model's if model is given."""
         return [(e["type"], e.get("keyword") or e.get("tag")) for e in (self.events if events is None else events)
-                if e["type"] != "status"]
+                if e["type"] != "status" and model in (None, e.get("model"))]
 
     def summary(self) -> list:
         return [(e["_topic"], e.get("state"), e["position_s"]) for e in self.events]
@@ -273,6 +278,19 @@ def _assert_one_keyword_at_the_word(service: Service, vmic, wav: Path, word_s: t
     return event
 
 
+def _assert_pattern_detector_heard_whole_groups(service: "Service", events: list[dict], beeps: list[tuple[float, float]],
+                                                first_s: float, last_s: float) -> None:
+    """The alarm pattern detector of config.yaml starts smoke_alarm once for each temporal-three group
+    that has all three beeps, after the group's last beep and within DETECTOR_CONFIRMS_S of it, and not
+    for a group the file holds only part of. first_s..last_s: where the file starts on the stream."""
+    whole = [g for g in beep_groups(beeps) if sum(g[0] <= a and b <= g[1] for a, b in beeps) == 3]
+    assert service.decisions(events, model=DETECTOR) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(whole), (
+        service.summary(), whole)
+    starts = [e for e in events if e["type"] == "tag_start" and e["model"] == DETECTOR]
+    for start, (_, group_end_s) in zip(starts, whole):
+        assert first_s + group_end_s <= start["position_s"] <= last_s + group_end_s + DETECTOR_CONFIRMS_S, (start, group_end_s)
+
+
 def _threshold(keyword: str) -> float:
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     own = next(k for k in raw["keywords"] if str(k["name"]) == keyword)
@@ -293,16 +311,18 @@ def test_spoken_keyword_gives_one_event_at_the_word_then_sigterm_exits_0(live, v
 
 def test_smoke_alarm_gives_tag_start_then_end(live, vmic, tmp_path):
     wav = tmp_path / "alarm.wav"
-    groups = beep_groups(smoke_alarm(wav))
+    beeps = smoke_alarm(wav)
+    groups = beep_groups(beeps)
     file_s = soundfile.info(wav).duration
     before, after, _ = live.play(vmic, wav)
-    live.until(lambda e: sum(x["type"] == "tag_end" for x in live.events) == len(groups), 15)
+    live.until(lambda e: sum(x["type"] == "tag_end" and x["model"] == MODEL.stem for x in live.events) == len(groups), 15)
     live.collect(QUIET_AFTER_S)
-    assert live.decisions() == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(groups), live.summary()
+    assert live.decisions(model=MODEL.stem) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(groups), live.summary()
     # the file started on the stream between `before` and `after - file_s` (the capture timeline bracket)
     first_s, last_s = before / RATE_HZ, after / RATE_HZ - file_s
     assert first_s <= last_s + 0.2, (before, after, file_s)
-    tags = [e for e in live.events if e["type"] in ("tag_start", "tag_end")]
+    _assert_pattern_detector_heard_whole_groups(live, live.events, beeps, first_s, last_s)
+    tags = [e for e in live.events if e["type"] in ("tag_start", "tag_end") and e["model"] == MODEL.stem]
     for (start, end), (group_start_s, group_end_s) in zip(zip(tags[::2], tags[1::2]), groups):
         assert start["start_samples"] == end["start_samples"]
         assert first_s + group_start_s + TAG_START_WINDOW_S[0] <= start["start_s"] <= last_s + group_start_s + TAG_START_WINDOW_S[1], (
@@ -359,7 +379,8 @@ def test_fast_file_run_of_the_same_audio_makes_the_same_decisions(tmp_path):
     gives the events the two live tests expect, in the same order, at the same places."""
     word, alarm = tmp_path / "utterance.wav", tmp_path / "alarm.wav"
     word_s = speech(word)
-    groups = beep_groups(smoke_alarm(alarm))
+    beeps = smoke_alarm(alarm)
+    groups = beep_groups(beeps)
     both = tmp_path / "both.wav"
     word_at_s, alarm_at_s = concat(both, word, alarm, gap_s=1.0)
     service = Service(tmp_path, None, "--source", f"file:{both}", "--fast")
@@ -369,12 +390,13 @@ def test_fast_file_run_of_the_same_audio_makes_the_same_decisions(tmp_path):
     finally:
         service.close()
     expected = [("keyword", KEYWORD)] + [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(groups)
-    assert service.decisions() == expected, service.summary()
+    assert service.decisions(model=MODEL.stem) == expected, service.summary()
+    _assert_pattern_detector_heard_whole_groups(service, service.events, beeps, alarm_at_s, alarm_at_s)
     keyword = next(e for e in service.events if e["type"] == "keyword")
     word_end_s = word_at_s + word_s[1]
     assert word_end_s + KEYWORD_WINDOW_S[0] <= keyword["position_s"] <= word_end_s + KEYWORD_WINDOW_S[1]
     assert keyword["score"] >= _threshold(KEYWORD)
-    ends = [e for e in service.events if e["type"] == "tag_end"]
+    ends = [e for e in service.events if e["type"] == "tag_end" and e["model"] == MODEL.stem]
     for end, (group_start_s, group_end_s) in zip(ends, groups):
         assert alarm_at_s + group_start_s + TAG_START_WINDOW_S[0] <= end["start_s"] <= alarm_at_s + group_start_s + TAG_START_WINDOW_S[1]
         end_s = end["start_s"] + end["duration_s"]
