@@ -716,8 +716,9 @@ def alarm_scenes(ctx: Context, quiet: bool = False,
                  plan: list[tuple[str, tuple[float, float]]] | None = None,
                  seed: int = ALARM_SEED) -> list[tuple[np.ndarray, list[tuple[float, float]], list[bool]]]:
     """Held-out synthetic alarms over noise/ background, 20 dB above it (quiet: over digital silence):
-    (audio, beep groups, which groups are whole: whole_groups). plan: (kind, piezo fundamental range) per alarm; default temporal-three and
-    temporal-four in turn, ALARM_CLIPS_PER_KIND each, at the generator's default pitch."""
+    (audio, beep groups, which of them are whole: whole_groups). plan: (kind, piezo fundamental range)
+    per alarm; default temporal-three and temporal-four in turn, ALARM_CLIPS_PER_KIND each, at the
+    generator's default pitch."""
     from export.data.synth_alarms import PIEZO_F0_HZ, make_alarm_with_beeps
 
     sr = ctx.scorer.sample_rate_hz
@@ -778,9 +779,10 @@ def eval_alarms(ctx: Context) -> dict:
                                 window_hops=ALARM_WINDOW_HOPS)
         hits, whole_hits, segments_in_alarms = detected(scenes, cfg)
         quiet_hits, _, _ = detected(quiet_scenes, cfg)
-        variant_pct = {name: round(100.0 * detected(v, cfg)[0] / max(1, sum(len(g) for _, g, _ in v)), 1)
+        variant_hits = {name: detected(v, cfg) for name, v in variants.items()}
+        variant_pct = {name: round(100.0 * variant_hits[name][0] / max(1, sum(len(g) for _, g, _ in v)), 1)
                        for name, v in variants.items()}
-        variant_whole_pct = {name: round(100.0 * detected(v, cfg)[1] / max(1, sum(sum(w) for _, _, w in v)), 1)
+        variant_whole_pct = {name: round(100.0 * variant_hits[name][1] / max(1, sum(sum(w) for _, _, w in v)), 1)
                              for name, v in variants.items()}
         false_starts = len(smoothed_segments(ALARM_TAG, negative.scores[:, column], negative.end_samples, cfg, sr, hop))
         rows.append({"threshold": float(threshold), "off_threshold": cfg.off_threshold,

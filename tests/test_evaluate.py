@@ -438,6 +438,24 @@ def test_a_folder_of_synthetic_look_alikes_is_a_negative_stream(tiny_models, tmp
     assert wake["negative_clips"] == 3 and wake["negative_hours"] == round(9.0 / 3600, 4)
 
 
+def test_alarms_task_tells_whole_beep_groups_from_parts(tiny_data, tmp_path):
+    """The alarm pattern detector answers whole groups only: all of them, at every pitch, while the groups
+    a clip holds only part of (its first, when it starts mid-group) lower the all-groups figure."""
+    from export.alarm_pattern import main as export_alarm
+
+    model = tmp_path / "alarm.onnx"
+    assert export_alarm(["--out", str(model)]) == 0
+    out = tmp_path / "out"
+    assert ev.main([str(model), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out", str(out),
+                    "--quiet", "--tasks", "alarms"]) == 0
+    alarms = json.loads((out / "alarm.json").read_text())["tasks"]["alarms"]
+    assert 0 < alarms["whole_groups"] < alarms["beep_groups"]
+    row = alarms["table"][0]  # on 0.3
+    assert row["whole_groups_detected_pct"] == 100.0 and row["detected_pct"] < 100.0
+    assert set(row["variants_whole_groups_detected_pct"].values()) == {100.0}
+    assert row["false_starts"] == 0  # the tiny data's gated tones at 2-3 kHz beep steadily: no alarm
+
+
 def test_cli_refuses_a_hop_the_model_does_not_accept(tiny_data, tiny_models, tmp_path):
     with pytest.raises(SystemExit, match="100.0 ms .1600 samples. is not one it accepts: .160.0, 320.0. ms"):
         ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "100",
