@@ -172,7 +172,7 @@ class AlarmPatternModel(StreamingModel):
 
     def band_values(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio [B, carry + k * step] -> per sub-band and frame [B, bands, k]: how tonal (0..1), and the
-        level of its loudest bin (dB)."""
+        level of its loudest bin (dB above the 1e-10 floor of the power)."""
         cfg = self.cfg
         spec = torch.conv1d(audio.unsqueeze(1), self.dft_kernels, stride=cfg.step_samples)  # [B, 2 rows, k]
         re, im = spec.chunk(2, dim=1)
@@ -198,7 +198,8 @@ class AlarmPatternModel(StreamingModel):
             share_db = 10.0 * torch.log10((own + 1e-10) / (total + 1e-10))
             tone = ramp(contrast_db, *cfg.contrast_db) * ramp(share_db, *cfg.share_db)
             tonal.append(pool(tone).reshape(batch, frames, -1))
-            level.append(pool(10.0 * torch.log10(own + 1e-10)).reshape(batch, frames, -1))
+            # dB above the power floor, so that the all-zero state (a stream's start) holds silence, not a loud past
+            level.append(pool(10.0 * torch.log10(own + 1e-10) + 100.0).reshape(batch, frames, -1))
         return torch.cat(tonal, dim=2).transpose(1, 2), torch.cat(level, dim=2).transpose(1, 2)
 
     def on_values(self, tonal: torch.Tensor, level_db: torch.Tensor) -> torch.Tensor:

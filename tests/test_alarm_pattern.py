@@ -95,6 +95,16 @@ def test_beeping_that_is_no_alarm_stays_quiet(model, name, beeps):
     assert p.max() < 0.1, name
 
 
+def test_a_faint_alarm_is_heard_from_the_start_of_a_stream(model):
+    """The zero state is silence: a quiet alarm right after a stream starts (or is reset) is not judged
+    against a loud past that never was."""
+    group = beeping([(1.5, 2.0), (2.5, 3.0), (3.5, 4.0)], 8.0, 3200.0)  # confirmed by ~5.2 s, within the 6 s history
+    faint = (group / np.abs(group).max() * 10 ** (-60 / 20)).astype(np.float32)  # peak -60 dBFS
+    p = probabilities(model, faint)
+    hop_end_s = (np.arange(len(p)) + 1) * HOP / SR
+    assert p[hop_end_s <= 5.6].max() > 0.95
+
+
 def test_noise_and_silence_stay_quiet(model):
     rng = np.random.default_rng(5)
     assert probabilities(model, np.zeros(10 * SR, np.float32)).max() < 0.01
