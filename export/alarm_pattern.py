@@ -112,14 +112,25 @@ class AlarmPatternModel(StreamingModel):
         offsets = torch.arange(-reach, reach + 1).abs()
         neighbours = ((offsets > cfg.guard_bins) & (offsets <= reach)).float()
         self.register_buffer("neighbour_kernel", (neighbours / neighbours.sum()).view(1, 1, -1), persistent=False)
+        # where each needed bin sits among the DFT rows (its neighbours are the rows around it), and which of
+        # those bins each sub-band takes the max of: half-overlapping sub-bands of band_bins, a short range one
+        centres, sub_bands, row = [], [], 0
+        for a, b in self.band_bins:
+            n_bins, first = b - a + 1, len(centres)
+            centres += range(row + reach, row + reach + n_bins)
+            row += n_bins + 2 * reach
+            width = min(cfg.band_bins, n_bins)
+            sub_bands += [[first + min(j + i, n_bins - 1) for i in range(cfg.band_bins)]
+                          for j in range(0, n_bins - width + 1, cfg.band_bins // 2)]
+        self.register_buffer("centre_rows", torch.tensor(centres), persistent=False)
+        self.register_buffer("sub_band_bins", torch.tensor(sub_bands).reshape(-1), persistent=False)
         self.n_frames = round(cfg.history_s * cfg.sample_rate_hz / cfg.step_samples)
-        self.n_bands = sum(max(1, (b - a + 1 - cfg.band_bins) // (cfg.band_bins // 2) + 1) for a, b in self.band_bins)
-        for name, (on_idx, off_idx) in self._templates().items():
-            for kind, spans in (("on", on_idx), ("off", off_idx)):
-                self.register_buffer(f"{name}_{kind}_starts", spans[..., 0].reshape(-1), persistent=False)
-                self.register_buffer(f"{name}_{kind}_ends", spans[..., 1].reshape(-1), persistent=False)
-                self.register_buffer(f"{name}_{kind}_per_frame", 1.0 / (spans[..., 1] - spans[..., 0]).float().unsqueeze(-1),
-                                     persistent=False)
+        self.n_bands = len(sub_bands)
+        for kind, spans in zip(("on", "off"), self._templates()):
+            self.register_buffer(f"{kind}_starts", spans[..., 0].reshape(-1), persistent=False)
+            self.register_buffer(f"{kind}_ends", spans[..., 1].reshape(-1), persistent=False)
+            self.register_buffer(f"{kind}_per_frame", 1.0 / (spans[..., 1] - spans[..., 0]).float().unsqueeze(-1),
+                                 persistent=False)
 
     @property
     def carry_samples(self) -> int:
@@ -129,9 +140,11 @@ class AlarmPatternModel(StreamingModel):
         return {"carry": (self.carry_samples,), "tonal_history": (self.n_bands, self.n_frames),
                 "level_history": (self.n_bands, self.n_frames)}
 
-    def _templates(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Per pattern: [templates, beeps, 2] and [templates, gaps + 1, 2] (start, end) indices into the
-        cumulative sum of the history (0 = oldest frame's start, n_frames = the newest frame's end)."""
+    def _templates(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The beeps [templates, spans, 2] and the quiet parts [templates, spans, 2] of every template of
+        every pattern, as (start, end) indices into the cumulative sum of the history (0 = the oldest frame's
+        start, n_frames = the newest frame's end). Patterns with fewer spans repeat their first one, which
+        leaves a min or max over the spans as it was."""
         cfg = self.cfg
         frame_s = cfg.step_samples / cfg.sample_rate_hz
         ends = range(0, round(cfg.slack_s / frame_s) + 1, cfg.slack_step_frames)  # frames between the end and now
@@ -155,8 +168,13 @@ class AlarmPatternModel(StreamingModel):
                     after = self._pieces(beep_spans[-1][1], beep_spans[-1][1] + after_f, n_after, right=False)
                     on_rows.append([self._eroded(a, b) for a, b in beep_spans])
                     off_rows.append(before + after + [self._eroded(a, b) for a, b in gap_spans])
-            out[name] = (torch.tensor(on_rows, dtype=torch.long), torch.tensor(off_rows, dtype=torch.long))
-        return out
+            out[name] = (on_rows, off_rows)
+
+        def padded(rows_per_pattern: list[list[list[tuple[int, int]]]]) -> torch.Tensor:
+            width = max(len(r[0]) for r in rows_per_pattern)
+            return torch.tensor([row + row[:1] * (width - len(row)) for rows in rows_per_pattern for row in rows])
+
+        return padded([on for on, _ in out.values()]), padded([off for _, off in out.values()])
 
     def _pieces(self, a: float, b: float, n: int, left: bool = True, right: bool = True) -> list[tuple[int, int]]:
         """[a, b) eroded as _eroded does, then cut into n equal pieces."""
@@ -185,22 +203,22 @@ class AlarmPatternModel(StreamingModel):
         mean = torch.conv1d(audio.unsqueeze(1), w2, stride=cfg.step_samples)
         total = (cfg.frame_samples * (energy - mean * mean / w2.sum())).clamp(min=0.0).reshape(batch * frames, 1)
         reach = cfg.guard_bins + cfg.context_bins
-        tonal, level, row = [], [], 0
-        pool = lambda x: F.max_pool1d(x.unsqueeze(1), kernel_size=min(cfg.band_bins, x.shape[1]),
-                                      stride=cfg.band_bins // 2).squeeze(1)  # over half-overlapping sub-bands
-        for a, b in self.band_bins:
-            width = b - a + 1 + 2 * reach
-            part = power[:, :, row:row + width].reshape(batch * frames, 1, width)
-            row += width
-            background = F.conv1d(part, self.neighbour_kernel).squeeze(1)  # [B*k, b - a + 1]
-            own = part[:, 0, reach:width - reach]
-            contrast_db = 10.0 * torch.log10((own + 1e-10) / (background + 1e-10))
-            share_db = 10.0 * torch.log10((own + 1e-10) / (total + 1e-10))
-            tone = ramp(contrast_db, *cfg.contrast_db) * ramp(share_db, *cfg.share_db)
-            tonal.append(pool(tone).reshape(batch, frames, -1))
-            # dB above the power floor, so that the all-zero state (a stream's start) holds silence, not a loud past
-            level.append(pool(10.0 * torch.log10(own + 1e-10) + 100.0).reshape(batch, frames, -1))
-        return torch.cat(tonal, dim=2).transpose(1, 2), torch.cat(level, dim=2).transpose(1, 2)
+        power = power.reshape(batch * frames, 1, -1)
+        background = F.conv1d(power, self.neighbour_kernel).squeeze(1)  # centred on rows reach .. rows - reach
+        power = power.squeeze(1)
+        own = power.index_select(1, self.centre_rows)  # [B*k, bins]
+        background = background.index_select(1, self.centre_rows - reach)
+        contrast_db = 10.0 * torch.log10((own + 1e-10) / (background + 1e-10))
+        share_db = 10.0 * torch.log10((own + 1e-10) / (total + 1e-10))
+        tone = ramp(contrast_db, *cfg.contrast_db) * ramp(share_db, *cfg.share_db)
+        # dB above the power floor, so that the all-zero state (a stream's start) holds silence, not a loud past
+        level_db = 10.0 * torch.log10(own + 1e-10) + 100.0
+
+        def per_sub_band(x: torch.Tensor) -> torch.Tensor:  # [B*k, bins] -> max over each sub-band [B, bands, k]
+            x = x.index_select(1, self.sub_band_bins).reshape(batch, frames, self.n_bands, -1).amax(dim=3)
+            return x.transpose(1, 2)
+
+        return per_sub_band(tone), per_sub_band(level_db)
 
     def on_values(self, tonal: torch.Tensor, level_db: torch.Tensor) -> torch.Tensor:
         """A tone at most full_db below the sub-band's loudest frame in the history is on; one empty_db
@@ -213,17 +231,14 @@ class AlarmPatternModel(StreamingModel):
         """"on" [B, bands, n_frames] -> best template score [B] (in -1..1)."""
         # frames first, so that each gathered index is one contiguous row of sub-bands (fast in onnxruntime)
         csum = F.pad(torch.cumsum(on, dim=2), (1, 0)).transpose(1, 2)  # [B, n_frames + 1, bands]
-        best = []
-        for name in PATTERNS:
-            beeps = self._segment_means(csum, name, "on").amin(dim=2)  # [B, templates, bands]
-            quiet = self._segment_means(csum, name, "off").amax(dim=2)
-            best.append((beeps - quiet).amax(dim=(1, 2)))
-        return torch.stack(best, dim=1).amax(dim=1)
+        beeps = self._segment_means(csum, "on").amin(dim=2)  # weakest beep [B, templates, bands]
+        quiet = self._segment_means(csum, "off").amax(dim=2)  # loudest quiet part
+        return (beeps - quiet).amax(dim=(1, 2))
 
-    def _segment_means(self, csum: torch.Tensor, pattern: str, kind: str) -> torch.Tensor:
-        """csum [B, n + 1, bands] -> mean over each of the pattern's on or off spans [B, templates, spans, bands]."""
-        starts, ends = getattr(self, f"{pattern}_{kind}_starts"), getattr(self, f"{pattern}_{kind}_ends")
-        per_frame = getattr(self, f"{pattern}_{kind}_per_frame")  # [templates, spans, 1]
+    def _segment_means(self, csum: torch.Tensor, kind: str) -> torch.Tensor:
+        """csum [B, n + 1, bands] -> mean over each "on" or "off" span of every template [B, templates, spans, bands]."""
+        starts, ends = getattr(self, f"{kind}_starts"), getattr(self, f"{kind}_ends")
+        per_frame = getattr(self, f"{kind}_per_frame")  # [templates, spans, 1]
         batch, _, bands = csum.shape
         total = csum.index_select(1, ends) - csum.index_select(1, starts)
         return total.reshape(batch, *per_frame.shape[:2], bands) * per_frame
