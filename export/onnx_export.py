@@ -14,7 +14,7 @@ import onnx
 import torch
 from torch import nn
 
-from export.onnx_files import save_whole
+from export.files import save_whole
 from export.streaming import StreamingModel
 from streamd.contract import AUDIO_INPUT, SCORES_OUTPUT, STATE_IN_PREFIX, STATE_OUT_PREFIX, ModelInfo
 from streamd.model import Model, load_model

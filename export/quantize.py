@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.onnx_files import save_whole
+from export.files import save_whole
 from streamd.model import Model, load_model
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ from export.data.specaug import spec_augment
 from export.data.teacher_targets import TeacherTargets
 from export.data.splits import is_time_split, split_of, time_split
 from export.families import build_model, load_checkpoint, save_checkpoint
+from export.files import write_whole
 from export.onnx_import import load_weights
 from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
 from export.streaming import StreamingModel, WindowedModel
@@ -666,18 +667,11 @@ def save(path: Path, model, optimizer, step: int, recipe: Recipe, metrics: dict)
     from whole files."""
     save_atomic(optimizer.state_dict(), path.with_suffix(".optim"))
     extra = {"step": step, "recipe": dataclasses.asdict(recipe), "metrics": metrics}
-    write_whole(path, lambda tmp: save_checkpoint(model, tmp, recipe.family, recipe.size, recipe.overrides, extra))
+    write_whole(path, lambda part: save_checkpoint(model, part, recipe.family, recipe.size, recipe.overrides, extra))
 
 
 def save_atomic(obj, path: Path) -> None:
-    write_whole(path, lambda tmp: torch.save(obj, tmp))
-
-
-def write_whole(path: Path, write) -> None:
-    """write(tmp) beside path, then rename it into place: path is the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
+    write_whole(path, lambda part: torch.save(obj, part))
 
 
 def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.device = torch.device("cpu")) -> dict:

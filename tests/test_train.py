@@ -187,7 +187,7 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, monkeypatch, device):
     train(dataclasses.replace(recipe, steps=6), out, resume=True, root=tmp_path, device=torch.device(device))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [2, 4, 6], "resume continues from the last checkpoint"
-    assert not list(out.glob("*.tmp")), "every file was renamed into place"
+    assert not list(out.glob(".*.part")), "every file was renamed into place"
 
 
 def test_a_run_killed_while_saving_resumes_from_whole_files(tmp_path, monkeypatch):
