@@ -16,6 +16,7 @@ import glob
 import numpy as np
 import soundfile as sf
 
+from export.data.augment import random_excerpt, reverberate, rms
 from export.data.synth_alarms import make_alarm_with_beeps
 from streamd.model import load_model
 from streamd.runner import StreamRunner
@@ -25,16 +26,13 @@ HOP = 2560
 MODELS = ("streamd-alarm", "streamd-sat")
 
 
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x ** 2) + 1e-12))
-
-
-def reverberant(x: np.ndarray, rt60_s: float, rng: np.random.Generator) -> np.ndarray:
-    """x through an exponentially decaying noise tail with a direct path (energy-normalised)."""
+def wet_tail(rt60_s: float, rng: np.random.Generator) -> np.ndarray:
+    """An exponentially decaying noise tail far louder than its direct path: an alarm a room or two away
+    (the training rooms of export.data.augment keep the direct path 0-10 dB above the tail)."""
     t = np.arange(int(rt60_s * SR)) / SR
     ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60_s)
     ir[0] = 1.0
-    return np.convolve(x, ir / np.sqrt(np.sum(ir ** 2)))[:len(x)].astype(np.float32)
+    return ir
 
 
 def main() -> None:
@@ -65,9 +63,8 @@ def main() -> None:
                     for _ in range(args.alarms):
                         alarm, _ = make_alarm_with_beeps(kind, 12.0, SR, rng, (2900.0, 3500.0))
                         if rt60_s:
-                            alarm = reverberant(alarm, rt60_s, rng)
-                        start = rng.integers(len(bg) - len(alarm) - 4 * SR)
-                        scene = bg[start:start + len(alarm) + 4 * SR].copy()
+                            alarm = reverberate(alarm, wet_tail(rt60_s, rng))
+                        scene = random_excerpt(bg, len(alarm) + 4 * SR, rng).astype(np.float64)
                         scene *= rms(alarm[np.abs(alarm) > 1e-4]) * 10 ** (-snr_db / 20) / rms(scene)
                         scene[2 * SR:2 * SR + len(alarm)] += alarm
                         scene = np.clip(scene, -1.0, 1.0).astype(np.float32)
