@@ -100,8 +100,8 @@ class AlarmPatternModel(StreamingModel):
         bin_hz = cfg.sample_rate_hz / cfg.frame_samples
         reach = cfg.guard_bins + cfg.context_bins
         # bins whose contrast is needed, per band, and the DFT rows that compute them and their neighbours
-        self.band_bins = [(math.floor(lo / bin_hz), math.ceil(hi / bin_hz)) for lo, hi in cfg.bands_hz]
-        rows = torch.cat([torch.arange(a - reach, b + reach + 1) for a, b in self.band_bins])
+        ranges = [(math.floor(lo / bin_hz), math.ceil(hi / bin_hz)) for lo, hi in cfg.bands_hz]  # first, last bin
+        rows = torch.cat([torch.arange(a - reach, b + reach + 1) for a, b in ranges])
         window = torch.hann_window(cfg.frame_samples, periodic=True, dtype=torch.float64)
         n = torch.arange(cfg.frame_samples, dtype=torch.float64)
         phase = 2.0 * math.pi * rows[:, None].double() * n[None, :] / cfg.frame_samples
@@ -115,7 +115,7 @@ class AlarmPatternModel(StreamingModel):
         # where each needed bin sits among the DFT rows (its neighbours are the rows around it), and which of
         # those bins each sub-band takes the max of: half-overlapping sub-bands of band_bins, a short range one
         centres, sub_bands, row = [], [], 0
-        for a, b in self.band_bins:
+        for a, b in ranges:
             n_bins, first = b - a + 1, len(centres)
             centres += range(row + reach, row + reach + n_bins)
             row += n_bins + 2 * reach
