@@ -17,8 +17,10 @@ min(mean "on" over each beep) - max(mean "on" over each gap and each 0.3 s piece
 before the group and of the gap plus 0.6 s after it): near 1 only when every beep sounds and everything
 between and around them is quiet at that pitch, so steady beeping, a held tone and a microwave's four
 beeps score low. Segments are eroded by 15 % at each end, which absorbs +-10 % timing per device. The
-best score over sub-bands and templates becomes the logit. The numbers are the alarm standards' and
-those measured in models/streamd-alarm.md; nothing is learned.
+best score over sub-bands and templates, held for hold_s (a group matches only while its end is within
+slack_s of the hop's end: a single hop at 480 ms, too short for the service's smoother), becomes the
+logit. The numbers are the alarm standards' and those measured in
+models/streamd-alarm.md; nothing is learned.
 
 The group is confirmed once the quiet after it has passed: about 1.2 s after its last beep, so a group
 cut short (an alarm heard from its second beep on) is not one, and the next whole group, one cycle
@@ -77,6 +79,7 @@ class AlarmPatternConfig:
     erode: float = 0.15  # fraction of each segment ignored at each end
     score_centre: float = 0.7  # the score where the probability is 0.5
     score_gain: float = 14.0  # logit per unit of score
+    hold_s: float = 0.5  # a score is held this long (>= the longest hop, so every match lasts two hops or more)
     hop_samples: tuple = (2560, 5120, 7680)  # 160, 320, 480 ms
 
 
@@ -86,7 +89,8 @@ def ramp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 
 class AlarmPatternModel(StreamingModel):
-    """audio hops -> logit of smoke_alarm; state: carried samples, the sub-bands' recent tonality and levels."""
+    """audio hops -> logit of smoke_alarm; state: carried samples, the sub-bands' recent tonality and levels,
+    the held score and its age."""
 
     def __init__(self, labels: tuple[Label, ...] = ALARM_LABELS, cfg: AlarmPatternConfig = AlarmPatternConfig()):
         super().__init__()
@@ -138,7 +142,7 @@ class AlarmPatternModel(StreamingModel):
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"carry": (self.carry_samples,), "tonal_history": (self.n_bands, self.n_frames),
-                "level_history": (self.n_bands, self.n_frames)}
+                "level_history": (self.n_bands, self.n_frames), "held_score": (1,), "held_age_s": (1,)}
 
     def _templates(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The beeps [templates, spans, 2] and the quiet parts [templates, spans, 2] of every template of
@@ -244,14 +248,21 @@ class AlarmPatternModel(StreamingModel):
         return total.reshape(batch, *per_frame.shape[:2], bands) * per_frame
 
     def step(self, audio, state):
-        carry, tonal_history, level_history = state
+        cfg = self.cfg
+        carry, tonal_history, level_history, held_score, held_age_s = state
         joined = torch.cat([carry, audio], dim=1)
         tonal, level_db = self.band_values(joined)
         tonal_history = torch.cat([tonal_history, tonal], dim=2)[:, :, -self.n_frames:]
         level_history = torch.cat([level_history, level_db], dim=2)[:, :, -self.n_frames:]
-        score = self.pattern_score(self.on_values(tonal_history, level_history))
-        logit = self.cfg.score_gain * (score - self.cfg.score_centre)
-        return logit.unsqueeze(1), [joined[:, -self.carry_samples:], tonal_history, level_history]
+        score = self.pattern_score(self.on_values(tonal_history, level_history)).unsqueeze(1)
+        # A group matches while its end is within slack_s of the hop's end: a single hop at the longest hop,
+        # too short for a smoother's window. The best score is held hold_s, then the hop's own takes over.
+        held_age_s = held_age_s + tonal.shape[2] * cfg.step_samples / cfg.sample_rate_hz
+        fresh = (score >= held_score) | (held_age_s > cfg.hold_s)
+        held_score = torch.where(fresh, score, held_score)
+        held_age_s = torch.where(fresh, torch.zeros_like(held_age_s), held_age_s)
+        logit = cfg.score_gain * (held_score - cfg.score_centre)
+        return logit, [joined[:, -self.carry_samples:], tonal_history, level_history, held_score, held_age_s]
 
 
 def main(argv: list[str] | None = None) -> int:

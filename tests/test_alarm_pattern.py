@@ -1,6 +1,8 @@
 """The alarm pattern detector: hears temporal-three and temporal-four at any piezo pitch and the 520 Hz
-alarm, stays quiet for beeping that is not an alarm, streams the same at every hop, and its ONNX file
-scores as torch does."""
+alarm, stays quiet for beeping that is not an alarm, matches the same at every hop, gives the service's
+smoother one event per beep group at each hop it accepts, and its ONNX file scores as torch does."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ from export.alarm_pattern import ALARM_LABELS, AlarmPatternConfig, AlarmPatternM
 from export.data.augment import reverberate
 from export.data.synth_alarms import envelope, make_alarm_with_beeps, piezo_tone
 from export.evaluate import beep_groups, whole_groups
+from streamd.config import load_config
 from streamd.model import load_model
 from streamd.runner import StreamRunner
+from streamd.smoothing import TagSmoother, TagSmootherConfig
 
 SR = 16000
 HOP = 2560  # 160 ms
@@ -60,6 +64,31 @@ def test_hears_alarms_at_every_pitch_within_a_cycle(model, kind, f0_range_hz):
     assert p[(hop_end_s > done_s) & (hop_end_s < done_s + 1.5)].max() > 0.95
 
 
+@pytest.mark.parametrize("hop", [2560, 5120, 7680])
+@pytest.mark.parametrize("kind", ["t3", "t4"])
+def test_the_configs_smoother_starts_once_per_whole_group_at_every_hop(model, hop, kind):
+    """config.yaml's smoke_alarm settings (a mean over 5 hops) on the detector's scores: a start within
+    2.5 s of each whole group's last beep, and one start per group. A match lasts while the group's end is
+    within slack_s of the hop's end, one hop of 480 ms for a temporal-four group, whose mean over 5 hops
+    was then below on 0.3; the held score makes it two."""
+    settings, _ = load_config(Path(__file__).resolve().parents[1] / "config.yaml").tag_settings()["smoke_alarm"]
+    seconds = {"t3": 14.0, "t4": 20.0}[kind]
+    found, expected = 0, 0
+    for seed in range(4):
+        alarm, beeps = make_alarm_with_beeps(kind, seconds, SR, np.random.default_rng(seed), (2900.0, 3500.0))
+        smoother = TagSmoother("smoke_alarm", TagSmootherConfig(settings.on_threshold, settings.off_threshold,
+                                                                 settings.window_hops), SR, hop)
+        p = probabilities(model, scene(alarm), hop)
+        starts_s = [d.end_sample / SR for i, score in enumerate(p)
+                    for d in smoother.update(float(score), (i + 1) * hop) if d.kind == "start"]
+        ends_s = [end for (_, end), is_whole in zip(beep_groups(beeps, LEAD_S), whole_groups(beeps, kind, seconds))
+                  if is_whole]
+        expected += len(ends_s)
+        found += len(starts_s)
+        assert all(any(end <= s <= end + 2.5 for s in starts_s) for end in ends_s), (starts_s, ends_s)
+    assert found == expected >= 8
+
+
 def test_a_quieter_alarm_under_noise_and_a_reverberant_one_are_heard(model):
     rng = np.random.default_rng(3)
     alarm, _ = make_alarm_with_beeps("t3", 14.0, SR, rng, (2900.0, 3500.0))
@@ -99,13 +128,18 @@ def test_noise_and_silence_stay_quiet(model):
     assert probabilities(model, (0.1 * rng.standard_normal(10 * SR)).astype(np.float32)).max() < 0.01
 
 
-def test_scores_do_not_depend_on_the_hop(model):
+def test_the_match_does_not_depend_on_the_hop(model):
+    """The matched filter is a function of the history alone; only the hold sees the hops (a score a
+    160 ms hop saw between two 480 ms hop ends is held at the second, where 480 ms never saw it)."""
     alarm, _ = make_alarm_with_beeps("t3", 12.0, SR, np.random.default_rng(11), (2900.0, 3500.0))
     audio = scene(alarm)[: 3 * HOP * 40]
-    at_160 = probabilities(model, audio, HOP)
-    at_480 = probabilities(model, audio, 3 * HOP)
+    unheld = AlarmPatternModel(cfg=AlarmPatternConfig(hold_s=1e-6)).eval()
+    at_160 = probabilities(unheld, audio, HOP)
     assert at_160.max() > 0.95
-    np.testing.assert_allclose(at_480, at_160[2::3], atol=1e-6)
+    np.testing.assert_allclose(probabilities(unheld, audio, 3 * HOP), at_160[2::3], atol=1e-6)
+    held = probabilities(model, audio, HOP)
+    assert np.all(held >= at_160 - 1e-6)
+    assert (held > at_160 + 0.1).sum() >= 2  # the hold is there
 
 
 def test_refuses_other_labels_and_hops_past_its_slack():

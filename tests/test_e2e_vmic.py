@@ -283,12 +283,17 @@ def _assert_pattern_detector_heard_whole_groups(service: "Service", events: list
     """The alarm pattern detector of config.yaml starts smoke_alarm once for each temporal-three group
     that has all three beeps, after the group's last beep and within DETECTOR_CONFIRMS_S of it, and not
     for a group the file holds only part of. first_s..last_s: where the file starts on the stream."""
-    whole = [g for g in beep_groups(beeps) if sum(g[0] <= a and b <= g[1] for a, b in beeps) == 3]
+    whole = _whole_groups(beeps)
     assert service.decisions(events, model=DETECTOR) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(whole), (
         service.summary(), whole)
     starts = [e for e in events if e["type"] == "tag_start" and e["model"] == DETECTOR]
     for start, (_, group_end_s) in zip(starts, whole):
         assert first_s + group_end_s <= start["position_s"] <= last_s + group_end_s + DETECTOR_CONFIRMS_S, (start, group_end_s)
+
+
+def _whole_groups(beeps: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each temporal-three group that has all three of its beeps."""
+    return [g for g in beep_groups(beeps) if sum(g[0] <= a and b <= g[1] for a, b in beeps) == 3]
 
 
 def _threshold(keyword: str) -> float:
@@ -315,7 +320,10 @@ def test_smoke_alarm_gives_tag_start_then_end(live, vmic, tmp_path):
     groups = beep_groups(beeps)
     file_s = soundfile.info(wav).duration
     before, after, _ = live.play(vmic, wav)
-    live.until(lambda e: sum(x["type"] == "tag_end" and x["model"] == MODEL.stem for x in live.events) == len(groups), 15)
+    def ended(model: str) -> int:
+        return sum(x["type"] == "tag_end" and x["model"] == model for x in live.events)
+
+    live.until(lambda e: ended(MODEL.stem) == len(groups) and ended(DETECTOR) == len(_whole_groups(beeps)), 15)
     live.collect(QUIET_AFTER_S)
     assert live.decisions(model=MODEL.stem) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(groups), live.summary()
     # the file started on the stream between `before` and `after - file_s` (the capture timeline bracket)
