@@ -19,8 +19,8 @@ between and around them is quiet at that pitch, so steady beeping, a held tone a
 beeps score low. Segments are eroded by 15 % at each end, which absorbs +-10 % timing per device. The
 best score over sub-bands and templates, held for hold_s (a group matches only while its end is within
 slack_s of the hop's end: a single hop at 480 ms, too short for the service's smoother), becomes the
-logit. The numbers are the alarm standards' and those measured in
-models/streamd-alarm.md; nothing is learned.
+logit. The numbers are the alarm standards' and those measured in models/streamd-alarm.md; nothing is
+learned.
 
 The group is confirmed once the quiet after it has passed: about 1.2 s after its last beep, so a group
 cut short (an alarm heard from its second beep on) is not one, and the next whole group, one cycle

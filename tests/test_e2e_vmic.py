@@ -320,6 +320,7 @@ def test_smoke_alarm_gives_tag_start_then_end(live, vmic, tmp_path):
     groups = beep_groups(beeps)
     file_s = soundfile.info(wav).duration
     before, after, _ = live.play(vmic, wav)
+
     def ended(model: str) -> int:
         return sum(x["type"] == "tag_end" and x["model"] == model for x in live.events)
 
