@@ -22,7 +22,7 @@ from export.data.synth_alarms import make_alarm_with_beeps
 from streamd.config import load_config
 from streamd.runner import StreamRunner
 from streamd.service import load_models
-from streamd.smoothing import TagSmoother, TagSmootherConfig
+from streamd.smoothing import TagSmoother
 
 SR = 16000
 LEAD_S = 2.0
@@ -44,9 +44,7 @@ def main() -> None:
     config = load_config("config.yaml")
     specs = {spec.name: spec for spec in load_models(config)}
     names = [name for name, spec in specs.items() if "smoke_alarm" in spec.model.info.label_names]
-    settings, _ = config.tag_settings()["smoke_alarm"]
-    smoother = TagSmootherConfig(settings.on_threshold, settings.off_threshold, settings.window_hops,
-                                 settings.method, settings.min_duration_s, settings.max_event_s)
+    smoother = config.tag_settings()["smoke_alarm"][0].smoother()
     speech = np.concatenate([sf.read(f, dtype="float32")[0] for f in sorted(glob.glob("../shared/data/speech/*.flac"))[:40]])
     backgrounds = {"speech": speech,
                    "kitchen": sf.read("../shared/data/noise/kitchen.flac", dtype="float32")[0],

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from streamd.contract import KIND_KEYWORD, KIND_TAG, ModelInfo
-from streamd.smoothing import METHODS
+from streamd.smoothing import METHODS, TagSmootherConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -108,6 +108,11 @@ class TagDefaults:
     """A tag must stay on this long before its start is published (s)."""
     max_event_s: float = _f(30.0, gt=0.0, max=86400.0)
     """Longer events are ended and restarted (s)."""
+
+    def smoother(self) -> TagSmootherConfig:
+        """These settings as the service's tag smoother takes them."""
+        return TagSmootherConfig(self.on_threshold, self.off_threshold, self.window_hops, self.method,
+                                 self.min_duration_s, self.max_event_s)
 
 
 @dataclass(frozen=True)

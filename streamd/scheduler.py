@@ -33,7 +33,7 @@ from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
 from streamd.gate import SpeechGate, window_hops
 from streamd.model import Model
-from streamd.smoothing import TagDecision, TagSmoother, TagSmootherConfig
+from streamd.smoothing import TagDecision, TagSmoother
 from streamd.source import Source
 from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 
@@ -112,9 +112,7 @@ class ModelRun:
                 old = self.smoothers.get(i)
                 cfg = None
                 if wanted is not None and wanted[1]:
-                    s = wanted[0]
-                    cfg = TagSmootherConfig(s.on_threshold, s.off_threshold, s.window_hops, s.method,
-                                            s.min_duration_s, s.max_event_s)
+                    cfg = wanted[0].smoother()
                 if old is not None and old.cfg == cfg:
                     continue
                 if old is not None:

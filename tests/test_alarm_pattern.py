@@ -15,7 +15,7 @@ from export.evaluate import beep_groups, whole_groups
 from streamd.config import load_config
 from streamd.model import load_model
 from streamd.runner import StreamRunner
-from streamd.smoothing import TagSmoother, TagSmootherConfig
+from streamd.smoothing import TagSmoother
 
 SR = 16000
 HOP = 2560  # 160 ms
@@ -71,13 +71,12 @@ def test_the_configs_smoother_starts_once_per_whole_group_at_every_hop(model, ho
     2.5 s of each whole group's last beep, and one start per group. A match lasts while the group's end is
     within slack_s of the hop's end, one hop of 480 ms for a temporal-four group, whose mean over 5 hops
     was then below on 0.3; the held score makes it two."""
-    settings, _ = load_config(Path(__file__).resolve().parents[1] / "config.yaml").tag_settings()["smoke_alarm"]
+    settings = load_config(Path(__file__).resolve().parents[1] / "config.yaml").tag_settings()["smoke_alarm"][0].smoother()
     seconds = {"t3": 14.0, "t4": 20.0}[kind]
     found, expected = 0, 0
     for seed in range(4):
         alarm, beeps = make_alarm_with_beeps(kind, seconds, SR, np.random.default_rng(seed), (2900.0, 3500.0))
-        smoother = TagSmoother("smoke_alarm", TagSmootherConfig(settings.on_threshold, settings.off_threshold,
-                                                                 settings.window_hops), SR, hop)
+        smoother = TagSmoother("smoke_alarm", settings, SR, hop)
         p = probabilities(model, scene(alarm), hop)
         starts_s = [d.end_sample / SR for i, score in enumerate(p)
                     for d in smoother.update(float(score), (i + 1) * hop) if d.kind == "start"]
