@@ -11,9 +11,9 @@ Per 20 ms frame (32 ms Hann window, 31.25 Hz bins) and 250 Hz sub-band: how tona
 holds: a horn's tone stands out by 20-40 dB and holds about a third, speech harmonics and a note's
 overtone in music far less) and how loud it is. The state keeps the last 6 s of both. A frame is "on"
 in a sub-band when it is tonal there and within 6-12 dB of the loudest frame of that sub-band in the
-history (a tone's reverberant tail in a gap is a tone too, but a fainter one). Each hop, every template
-(pattern x time scale 0.85-1.15 x where the group ends in the last 0.6 s) scores
-min(mean "on" over each beep) - max(mean "on" over each gap and each 0.3 s piece of the 1.2 s pause
+history (a tone's reverberant tail in a gap is a tone too, but a fainter one); in the gaps between beeps,
+where a room's tail lingers longest, 4-8 dB below. Each hop, every template (pattern x time scale
+0.85-1.15 x where the group ends in the last 0.6 s) scores min(mean "on" over each beep) - max(mean "on" over each gap and each 0.3 s piece of the 1.2 s pause
 before the group and of the gap plus 0.6 s after it): near 1 only when every beep sounds and everything
 between and around them is quiet at that pitch, so steady beeping, a held tone and a microwave's four
 beeps score low. Segments are eroded by 15 % at each end, which absorbs +-10 % timing per device. The
@@ -69,6 +69,7 @@ class AlarmPatternConfig:
     contrast_db: tuple = (10.0, 20.0)  # tone-to-neighbours contrast at which "tonal" ramps from 0 to 1
     share_db: tuple = (-20.0, -12.0)  # the tone's bin against the whole frame's power: 0 .. 1 (a lone tone: -5 dB)
     below_peak_db: tuple = (6.0, 12.0)  # a tone this far below the sub-band's loudest is fully on .. off
+    gap_below_peak_db: tuple = (4.0, 8.0)  # the same for the gaps between beeps, where a room's tail lingers
     history_s: float = 6.0
     scales: tuple = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15)  # +-10 % per device, and some
     pre_pause_s: float = 1.2  # quiet before a group (temporal-three pauses 1.5 s +-10 %, temporal-four 5 s)
@@ -130,7 +131,7 @@ class AlarmPatternModel(StreamingModel):
         self.register_buffer("sub_band_bins", torch.tensor(sub_bands).reshape(-1), persistent=False)
         self.n_frames = round(cfg.history_s * cfg.sample_rate_hz / cfg.step_samples)
         self.n_bands = len(sub_bands)
-        for kind, spans in zip(("on", "off"), self._templates()):
+        for kind, spans in zip(("beep", "pause", "gap"), self._templates()):
             self.register_buffer(f"{kind}_starts", spans[..., 0].reshape(-1), persistent=False)
             self.register_buffer(f"{kind}_ends", spans[..., 1].reshape(-1), persistent=False)
             self.register_buffer(f"{kind}_per_frame", 1.0 / (spans[..., 1] - spans[..., 0]).float().unsqueeze(-1),
@@ -144,17 +145,17 @@ class AlarmPatternModel(StreamingModel):
         return {"carry": (self.carry_samples,), "tonal_history": (self.n_bands, self.n_frames),
                 "level_history": (self.n_bands, self.n_frames), "held_score": (1,), "held_age_s": (1,)}
 
-    def _templates(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The beeps [templates, spans, 2] and the quiet parts [templates, spans, 2] of every template of
-        every pattern, as (start, end) indices into the cumulative sum of the history (0 = the oldest frame's
-        start, n_frames = the newest frame's end). Patterns with fewer spans repeat their first one, which
-        leaves a min or max over the spans as it was."""
+    def _templates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The beeps, the pauses around the group and the gaps between its beeps [templates, spans, 2] of
+        every template of every pattern, as (start, end) indices into the cumulative sum of the history (0 =
+        the oldest frame's start, n_frames = the newest frame's end). Patterns with fewer spans repeat their
+        first one, which leaves a min or max over the spans as it was."""
         cfg = self.cfg
         frame_s = cfg.step_samples / cfg.sample_rate_hz
         ends = range(0, round(cfg.slack_s / frame_s) + 1, cfg.slack_step_frames)  # frames between the end and now
         out = {}
         for name, (beeps, on_s, gap_s) in PATTERNS.items():
-            on_rows, off_rows = [], []
+            beep_rows, pause_rows, gap_rows = [], [], []
             # a pause is judged in pieces of at most piece_s, so that one beep inside it cannot hide in its mean
             n_before = math.ceil(cfg.pre_pause_s / cfg.piece_s)
             n_after = math.ceil((gap_s + cfg.post_pause_s) / cfg.piece_s)
@@ -170,15 +171,16 @@ class AlarmPatternModel(StreamingModel):
                     gap_spans = [(b, b + gap_f) for _, b in beep_spans[:-1]]
                     before = self._pieces(start - cfg.pre_pause_s / frame_s, start, n_before, left=False)
                     after = self._pieces(beep_spans[-1][1], beep_spans[-1][1] + after_f, n_after, right=False)
-                    on_rows.append([self._eroded(a, b) for a, b in beep_spans])
-                    off_rows.append(before + after + [self._eroded(a, b) for a, b in gap_spans])
-            out[name] = (on_rows, off_rows)
+                    beep_rows.append([self._eroded(a, b) for a, b in beep_spans])
+                    pause_rows.append(before + after)
+                    gap_rows.append([self._eroded(a, b) for a, b in gap_spans])
+            out[name] = (beep_rows, pause_rows, gap_rows)
 
         def padded(rows_per_pattern: list[list[list[tuple[int, int]]]]) -> torch.Tensor:
             width = max(len(r[0]) for r in rows_per_pattern)
             return torch.tensor([row + row[:1] * (width - len(row)) for rows in rows_per_pattern for row in rows])
 
-        return padded([on for on, _ in out.values()]), padded([off for _, off in out.values()])
+        return tuple(padded([rows[k] for rows in out.values()]) for k in range(3))
 
     def _pieces(self, a: float, b: float, n: int, left: bool = True, right: bool = True) -> list[tuple[int, int]]:
         """[a, b) eroded as _eroded does, then cut into n equal pieces."""
@@ -224,23 +226,28 @@ class AlarmPatternModel(StreamingModel):
 
         return per_sub_band(tone), per_sub_band(level_db)
 
-    def on_values(self, tonal: torch.Tensor, level_db: torch.Tensor) -> torch.Tensor:
+    def on_values(self, tonal: torch.Tensor, level_db: torch.Tensor, below_peak_db: tuple) -> torch.Tensor:
         """A tone at most full_db below the sub-band's loudest frame in the history is on; one empty_db
         below is off: a tone's reverberant tail in a gap is still a tone, but a fainter one."""
         below_db = level_db.amax(dim=2, keepdim=True) - level_db
-        full_db, empty_db = self.cfg.below_peak_db
+        full_db, empty_db = below_peak_db
         return tonal * ramp(-below_db, -empty_db, -full_db)
 
-    def pattern_score(self, on: torch.Tensor) -> torch.Tensor:
-        """"on" [B, bands, n_frames] -> best template score [B] (in -1..1)."""
-        # frames first, so that each gathered index is one contiguous row of sub-bands (fast in onnxruntime)
-        csum = F.pad(torch.cumsum(on, dim=2), (1, 0)).transpose(1, 2)  # [B, n_frames + 1, bands]
-        beeps = self._segment_means(csum, "on").amin(dim=2)  # weakest beep [B, templates, bands]
-        quiet = self._segment_means(csum, "off").amax(dim=2)  # loudest quiet part
+    def pattern_score(self, on: torch.Tensor, on_in_gaps: torch.Tensor) -> torch.Tensor:
+        """"on" [B, bands, n_frames], as beeps and pauses take it and as the gaps between beeps take it ->
+        best template score [B] (in -1..1)."""
+        def cumulative(x: torch.Tensor) -> torch.Tensor:  # [B, n_frames + 1, bands]: frames first, so that each
+            return F.pad(torch.cumsum(x, dim=2), (1, 0)).transpose(1, 2)  # gathered index is one contiguous row
+
+        csum, gap_csum = cumulative(on), cumulative(on_in_gaps)
+        beeps = self._segment_means(csum, "beep").amin(dim=2)  # weakest beep [B, templates, bands]
+        quiet = torch.maximum(self._segment_means(csum, "pause").amax(dim=2),  # loudest quiet part
+                              self._segment_means(gap_csum, "gap").amax(dim=2))
         return (beeps - quiet).amax(dim=(1, 2))
 
     def _segment_means(self, csum: torch.Tensor, kind: str) -> torch.Tensor:
-        """csum [B, n + 1, bands] -> mean over each "on" or "off" span of every template [B, templates, spans, bands]."""
+        """csum [B, n + 1, bands] -> mean over each "beep", "pause" or "gap" span of every template
+        [B, templates, spans, bands]."""
         starts, ends = getattr(self, f"{kind}_starts"), getattr(self, f"{kind}_ends")
         per_frame = getattr(self, f"{kind}_per_frame")  # [templates, spans, 1]
         batch, _, bands = csum.shape
@@ -254,7 +261,8 @@ class AlarmPatternModel(StreamingModel):
         tonal, level_db = self.band_values(joined)
         tonal_history = torch.cat([tonal_history, tonal], dim=2)[:, :, -self.n_frames:]
         level_history = torch.cat([level_history, level_db], dim=2)[:, :, -self.n_frames:]
-        score = self.pattern_score(self.on_values(tonal_history, level_history)).unsqueeze(1)
+        score = self.pattern_score(self.on_values(tonal_history, level_history, cfg.below_peak_db),
+                                   self.on_values(tonal_history, level_history, cfg.gap_below_peak_db)).unsqueeze(1)
         # A group matches while its end is within slack_s of the hop's end: a single hop at the longest hop,
         # too short for a smoother's window. The best score is held hold_s, then the hop's own takes over.
         held_age_s = held_age_s + tonal.shape[2] * cfg.step_samples / cfg.sample_rate_hz
