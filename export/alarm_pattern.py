@@ -13,10 +13,10 @@ overtone in music far less) and how loud it is. The state keeps the last 6 s of 
 in a sub-band when it is tonal there and within 6-12 dB of the loudest frame of that sub-band in the
 history (a tone's reverberant tail in a gap is a tone too, but a fainter one); in the gaps between beeps,
 where a room's tail lingers longest, 4-8 dB below. Each hop, every template (pattern x time scale
-0.85-1.15 x where the group ends in the last 0.6 s) scores min(mean "on" over each beep) - max(mean "on" over each gap and each 0.3 s piece of the 1.2 s pause
-before the group and of the gap plus 0.6 s after it): near 1 only when every beep sounds and everything
-between and around them is quiet at that pitch, so steady beeping, a held tone and a microwave's four
-beeps score low. Segments are eroded by 15 % at each end, which absorbs +-10 % timing per device. The
+0.85-1.15 x where the group ends in the last 0.6 s) scores min(mean "on" over each beep) - max(mean
+"on" over each gap and each 0.3 s piece of the 1.2 s pause before the group and of the gap plus 0.6 s
+after it): near 1 only when every beep sounds and everything between and around them is quiet at that
+pitch, so steady beeping, a held tone and a microwave's four beeps score low. Segments are eroded by 15 % at each end, which absorbs +-10 % timing per device. The
 best score over sub-bands and templates, held for hold_s (a group matches only while its end is within
 slack_s of the hop's end: a single hop at 480 ms, too short for the service's smoother), becomes the
 logit. The numbers are the alarm standards' and those measured in models/streamd-alarm.md; nothing is
