@@ -226,10 +226,10 @@ class AlarmPatternModel(StreamingModel):
 
         return per_sub_band(tone), per_sub_band(level_db)
 
-    def on_values(self, tonal: torch.Tensor, level_db: torch.Tensor, below_peak_db: tuple) -> torch.Tensor:
-        """A tone at most full_db below the sub-band's loudest frame in the history is on; one empty_db
-        below is off: a tone's reverberant tail in a gap is still a tone, but a fainter one."""
-        below_db = level_db.amax(dim=2, keepdim=True) - level_db
+    @staticmethod
+    def on_values(tonal: torch.Tensor, below_db: torch.Tensor, below_peak_db: tuple) -> torch.Tensor:
+        """A tone at most full_db below the sub-band's loudest frame in the history (below_db) is on; one
+        empty_db below is off: a tone's reverberant tail in a gap is still a tone, but a fainter one."""
         full_db, empty_db = below_peak_db
         return tonal * ramp(-below_db, -empty_db, -full_db)
 
@@ -261,8 +261,9 @@ class AlarmPatternModel(StreamingModel):
         tonal, level_db = self.band_values(joined)
         tonal_history = torch.cat([tonal_history, tonal], dim=2)[:, :, -self.n_frames:]
         level_history = torch.cat([level_history, level_db], dim=2)[:, :, -self.n_frames:]
-        score = self.pattern_score(self.on_values(tonal_history, level_history, cfg.below_peak_db),
-                                   self.on_values(tonal_history, level_history, cfg.gap_below_peak_db)).unsqueeze(1)
+        below_db = level_history.amax(dim=2, keepdim=True) - level_history
+        score = self.pattern_score(self.on_values(tonal_history, below_db, cfg.below_peak_db),
+                                   self.on_values(tonal_history, below_db, cfg.gap_below_peak_db)).unsqueeze(1)
         # A group matches while its end is within slack_s of the hop's end: a single hop at the longest hop,
         # too short for a smoother's window. The best score is held hold_s, then the hop's own takes over.
         held_age_s = held_age_s + tonal.shape[2] * cfg.step_samples / cfg.sample_rate_hz
