@@ -44,7 +44,7 @@ def main() -> None:
     config = load_config("config.yaml")
     specs = {spec.name: spec for spec in load_models(config)}
     names = [name for name, spec in specs.items() if "smoke_alarm" in spec.model.info.label_names]
-    smoother = config.tag_settings()["smoke_alarm"][0].smoother()
+    settings = config.tag_settings()["smoke_alarm"][0]
     speech = np.concatenate([sf.read(f, dtype="float32")[0] for f in sorted(glob.glob("../shared/data/speech/*.flac"))[:40]])
     backgrounds = {"speech": speech,
                    "kitchen": sf.read("../shared/data/noise/kitchen.flac", dtype="float32")[0],
@@ -53,7 +53,7 @@ def main() -> None:
     def heard(name: str, audio: np.ndarray) -> bool:
         spec = specs[name]
         column = spec.model.info.label_names.index("smoke_alarm")
-        tag = TagSmoother("smoke_alarm", smoother, SR, spec.hop_samples)
+        tag = TagSmoother("smoke_alarm", settings.smoother(spec.hop_samples, SR), SR, spec.hop_samples)
         for result in StreamRunner(spec.model, spec.hop_samples).push(audio):
             for decision in tag.update(float(result.scores[column]), result.end_sample):
                 if decision.kind == "start" and decision.end_sample > LEAD_S * SR:

@@ -20,9 +20,12 @@ from pathlib import Path
 import yaml
 
 from streamd.contract import KIND_KEYWORD, KIND_TAG, ModelInfo
+from streamd.gate import window_hops
 from streamd.smoothing import METHODS, TagSmootherConfig
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_WINDOW_HOPS = 3  # a tag's smoothing window when neither window_hops nor window_s is set
+WINDOW_KEYS = ("window_hops", "window_s")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -100,18 +103,25 @@ class TagDefaults:
     """Smoothed score (probability) at which a tag turns on."""
     off_threshold: float = _f(0.3, min=0.0, max=1.0)
     """Smoothed score below which it turns off (hysteresis); <= on_threshold."""
-    window_hops: int = _f(3, min=1, max=1000)
-    """Smoothing window (hops)."""
+    window_hops: int | None = _f(None, min=1, max=1000)
+    """Smoothing window (hops); null with window_s null = DEFAULT_WINDOW_HOPS."""
     method: str = _f("mean", choices=METHODS)
     """Smoothing: "mean" or "median"."""
     min_duration_s: float = _f(0.0, min=0.0, max=3600.0)
     """A tag must stay on this long before its start is published (s)."""
     max_event_s: float = _f(30.0, gt=0.0, max=86400.0)
     """Longer events are ended and restarted (s)."""
+    window_s: float | None = _f(None, gt=0.0, max=600.0)
+    """Smoothing window (s), in place of window_hops: each model smooths over the hops that span it
+    (rounded up), so the window means the same time at every latency_ms."""
 
-    def smoother(self) -> TagSmootherConfig:
-        """These settings as the service's tag smoother takes them."""
-        return TagSmootherConfig(self.on_threshold, self.off_threshold, self.window_hops, self.method,
+    def smoother(self, hop_samples: int, sample_rate_hz: int) -> TagSmootherConfig:
+        """These settings as the service's tag smoother takes them for a model stepping hop_samples."""
+        if self.window_s is not None:
+            hops = window_hops(self.window_s, hop_samples, sample_rate_hz)
+        else:
+            hops = DEFAULT_WINDOW_HOPS if self.window_hops is None else self.window_hops
+        return TagSmootherConfig(self.on_threshold, self.off_threshold, hops, self.method,
                                  self.min_duration_s, self.max_event_s)
 
 
@@ -125,7 +135,9 @@ class TagConfig:
     method: str | None = _f(None, choices=METHODS)
     min_duration_s: float | None = _f(None, min=0.0, max=3600.0)
     max_event_s: float | None = _f(None, gt=0.0, max=86400.0)
-    """Each null field takes its value from tag_defaults."""
+    window_s: float | None = _f(None, gt=0.0, max=600.0)
+    """Each null field takes its value from tag_defaults; a tag that sets window_hops or window_s
+    takes neither from there."""
     enabled: bool = _f(True)
     """Publish start/end events for this tag."""
 
@@ -228,7 +240,9 @@ class Config:
         out = {}
         for tag in self.tags:
             merged = {f.name: getattr(tag, f.name) for f in dataclasses.fields(TagDefaults)}
-            values = {k: v if v is not None else getattr(self.tag_defaults, k) for k, v in merged.items()}
+            own_window = tag.window_hops is not None or tag.window_s is not None  # hops or seconds, not a mix
+            values = {k: v if v is not None or (own_window and k in WINDOW_KEYS) else getattr(self.tag_defaults, k)
+                      for k, v in merged.items()}
             out[tag.name] = (TagDefaults(**values), tag.enabled)
         return out
 
@@ -379,6 +393,10 @@ def _check_config(config: Config) -> None:
     for i, tag in enumerate(config.tags):
         _check_name(tag.name, f"tags[{i}].name")
     _unique([t.name for t in config.tags], "tags", "name")
+    for section, path in [(config.tag_defaults, "tag_defaults"), *((t, f"tags[{i}]") for i, t in enumerate(config.tags))]:
+        if section.window_hops is not None and section.window_s is not None:
+            raise ConfigError(f"{path}: got window_hops {section.window_hops} and window_s {section.window_s}, "
+                              f"expected one of them (hops or seconds)")
     for name, (tag, _) in config.tag_settings().items():
         if tag.off_threshold > tag.on_threshold:
             i = [t.name for t in config.tags].index(name)

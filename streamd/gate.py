@@ -20,7 +20,8 @@ import numpy as np
 
 
 def window_hops(window_s: float, hop_samples: int, sample_rate_hz: int) -> int:
-    """Hops whose speech scores a keyword hop looks back over (its own included), at least 1."""
+    """Hops that span window_s at this hop (rounded up), at least 1: how far a keyword hop looks back
+    for speech (its own hop included), and a tag's smoothing window given in seconds."""
     return max(1, math.ceil(window_s * sample_rate_hz / hop_samples - 1e-9))
 
 

@@ -112,7 +112,7 @@ class ModelRun:
                 old = self.smoothers.get(i)
                 cfg = None
                 if wanted is not None and wanted[1]:
-                    cfg = wanted[0].smoother()
+                    cfg = wanted[0].smoother(self.hop_samples, self.sample_rate_hz)
                 if old is not None and old.cfg == cfg:
                     continue
                 if old is not None:

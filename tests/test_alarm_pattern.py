@@ -72,7 +72,7 @@ def test_the_configs_smoother_starts_once_per_whole_group_at_every_hop(model, ho
     within slack_s of the hop's end, one hop of 480 ms for a temporal-four group, whose mean over 5 hops
     was then below on 0.3; the held score makes it two."""
     config = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
-    settings = config.tag_settings()["smoke_alarm"][0].smoother()
+    settings = config.tag_settings()["smoke_alarm"][0].smoother(hop, SR)
     seconds = {"t3": 14.0, "t4": 20.0}[kind]
     found, expected = 0, 0
     for seed in range(4):

@@ -39,6 +39,10 @@ ERRORS = [
     ({"tags": [{"name": "dog", "method": "max"}]}, ["tags[0].method: got 'max', expected one of mean, median"]),
     ({"tags": [{"name": "dog", "on_threshold": 0.2}]}, ["tags[0] (dog): off_threshold 0.3 exceeds on_threshold 0.2"]),
     ({"tag_defaults": {"max_event_s": 0}}, ["tag_defaults.max_event_s: got 0.0, expected a value > 0.0"]),
+    ({"tag_defaults": {"window_s": 0}}, ["tag_defaults.window_s: got 0.0, expected a value > 0.0"]),
+    ({"tag_defaults": {"window_hops": 3, "window_s": 0.5}},
+     ["tag_defaults: got window_hops 3 and window_s 0.5, expected one of them (hops or seconds)"]),
+    ({"tags": [{"name": "dog", "window_hops": 2, "window_s": 0.5}]}, ["tags[0]: got window_hops 2 and window_s 0.5"]),
     ({"models": [{"path": "m.onnx", "latency_ms": -5}]}, ["models[0].latency_ms: got -5.0, expected a value > 0"]),
     ({"models": []}, ["models: got [], expected at least one model"]),
     ({"inputs": [{"source": "mike"}]}, ["inputs[0].source: got 'mike', expected \"mic\", \"stdin\" or \"file:PATH\""]),
@@ -82,6 +86,30 @@ def test_keyword_fields_fall_back_to_defaults():
     settings = config.keyword_settings()
     assert settings["yes"] == (KeywordDefaults(0.6, (2, 3), 1.0), True)
     assert settings["no"] == (KeywordDefaults(0.8, (2, 3), 1.0), False)
+
+
+def test_a_tag_window_in_seconds_or_hops_comes_whole_from_the_tag_or_the_defaults():
+    """A tag that sets either window key takes neither from tag_defaults; seconds become the hops that span
+    them at each model's hop (rounded up)."""
+    def windows(raw, hop_samples):
+        settings = config_from_dict(raw).tag_settings()
+        return {name: tag.smoother(hop_samples, 16000).window_hops for name, (tag, _) in settings.items()}
+
+    tags = [{"name": "dog"}, {"name": "cat", "window_hops": 5}, {"name": "owl", "window_s": 1.0}]
+    assert windows({"tag_defaults": {"window_s": 0.48}, "tags": tags}, 2560) == {"dog": 3, "cat": 5, "owl": 7}
+    assert windows({"tag_defaults": {"window_s": 0.48}, "tags": tags}, 7680) == {"dog": 1, "cat": 5, "owl": 3}
+    assert windows({"tag_defaults": {"window_hops": 4}, "tags": tags}, 7680) == {"dog": 4, "cat": 5, "owl": 3}
+    assert windows({"tags": tags}, 7680) == {"dog": 3, "cat": 5, "owl": 3}  # neither set anywhere: 3 hops
+
+
+def test_the_shipped_tag_windows():
+    """config.yaml's windows: 0.48 s for every tag (3 hops at the default model's 160 ms, 1 at 480 ms), and
+    smoke_alarm's 5 hops at either model's hop (0.8 s at 160 ms spans a beep gap; 2.4 s at the detector's
+    480 ms sees its held match twice, models/streamd-alarm.md)."""
+    settings = load_config(REPO / "config.yaml").tag_settings()
+    for hop_samples, dog_hops in ((2560, 3), (7680, 1)):
+        assert settings["dog"][0].smoother(hop_samples, 16000).window_hops == dog_hops
+        assert settings["smoke_alarm"][0].smoother(hop_samples, 16000).window_hops == 5
 
 
 def test_load_yaml_resolves_paths_against_the_config_folder(tmp_path):

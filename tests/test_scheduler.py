@@ -131,3 +131,25 @@ def test_two_streams_each_get_their_own_state(model):
     b.write(np.zeros_like(AUDIO))
     events = scheduler.tick(max_hops=10_000)
     assert {e.stream for e in events} == {"a"} and len(events) == 3
+
+
+
+@pytest.mark.parametrize("window, hops_at_100_200_ms, coarse_late_s", [
+    ({"window_s": 0.6}, (6, 3), (-0.2, 0.2)),  # the same 0.6 s: the same time, give or take a 200 ms hop
+    ({"window_hops": 6}, (6, 6), (0.3, 1.0)),  # 1.2 s at 200 ms: the 0.5 s burst is not enough, the next one is
+    ({}, (3, 3), None),  # neither set: 3 hops
+])
+def test_a_tag_window_in_seconds_means_the_same_time_at_every_hop(model, window, hops_at_100_200_ms, coarse_late_s):
+    """The same tag settings on one model run at 100 and 200 ms hops: window_s gives each run the hops that
+    span it, so the tag turns on at the same time; window_hops counts each run's own hops."""
+    tags = {"siren": (TagDefaults(0.5, 0.3, method="mean", min_duration_s=0.0, **window), True)}
+    source = PushedSource()
+    scheduler = Scheduler([source], [ModelSpec("fine", model, 1600), ModelSpec("coarse", model, 3200)], {}, tags, 60.0)
+    assert tuple(run.smoothers[run.spec.model.info.label_names.index("siren")].cfg.window_hops
+                 for run in scheduler.runs) == hops_at_100_200_ms
+    source.write(np.concatenate([np.zeros(2 * SR, np.float32), AUDIO]))  # whole windows of quiet before the burst
+    events = scheduler.tick(max_hops=10_000) + scheduler.flush()
+    first_start_s = {e.model: e.position_samples / SR for e in reversed(events) if isinstance(e, TagStartEvent)}
+    assert 2.5 < first_start_s["fine"] < 3.0, first_start_s  # the burst starts at 2.5 s
+    if coarse_late_s:
+        assert coarse_late_s[0] <= first_start_s["coarse"] - first_start_s["fine"] <= coarse_late_s[1], first_start_s
