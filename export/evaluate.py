@@ -64,6 +64,7 @@ ALARM_SEED = 8201  # held-out draws of export.data.synth_alarms (its training ca
 ALARM_CLIPS_PER_KIND = 20  # of the temporal-three (smoke) and temporal-four (CO) patterns
 ALARM_SECONDS = 10.0
 ALARM_LEAD_S = 2.0  # background before each alarm
+TAG_WINDOW_S = 0.48  # the tag smoother's window, config.yaml's tag_defaults.window_s (3 hops at 160 ms)
 ALARM_WINDOW_HOPS = 5  # 0.8 s at 160 ms: longer than the 0.5 s gap between temporal-three beeps
 ALARM_OFF_FRACTION = 0.5
 ALARM_GROUP_GAP_S = 1.0  # beeps closer than this are one group (temporal-three gap 0.5 s, pause 1.5 s)
@@ -352,6 +353,11 @@ class Context:
         return names.index(name) if name in names else None
 
     @property
+    def tag_window_hops(self) -> int:
+        """The tag smoother's window at this hop: TAG_WINDOW_S, as the service turns seconds into hops."""
+        return window_hops(TAG_WINDOW_S, self.scorer.hop_samples, self.scorer.sample_rate_hz)
+
+    @property
     def speech_index(self) -> int | None:
         """The model's speech tag, if it has one."""
         return self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
@@ -522,7 +528,7 @@ def eval_tags(ctx: Context) -> dict:
         return {"skipped": "no clips of the model's tags"}
     columns = [ctx.label_index(t) for t in tags]
     peak, mean, smoothed_peak = [], [], []
-    window = TagSmootherConfig().window_hops
+    window = ctx.tag_window_hops
     for clip, _ in ctx.progress(kept, "tags"):
         scores = ctx.scorer.clip(clip).scores[:, columns]
         peak.append(scores.max(axis=0))
@@ -614,20 +620,22 @@ def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, 
     return np.clip(foreground + bed, -1, 1).astype(np.float32), truth
 
 
-def smoother_config(on_threshold: float | None = None) -> TagSmootherConfig:
-    """The service's default smoother, or one at on_threshold with off at OFF_FRACTION of it."""
+def smoother_config(window_hops: int, on_threshold: float | None = None) -> TagSmootherConfig:
+    """The service's default smoother over window_hops, or one at on_threshold with off at OFF_FRACTION of it."""
     if on_threshold is None:
-        return TagSmootherConfig()
-    return TagSmootherConfig(on_threshold=on_threshold, off_threshold=round(OFF_FRACTION * on_threshold, 3))
+        return TagSmootherConfig(window_hops=window_hops)
+    return TagSmootherConfig(on_threshold=on_threshold, off_threshold=round(OFF_FRACTION * on_threshold, 3),
+                             window_hops=window_hops)
 
 
 def tag_segments(scored: Scored, tags: list[str], label_indices: list[int], sample_rate_hz: int,
                  hop_samples: int, thresholds: dict[str, float] | None = None) -> list[Event]:
-    """The service's TagSmoother per tag (default settings, or the given on-thresholds): each ended
-    event is a segment."""
+    """The service's TagSmoother per tag (default settings, or the given on-thresholds), over TAG_WINDOW_S:
+    each ended event is a segment."""
     segments = []
+    window = window_hops(TAG_WINDOW_S, hop_samples, sample_rate_hz)
     for tag, column in zip(tags, label_indices):
-        cfg = smoother_config((thresholds or {}).get(tag))
+        cfg = smoother_config(window, (thresholds or {}).get(tag))
         segments += smoothed_segments(tag, scored.scores[:, column], scored.end_samples, cfg, sample_rate_hz, hop_samples)
     return segments
 
@@ -665,7 +673,7 @@ def eval_mixtures(ctx: Context) -> dict:
         "duration_s": round(len(audio) / sr, 2),
         "background": "noise/ clips" if len(background) else "white noise",
         "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1),
-        "smoother": dataclasses.asdict(TagSmootherConfig()),
+        "smoother": dataclasses.asdict(smoother_config(ctx.tag_window_hops)),
         "thresholds": "per tag from the tags task (off at %g x on)" % OFF_FRACTION if ctx.tag_thresholds
                       else "the smoother's defaults (run the tags task first for per-tag thresholds)",
         "collar_s": COLLAR_S,

@@ -497,6 +497,23 @@ def test_moving_mean_matches_the_services_smoother():
     assert next(i for i, d in enumerate(decisions) if d) == first
 
 
+def test_the_evaluations_tag_window_is_the_configs_in_hops_of_each_latency():
+    """Thresholds and mixtures smooth over config.yaml's tag window, so the card's tag thresholds are for what
+    the service runs, at 160 ms and at any other hop."""
+    from pathlib import Path
+
+    from streamd.config import load_config
+
+    config = load_config(Path(ev.__file__).resolve().parents[1] / "config.yaml")
+    assert config.tag_defaults.window_s == ev.TAG_WINDOW_S
+    for hop_samples, hops in ((2560, 3), (5120, 2), (7680, 1)):
+        assert config.tag_defaults.smoother(hop_samples, 16000).window_hops == hops
+        segments = ev.tag_segments(ev.Scored(np.array([[0.0], [1.0], [1.0], [1.0], [0.0], [0.0], [0.0]]),
+                                             np.arange(1, 8) * hop_samples), ["t"], [0], 16000, hop_samples)
+        # three hops of sound: the mean over the window stays at or above 0.3 for hops - 1 hops after them
+        assert len(segments) == 1 and segments[0].offset_s == (3 + hops) * hop_samples / 16000, (hops, segments)
+
+
 def test_detection_matching_accepts_late_onsets_inside_the_event():
     E = metrics.Event
     truth = [E("dog", 10.0, 14.0), E("siren", 20.0, 24.0), E("dog", 30.0, 31.0)]
