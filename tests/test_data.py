@@ -670,8 +670,8 @@ def test_eval_set_lays_out_synthetic_keywords_where_evaluate_looks(tmp_path):
 
     eval_set.main([str(src / "manifest.csv"), str(tmp_path / "eval"), "--negatives", str(data)])
     laid, groups = select_clips(tmp_path / "eval", "all")
-    assert sorted(groups.values()) == ["kws/gsc_v2/_unknown_", "kws/gsc_v2/yes", "kws/synth/computer",
-                                       "kws/synth/computer", "noise"]
+    assert sorted(groups.values()) == ["kws/gsc_v2/_unknown_", "kws/gsc_v2/yes", "kws/other/computer",
+                                       "kws/other/computer", "noise"]
     assert [c.path for c in laid if in_group(c, groups, "kws/gsc_v2")] == [clips[0].path.resolve(), clips[1].path.resolve()]
     assert len(keyword_positives(laid, groups, "computer")) == 2
     assert {c.speaker for c in laid if c.label != "noise"} == {"flite:awb*0.92"}

@@ -408,6 +408,41 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert "kws_acc_11" in table and "sat0" in table and "sat1" in table
 
 
+def test_a_speech_commands_tree_is_evaluated_through_eval_set(tiny_models, tmp_path):
+    """Someone else's Speech Commands-style corpus, official test speakers only: its commands and other
+    words are the keyword task, its computer and hey_computer folders the wake word's positives, its
+    _background_noise_ the negative stream."""
+    from export.data import eval_set
+
+    tree = tmp_path / "sc"
+    files = {"yes/aa11_nohash_0.wav": _tone(1, 500), "yes/dd44_nohash_0.wav": _tone(1, 520),
+             "no/bb22_nohash_0.wav": _tone(1, 900), "marvin/cc33_nohash_0.wav": _tone(1, 700),
+             "computer/ee55_nohash_0.wav": _tone(1.5, 400), "hey_computer/ff66_nohash_0.wav": _tone(1.5, 410),
+             "_background_noise_/white.wav": _tone(3, 0, seed=2)}
+    for name, audio in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tree / name, audio, SR, subtype="PCM_16")
+    testing = ["yes/aa11_nohash_0.wav", "no/bb22_nohash_0.wav", "marvin/cc33_nohash_0.wav",
+               "computer/ee55_nohash_0.wav", "hey_computer/ff66_nohash_0.wav"]  # dd44 is a training speaker
+    (tree / "testing_list.txt").write_text("\n".join(testing) + "\n")
+    (tree / "validation_list.txt").write_text("")
+    eval_set.main([str(tree), str(tmp_path / "eval"), "--sc-split", "testing"])
+    clips, groups = ev.select_clips(tmp_path / "eval", "all")
+    assert sorted(groups.values()) == ["kws/gsc_v2/_unknown_", "kws/gsc_v2/no", "kws/gsc_v2/yes",
+                                       "kws/other/computer", "kws/other/hey_computer", "noise"]
+    assert len(ev.keyword_positives(clips, groups, "computer")) == 2
+
+    out = tmp_path / "out"
+    assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "eval"), "--split", "all", "--hop-ms", "160",
+                    "--tasks", "kws,wakeword", "--out", str(out), "--quiet"]) == 0
+    result = json.loads((out / "sat0.json").read_text())["tasks"]
+    assert result["kws"]["n_clips"] == 3 and np.sum(result["kws"]["confusion_11"]) == 3
+    wake = result["wakeword"]
+    assert wake["keywords"]["computer"]["positives"] == 2 and wake["negative_hours"] > 0
+    with pytest.raises(SystemExit, match="testing_list"):
+        eval_set.read_source(tmp_path / "eval" / "kws", "testing")  # a folder without the official lists
+
+
 def test_a_folder_of_synthetic_music_is_a_negative_stream_of_its_own(tiny_models, tmp_path):
     """synth_music writes a shared-data-style folder: the wakeword task counts false accepts on the
     music alone (no positives there), as docs/evaluation.md tells users to measure it."""

@@ -1,15 +1,23 @@
-"""Lay out synthetic keyword clips as a folder that export.evaluate reads like ../shared/data.
+"""Lay out keyword clips as a folder that export.evaluate reads like ../shared/data.
 
-The ten commands and `_unknown_` clips go to kws/gsc_v2/<label>/ (the keyword task's 11- and 12-class
-accuracy; there is no `_silence_`), any other keyword, such as the wake word, to kws/synth/<label>/ (the
-wake-word task's false-reject table). Files are linked, not copied. `--negatives DATA` links DATA's
-noise/ recordings in as well, so the wake-word task has a stream to run; false accepts on them are not
-a rate on real speech, only the false rejects of the table are what such a folder measures.
+The clips come from synthetic keyword manifests (export.data.synth_speech) or from Speech Commands-style
+trees (`<root>/<word>/<speaker>_nohash_<n>.wav`: the official corpus, or your own recordings, one folder
+per word). The ten commands and `_unknown_` clips go to kws/gsc_v2/<label>/ (the keyword task's 11- and
+12-class accuracy; there is no `_silence_`), any other keyword, such as the wake word (a tree's
+`computer/` or `hey_computer/`), to kws/other/<label>/ (the wake-word task's false-reject table), a
+tree's `_background_noise_/` to noise/. Files are linked, not copied. `--sc-split testing` keeps only
+the clips of a tree's testing_list.txt (the official test speakers; `validation` and `train` likewise).
+`--negatives DATA` links DATA's noise/ recordings in as well, so the wake-word task has a stream to
+run; false accepts on them are not a rate on real speech, only the false rejects of the table are what
+such a folder measures.
 
     python -m export.data.synth_speech --engines festival --keywords-only --variants 40 --seed 1000 --out /tmp/festival
     python -m export.data.eval_set /tmp/festival/manifest.csv /tmp/festival-eval --negatives ../shared/data
     python -m export.evaluate models/streamd-sat.onnx --data /tmp/festival-eval --split all --hop-ms 160 \\
         --tasks kws,wakeword --out /tmp/festival-results
+
+    python -m export.data.eval_set ~/data/speech_commands_v0.02 /tmp/sc-test --sc-split testing
+    python -m export.evaluate models/streamd-sat.onnx --data /tmp/sc-test --split all --hop-ms 160 --tasks kws --out /tmp/sc
 """
 
 from __future__ import annotations
@@ -20,12 +28,30 @@ import os
 from pathlib import Path
 
 from export.data.manifest import Clip, read_manifest, write_manifest
+from export.data.sources import speech_commands_tree
 from export.data.synth_speech import UNKNOWN
-from export.labels import COMMANDS
+from export.labels import COMMANDS, KEYWORDS, WAKE_WORD
+
+TREE_KEYWORDS = KEYWORDS + ("hey_" + WAKE_WORD,)  # a tree's folders labelled as themselves, not _unknown_
+SC_SPLITS = ("train", "validation", "testing")
 
 
 def folder_of(clip: Clip) -> str:
-    return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN,) else f"kws/synth/{clip.label}"
+    if clip.label == "noise":
+        return "noise"
+    return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN,) else f"kws/other/{clip.label}"
+
+
+def read_source(source: Path, sc_split: str | None = None) -> list[Clip]:
+    """A manifest's clips, or a Speech Commands tree's (only sc_split's, if given)."""
+    if not source.is_dir():
+        return read_manifest(source)
+    clips = speech_commands_tree(source, keywords=TREE_KEYWORDS)
+    if sc_split is None:
+        return clips
+    if not any(c.attr("sc_split") for c in clips):
+        raise SystemExit(f"{source}: --sc-split needs its validation_list.txt / testing_list.txt")
+    return [c for c in clips if c.attr("sc_split") == sc_split or c.label == "noise"]
 
 
 def _link(target: Path, link: Path) -> Path:
@@ -59,11 +85,13 @@ def lay_out(clips: list[Clip], out_dir: Path, negatives: Path | None = None) -> 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("manifests", nargs="+", type=Path, help="synthetic keyword manifests (export.data.synth_speech)")
+    p.add_argument("sources", nargs="+", type=Path,
+                   help="synthetic keyword manifests (export.data.synth_speech) or Speech Commands-style folders")
     p.add_argument("out", type=Path, help="evaluation folder to write (links and manifest.csv)")
+    p.add_argument("--sc-split", choices=SC_SPLITS, help="of a Speech Commands tree, only this official split")
     p.add_argument("--negatives", type=Path, help="data folder whose noise/ recordings to link in (../shared/data)")
     args = p.parse_args(argv)
-    clips = [c for m in args.manifests for c in read_manifest(m)]
+    clips = [c for source in args.sources for c in read_source(source, args.sc_split)]
     laid = lay_out(clips, args.out, args.negatives)
     n_words = sum(1 for c in laid if c.label != "noise")
     print(f"{n_words} keyword clips, {len(laid) - n_words} noise recordings -> {args.out}/manifest.csv")
