@@ -55,7 +55,7 @@ POSITIVE_ALIASES = {WAKE_WORD: (WAKE_WORD, "hey_" + WAKE_WORD)}  # clip labels t
 # and the look-alike folders export.data.synth_alarms writes, so its output can be evaluated as negatives
 NEGATIVE_GROUPS = ("speech", "noise", "tags", "kws/precise/not_wake_word", "beep", "chime", "squeak",
                    "lookalike")
-TAG_GROUPS = ("tags/esc50", "tags/urbansound8k", "speech")
+TAG_GROUPS = ("tags", "speech")  # tags/esc50, tags/urbansound8k and any folder of one's own under tags/
 ACTIVE_DB = -30.0  # mixture events: frames within this of the clip's loudest frame are the sound
 BACKGROUND_RMS = 10 ** (-45 / 20)  # mixtures: background level (-45 dBFS)
 EVENT_RMS = 10 ** (-25 / 20)  # mixtures: active level of each inserted sound (20 dB above background)

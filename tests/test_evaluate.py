@@ -443,6 +443,30 @@ def test_a_speech_commands_tree_is_evaluated_through_eval_set(tiny_models, tmp_p
         eval_set.read_source(tmp_path / "eval" / "kws", "testing")  # a folder without the official lists
 
 
+def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tmp_path):
+    """Household recordings of one's own, one folder per class: the tags task scores the classes the model
+    has (dog_bark is its dog), lists the others as skipped, and reports the folder as a source of its own."""
+    from export.data import eval_set
+
+    mine = tmp_path / "my_house"
+    for name, audio in {"dog/a.wav": _tone(2, 2000), "dog/b.wav": _tone(2, 2100, seed=3), "dog_bark/c.flac": _tone(1.5, 2500),
+                        "toaster/d.wav": _tone(2, 3000)}.items():
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(mine / name, audio, SR, subtype="PCM_16")
+    eval_set.main([str(mine), str(tmp_path / "eval"), "--tags"])
+    clips, groups = ev.select_clips(tmp_path / "eval", "all")
+    assert sorted(groups.values()) == ["tags/my_house/dog", "tags/my_house/dog", "tags/my_house/dog_bark",
+                                       "tags/my_house/toaster"]
+    out = tmp_path / "out"
+    assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "eval"), "--split", "all", "--hop-ms", "160",
+                    "--tasks", "tags", "--out", str(out), "--quiet"]) == 0
+    tags = json.loads((out / "sat0.json").read_text())["tasks"]["tags"]
+    assert tags["n_clips"] == 3 and tags["skipped_labels"] == ["toaster"]
+    assert tags["top1_by_source"]["tags/my_house"]["clips"] == 3 and tags["per_class"]["dog"]["clips"] == 3
+    with pytest.raises(SystemExit, match="no audio files in class folders"):
+        eval_set.main([str(tmp_path / "out"), str(tmp_path / "eval2"), "--tags"])
+
+
 def test_a_folder_of_synthetic_music_is_a_negative_stream_of_its_own(tiny_models, tmp_path):
     """synth_music writes a shared-data-style folder: the wakeword task counts false accepts on the
     music alone (no positives there), as docs/evaluation.md tells users to measure it."""

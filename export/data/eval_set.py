@@ -11,6 +11,10 @@ the clips of a tree's testing_list.txt (the official test speakers; `validation`
 run; false accepts on them are not a rate on real speech, only the false rejects of the table are what
 such a folder measures.
 
+With `--tags`, each source is a folder of sound classes instead (`<root>/<class>/<clip>.wav`, class
+names as the model's tags, or ESC-50's and UrbanSound8K's, e.g. `dog_bark`): its clips go to
+tags/<root's name>/<class>/, where the tags task (top-1, average precision) and the long mixture find them.
+
     python -m export.data.synth_speech --engines festival --keywords-only --variants 40 --seed 1000 --out /tmp/festival
     python -m export.data.eval_set /tmp/festival/manifest.csv /tmp/festival-eval --negatives ../shared/data
     python -m export.evaluate models/streamd-sat.onnx --data /tmp/festival-eval --split all --hop-ms 160 \\
@@ -28,7 +32,7 @@ import os
 from pathlib import Path
 
 from export.data.manifest import Clip, read_manifest, write_manifest
-from export.data.sources import speech_commands_tree
+from export.data.sources import audio_files, speech_commands_tree
 from export.data.synth_speech import UNKNOWN
 from export.labels import COMMANDS, KEYWORDS, WAKE_WORD
 
@@ -39,11 +43,24 @@ SC_SPLITS = ("train", "validation", "testing")
 def folder_of(clip: Clip) -> str:
     if clip.label == "noise":
         return "noise"
+    if clip.attr("tags_from"):
+        return f"tags/{clip.attr('tags_from')}/{clip.label}"
     return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN,) else f"kws/other/{clip.label}"
 
 
-def read_source(source: Path, sc_split: str | None = None) -> list[Clip]:
-    """A manifest's clips, or a Speech Commands tree's (only sc_split's, if given)."""
+def sound_classes(root: Path) -> list[Clip]:
+    """A folder of sound classes: each audio file under <root>/<class>/ is a clip of that class."""
+    clips = [Clip(path, (folder.name, f"tags_from={root.resolve().name}"))
+             for folder in sorted(p for p in root.iterdir() if p.is_dir()) for path in audio_files(folder)]
+    if not clips:
+        raise SystemExit(f"{root}: no audio files in class folders (<root>/<class>/<clip>.wav)")
+    return clips
+
+
+def read_source(source: Path, sc_split: str | None = None, tags: bool = False) -> list[Clip]:
+    """A manifest's clips, a folder of sound classes (tags), or a Speech Commands tree's (only sc_split's, if given)."""
+    if tags:
+        return sound_classes(source)
     if not source.is_dir():
         return read_manifest(source)
     clips = speech_commands_tree(source, keywords=TREE_KEYWORDS)
@@ -89,12 +106,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="synthetic keyword manifests (export.data.synth_speech) or Speech Commands-style folders")
     p.add_argument("out", type=Path, help="evaluation folder to write (links and manifest.csv)")
     p.add_argument("--sc-split", choices=SC_SPLITS, help="of a Speech Commands tree, only this official split")
+    p.add_argument("--tags", action="store_true", help="the sources are folders of sound classes (<root>/<class>/*.wav)")
     p.add_argument("--negatives", type=Path, help="data folder whose noise/ recordings to link in (../shared/data)")
     args = p.parse_args(argv)
-    clips = [c for source in args.sources for c in read_source(source, args.sc_split)]
+    clips = [c for source in args.sources for c in read_source(source, args.sc_split, args.tags)]
     laid = lay_out(clips, args.out, args.negatives)
-    n_words = sum(1 for c in laid if c.label != "noise")
-    print(f"{n_words} keyword clips, {len(laid) - n_words} noise recordings -> {args.out}/manifest.csv")
+    n_clips = sum(1 for c in laid if c.label != "noise")
+    print(f"{n_clips} {'tag' if args.tags else 'keyword'} clips, {len(laid) - n_clips} noise recordings "
+          f"-> {args.out}/manifest.csv")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _audio_files(folder: Path) -> list[Path]:
+def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
@@ -77,7 +77,7 @@ def speech_commands_tree(root: str | Path, keywords=KEYWORDS) -> list[Clip]:
     clips = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         word = folder.name
-        for path in _audio_files(folder):
+        for path in audio_files(folder):
             if word == BACKGROUND_FOLDER:
                 clips.append(Clip(path, ("noise", path.stem)))
                 continue
