@@ -418,25 +418,25 @@ def test_a_speech_commands_tree_is_evaluated_through_eval_set(tiny_models, tmp_p
     files = {"yes/aa11_nohash_0.wav": _tone(1, 500), "yes/dd44_nohash_0.wav": _tone(1, 520),
              "no/bb22_nohash_0.wav": _tone(1, 900), "marvin/cc33_nohash_0.wav": _tone(1, 700),
              "computer/ee55_nohash_0.wav": _tone(1.5, 400), "hey_computer/ff66_nohash_0.wav": _tone(1.5, 410),
-             "_background_noise_/white.wav": _tone(3, 0, seed=2)}
+             "_silence_/0.wav": _tone(1, 0, seed=1), "_background_noise_/white.wav": _tone(3, 0, seed=2)}
     for name, audio in files.items():
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         sf.write(tree / name, audio, SR, subtype="PCM_16")
     testing = ["yes/aa11_nohash_0.wav", "no/bb22_nohash_0.wav", "marvin/cc33_nohash_0.wav",
-               "computer/ee55_nohash_0.wav", "hey_computer/ff66_nohash_0.wav"]  # dd44 is a training speaker
+               "computer/ee55_nohash_0.wav", "hey_computer/ff66_nohash_0.wav", "_silence_/0.wav"]  # not dd44
     (tree / "testing_list.txt").write_text("\n".join(testing) + "\n")
     (tree / "validation_list.txt").write_text("")
     eval_set.main([str(tree), str(tmp_path / "eval"), "--sc-split", "testing"])
     clips, groups = ev.select_clips(tmp_path / "eval", "all")
-    assert sorted(groups.values()) == ["kws/gsc_v2/_unknown_", "kws/gsc_v2/no", "kws/gsc_v2/yes",
-                                       "kws/other/computer", "kws/other/hey_computer", "noise"]
+    assert sorted(groups.values()) == ["kws/gsc_v2/_silence_", "kws/gsc_v2/_unknown_", "kws/gsc_v2/no",
+                                       "kws/gsc_v2/yes", "kws/other/computer", "kws/other/hey_computer", "noise"]
     assert len(ev.keyword_positives(clips, groups, "computer")) == 2
 
     out = tmp_path / "out"
     assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "eval"), "--split", "all", "--hop-ms", "160",
                     "--tasks", "kws,wakeword", "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "sat0.json").read_text())["tasks"]
-    assert result["kws"]["n_clips"] == 3 and np.sum(result["kws"]["confusion_11"]) == 3
+    assert result["kws"]["n_clips"] == 4 and np.sum(result["kws"]["confusion_12"], axis=1)[-2:].tolist() == [1, 1]
     wake = result["wakeword"]
     assert wake["keywords"]["computer"]["positives"] == 2 and wake["negative_hours"] > 0
     with pytest.raises(SystemExit, match="testing_list"):

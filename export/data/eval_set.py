@@ -1,9 +1,9 @@
-"""Lay out keyword clips as a folder that export.evaluate reads like ../shared/data.
+"""Lay out keyword clips, or sound clips, as a folder that export.evaluate reads like ../shared/data.
 
 The clips come from synthetic keyword manifests (export.data.synth_speech) or from Speech Commands-style
 trees (`<root>/<word>/<speaker>_nohash_<n>.wav`: the official corpus, or your own recordings, one folder
-per word). The ten commands and `_unknown_` clips go to kws/gsc_v2/<label>/ (the keyword task's 11- and
-12-class accuracy; there is no `_silence_`), any other keyword, such as the wake word (a tree's
+per word). The ten commands, `_unknown_` clips and a tree's `_silence_/` go to kws/gsc_v2/<label>/ (the
+keyword task's 11- and 12-class accuracy), any other keyword, such as the wake word (a tree's
 `computer/` or `hey_computer/`), to kws/other/<label>/ (the wake-word task's false-reject table), a
 tree's `_background_noise_/` to noise/. Files are linked, not copied. `--sc-split testing` keeps only
 the clips of a tree's testing_list.txt (the official test speakers; `validation` and `train` likewise).
@@ -36,21 +36,22 @@ from export.data.sources import audio_files, speech_commands_tree
 from export.data.synth_speech import UNKNOWN
 from export.labels import COMMANDS, KEYWORDS, WAKE_WORD
 
-TREE_KEYWORDS = KEYWORDS + ("hey_" + WAKE_WORD,)  # a tree's folders labelled as themselves, not _unknown_
+SILENCE = "_silence_"
+TREE_KEYWORDS = KEYWORDS + ("hey_" + WAKE_WORD, SILENCE)  # a tree's folders labelled as themselves, not _unknown_
 SC_SPLITS = ("train", "validation", "testing")
 
 
 def folder_of(clip: Clip) -> str:
     if clip.label == "noise":
         return "noise"
-    if clip.attr("tags_from"):
-        return f"tags/{clip.attr('tags_from')}/{clip.label}"
-    return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN,) else f"kws/other/{clip.label}"
+    if clip.attr("tag_folder"):  # a sound class of sound_classes
+        return f"tags/{clip.attr('tag_folder')}/{clip.label}"
+    return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN, SILENCE) else f"kws/other/{clip.label}"
 
 
 def sound_classes(root: Path) -> list[Clip]:
     """A folder of sound classes: each audio file under <root>/<class>/ is a clip of that class."""
-    clips = [Clip(path, (folder.name, f"tags_from={root.resolve().name}"))
+    clips = [Clip(path, (folder.name, f"tag_folder={root.resolve().name}"))
              for folder in sorted(p for p in root.iterdir() if p.is_dir()) for path in audio_files(folder)]
     if not clips:
         raise SystemExit(f"{root}: no audio files in class folders (<root>/<class>/<clip>.wav)")
