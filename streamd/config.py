@@ -393,7 +393,8 @@ def _check_config(config: Config) -> None:
     for i, tag in enumerate(config.tags):
         _check_name(tag.name, f"tags[{i}].name")
     _unique([t.name for t in config.tags], "tags", "name")
-    for section, path in [(config.tag_defaults, "tag_defaults"), *((t, f"tags[{i}]") for i, t in enumerate(config.tags))]:
+    sections = [(config.tag_defaults, "tag_defaults"), *((t, f"tags[{i}]") for i, t in enumerate(config.tags))]
+    for section, path in sections:
         if section.window_hops is not None and section.window_s is not None:
             raise ConfigError(f"{path}: got window_hops {section.window_hops} and window_s {section.window_s}, "
                               f"expected one of them (hops or seconds)")

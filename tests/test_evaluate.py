@@ -449,8 +449,8 @@ def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tm
     from export.data import eval_set
 
     mine = tmp_path / "my_house"
-    for name, audio in {"dog/a.wav": _tone(2, 2000), "dog/b.wav": _tone(2, 2100, seed=3), "dog_bark/c.flac": _tone(1.5, 2500),
-                        "toaster/d.wav": _tone(2, 3000)}.items():
+    for name, audio in {"dog/a.wav": _tone(2, 2000), "dog/b.wav": _tone(2, 2100, seed=3),
+                        "dog_bark/c.flac": _tone(1.5, 2500), "toaster/d.wav": _tone(2, 3000)}.items():
         (mine / name).parent.mkdir(parents=True, exist_ok=True)
         sf.write(mine / name, audio, SR, subtype="PCM_16")
     eval_set.main([str(mine), str(tmp_path / "eval"), "--tags"])

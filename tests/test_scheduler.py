@@ -133,7 +133,6 @@ def test_two_streams_each_get_their_own_state(model):
     assert {e.stream for e in events} == {"a"} and len(events) == 3
 
 
-
 @pytest.mark.parametrize("window, hops_at_100_200_ms, coarse_late_s", [
     ({"window_s": 0.6}, (6, 3), (-0.2, 0.2)),  # the same 0.6 s: the same time, give or take a 200 ms hop
     ({"window_hops": 6}, (6, 6), (0.3, 1.0)),  # 1.2 s at 200 ms: the 0.5 s burst is not enough, the next one is

@@ -21,7 +21,8 @@ tags/<root's name>/<class>/, where the tags task (top-1, average precision) and 
         --tasks kws,wakeword --out /tmp/festival-results
 
     python -m export.data.eval_set ~/data/speech_commands_v0.02 /tmp/sc-test --sc-split testing
-    python -m export.evaluate models/streamd-sat.onnx --data /tmp/sc-test --split all --hop-ms 160 --tasks kws --out /tmp/sc
+    python -m export.evaluate models/streamd-sat.onnx --data /tmp/sc-test --split all --hop-ms 160 \\
+        --tasks kws --out /tmp/sc
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="synthetic keyword manifests (export.data.synth_speech) or Speech Commands-style folders")
     p.add_argument("out", type=Path, help="evaluation folder to write (links and manifest.csv)")
     p.add_argument("--sc-split", choices=SC_SPLITS, help="of a Speech Commands tree, only this official split")
-    p.add_argument("--tags", action="store_true", help="the sources are folders of sound classes (<root>/<class>/*.wav)")
+    p.add_argument("--tags", action="store_true",
+                   help="the sources are folders of sound classes (<root>/<class>/*.wav)")
     p.add_argument("--negatives", type=Path, help="data folder whose noise/ recordings to link in (../shared/data)")
     args = p.parse_args(argv)
     clips = [c for source in args.sources for c in read_source(source, args.sc_split, args.tags)]
