@@ -34,7 +34,7 @@ from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PE
                             boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, match_overlaps, operating_point,
                             tag_operating_points, wilson_interval)
 from streamd.bench import machine
-from streamd.config import KeywordDefaults
+from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.gate import gate_scores, window_hops
 from streamd.model import Model, load_model
@@ -355,7 +355,7 @@ class Context:
     @property
     def tag_window_hops(self) -> int:
         """The tag smoother's window at this hop: TAG_WINDOW_S, as the service turns seconds into hops."""
-        return window_hops(TAG_WINDOW_S, self.scorer.hop_samples, self.scorer.sample_rate_hz)
+        return smoother_config(self.scorer.hop_samples, self.scorer.sample_rate_hz).window_hops
 
     @property
     def speech_index(self) -> int | None:
@@ -620,12 +620,12 @@ def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, 
     return np.clip(foreground + bed, -1, 1).astype(np.float32), truth
 
 
-def smoother_config(window_hops: int, on_threshold: float | None = None) -> TagSmootherConfig:
-    """The service's default smoother over window_hops, or one at on_threshold with off at OFF_FRACTION of it."""
-    if on_threshold is None:
-        return TagSmootherConfig(window_hops=window_hops)
-    return TagSmootherConfig(on_threshold=on_threshold, off_threshold=round(OFF_FRACTION * on_threshold, 3),
-                             window_hops=window_hops)
+def smoother_config(hop_samples: int, sample_rate_hz: int, on_threshold: float | None = None) -> TagSmootherConfig:
+    """The service's tag smoother at this hop over TAG_WINDOW_S (turned into hops as the service does), at
+    its default thresholds or at on_threshold with off at OFF_FRACTION of it."""
+    thresholds = {} if on_threshold is None else {"on_threshold": on_threshold,
+                                                  "off_threshold": round(OFF_FRACTION * on_threshold, 3)}
+    return TagDefaults(window_s=TAG_WINDOW_S, **thresholds).smoother(hop_samples, sample_rate_hz)
 
 
 def tag_segments(scored: Scored, tags: list[str], label_indices: list[int], sample_rate_hz: int,
@@ -633,9 +633,8 @@ def tag_segments(scored: Scored, tags: list[str], label_indices: list[int], samp
     """The service's TagSmoother per tag (default settings, or the given on-thresholds), over TAG_WINDOW_S:
     each ended event is a segment."""
     segments = []
-    window = window_hops(TAG_WINDOW_S, hop_samples, sample_rate_hz)
     for tag, column in zip(tags, label_indices):
-        cfg = smoother_config(window, (thresholds or {}).get(tag))
+        cfg = smoother_config(hop_samples, sample_rate_hz, (thresholds or {}).get(tag))
         segments += smoothed_segments(tag, scored.scores[:, column], scored.end_samples, cfg, sample_rate_hz, hop_samples)
     return segments
 
@@ -673,7 +672,7 @@ def eval_mixtures(ctx: Context) -> dict:
         "duration_s": round(len(audio) / sr, 2),
         "background": "noise/ clips" if len(background) else "white noise",
         "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1),
-        "smoother": dataclasses.asdict(smoother_config(ctx.tag_window_hops)),
+        "smoother": dataclasses.asdict(smoother_config(ctx.scorer.hop_samples, sr)),
         "thresholds": "per tag from the tags task (off at %g x on)" % OFF_FRACTION if ctx.tag_thresholds
                       else "the smoother's defaults (run the tags task first for per-tag thresholds)",
         "collar_s": COLLAR_S,
