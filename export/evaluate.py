@@ -29,7 +29,7 @@ import numpy as np
 
 from export.data.audio import load_audio
 from export.data.manifest import Clip, read_manifest
-from export.labels import COMMANDS, WAKE_WORD, tag_name
+from export.labels import COMMANDS, SILENCE, UNKNOWN, WAKE_WORD, tag_name
 from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, TARGET_FA_PER_H, Event, accuracy, average_precision, best_threshold,
                             boundary_errors, confusion_matrix, f1_score, kws_predict, match_events, match_overlaps, operating_point,
                             tag_operating_points, wilson_interval)
@@ -45,7 +45,7 @@ from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 log = logging.getLogger(__name__)
 
 TASKS = ("kws", "wakeword", "tags", "mixtures", "alarms")
-SILENCE, UNKNOWN, NO_KEYWORD = "_silence_", "_unknown_", "no_keyword"
+NO_KEYWORD = "no_keyword"
 SPEECH_TAG = "speech"
 PAD_S = 0.5  # silence streamed before and after each keyword clip
 SILENCE_RANGE_DB = 6.0  # energy rule: a clip whose loud and quiet frames differ by less is silence

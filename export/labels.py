@@ -7,6 +7,7 @@ from streamd.contract import KIND_KEYWORD, KIND_TAG, Label
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 WAKE_WORD = "computer"
 KEYWORDS = COMMANDS + (WAKE_WORD,)
+SILENCE, UNKNOWN = "_silence_", "_unknown_"  # Speech Commands' (MLPerf Tiny's) classes beside the commands
 
 ESC50 = (
     "airplane", "breathing", "brushing_teeth", "can_opening", "car_horn", "cat", "chainsaw", "chirping_birds",

@@ -34,10 +34,8 @@ from pathlib import Path
 
 from export.data.manifest import Clip, read_manifest, write_manifest
 from export.data.sources import audio_files, speech_commands_tree
-from export.data.synth_speech import UNKNOWN
-from export.labels import COMMANDS, KEYWORDS, WAKE_WORD
+from export.labels import COMMANDS, KEYWORDS, SILENCE, UNKNOWN, WAKE_WORD
 
-SILENCE = "_silence_"
 TREE_KEYWORDS = KEYWORDS + ("hey_" + WAKE_WORD, SILENCE)  # a tree's folders labelled as themselves, not _unknown_
 SC_SPLITS = ("train", "validation", "testing")
 

@@ -37,7 +37,7 @@ from scipy.signal import resample_poly
 
 from export.data.audio import cache_root
 from export.data.manifest import Clip, read_manifest, write_manifest
-from export.labels import KEYWORDS
+from export.labels import KEYWORDS, UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ MARGIN_S = 0.03  # silence kept around the trimmed speech
 FRAME_S = 0.01  # energy frame for trimming
 SILENCE_DB = -40.0  # frames this far below the clip's loudest frame count as silence
 
-UNKNOWN = "_unknown_"
 # Words that sound like a keyword or the wake word but are not one.
 CONFUSABLES = (
     "commuter", "computing", "compute", "computed", "computers", "come here", "come pewter", "consumer",
