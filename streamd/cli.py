@@ -135,11 +135,21 @@ def cmd_listen(args) -> int:
                 print("\r\033[K" + describe(json.loads(body)), end="", flush=True)
             else:
                 print(body.decode(), flush=True)
+            if args.exec_command:
+                _exec_for_event(args.exec_command, topic, body)
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         sub.close()
         context.term()
+
+
+def _exec_for_event(command: str, topic: bytes, body: bytes) -> None:
+    from streamd.hooks import run_command
+
+    code = run_command(command, topic, body)
+    if code != 0:  # the listener goes on: one failed action must not end the ones after it
+        print(f"streamd listen: --exec command exited with {code} for {topic.decode()}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ scan
@@ -262,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--topic", action="append", help="topic prefix, e.g. keyword. or tag.start.dog (repeatable)")
     listen.add_argument("--scores", action="store_true", help="also show live scores (needs bus.scores: true)")
     listen.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without a message")
+    listen.add_argument("--exec", dest="exec_command", metavar="CMD",
+                        help="run CMD with /bin/sh for each event, one at a time: the event's JSON on stdin, "
+                             "STREAMD_LABEL, STREAMD_SCORE, STREAMD_TOPIC, ... in its environment")
     listen.set_defaults(func=cmd_listen)
 
     scan = sub.add_parser("scan", help="run the pipeline over files as fast as possible")

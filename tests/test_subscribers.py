@@ -1,0 +1,92 @@
+"""Other programs on the bus, against `streamd run` as a subprocess: `streamd listen --exec` and
+examples/subscribe.py act on every event, in order, and say when something went wrong."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_model  # noqa: E402
+
+from streamd.hooks import event_env  # noqa: E402
+
+STREAMD = [sys.executable, "-m", "streamd.cli"]
+EXAMPLE = Path(__file__).parent.parent / "examples" / "subscribe.py"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("subscribers")
+    tiny_model.build(d / "tiny.onnx")
+    soundfile.write(d / "bursts.wav", tiny_model.tone_bursts([(0.5, 1.0), (1.6, 2.6)], 3.0), 16000, subtype="FLOAT")
+    (d / "config.yaml").write_text(
+        'models: [{path: tiny.onnx, latency_ms: 100}]\n'
+        'keywords: [{name: "yes", threshold: 0.9, n_of_m: [2, 3]}]\n'
+        'tags: [{name: siren, min_duration_s: 0.2}]\n'
+        f'bus: {{endpoint: "ipc://{d}/events"}}\ncontrol: {{endpoint: "ipc://{d}/control"}}\n')
+    return d
+
+
+def run_service(d: Path) -> None:
+    """`streamd run --fast` over bursts.wav once a subscriber is there; asserts it ends cleanly."""
+    run = subprocess.run([*STREAMD, "run", "--config", str(d / "config.yaml"), "--source", f"file:{d}/bursts.wav",
+                          "--fast", "--wait-for-subscriber", "20"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+
+
+def test_event_env_names_what_was_heard_and_leaves_the_rest_empty():
+    keyword = b'{"schema":1,"type":"keyword","seq":7,"stream":"mic","position_s":3.0,"keyword":"yes","score":0.93}'
+    assert event_env(b"keyword.yes", keyword) == {
+        "STREAMD_TOPIC": "keyword.yes", "STREAMD_TYPE": "keyword", "STREAMD_STREAM": "mic", "STREAMD_POSITION_S": "3.0",
+        "STREAMD_LABEL": "yes", "STREAMD_SCORE": "0.93", "STREAMD_EVENT": keyword.decode()}
+    end = b'{"type":"tag_end","stream":"mic","position_s":2.5,"tag":"dog","peak_score":0.91,"mean_score":0.7}'
+    assert (event_env(b"tag.end.dog", end)["STREAMD_LABEL"], event_env(b"tag.end.dog", end)["STREAMD_SCORE"]) == ("dog", "0.91")
+    status = b'{"type":"status","stream":null,"position_s":null,"state":"running","message":"heartbeat"}'
+    env = event_env(b"status", status)
+    assert (env["STREAMD_LABEL"], env["STREAMD_SCORE"], env["STREAMD_STREAM"], env["STREAMD_POSITION_S"]) == ("", "", "", "")
+
+
+def test_listen_exec_runs_the_command_once_per_event_in_order_and_reports_failures(workdir):
+    out = workdir / "exec"
+    out.mkdir()
+    # the command sees the event in its environment and on stdin, and fails for keywords
+    command = (f'echo "$STREAMD_TYPE $STREAMD_LABEL $STREAMD_SCORE $STREAMD_TOPIC" >> {out}/env.txt; '
+               f'cat >> {out}/stdin.txt; [ "$STREAMD_TYPE" != keyword ] || exit 3')
+    listen = subprocess.Popen([*STREAMD, "listen", "--endpoint", f"ipc://{workdir}/events", "--topic", "keyword.",
+                               "--topic", "tag.", "--exec", command, "--timeout", "3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_service(workdir)
+        stdout, stderr = listen.communicate(timeout=30)
+    finally:
+        listen.kill()
+    assert listen.returncode == 0, stderr
+    printed = [json.loads(line) for line in stdout.splitlines()]
+    assert [(e["type"], e["position_s"]) for e in printed] == [
+        ("keyword", 0.8), ("tag_start", 0.8), ("tag_end", 1.3), ("keyword", 1.9), ("tag_start", 1.9), ("tag_end", 2.9)]
+    assert (out / "stdin.txt").read_text().splitlines() == stdout.splitlines()  # each event's JSON, in order
+    expected = [f"{e['type']} {e.get('keyword', e.get('tag'))} {e.get('score', e.get('peak_score'))} "
+                f"{'keyword.yes' if e['type'] == 'keyword' else e['type'].replace('_', '.') + '.siren'}" for e in printed]
+    assert (out / "env.txt").read_text().splitlines() == expected
+    assert stderr.splitlines() == ["streamd listen: --exec command exited with 3 for keyword.yes"] * 2
+
+
+def test_the_example_subscriber_acts_on_events_and_notices_the_service_is_gone(workdir):
+    example = subprocess.Popen([sys.executable, str(EXAMPLE), f"ipc://{workdir}/events", "keyword.", "tag.start.",
+                                "--stale-s", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_service(workdir)
+        time.sleep(3.5)  # past --stale-s after the service's last message, with a poll second to spare
+        example.terminate()
+        stdout, stderr = example.communicate(timeout=10)
+    finally:
+        example.kill()
+    assert stdout.splitlines() == ["heard 'yes' on mic (score 0.99)", "siren started on mic at 0.60 s",
+                                   "heard 'yes' on mic (score 0.99)", "siren started on mic at 1.70 s"]
+    assert stderr.splitlines() == ["streamd stopped: every source finished",
+                                   "no message from streamd for 1.5 s: is it running?"], stderr
