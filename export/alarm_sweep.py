@@ -13,7 +13,9 @@ import sys
 import numpy as np
 
 from export.data.synth_alarms import make_alarm_with_beeps
-from export.evaluate import ALARM_WINDOW_HOPS, Scorer, moving_mean
+from export.evaluation.alarms import ALARM_WINDOW_HOPS
+from export.evaluation.decisions import moving_mean
+from export.evaluation.streaming import Scorer
 from streamd.model import load_model
 
 PITCHES_HZ = (520, 2300, 2600, 2800, 3000, 3200, 3400, 3600, 3800, 4000, 4200, 4500)

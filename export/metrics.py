@@ -37,6 +37,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return lo, hi
 
 
+def ci95(correct: np.ndarray) -> list[float]:
+    """The 95 % interval of the fraction of clips right (wilson_interval), rounded for a JSON report."""
+    return [round(v, 4) for v in wilson_interval(int(np.sum(correct)), int(np.size(correct)))]
+
+
 def confusion_matrix(truth, pred, n_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
     matrix = np.zeros((n_classes, n_classes), np.int64)

@@ -24,8 +24,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from export.metrics import OFF_FRACTION
-from export.evaluate import ALARM_FA_PER_H, ALARM_TAG, ALARM_VARIANT_CLIPS, TARGET_FA_PER_H
+from export.evaluation.alarms import ALARM_FA_PER_H, ALARM_TAG, ALARM_VARIANT_CLIPS
+from export.metrics import OFF_FRACTION, TARGET_FA_PER_H
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.model import load_model
 
@@ -222,7 +222,7 @@ def alarm_section(alarms: dict, music: dict | None = None) -> list[str]:
     ]
     if point and point.get("variants_detected_pct"):  # evaluations before the variants have none
         lines += [f"Alarms outside the default generator's range, {ALARM_VARIANT_CLIPS} held-out temporal-three alarms each "
-                  "over the same background (`ALARM_VARIANTS` in export/evaluate.py): real piezo horns sit anywhere "
+                  "over the same background (`ALARM_VARIANTS` in export/evaluation/alarms.py): real piezo horns sit anywhere "
                   "around 3 kHz, and the low-frequency alarm of sleeping areas is a 520 Hz square wave. Groups detected "
                   "at the operating point:", "",
                   "| alarm | groups detected |", "|---|---|",

@@ -303,7 +303,7 @@ def evaluate_tags(teacher: EfficientATTeacher, data_root: str | Path, max_per_la
     from collections import defaultdict
 
     from export.data.audio import load_audio
-    from export.evaluate import in_group, select_clips, tag_source
+    from export.evaluation.clips import in_group, select_clips, tag_source
     from export.labels import tag_name
 
     clips, groups = select_clips(Path(data_root).resolve(), split)

@@ -51,7 +51,8 @@ def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str =
     split's noise/ recordings mixed in that far below each window, as `export.evaluate --snr-db` does."""
     import numpy as np
 
-    from export.evaluate import clip_audio, in_group, select_clips, with_noise
+    from export.evaluation.clips import clip_audio, in_group, select_clips
+    from export.evaluation.streaming import with_noise
     from export.labels import SILENCE, UNKNOWN
 
     every, groups = select_clips(Path(data_root).resolve(), split)

@@ -11,7 +11,7 @@ import torch
 from export.alarm_pattern import ALARM_LABELS, AlarmPatternConfig, AlarmPatternModel, main
 from export.data.augment import reverberate
 from export.data.synth_alarms import envelope, make_alarm_with_beeps, piezo_tone
-from export.evaluate import beep_groups, whole_groups
+from export.evaluation.alarms import beep_groups, whole_groups
 from streamd.config import load_config
 from streamd.model import load_model
 from streamd.runner import StreamRunner

@@ -412,7 +412,7 @@ def test_talk_never_says_a_keyword_but_says_near_misses():
 
 @needs_espeak
 def test_talk_cli_writes_repeatable_speech_negatives_at_a_level(tmp_path, capsys):
-    from export.evaluate import NEGATIVE_GROUPS
+    from export.evaluation.clips import NEGATIVE_GROUPS
     from export.train import clip_role
 
     synth_talk.main(["--out", str(tmp_path / "a"), "--count", "3", "--seed", "5"])
@@ -653,7 +653,7 @@ def test_shared_data_reads_its_manifest(tmp_path):
 
 def test_eval_set_lays_out_synthetic_keywords_where_evaluate_looks(tmp_path):
     from export.data import eval_set
-    from export.evaluate import in_group, keyword_positives, select_clips
+    from export.evaluation.clips import in_group, keyword_positives, select_clips
 
     src, data = tmp_path / "synth", tmp_path / "data"
     clips = []

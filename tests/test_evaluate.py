@@ -10,6 +10,15 @@ import soundfile as sf
 
 from export import evaluate as ev
 from export import metrics
+from export.evaluation.alarms import (ALARM_CLIPS_PER_KIND, ALARM_LEAD_S, ALARM_SECONDS, ALARM_VARIANT_CLIPS,
+                                      ALARM_VARIANTS, alarm_scenes, alarm_variant_scenes, beep_groups, whole_groups)
+from export.evaluation.clips import clip_audio, in_group, keyword_positives, select_clips, tag_source
+from export.evaluation.context import Context, NegativeStream
+from export.evaluation.decisions import (DET_THRESHOLDS, TAG_WINDOW_S, count_detections, det_table, detections,
+                                         moving_mean, tag_segments)
+from export.evaluation.keywords import PAD_S, false_accepts_where, is_silence_by_energy
+from export.evaluation.streaming import BACKGROUND_RMS, EVENT_RMS, HUM_HZ, Scored, Scorer, with_noise
+from export.evaluation.tags import build_mixture
 from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 
 SR = 16000
@@ -62,22 +71,22 @@ def test_false_accepts_are_counted_with_the_service_trigger():
     high = {100: 0.9, 104: 0.9, 300: 0.8, 900: 0.95} | {i: 0.9 for i in range(500, 521)}
     scores, ends = _spikes(1000, high)
     cfg = KeywordTriggerConfig(threshold=0.5, n_of_m=(1, 1), refractory_s=1.0)
-    assert ev.count_detections(scores, ends, "k", cfg, SR, HOP) == 4
-    assert ev.count_detections(scores, ends, "k", KeywordTriggerConfig(0.85, (1, 1), 1.0), SR, HOP) == 3
+    assert count_detections(scores, ends, "k", cfg, SR, HOP) == 4
+    assert count_detections(scores, ends, "k", KeywordTriggerConfig(0.85, (1, 1), 1.0), SR, HOP) == 3
     # 2 of 3: isolated spikes never fire, the long run does once
-    assert ev.count_detections(scores, ends, "k", KeywordTriggerConfig(0.5, (2, 3), 1.0), SR, HOP) == 1
+    assert count_detections(scores, ends, "k", KeywordTriggerConfig(0.5, (2, 3), 1.0), SR, HOP) == 1
 
 
 def test_false_accepts_are_placed_in_the_clip_they_fire_in():
     high = {100: 0.9, 104: 0.9, 300: 0.8, 900: 0.95} | {i: 0.9 for i in range(500, 521)}
     scores, ends = _spikes(1000, high)
     # three clips laid end to end: 200 hops of speech, 500 of a dog, then noise
-    stream = ev.NegativeStream(ev.Scored(scores[:, None], ends), hours=1000 * HOP / SR / 3600,
+    stream = NegativeStream(Scored(scores[:, None], ends), hours=1000 * HOP / SR / 3600,
                                names=["speech/a.flac", "tags/esc50/dog/b.flac", "noise/c.flac"],
                                starts=np.array([0, 200 * HOP, 700 * HOP], np.int64))
     cfg = KeywordTriggerConfig(threshold=0.5, n_of_m=(1, 1), refractory_s=1.0)
-    assert ev.detections(scores, ends, "k", cfg, SR, HOP) == [101 * HOP, 301 * HOP, 501 * HOP, 901 * HOP]
-    where = ev.false_accepts_where(stream, stream.scored, 0, "k", cfg, SR, HOP)
+    assert detections(scores, ends, "k", cfg, SR, HOP) == [101 * HOP, 301 * HOP, 501 * HOP, 901 * HOP]
+    where = false_accepts_where(stream, stream.scored, 0, "k", cfg, SR, HOP)
     assert where["by_source"] == {"tags/esc50": 2, "speech": 1, "noise": 1}
     assert where["places"] == [{"clip": "speech/a.flac", "at_s": round(101 * HOP / SR, 2)},
                                {"clip": "tags/esc50/dog/b.flac", "at_s": round(101 * HOP / SR, 2)},
@@ -92,7 +101,7 @@ def test_skipping_quiet_hops_counts_exactly_like_feeding_every_hop(n_of_m, refra
     ends = HOP * np.arange(1, len(scores) + 1)
     for threshold in (0.3, 0.6, 0.9):
         cfg = KeywordTriggerConfig(threshold, n_of_m, refractory_s)
-        assert ev.count_detections(scores, ends, "k", cfg, SR, HOP) == _brute_force(scores, ends, cfg)
+        assert count_detections(scores, ends, "k", cfg, SR, HOP) == _brute_force(scores, ends, cfg)
 
 
 class GateInfo:
@@ -104,12 +113,12 @@ class GateInfo:
         return [n for n, k in self.kinds.items() if k == kind]
 
 
-def gate_context(kinds: dict[str, str], gate: float) -> ev.Context:
+def gate_context(kinds: dict[str, str], gate: float) -> Context:
     from types import SimpleNamespace
 
     model = SimpleNamespace(info=GateInfo(kinds))
     scorer = SimpleNamespace(model=model, hop_samples=HOP, sample_rate_hz=SR)
-    return ev.Context(scorer, [], {}, SimpleNamespace(speech_gate=gate, speech_gate_s=0.48))
+    return Context(scorer, [], {}, SimpleNamespace(speech_gate=gate, speech_gate_s=0.48))
 
 
 def test_keyword_scores_are_gated_by_speech_as_in_the_service():
@@ -118,7 +127,7 @@ def test_keyword_scores_are_gated_by_speech_as_in_the_service():
     scores[2, 1] = 0.9
     scores[[1, 3, 4, 6], 0] = 0.8
     scores[:, 2] = 0.7  # a tag: never gated
-    scored = ev.Scored(scores, (np.arange(8) + 1) * HOP)
+    scored = Scored(scores, (np.arange(8) + 1) * HOP)
     kinds = {"k": "keyword", "speech": "tag", "dog": "tag"}
     gated = gate_context(kinds, 0.5).gated(scored).scores
     assert gated[:, 0].tolist() == pytest.approx([0, 0, 0, 0.8, 0.8, 0, 0, 0])
@@ -130,11 +139,11 @@ def test_keyword_scores_are_gated_by_speech_as_in_the_service():
 
 def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_point():
     n = 40
-    pos_hi = ev.Scored(np.array([[0.1]] * 10 + [[0.9]] + [[0.1]] * 5, np.float32), HOP * np.arange(1, 17))
-    pos_lo = ev.Scored(np.array([[0.3]] * 16, np.float32), HOP * np.arange(1, 17))
+    pos_hi = Scored(np.array([[0.1]] * 10 + [[0.9]] + [[0.1]] * 5, np.float32), HOP * np.arange(1, 17))
+    pos_lo = Scored(np.array([[0.3]] * 16, np.float32), HOP * np.arange(1, 17))
     neg_scores, ends = _spikes(n, {5: 0.6, 30: 0.6})
-    negative = ev.Scored(neg_scores[:, None], ends)
-    rows = ev.det_table([pos_hi, pos_lo], negative, 0, "k", negative_hours=0.5, sample_rate_hz=SR, hop_samples=HOP,
+    negative = Scored(neg_scores[:, None], ends)
+    rows = det_table([pos_hi, pos_lo], negative, 0, "k", negative_hours=0.5, sample_rate_hz=SR, hop_samples=HOP,
                         thresholds=(0.2, 0.5, 0.8), n_of_m=(1, 1), refractory_s=1.0)
     got = [(r["threshold"], r["frr_pct"], r["false_accepts"], r["fa_per_h"]) for r in rows]
     # at 0.2 the low positive is detected; the negative's 0.1 floor stays below every threshold
@@ -174,14 +183,14 @@ def test_event_matching_with_collar_and_boundary_errors():
 def test_mixture_places_the_active_part_of_each_sound_at_its_truth_times():
     t = np.arange(SR) / SR
     clip = np.where((t >= 0.5) & (t < 0.75), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0).astype(np.float32)
-    audio, truth = ev.build_mixture([("a", clip), ("b", clip)], np.zeros(0), SR, seed=3)
+    audio, truth = build_mixture([("a", clip), ("b", clip)], np.zeros(0), SR, seed=3)
     assert [e.label for e in truth] == ["a", "b"]
     for e in truth:
         assert e.offset_s - e.onset_s == pytest.approx(0.25, abs=0.026)
         inside = audio[round(e.onset_s * SR) : round(e.offset_s * SR)]
         before = audio[round((e.onset_s - 1.0) * SR) : round((e.onset_s - 0.1) * SR)]
-        assert np.sqrt(np.mean(inside ** 2)) == pytest.approx(ev.EVENT_RMS, rel=0.1)
-        assert np.sqrt(np.mean(before ** 2)) == pytest.approx(ev.BACKGROUND_RMS, rel=0.2)
+        assert np.sqrt(np.mean(inside ** 2)) == pytest.approx(EVENT_RMS, rel=0.1)
+        assert np.sqrt(np.mean(before ** 2)) == pytest.approx(BACKGROUND_RMS, rel=0.2)
     assert truth[1].onset_s - truth[0].offset_s >= 2.0
 
 
@@ -190,8 +199,8 @@ def test_energy_rule_tells_stationary_noise_from_a_word():
     noise = (0.05 * rng.standard_normal(SR)).astype(np.float32)
     word = noise * 0.01
     word[4000:10000] += 0.3 * np.sin(2 * np.pi * 300 * np.arange(6000) / SR)
-    assert ev.is_silence_by_energy(noise)
-    assert not ev.is_silence_by_energy(word)
+    assert is_silence_by_energy(noise)
+    assert not is_silence_by_energy(word)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,29 +268,29 @@ def audio_cache(tmp_path, monkeypatch):
 def test_val_and_train_splits_keep_the_training_rule_and_cut_noise_in_time(tiny_data):
     from export.data.splits import is_time_split, split_of
 
-    every, groups = ev.select_clips(tiny_data, "all")
-    val, _ = ev.select_clips(tiny_data, "val")
+    every, groups = select_clips(tiny_data, "all")
+    val, _ = select_clips(tiny_data, "val")
     assert len(every) == len(DATA)
     assert val == [c for c in every if is_time_split(c) or split_of(c) == "val"]
     noise = next(c for c in val if groups[c.path] == "noise")
-    assert len(ev.clip_audio(noise, SR, "val")) == 3 * SR - int(0.8 * 3 * SR)
-    assert len(ev.clip_audio(noise, SR, "all")) == 3 * SR
-    train, _ = ev.select_clips(tiny_data, "train")  # the complement, noise recordings on both sides
+    assert len(clip_audio(noise, SR, "val")) == 3 * SR - int(0.8 * 3 * SR)
+    assert len(clip_audio(noise, SR, "all")) == 3 * SR
+    train, _ = select_clips(tiny_data, "train")  # the complement, noise recordings on both sides
     assert {c.path for c in train} | {c.path for c in val} == {c.path for c in every}
     assert {c.path for c in train} & {c.path for c in val} == {c.path for c in every if is_time_split(c)}
-    assert len(ev.clip_audio(noise, SR, "train")) == int(0.8 * 3 * SR)
-    assert ev.in_group(noise, groups, "noise") and not ev.in_group(noise, groups, "no")
+    assert len(clip_audio(noise, SR, "train")) == int(0.8 * 3 * SR)
+    assert in_group(noise, groups, "noise") and not in_group(noise, groups, "no")
 
 
 def test_gain_scales_every_clip_read_and_clips_at_full_scale(tiny_data, tiny_models):
     from streamd.model import load_model
 
-    clips, _ = ev.select_clips(tiny_data, "all")
+    clips, _ = select_clips(tiny_data, "all")
     clip = next(c for c in clips if c.label == "yes")
     model = load_model(tiny_models[0])
-    plain = ev.Scorer(model, 2560).audio(clip)
-    quiet = ev.Scorer(model, 2560, gain_db=-20).audio(clip)
-    loud = ev.Scorer(model, 2560, gain_db=20).audio(clip)
+    plain = Scorer(model, 2560).audio(clip)
+    quiet = Scorer(model, 2560, gain_db=-20).audio(clip)
+    loud = Scorer(model, 2560, gain_db=20).audio(clip)
     assert quiet.dtype == np.float32 and np.allclose(quiet, plain / 10, atol=1e-6)
     assert np.abs(loud).max() == pytest.approx(1.0) and np.allclose(loud[np.abs(plain) < 0.09], 10 * plain[np.abs(plain) < 0.09], atol=1e-5)
 
@@ -292,27 +301,27 @@ def test_noise_is_mixed_at_the_asked_snr_over_the_clip_and_its_padding():
     background = rng.standard_normal(3000).astype(np.float32)  # shorter than the clip: looped
     part = slice(800, 8800)
     for snr_db in (20.0, 5.0, 0.0):
-        noisy = ev.with_noise(clip, part, background, snr_db, np.random.default_rng(1))
+        noisy = with_noise(clip, part, background, snr_db, np.random.default_rng(1))
         added = noisy.astype(np.float64) - clip
         measured = 10 * np.log10(np.mean(clip[part].astype(np.float64) ** 2) / np.mean(added[part] ** 2))
         assert measured == pytest.approx(snr_db, abs=0.01)
         assert np.mean(added[:800] ** 2) > 0.1 * np.mean(added[part] ** 2)  # the padding hears it too
-    same = ev.with_noise(clip, part, background, 5.0, np.random.default_rng(1))
-    other = ev.with_noise(clip, part, background, 5.0, np.random.default_rng(2))
-    assert np.array_equal(same, ev.with_noise(clip, part, background, 5.0, np.random.default_rng(1)))
+    same = with_noise(clip, part, background, 5.0, np.random.default_rng(1))
+    other = with_noise(clip, part, background, 5.0, np.random.default_rng(2))
+    assert np.array_equal(same, with_noise(clip, part, background, 5.0, np.random.default_rng(1)))
     assert not np.array_equal(same, other)
 
 
 def test_snr_db_mixes_noise_into_keyword_clips_only(tiny_data, tiny_models, tmp_path):
     from streamd.model import load_model
 
-    clips, _ = ev.select_clips(tiny_data, "all")
+    clips, _ = select_clips(tiny_data, "all")
     clip = next(c for c in clips if c.label == "yes")
-    scorer = ev.Scorer(load_model(tiny_models[0]), HOP)
-    clean = scorer.clip(clip, ev.PAD_S, noisy=True)  # no set_noise: nothing to mix
+    scorer = Scorer(load_model(tiny_models[0]), HOP)
+    clean = scorer.clip(clip, PAD_S, noisy=True)  # no set_noise: nothing to mix
     scorer.set_noise(np.random.default_rng(0).standard_normal(SR).astype(np.float32), 0.0)
-    noisy = scorer.clip(clip, ev.PAD_S, noisy=True)
-    assert np.array_equal(scorer.clip(clip, ev.PAD_S).scores, clean.scores)
+    noisy = scorer.clip(clip, PAD_S, noisy=True)
+    assert np.array_equal(scorer.clip(clip, PAD_S).scores, clean.scores)
     assert not np.allclose(noisy.scores, clean.scores)
     with pytest.raises(SystemExit, match="noise/ recordings"):
         scorer.set_noise(np.zeros(100, np.float32), 0.0)
@@ -364,7 +373,7 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert set(wake["keywords"]) == {"yes", "no", "computer"}
     for info in wake["keywords"].values():
         assert info["positives"] == 1
-        assert [r["threshold"] for r in info["table"]] == list(ev.DET_THRESHOLDS)
+        assert [r["threshold"] for r in info["table"]] == list(DET_THRESHOLDS)
         assert all(r["frr_pct"] in (0.0, 100.0) and r["fa_per_h"] >= 0 for r in info["table"])
         frr = [r["frr_pct"] for r in info["table"]]
         assert frr == sorted(frr)  # a higher threshold never rejects less
@@ -387,8 +396,8 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert {k: v["clips"] for k, v in by_source.items()} == {"speech": 1, "tags/esc50": 1, "tags/urbansound8k": 1}
     right = sum(round(v["top1_accuracy"] * v["clips"]) for v in by_source.values())
     assert right == round(tags["clip_score_max"]["top1_accuracy"] * 3)
-    assert ev.tag_source("tags/esc50/dog") == "tags/esc50" and ev.tag_source("tags") == "tags"
-    assert ev.tag_source("speech") == "speech" and ev.tag_source("tags/mine") == "tags/mine"
+    assert tag_source("tags/esc50/dog") == "tags/esc50" and tag_source("tags") == "tags"
+    assert tag_source("speech") == "speech" and tag_source("tags/mine") == "tags/mine"
 
     mix = result["tasks"]["mixtures"]
     assert mix["events"] == 2 and [e["label"] for e in mix["truth"]] == ["dog", "dog"]
@@ -427,10 +436,10 @@ def test_a_speech_commands_tree_is_evaluated_through_eval_set(tiny_models, tmp_p
     (tree / "testing_list.txt").write_text("\n".join(testing) + "\n")
     (tree / "validation_list.txt").write_text("")
     eval_set.main([str(tree), str(tmp_path / "eval"), "--sc-split", "testing"])
-    clips, groups = ev.select_clips(tmp_path / "eval", "all")
+    clips, groups = select_clips(tmp_path / "eval", "all")
     assert sorted(groups.values()) == ["kws/gsc_v2/_silence_", "kws/gsc_v2/_unknown_", "kws/gsc_v2/no",
                                        "kws/gsc_v2/yes", "kws/other/computer", "kws/other/hey_computer", "noise"]
-    assert len(ev.keyword_positives(clips, groups, "computer")) == 2
+    assert len(keyword_positives(clips, groups, "computer")) == 2
 
     out = tmp_path / "out"
     assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "eval"), "--split", "all", "--hop-ms", "160",
@@ -454,7 +463,7 @@ def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tm
         (mine / name).parent.mkdir(parents=True, exist_ok=True)
         sf.write(mine / name, audio, SR, subtype="PCM_16")
     eval_set.main([str(mine), str(tmp_path / "eval"), "--tags"])
-    clips, groups = ev.select_clips(tmp_path / "eval", "all")
+    clips, groups = select_clips(tmp_path / "eval", "all")
     assert sorted(groups.values()) == ["tags/my_house/dog", "tags/my_house/dog", "tags/my_house/dog_bark",
                                        "tags/my_house/toaster"]
     out = tmp_path / "out"
@@ -547,7 +556,7 @@ def test_moving_mean_matches_the_services_smoother():
 
     rng = np.random.default_rng(0)
     scores = rng.random((40, 1))
-    smoothed = ev.moving_mean(scores, 3)[:, 0]
+    smoothed = moving_mean(scores, 3)[:, 0]
     # the smoother turns on exactly when the moving mean first reaches its on-threshold
     on = 0.7
     first = int(np.argmax(smoothed >= on))
@@ -564,10 +573,10 @@ def test_the_evaluations_tag_window_is_the_configs_in_hops_of_each_latency():
     from streamd.config import load_config
 
     config = load_config(Path(ev.__file__).resolve().parents[1] / "config.yaml")
-    assert config.tag_defaults.window_s == ev.TAG_WINDOW_S
+    assert config.tag_defaults.window_s == TAG_WINDOW_S
     for hop_samples, hops in ((2560, 3), (5120, 2), (7680, 1)):
         assert config.tag_defaults.smoother(hop_samples, 16000).window_hops == hops
-        segments = ev.tag_segments(ev.Scored(np.array([[0.0], [1.0], [1.0], [1.0], [0.0], [0.0], [0.0]]),
+        segments = tag_segments(Scored(np.array([[0.0], [1.0], [1.0], [1.0], [0.0], [0.0], [0.0]]),
                                              np.arange(1, 8) * hop_samples), ["t"], [0], 16000, hop_samples)
         # three hops of sound: the mean over the window stays at or above 0.3 for hops - 1 hops after them
         assert len(segments) == 1 and segments[0].offset_s == (3 + hops) * hop_samples / 16000, (hops, segments)
@@ -586,60 +595,58 @@ def test_detection_matching_accepts_late_onsets_inside_the_event():
 
 def test_beep_groups_join_beeps_closer_than_the_group_gap():
     t3 = [(0.0, 0.5), (1.0, 1.5), (2.0, 2.5), (4.0, 4.5), (5.0, 5.5)]  # 3 beeps, 1.5 s pause, 2 beeps
-    assert ev.beep_groups(t3, 2.0) == [(2.0, 4.5), (6.0, 7.5)]
-    assert ev.beep_groups([], 2.0) == []
+    assert beep_groups(t3, 2.0) == [(2.0, 4.5), (6.0, 7.5)]
+    assert beep_groups([], 2.0) == []
     # whole: all three beeps, and not cut by the clip's end (here 5.3 s: the second group is a part either way)
-    assert ev.whole_groups(t3, "t3", 5.3) == [True, False]
-    assert ev.whole_groups(t3[1:], "t3", 10.0) == [False, False]  # a clip that starts at the second beep
+    assert whole_groups(t3, "t3", 5.3) == [True, False]
+    assert whole_groups(t3[1:], "t3", 10.0) == [False, False]  # a clip that starts at the second beep
     t4 = [(0.0, 0.1), (0.2, 0.3), (0.4, 0.5), (0.6, 0.7), (5.7, 5.8)]
-    assert ev.whole_groups(t4, "t4", 5.75) == [True, False]
+    assert whole_groups(t4, "t4", 5.75) == [True, False]
 
 
 def test_alarm_scenes_hold_each_group_where_the_truth_says_and_background_elsewhere():
     from types import SimpleNamespace
 
     ctx = SimpleNamespace(scorer=SimpleNamespace(sample_rate_hz=SR, audio=None), clips=[], groups={})
-    noisy, quiet = ev.alarm_scenes(ctx), ev.alarm_scenes(ctx, quiet=True)
-    assert len(noisy) == len(quiet) == 2 * ev.ALARM_CLIPS_PER_KIND
+    noisy, quiet = alarm_scenes(ctx), alarm_scenes(ctx, quiet=True)
+    assert len(noisy) == len(quiet) == 2 * ALARM_CLIPS_PER_KIND
     for (audio, groups, whole), (silent, same_groups, _) in zip(noisy[:6], quiet[:6]):
         assert len(whole) == len(groups) and all(whole[1:-1])  # only the first and last may be parts
-        assert groups == same_groups and len(audio) == len(silent) == round((2 * ev.ALARM_LEAD_S + ev.ALARM_SECONDS) * SR)
-        lead = round(ev.ALARM_LEAD_S * SR)
+        assert groups == same_groups and len(audio) == len(silent) == round((2 * ALARM_LEAD_S + ALARM_SECONDS) * SR)
+        lead = round(ALARM_LEAD_S * SR)
         assert not silent[:lead].any() and not silent[-lead:].any()  # the alarm only between the leads
         bed_db = 20 * np.log10(np.sqrt(np.mean(audio[:lead] ** 2)))
-        assert abs(bed_db - 20 * np.log10(ev.BACKGROUND_RMS)) < 0.5
+        assert abs(bed_db - 20 * np.log10(BACKGROUND_RMS)) < 0.5
         for start_s, end_s in groups:
-            assert ev.ALARM_LEAD_S <= start_s < end_s <= ev.ALARM_LEAD_S + ev.ALARM_SECONDS
+            assert ALARM_LEAD_S <= start_s < end_s <= ALARM_LEAD_S + ALARM_SECONDS
             beep = silent[round(start_s * SR):round(end_s * SR)]
-            assert np.sqrt(np.mean(beep ** 2)) > 3 * ev.BACKGROUND_RMS  # the group is loud where it says
+            assert np.sqrt(np.mean(beep ** 2)) > 3 * BACKGROUND_RMS  # the group is loud where it says
 
 
 def test_alarm_variants_are_held_out_alarms_at_their_own_pitch_and_leave_the_default_scenes_alone():
     from types import SimpleNamespace
 
     ctx = SimpleNamespace(scorer=SimpleNamespace(sample_rate_hz=SR, audio=None), clips=[], groups={})
-    before = ev.alarm_scenes(ctx)
-    variants = ev.alarm_variant_scenes(ctx)
-    assert list(variants) == list(ev.ALARM_VARIANTS)
-    lead = round(ev.ALARM_LEAD_S * SR)
+    before = alarm_scenes(ctx)
+    variants = alarm_variant_scenes(ctx)
+    assert list(variants) == list(ALARM_VARIANTS)
+    lead = round(ALARM_LEAD_S * SR)
     for name, scenes in variants.items():
-        assert len(scenes) == ev.ALARM_VARIANT_CLIPS
-        kind, (lo, hi) = ev.ALARM_VARIANTS[name]
+        assert len(scenes) == ALARM_VARIANT_CLIPS
+        kind, (lo, hi) = ALARM_VARIANTS[name]
         if kind == "t3low":
             lo, hi = 495.0, 545.0
         for audio, groups, _ in scenes[:3]:
-            assert groups and len(audio) == round((2 * ev.ALARM_LEAD_S + ev.ALARM_SECONDS) * SR)
+            assert groups and len(audio) == round((2 * ALARM_LEAD_S + ALARM_SECONDS) * SR)
             alarm = audio[lead:-lead]
             peak_hz = np.argmax(np.abs(np.fft.rfft(alarm))) * SR / len(alarm)
             assert lo * 0.99 < peak_hz < hi * 1.01, name
-    again = ev.alarm_scenes(ctx)  # the default scenes do not depend on the variants being drawn
+    again = alarm_scenes(ctx)  # the default scenes do not depend on the variants being drawn
     assert all(np.array_equal(a, b) and g == h for (a, g, _), (b, h, _) in zip(before, again))
 
 
 def test_a_humming_or_offset_microphone_adds_the_same_to_every_block_as_to_one_stream():
-    from types import SimpleNamespace
-
-    scorer = ev.Scorer.__new__(ev.Scorer)  # only the microphone: no model needed
+    scorer = Scorer.__new__(Scorer)  # only the microphone: no model needed
     scorer.sample_rate_hz, scorer.hum_db, scorer.dc_offset = SR, -40.0, 0.05
     silence = np.zeros(SR, np.float32)
     whole = scorer._microphone(silence, 0)
@@ -648,7 +655,7 @@ def test_a_humming_or_offset_microphone_adds_the_same_to_every_block_as_to_one_s
     assert np.mean(whole) == pytest.approx(0.05, abs=1e-3)
     assert 20 * np.log10(np.std(whole)) == pytest.approx(-40.0, abs=0.1)
     spectrum = np.abs(np.fft.rfft(whole - whole.mean()))
-    assert np.argmax(spectrum) == round(ev.HUM_HZ)  # 1 Hz bins over one second
+    assert np.argmax(spectrum) == round(HUM_HZ)  # 1 Hz bins over one second
     scorer.hum_db, scorer.dc_offset = None, 0.0
     assert scorer._microphone(silence, 0) is silence  # no fault: the block untouched
 

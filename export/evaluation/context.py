@@ -1,0 +1,112 @@
+"""What every task shares: one model at one hop, the clips, the options, and the long negative stream."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.data.manifest import Clip
+from export.evaluation.clips import NEGATIVE_GROUPS, SPEECH_TAG, in_group
+from export.evaluation.decisions import smoother_config
+from export.evaluation.streaming import Scored, Scorer
+from streamd.contract import KIND_KEYWORD, KIND_TAG
+from streamd.gate import gate_scores, window_hops
+from streamd.model import Model
+
+
+def speech_gate(args: argparse.Namespace) -> dict:
+    """The speech gate the keyword scores went through (streamd.gate; 0: none)."""
+    return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s}
+
+
+@dataclass
+class Context:
+    scorer: Scorer
+    clips: list[Clip]
+    groups: dict[Path, str]  # clip path -> folder relative to the data root
+    args: argparse.Namespace
+    tag_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)  # set by the tags task
+    negative: NegativeStream | None = None  # shared by the wakeword and alarms tasks
+
+    @property
+    def model(self) -> Model:
+        return self.scorer.model
+
+    def label_index(self, name: str) -> int | None:
+        names = self.model.info.label_names
+        return names.index(name) if name in names else None
+
+    @property
+    def tag_window_hops(self) -> int:
+        """The tag smoother's window at this hop: TAG_WINDOW_S, as the service turns seconds into hops."""
+        return smoother_config(self.scorer.hop_samples, self.scorer.sample_rate_hz).window_hops
+
+    @property
+    def speech_index(self) -> int | None:
+        """The model's speech tag, if it has one."""
+        return self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
+
+    def gated(self, scored: Scored) -> Scored:
+        """Keyword scores as the service's triggers see them: 0 where the speech gate is closed
+        (streamd.gate); unchanged for a model without a speech tag, as in the service."""
+        speech = self.speech_index
+        if speech is None or self.args.speech_gate <= 0:
+            return scored
+        hops = window_hops(self.args.speech_gate_s, self.scorer.hop_samples, self.scorer.sample_rate_hz)
+        scores = scored.scores.copy()
+        for name in self.model.info.names_of_kind(KIND_KEYWORD):
+            i = self.label_index(name)
+            scores[:, i] = gate_scores(scores[:, i], scored.scores[:, speech], self.args.speech_gate, hops)
+        return Scored(scores, scored.end_samples)
+
+    def progress(self, iterable, desc: str, total=None, unit="clip"):
+        from tqdm import tqdm
+
+        return tqdm(iterable, desc=f"{self.model.name} {desc}", total=total, unit=unit, file=sys.stderr,
+                    disable=self.args.quiet, leave=False, dynamic_ncols=True)
+
+
+@dataclass
+class NegativeStream:
+    scored: Scored
+    hours: float
+    names: list[str]  # the clips in stream order, as folder/file under the data root
+    starts: np.ndarray  # int64: the stream sample each clip starts at
+
+    def where(self, end_samples: list[int], sample_rate_hz: int) -> list[dict]:
+        """Each stream position as the clip it falls in and the second within that clip."""
+        index = np.searchsorted(self.starts, end_samples, side="right") - 1
+        return [{"clip": self.names[i], "at_s": round(float(e - self.starts[i]) / sample_rate_hz, 2)}
+                for i, e in zip(index, end_samples)]
+
+
+def negative_stream(ctx: Context) -> NegativeStream:
+    """speech/, noise/, tags/ and not-wake-word clips, sorted by path, as one long stream."""
+    if ctx.negative is not None:
+        return ctx.negative
+    clips = sorted((c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in NEGATIVE_GROUPS)),
+                   key=lambda c: str(c.path))
+    lengths = []
+
+    def blocks():
+        for clip in ctx.progress(clips, "wakeword negatives"):
+            audio = ctx.scorer.audio(clip)
+            lengths.append(len(audio))
+            yield audio
+
+    scored = ctx.scorer.stream(blocks())
+    hours = len(scored.end_samples) * ctx.scorer.hop_samples / ctx.scorer.sample_rate_hz / 3600
+    names = [f"{ctx.groups.get(c.path, '')}/{c.path.name}".lstrip("/") for c in clips]
+    ctx.negative = NegativeStream(scored, hours, names, np.cumsum([0] + lengths[:-1], dtype=np.int64))
+    return ctx.negative
+
+
+def noise_background(ctx: Context) -> np.ndarray:
+    """The split's noise/ recordings end to end (empty if there are none)."""
+    noise = [ctx.scorer.audio(c) for c in ctx.clips if in_group(c, ctx.groups, "noise")]
+    return np.concatenate(noise) if noise else np.zeros(0, np.float32)
