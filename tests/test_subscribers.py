@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_model  # noqa: E402
@@ -21,15 +20,7 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "subscribe.py"
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("subscribers")
-    tiny_model.build(d / "tiny.onnx")
-    soundfile.write(d / "bursts.wav", tiny_model.tone_bursts([(0.5, 1.0), (1.6, 2.6)], 3.0), 16000, subtype="FLOAT")
-    (d / "config.yaml").write_text(
-        'models: [{path: tiny.onnx, latency_ms: 100}]\n'
-        'keywords: [{name: "yes", threshold: 0.9, n_of_m: [2, 3]}]\n'
-        'tags: [{name: siren, min_duration_s: 0.2}]\n'
-        f'bus: {{endpoint: "ipc://{d}/events"}}\ncontrol: {{endpoint: "ipc://{d}/control"}}\n')
-    return d
+    return tiny_model.service_folder(tmp_path_factory.mktemp("subscribers"))
 
 
 def run_service(d: Path) -> None:

@@ -54,3 +54,18 @@ def tone_bursts(bursts_s: list[tuple[float, float]], total_s: float, amplitude: 
         span = (t >= start) & (t < end)
         audio[span] += amplitude * np.sin(2 * np.pi * 1000 * t[span])
     return audio.astype(np.float32)
+
+
+def service_folder(d: Path) -> Path:
+    """d with what a `streamd` subprocess test runs: tiny.onnx, bursts.wav (two tone bursts in 3 s: each fires
+    "yes" once and turns "siren" on) and config.yaml (100 ms hop, its bus and control sockets inside d)."""
+    import soundfile
+
+    build(d / "tiny.onnx")
+    soundfile.write(d / "bursts.wav", tone_bursts([(0.5, 1.0), (1.6, 2.6)], 3.0), SAMPLE_RATE_HZ, subtype="FLOAT")
+    (d / "config.yaml").write_text(
+        'models: [{path: tiny.onnx, latency_ms: 100}]\n'
+        'keywords: [{name: "yes", threshold: 0.9, n_of_m: [2, 3]}]\n'
+        'tags: [{name: siren, min_duration_s: 0.2}]\n'
+        f'bus: {{endpoint: "ipc://{d}/events"}}\ncontrol: {{endpoint: "ipc://{d}/control"}}\n')
+    return d
