@@ -781,6 +781,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--steps", type=int, help="override the recipe's step count")
+    parser.add_argument("--init", help="override the recipe's init: a checkpoint or SAT/UiT .onnx file to start from")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where the model trains (default: CUDA when present, else the CPU)")
     args = parser.parse_args(argv)
@@ -788,6 +789,8 @@ def main(argv=None) -> None:
     recipe = load_recipe(args.recipe)
     if args.steps is not None:
         recipe = dataclasses.replace(recipe, steps=args.steps)
+    if args.init is not None:  # a path from the command line is relative to the working directory
+        recipe = dataclasses.replace(recipe, init=str(Path(args.init).resolve()))
     root = Path(__file__).resolve().parent.parent
     print(json.dumps(train(recipe, args.out, args.resume, root, resolve_device(args.device))))
 

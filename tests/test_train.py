@@ -249,6 +249,20 @@ def test_a_recipe_of_zero_steps_saves_its_init_weights_under_its_overrides(tmp_p
             assert torch.equal(model.state_dict()[key], value), f"{key}: zero steps change no weight"
 
 
+def test_init_on_the_command_line_replaces_the_recipes_and_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from export.families import load_checkpoint
+    from export.train import main
+
+    common = tiny_run(tmp_path, monkeypatch)
+    (tmp_path / "zero.yaml").write_text(f"name: zero\nsteps: 0\ninit: nowhere/last.pt\n{common}")
+    monkeypatch.chdir(tmp_path)  # the recipe's own init would be read under the repository, and is not there
+    main([str(tmp_path / "zero.yaml"), "--init", "run/last.pt", "--out", str(tmp_path / "zero"), "--device", "cpu"])
+    donor, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    model, _ = load_checkpoint(tmp_path / "zero" / "last.pt")
+    for key, value in donor.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), f"{key}: started from --init's weights"
+
+
 def test_the_device_is_cuda_when_present_and_never_a_silent_fallback():
     from export.train import resolve_device
 
