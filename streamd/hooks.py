@@ -3,7 +3,8 @@
 The command runs through /bin/sh with the event's JSON on stdin and its main fields in the environment,
 so `notify-send "$STREAMD_LABEL"` or `jq .score` work without parsing anything. Commands run one at a time,
 in the order of the events: a command that ends in `&` puts itself in the background; one that takes long
-delays the next events (ZeroMQ queues them meanwhile), it does not lose them.
+delays the next events, which ZeroMQ queues meanwhile (up to the subscriber's queue of 1000 and the service's
+`bus.high_water_mark`).
 """
 
 from __future__ import annotations
