@@ -37,7 +37,6 @@ from streamd.bench import machine
 from streamd.config import KeywordDefaults
 from streamd.model import load_model
 
-log = logging.getLogger(__name__)
 TASKS = ("kws", "wakeword", "tags", "mixtures", "alarms")
 TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures,
                   "alarms": eval_alarms}
