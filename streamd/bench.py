@@ -71,7 +71,6 @@ def peak_gflops() -> dict:
 
 
 def _ort_matmul_gflops(n: int) -> float:
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from streamd.config import (Config, ConfigError, InputConfig, bus_endpoint, config_from_dict, control_endpoint,
+from streamd.config import (Config, ConfigError, bus_endpoint, config_from_dict, control_endpoint,
                             load_config, runtime_dir)
 from streamd.contract import ContractError
 

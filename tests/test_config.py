@@ -1,6 +1,5 @@
 """Strict config loading: every kind of error names its dotted path, the value and what was expected."""
 
-import textwrap
 from pathlib import Path
 
 import pytest

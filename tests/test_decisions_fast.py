@@ -237,7 +237,7 @@ def test_model_run_skipping_quiet_labels_gives_the_events_of_updating_all(seed):
             for i, (w, m) in enumerate([(3, "mean"), (3, "median"), (5, "mean"), (1, "mean"), (4, "median"), (7, "mean")])}
     n = 2000
     table = np.zeros((n, len(labels)), np.float32)
-    for j, label in enumerate(labels):
+    for j in range(len(labels)):
         thresholds = [0.5, 0.3, 0.7]
         table[:, j] = np.float32(nasty_scores(rng, n, thresholds))
     got = scripted_run(table, labels, keywords, tags)

@@ -13,7 +13,7 @@ from export.families import save_checkpoint
 from export.onnx_import import load_weights
 from export.train import warm_start
 from streamd.contract import ContractError
-from tiny_families import LABELS, TINY, audio, tiny
+from tiny_families import TINY, audio, tiny
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models"
 
