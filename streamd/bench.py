@@ -15,6 +15,7 @@ Sections:
               absolute times do not.
   throughput  seconds of audio per wall second of `streamd run --fast`, one stream.
   service     CPU % of one core and peak RSS of `streamd run` on real-time file sources (1, 4, 16).
+  mic         the same for one stream from the virtual microphone (a PulseAudio null sink; tests/vmic.py).
   latency     end of a sound in the audio -> its event at a SUB socket, through the virtual microphone.
 
 Service-level sections are in streamd/benchservice.py; they run `streamd run` as a subprocess.
@@ -38,7 +39,8 @@ import numpy as np
 from streamd.contract import ContractError
 from streamd.model import Model, load_model
 
-SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "latency")
+DEFAULT_SERVICE_MODEL = Path("models/streamd-sat.onnx")  # the default config's model
+SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "mic", "latency")
 PEAK_MATMUL_N = 512  # 0.27 GFLOP per product: steady-state kernels, yet short enough (~2 ms) that the
 PEAK_REPEATS = 60  # best of many escapes preemption on a shared machine
 
@@ -288,7 +290,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vs-free-hop", action="store_true",
                         help="hop section: also time, in turns with it, one session that takes every hop (what the "
                              "service's fixed hop saves)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="real-time run length per service row (s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="real-time run length per service and mic row (s)")
     parser.add_argument("--streams", default="1,4,16", help="stream counts for the service section")
     parser.add_argument("--audio-s", type=float, default=600.0, help="audio length for the throughput section (s)")
     parser.add_argument("--utterances", type=int, default=20, help="sounds played per latency setting")
@@ -297,7 +299,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
     parser.add_argument("--families", action="store_true",
                         help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")
-    parser.add_argument("--service-model", type=Path, help="model for service sections (default: first model)")
+    parser.add_argument("--service-model", type=Path,
+                        help=f"model for service sections (default: the first model given, else {DEFAULT_SERVICE_MODEL})")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.only if s not in SECTIONS]
@@ -305,6 +308,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown section(s) {unknown}; expected some of {', '.join(SECTIONS)}")
     if not args.models:
         args.models = sorted(Path("models").glob("*.onnx"))
+        if args.service_model is None and DEFAULT_SERVICE_MODEL in args.models:
+            args.service_model = DEFAULT_SERVICE_MODEL  # not streamd-alarm.onnx, first by name, which hears no keyword
     if not args.models:
         parser.error("no model files given and none in models/")
     return args
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             results["turns"] = turns = bench_turns(args.models, args.repeats)
             print("in turns (1 onnxruntime thread; x first: time per hop over the first model's, same round)\n"
                   + table(turns, TURNS_COLUMNS) + "\n")
-        service_sections = [s for s in args.only if s in ("throughput", "service", "latency")]
+        service_sections = [s for s in args.only if s in ("throughput", "service", "mic", "latency")]
         if service_sections:
             from streamd import benchservice
 

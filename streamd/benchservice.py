@@ -5,6 +5,7 @@ throughput  audio seconds per wall second, one stream, as fast as inference goes
             same file with its start-up (and a 1 s file: start-up alone).
 service     CPU time as % of one core (utime + stime from /proc over the measured span) and peak RSS
             (VmHWM) of a real-time run with 1, 4, 16 file inputs of the same audio.
+mic         the same for one stream from the virtual microphone (tests/vmic.py) hearing that audio.
 latency     through a PulseAudio null sink (tests/vmic.py): paplay a clip whose sound ends at a known
             time, take the time its event reaches a SUB socket; median / p95 per latency setting.
 """
@@ -177,23 +178,49 @@ def bench_service(model: Path, streams: int, seconds: float) -> dict:
         soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
         inputs = [{"name": f"s{i}", "source": f"file:{wav}"} for i in range(streams)]
         config = write_config(folder, model, inputs, smallest_hop_ms(model))
-        context, sock = _subscriber(f"ipc://{folder}/events")
-        proc = subprocess.Popen([*RUN_COMMAND, "--config", str(config), *HOLD_FOR_SUBSCRIBER],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        row = _measure_run(config, folder, seconds, dict(os.environ))
+        return {"model": model.name, "streams": streams, **row}
+
+
+def bench_mic(model: Path, seconds: float) -> dict:
+    """One stream from the virtual microphone (a PulseAudio null sink, tests/vmic.py) hearing the bench audio:
+    PortAudio's callback thread and the sound server's client thread count, as on a device."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from vmic import VirtualMic
+
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, VirtualMic() as vmic:
+        folder = Path(tmp)
+        wav = folder / "audio.wav"
+        soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
+        config = write_config(folder, model, [{"name": "mic", "source": "mic"}], smallest_hop_ms(model))
+        player = vmic.play(wav, wait=False)
         try:
-            _wait_running(proc, sock, STARTUP_TIMEOUT_S)
-            startup_rss_kib = proc_kib(proc.pid, "VmRSS")
-            cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
-            time.sleep(seconds)
-            cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
-            hwm_kib, threads = proc_kib(proc.pid, "VmHWM"), proc_kib(proc.pid, "Threads")
+            row = _measure_run(config, folder, seconds, {**os.environ, **vmic.env})
         finally:
-            code = _stop(proc)
-            sock.close()
-            context.term()
-        return {"model": model.name, "streams": streams, "seconds": round(t1 - t0, 2),
-                "cpu_pct_of_core": 100.0 * (cpu1 - cpu0) / (t1 - t0), "peak_rss_mib": hwm_kib / 1024,
-                "startup_rss_mib": startup_rss_kib / 1024, "threads": threads, "exit_code": code}
+            player.kill()
+            player.wait(10)
+        return {"model": model.name, "source": "virtual mic", **row}
+
+
+def _measure_run(config: Path, folder: Path, seconds: float, env: dict) -> dict:
+    """`streamd run` with config for seconds after it is running: CPU % of one core, peak RSS, threads."""
+    context, sock = _subscriber(f"ipc://{folder}/events")
+    proc = subprocess.Popen([*RUN_COMMAND, "--config", str(config), *HOLD_FOR_SUBSCRIBER],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        _wait_running(proc, sock, STARTUP_TIMEOUT_S)
+        startup_rss_kib = proc_kib(proc.pid, "VmRSS")
+        cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
+        hwm_kib, threads = proc_kib(proc.pid, "VmHWM"), proc_kib(proc.pid, "Threads")
+    finally:
+        code = _stop(proc)
+        sock.close()
+        context.term()
+    return {"seconds": round(t1 - t0, 2), "cpu_pct_of_core": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+            "peak_rss_mib": hwm_kib / 1024, "startup_rss_mib": startup_rss_kib / 1024, "threads": threads,
+            "exit_code": code}
 
 
 # --------------------------------------------------------------------------------------- latency
@@ -279,6 +306,8 @@ THROUGHPUT_COLUMNS = [("model", "model", "s"), ("latency_ms", "hop ms", ".0f"), 
 SERVICE_COLUMNS = [("model", "model", "s"), ("streams", "streams", "d"), ("seconds", "s", ".0f"),
                    ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"),
                    ("threads", "threads", "d")]
+MIC_COLUMNS = [("model", "model", "s"), ("source", "source", "s"), ("seconds", "s", ".0f"),
+               ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"), ("threads", "threads", "d")]
 LATENCY_COLUMNS = [("model", "model", "s"), ("keyword", "keyword", "s"), ("latency_ms", "hop ms", ".0f"),
                    ("detected", "detected", "d"), ("missed", "missed", "d"), ("median_ms", "median ms", ".0f"),
                    ("p95_ms", "p95 ms", ".0f"), ("min_ms", "min ms", ".0f")]
@@ -297,6 +326,10 @@ def run_sections(sections: list[str], args) -> dict:
         rows = [bench_service(model, int(n), args.seconds) for n in args.streams.split(",")]
         results["service"] = rows
         print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n")
+    if "mic" in sections:
+        rows = [bench_mic(model, args.seconds)]
+        results["mic"] = rows
+        print("whole service, one stream from the virtual microphone\n" + table(rows, MIC_COLUMNS) + "\n")
     if "latency" in sections:
         rows = bench_latency(model, args.keyword, [float(x) for x in args.latencies.split(",")],
                              args.utterances, args.threshold)

@@ -34,6 +34,11 @@ WATCH_INTERVAL_S = 0.05  # how often the supervisor looks at the stream
 REINIT_AFTER_FAILURES = 3  # failed opens before re-enumerating devices (if no other stream is open)
 CLOSE_TIMEOUT_S = 2.0  # bounded wait for PortAudio to abort and close a stream
 LATENCY = "low"  # PortAudio's suggested input latency
+# Audio per callback (s) unless the config says (inputs[].block_ms). Left to the host, "low" latency through
+# PulseAudio's ALSA plugin called us ~600 times a second with ~27 frames each, and the whole service took 11 % of a
+# core; 10 ms blocks halve that and delay events little (`streamd bench --only mic,latency`; docs/bench.md
+# "Capture blocks").
+BLOCK_S = 0.01
 
 _open_streams_lock = threading.Lock()
 _open_streams = 0  # streams open in this process: PortAudio may be re-initialised only at 0
@@ -46,12 +51,13 @@ class MicSource(RingSource):
     def __init__(self, name: str, sample_rate_hz: int, device: str | int | None = None,
                  channels: list[int] | None = None, ring_seconds: float = 30.0,
                  stall_timeout_s: float = STALL_TIMEOUT_S, backoff_max_s: float = BACKOFF_MAX_S,
-                 device_rate_hz: int | None = None):
+                 device_rate_hz: int | None = None, block_s: float | None = None):
         """device_rate_hz: open the device at this rate (resampled to sample_rate_hz); None: the model
-        rate if the device takes it, else the device's default rate."""
+        rate if the device takes it, else the device's default rate. block_s: audio per callback; None: BLOCK_S."""
         super().__init__(name, sample_rate_hz, ring_seconds, channels)
         self.device = device
         self.device_rate_hz = int(device_rate_hz) if device_rate_hz is not None else None
+        self.block_s = BLOCK_S if block_s is None else block_s
         self.stall_timeout_s = stall_timeout_s
         self.backoff_max_s = backoff_max_s
         self._stream: sd.InputStream | None = None
@@ -197,7 +203,7 @@ class MicSource(RingSource):
         self._next_adc_time_s = None
         self._last_callback_s = time.monotonic()
         stream = sd.InputStream(device=index, channels=n_open, samplerate=rate_hz, dtype="float32",
-                                latency=LATENCY, callback=self._callback,
+                                latency=LATENCY, blocksize=round(rate_hz * self.block_s), callback=self._callback,
                                 finished_callback=self._finished_callback)
         with _open_streams_lock:
             _open_streams += 1

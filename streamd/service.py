@@ -72,7 +72,8 @@ def open_sources(config: Config, sample_rate_hz: int, fast: bool):
             spec = f"file:{config.resolve(spec[len('file:'):])}"
         sources.append(open_source(spec, inp.name, sample_rate_hz, fast=fast, device=inp.device,
                                    channels=list(inp.channels) if inp.channels else None,
-                                   ring_seconds=config.scheduler.ring_s, device_rate_hz=inp.device_sample_rate_hz))
+                                   ring_seconds=config.scheduler.ring_s, device_rate_hz=inp.device_sample_rate_hz,
+                                   block_s=inp.block_ms / 1000.0))
     return sources
 
 

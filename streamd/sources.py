@@ -34,11 +34,12 @@ __all__ = ["open_source", "FileSource", "StdinSource", "SourceError"]
 
 def open_source(spec: str, name: str, sample_rate_hz: int, fast: bool = False,
                 device: str | int | None = None, channels: list[int] | None = None,
-                ring_seconds: float = 30.0, device_rate_hz: int | None = None) -> Source:
+                ring_seconds: float = 30.0, device_rate_hz: int | None = None, block_s: float | None = None) -> Source:
     """Open the source a spec names; raises SourceError with one clear line when it cannot.
 
-    device_rate_hz applies to a microphone only (the rate to open the device at; None: the model rate
-    if the device takes it, else its default); files and stdin carry their own rate.
+    device_rate_hz and block_s apply to a microphone only (the rate to open the device at; None: the model
+    rate if the device takes it, else its default; audio per callback, None: capture.BLOCK_S); files and
+    stdin carry their own rate.
     """
     if spec == "mic":
         if fast:
@@ -46,7 +47,7 @@ def open_source(spec: str, name: str, sample_rate_hz: int, fast: bool = False,
         from streamd.capture import MicSource  # imports sounddevice, which needs PortAudio
 
         return MicSource(name, sample_rate_hz, device=device, channels=channels, ring_seconds=ring_seconds,
-                         device_rate_hz=device_rate_hz)
+                         device_rate_hz=device_rate_hz, block_s=block_s)
     if spec.startswith("file:") and len(spec) > len("file:"):
         return FileSource(spec[len("file:"):], name, sample_rate_hz, fast=fast, channels=channels,
                           ring_seconds=ring_seconds)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import tiny_model
 from onnx import TensorProto, helper, numpy_helper
 
 from streamd.bench import main, parse_args, table
@@ -55,6 +57,18 @@ def test_unknown_section_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         parse_args(["--only", "hop,nope", "m.onnx"])
     assert info.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_service_sections_default_to_the_default_model(tmp_path, monkeypatch):
+    """Without model arguments every models/*.onnx is benchmarked, but the service sections run the default
+    config's model, not the first file by name (streamd-alarm.onnx, which hears no keyword)."""
+    (tmp_path / "models").mkdir()
+    for name in ("streamd-alarm.onnx", "streamd-sat.onnx", "streamd-dscnn.onnx"):
+        (tmp_path / "models" / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    args = parse_args(["--only", "latency"])
+    assert args.service_model == Path("models/streamd-sat.onnx") and len(args.models) == 3
+    assert parse_args(["--only", "latency", "models/streamd-dscnn.onnx"]).service_model is None  # first given
 
 
 def test_broken_model_exits_2_with_one_line(tmp_path, capsys):
@@ -117,3 +131,15 @@ def test_turns_of_models_without_a_common_hop_exits_2_naming_their_hops(tmp_path
     assert main(["--only", "turns", "--repeats", "5", str(tiny), str(sat)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "share no hop" in err[0] and "[1600, 3200]" in err[0] and "[2560," in err[0]
+
+
+def test_mic_section_runs_the_service_on_the_virtual_microphone(tmp_path, vmic):
+    """`--only mic`: `streamd run` hears the bench audio through a PulseAudio null sink, is measured while
+    running and stops cleanly; the row says how much of a core it took."""
+    model = tiny_model.build(tmp_path / "tiny.onnx")
+    out = tmp_path / "bench.json"
+    assert main(["--only", "mic", "--seconds", "3", "--json", str(out), str(model)]) == 0
+    [row] = json.loads(out.read_text())["mic"]
+    assert row["source"] == "virtual mic" and row["exit_code"] == 0
+    assert 3.0 <= row["seconds"] < 4.0
+    assert 0.0 < row["cpu_pct_of_core"] < 100.0 and row["threads"] >= 3

@@ -71,6 +71,36 @@ def test_capture_hears_what_is_played(vmic, mic, known_wav):
     assert counters["device_rate_hz"] == MODEL_RATE_HZ and counters["callback_errors"] == 0
 
 
+@pytest.mark.parametrize("block_s, frames", [(None, 160), (0.02, 320)])
+def test_capture_arrives_in_blocks_of_the_asked_size(vmic, block_s, frames):
+    """PortAudio hands over block_s of audio per callback (default capture.BLOCK_S, 10 ms), not what the host
+    likes: through PulseAudio, "low" latency alone meant ~600 callbacks a second of ~27 frames, and the
+    service took 11 % of a core."""
+    source = open_source("mic", "kitchen", MODEL_RATE_HZ, block_s=block_s)
+    source.start()
+    try:
+        assert _wait_for(lambda: source.ring.end_index >= 1600, 5.0), "no audio from the virtual mic"
+        steps, last = [], source.ring.end_index
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            now = source.ring.end_index
+            if now != last:
+                steps.append(now - last)
+                last = now
+            time.sleep(0.001)
+    finally:
+        source.stop()
+    assert len(steps) >= 10 and all(step % frames == 0 for step in steps), steps[:20]
+
+
+def test_the_config_block_reaches_the_microphone(vmic):
+    from streamd.config import config_from_dict
+    from streamd.service import open_sources
+
+    [source] = open_sources(config_from_dict({"inputs": [{"source": "mic", "block_ms": 20}]}), MODEL_RATE_HZ, False)
+    assert source.block_s == 0.02
+
+
 def test_removed_device_is_reported_and_reopened(vmic, mic, known_wav):
     path, played = known_wav
     notes = []

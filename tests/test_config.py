@@ -47,6 +47,7 @@ ERRORS = [
     ({"inputs": [{"source": "mike"}]}, ["inputs[0].source: got 'mike', expected \"mic\", \"stdin\" or \"file:PATH\""]),
     ({"inputs": [{"device": 1.5}]}, ["inputs[0].device: got 1.5, expected a string or an integer or null"]),
     ({"inputs": [{"channels": [-1]}]}, ["inputs[0].channels: got [-1]"]),
+    ({"inputs": [{"block_ms": 500}]}, ["inputs[0].block_ms: got 500.0, expected a value in [2.0, 100.0]"]),
     ({"bus": {"endpoint": "tcp://0.0.0.0:5555"}}, ["bus.endpoint: got 'tcp://0.0.0.0:5555'", "bus.allow_network: true"]),
     ({"control": {"endpoint": "tcp://192.168.1.4:5555"}}, ["control.endpoint", "control.allow_network: true"]),
     ({"bus": {"endpoint": "http://x"}}, ["bus.endpoint: got 'http://x', expected ipc://PATH or tcp://HOST:PORT"]),
