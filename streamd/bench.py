@@ -299,8 +299,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
     parser.add_argument("--families", action="store_true",
                         help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")
-    parser.add_argument("--service-model", type=Path,
-                        help=f"model for service sections (default: the first model given, else {DEFAULT_SERVICE_MODEL})")
+    parser.add_argument("--service-model", type=Path, help="model for service sections (default: the first model "
+                                                          f"given, else {DEFAULT_SERVICE_MODEL})")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.only if s not in SECTIONS]

@@ -307,7 +307,8 @@ SERVICE_COLUMNS = [("model", "model", "s"), ("streams", "streams", "d"), ("secon
                    ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"),
                    ("threads", "threads", "d")]
 MIC_COLUMNS = [("model", "model", "s"), ("source", "source", "s"), ("seconds", "s", ".0f"),
-               ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"), ("threads", "threads", "d")]
+               ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"),
+               ("threads", "threads", "d")]
 LATENCY_COLUMNS = [("model", "model", "s"), ("keyword", "keyword", "s"), ("latency_ms", "hop ms", ".0f"),
                    ("detected", "detected", "d"), ("missed", "missed", "d"), ("median_ms", "median ms", ".0f"),
                    ("p95_ms", "p95 ms", ".0f"), ("min_ms", "min ms", ".0f")]
