@@ -109,12 +109,17 @@ class StreamResampler:
             return np.zeros(0, np.float32)
         t = k * self.down + self.half_len
         newest = t // self.up - self._history_start  # position in _history of x[i_k]
-        phase = t % self.up
         acc = np.zeros(len(k))
         # One tap at a time: every output gets the same float operations in the same order,
         # whatever the block size (a matrix product may not).
-        for j in range(self.taps_per_phase):
-            acc += self._history[newest - j] * self._polyphase[phase, j]
+        if self.up == 1:  # decimation (48 or 32 kHz -> 16 kHz): one phase, newest steps by down: a strided view
+            first, stop = int(newest[0]), int(newest[-1]) + 1
+            for j in range(self.taps_per_phase):
+                acc += self._history[first - j : stop - j : self.down] * self._polyphase[0, j]
+        else:
+            phase = t % self.up
+            for j in range(self.taps_per_phase):
+                acc += self._history[newest - j] * self._polyphase[phase, j]
         self._next_out = int(k[-1]) + 1
         self._trim()
         return acc.astype(np.float32)

@@ -13,7 +13,7 @@ def _stream(x, in_rate_hz, block):
     return np.concatenate(parts + [r.flush()])
 
 
-@pytest.mark.parametrize("in_rate_hz", [16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("in_rate_hz", [16000, 22050, 32000, 44100, 48000])
 def test_output_does_not_depend_on_block_size(in_rate_hz):
     x = np.random.default_rng(in_rate_hz).uniform(-1, 1, in_rate_hz // 8)  # 125 ms
     outputs = {block: _stream(x, in_rate_hz, block) for block in (1, 37, 480, 4096, len(x))}
