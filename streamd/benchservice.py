@@ -185,10 +185,8 @@ def bench_service(model: Path, streams: int, seconds: float) -> dict:
 def bench_mic(model: Path, seconds: float) -> dict:
     """One stream from the virtual microphone (a PulseAudio null sink, tests/vmic.py) hearing the bench audio:
     PortAudio's callback thread and the sound server's client thread count, as on a device."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from vmic import VirtualMic
-
-    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, VirtualMic() as vmic:
+    virtual_mic = _virtual_mic_class()
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, virtual_mic() as vmic:
         folder = Path(tmp)
         wav = folder / "audio.wav"
         soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
@@ -200,6 +198,14 @@ def bench_mic(model: Path, seconds: float) -> dict:
             player.kill()
             player.wait(10)
         return {"model": model.name, "source": "virtual mic", **row}
+
+
+def _virtual_mic_class():
+    """The tests' virtual microphone class (tests/vmic.py; needs pulseaudio and pulseaudio-utils)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from vmic import VirtualMic
+
+    return VirtualMic
 
 
 def _measure_run(config: Path, folder: Path, seconds: float, env: dict) -> dict:
@@ -246,11 +252,9 @@ def keyword_clip(folder: Path, word: str) -> tuple[Path, float]:
 
 
 def bench_latency(model: Path, keyword: str, latencies_ms: list[float], utterances: int, threshold: float) -> list[dict]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from vmic import VirtualMic  # the tests' virtual microphone; needs pulseaudio and pulseaudio-utils
-
     rows = []
-    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, VirtualMic() as vmic:
+    virtual_mic = _virtual_mic_class()
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, virtual_mic() as vmic:
         folder = Path(tmp)
         clip, end_s = keyword_clip(folder, keyword)
         for latency_ms in latencies_ms:
@@ -327,6 +331,10 @@ def run_sections(sections: list[str], args) -> dict:
         rows = [bench_service(model, int(n), args.seconds) for n in args.streams.split(",")]
         results["service"] = rows
         print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n")
+    for section in [s for s in ("mic", "latency") if s in sections and not _virtual_mic_class().available()]:
+        print(f"{section}: skipped, it needs pulseaudio and pulseaudio-utils (scripts/setup.sh installs them)\n",
+              file=sys.stderr)
+        sections = [s for s in sections if s != section]
     if "mic" in sections:
         rows = [bench_mic(model, args.seconds)]
         results["mic"] = rows

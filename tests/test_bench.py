@@ -143,3 +143,13 @@ def test_mic_section_runs_the_service_on_the_virtual_microphone(tmp_path, vmic):
     assert row["source"] == "virtual mic" and row["exit_code"] == 0
     assert 3.0 <= row["seconds"] < 4.0
     assert 0.0 < row["cpu_pct_of_core"] < 100.0 and row["threads"] >= 3
+
+
+def test_microphone_sections_without_pulseaudio_are_skipped_with_a_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulseaudio, pactl, paplay, pacat
+    model = tiny_model.build(tmp_path / "tiny.onnx")
+    assert main(["--only", "mic,latency", str(model)]) == 0
+    err = capsys.readouterr().err
+    for section in ("mic", "latency"):
+        assert f"{section}: skipped, it needs pulseaudio and pulseaudio-utils" in err
+
