@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from streamd.config import ModelConfig
 from streamd.contract import ContractError
 from streamd.model import Model, load_model
 
-DEFAULT_SERVICE_MODEL = Path("models/streamd-sat.onnx")  # the default config's model
+DEFAULT_SERVICE_MODEL = Path(ModelConfig.path)  # the default config's model
 SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "mic", "latency")
 PEAK_MATMUL_N = 512  # 0.27 GFLOP per product: steady-state kernels, yet short enough (~2 ms) that the
 PEAK_REPEATS = 60  # best of many escapes preemption on a shared machine

@@ -202,7 +202,9 @@ def bench_mic(model: Path, seconds: float) -> dict:
 
 def _virtual_mic_class():
     """The tests' virtual microphone class (tests/vmic.py; needs pulseaudio and pulseaudio-utils)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
     from vmic import VirtualMic
 
     return VirtualMic
@@ -331,10 +333,12 @@ def run_sections(sections: list[str], args) -> dict:
         rows = [bench_service(model, int(n), args.seconds) for n in args.streams.split(",")]
         results["service"] = rows
         print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n")
-    for section in [s for s in ("mic", "latency") if s in sections and not _virtual_mic_class().available()]:
-        print(f"{section}: skipped, it needs pulseaudio and pulseaudio-utils (scripts/setup.sh installs them)\n",
-              file=sys.stderr)
-        sections = [s for s in sections if s != section]
+    needs_mic = [s for s in ("mic", "latency") if s in sections]
+    if needs_mic and not _virtual_mic_class().available():
+        for section in needs_mic:
+            print(f"{section}: skipped, it needs pulseaudio and pulseaudio-utils (scripts/setup.sh installs them)\n",
+                  file=sys.stderr)
+        sections = [s for s in sections if s not in needs_mic]
     if "mic" in sections:
         rows = [bench_mic(model, args.seconds)]
         results["mic"] = rows

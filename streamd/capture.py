@@ -21,6 +21,7 @@ import time
 
 import sounddevice as sd
 
+from streamd.config import InputConfig
 from streamd.ringsource import RingSource
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,11 @@ WATCH_INTERVAL_S = 0.05  # how often the supervisor looks at the stream
 REINIT_AFTER_FAILURES = 3  # failed opens before re-enumerating devices (if no other stream is open)
 CLOSE_TIMEOUT_S = 2.0  # bounded wait for PortAudio to abort and close a stream
 LATENCY = "low"  # PortAudio's suggested input latency
-# Audio per callback (s) unless the config says (inputs[].block_ms). Left to the host, "low" latency through
+# Audio per callback (s): the config's default inputs[].block_ms. Left to the host, "low" latency through
 # PulseAudio's ALSA plugin called us ~600 times a second with ~27 frames each, and the whole service took 11 % of a
 # core; 10 ms blocks halve that and delay events little (`streamd bench --only mic,latency`; docs/bench.md
 # "Capture blocks").
-BLOCK_S = 0.01
+BLOCK_S = InputConfig.block_ms / 1000.0
 
 _open_streams_lock = threading.Lock()
 _open_streams = 0  # streams open in this process: PortAudio may be re-initialised only at 0

@@ -51,7 +51,7 @@ class InputConfig:
     """0-based device channels to mix down to mono; null = all channels."""
     device_sample_rate_hz: int | None = _f(None, min=8000, max=384000)
     """Rate to open the device at (Hz); null = the device's default. Resampled to the model's rate."""
-    block_ms: float = _f(10.0, min=2.0, max=100.0)  # streamd.capture.BLOCK_S
+    block_ms: float = _f(10.0, min=2.0, max=100.0)
     """Audio per capture callback (ms), microphone only: longer blocks cost less CPU and delay events more."""
 
 
