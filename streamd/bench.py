@@ -17,6 +17,8 @@ Sections:
   service     CPU % of one core and peak RSS of `streamd run` on real-time file sources (1, 4, 16).
   mic         the same for one stream from the virtual microphone (a PulseAudio null sink; tests/vmic.py).
   latency     end of a sound in the audio -> its event at a SUB socket, through the virtual microphone.
+  resample    the capture's resampler, per 10 ms block from a microphone that only opens at another rate
+              (8, 22.05, 44.1, 48 kHz) to the models' 16 kHz; needs no model.
 
 Service-level sections are in streamd/benchservice.py; they run `streamd run` as a subprocess.
 No torch anywhere: this is the service's own view of cost.
@@ -41,7 +43,7 @@ from streamd.contract import ContractError
 from streamd.model import Model, load_model
 
 DEFAULT_SERVICE_MODEL = Path(ModelConfig.path)  # the default config's model
-SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "mic", "latency")
+SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "mic", "latency", "resample")
 PEAK_MATMUL_N = 512  # 0.27 GFLOP per product: steady-state kernels, yet short enough (~2 ms) that the
 PEAK_REPEATS = 60  # best of many escapes preemption on a shared machine
 
@@ -252,6 +254,32 @@ def bench_families(repeats: int) -> dict:
 # ---------------------------------------------------------------------------------------- tables
 
 
+RESAMPLE_RATES_HZ = (8000, 22050, 44100, 48000)  # device rates that PortAudio may only offer
+
+
+def bench_resample(blocks: int, out_rate_hz: int = 16000, block_s: float = 0.01) -> list[dict]:
+    """Time StreamResampler.process on consecutive blocks of noise, as the capture callback feeds it."""
+    from streamd.resample import StreamResampler
+
+    rows = []
+    for rate in RESAMPLE_RATES_HZ:
+        block = round(rate * block_s)
+        audio = 0.1 * np.random.default_rng(0).standard_normal((blocks + 5, block))
+        resampler = StreamResampler(rate, out_rate_hz)
+        times = []
+        for i, samples in enumerate(audio):
+            t0 = time.perf_counter()
+            resampler.process(samples)
+            if i >= 5:  # warm-up blocks fill the filter's history
+                times.append(time.perf_counter() - t0)
+        median_us = float(np.median(times)) * 1e6
+        rows.append({"in_rate_hz": rate, "out_rate_hz": out_rate_hz, "block_ms": block_s * 1000,
+                     "taps_per_output": resampler.taps_per_phase, "median_us_per_block": median_us,
+                     "p95_us_per_block": float(np.percentile(times, 95)) * 1e6,
+                     "core_pct": median_us / (block_s * 1e6) * 100})
+    return rows
+
+
 def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     """columns: (key, header, format). Missing values print as '-'."""
     def cell(row, key, fmt):
@@ -277,6 +305,9 @@ TURNS_COLUMNS = [("round", "round", "d"), ("model", "model", "s"), ("hop_ms", "h
 SIDE_COLUMNS = [("model", "model", "s"), ("hop_ms", "hop ms", ".0f"), ("window_ms", "window ms", ".0f"),
                 ("streaming_ms_per_audio_s", "cached ms/audio-s", ".2f"),
                 ("recompute_ms_per_audio_s", "recompute ms/audio-s", ".2f"), ("ratio", "ratio", ".1f")]
+RESAMPLE_COLUMNS = [("in_rate_hz", "from Hz", "d"), ("out_rate_hz", "to Hz", "d"), ("block_ms", "block ms", ".0f"),
+                    ("taps_per_output", "taps", "d"), ("median_us_per_block", "us/block", ".0f"),
+                    ("p95_us_per_block", "p95", ".0f"), ("core_pct", "% core", ".2f")]
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -287,7 +318,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("models", nargs="*", type=Path, help="ONNX model files (default: models/*.onnx)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section), per model and round (turns)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section), per model and round (turns); x10 blocks per rate (resample)")
     parser.add_argument("--vs-free-hop", action="store_true",
                         help="hop section: also time, in turns with it, one session that takes every hop (what the "
                              "service's fixed hop saves)")
@@ -342,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
             results["turns"] = turns = bench_turns(args.models, args.repeats)
             print("in turns (1 onnxruntime thread; x first: time per hop over the first model's, same round)\n"
                   + table(turns, TURNS_COLUMNS) + "\n")
+        if "resample" in args.only:
+            results["resample"] = rows = bench_resample(args.repeats * 10)
+            print("resampler, per capture block (one thread)\n" + table(rows, RESAMPLE_COLUMNS) + "\n")
         service_sections = [s for s in args.only if s in ("throughput", "service", "mic", "latency")]
         if service_sections:
             from streamd import benchservice

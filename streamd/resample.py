@@ -59,8 +59,9 @@ class StreamResampler:
         self.taps_per_phase = -(-len(taps) // self.up)
         padded = np.zeros(self.taps_per_phase * self.up)
         padded[: len(taps)] = taps
-        # polyphase[p, j] = taps[p + j * up]: output k uses x[i_k - j] * polyphase[phase_k, j]
-        self._polyphase = padded.reshape(self.taps_per_phase, self.up).T.copy()
+        # polyphase_by_tap[j, p] = taps[p + j * up]: output k uses x[i_k - j] * polyphase_by_tap[j, phase_k]
+        self._polyphase_by_tap = padded.reshape(self.taps_per_phase, self.up)
+        self._tap_offsets = np.arange(self.taps_per_phase)[:, None]
         self.reset()
 
     def reset(self) -> None:
@@ -109,17 +110,13 @@ class StreamResampler:
             return np.zeros(0, np.float32)
         t = k * self.down + self.half_len
         newest = t // self.up - self._history_start  # position in _history of x[i_k]
+        # Every tap's input and weight for every output at once, [tap, output]; then the taps are added one
+        # row at a time, so each output gets the same float operations in the same order whatever the block
+        # size (a matrix product or np.sum may not).
+        products = self._history[newest[None, :] - self._tap_offsets] * self._polyphase_by_tap[:, t % self.up]
         acc = np.zeros(len(k))
-        # One tap at a time: every output gets the same float operations in the same order,
-        # whatever the block size (a matrix product may not).
-        if self.up == 1:  # decimation (48 or 32 kHz -> 16 kHz): one phase, newest steps by down: a strided view
-            first, stop = int(newest[0]), int(newest[-1]) + 1
-            for j in range(self.taps_per_phase):
-                acc += self._history[first - j : stop - j : self.down] * self._polyphase[0, j]
-        else:
-            phase = t % self.up
-            for j in range(self.taps_per_phase):
-                acc += self._history[newest - j] * self._polyphase[phase, j]
+        for row in products:
+            acc += row
         self._next_out = int(k[-1]) + 1
         self._trim()
         return acc.astype(np.float32)

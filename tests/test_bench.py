@@ -153,3 +153,16 @@ def test_microphone_sections_without_pulseaudio_are_skipped_with_a_reason(tmp_pa
     for section in ("mic", "latency"):
         assert f"{section}: skipped, it needs pulseaudio and pulseaudio-utils" in err
 
+
+
+def test_resample_section_times_each_device_rate(tmp_path, capsys):
+    """`--only resample` needs no model file to be loadable: one row per device rate, with the filter's taps
+    per output and a time per 10 ms block that is a real measurement (positive, below the block itself)."""
+    out = tmp_path / "bench.json"
+    assert main(["--only", "resample", "--repeats", "3", "--json", str(out), str(tmp_path / "unused.onnx")]) == 0
+    rows = json.loads(out.read_text())["resample"]
+    assert [r["in_rate_hz"] for r in rows] == [8000, 22050, 44100, 48000]
+    assert [r["taps_per_output"] for r in rows] == [21, 28, 56, 61]  # 2 * 10 * max(up, down) + 1 taps over up phases
+    assert all(0 < r["median_us_per_block"] <= r["p95_us_per_block"] for r in rows)
+    assert all(r["median_us_per_block"] < 10_000 for r in rows)  # real time: under the 10 ms a block lasts
+    assert "44100  16000" in capsys.readouterr().out
