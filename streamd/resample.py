@@ -32,13 +32,16 @@ def kaiser_lowpass(num_taps: int, cutoff: float, beta: float) -> np.ndarray:
 
 
 def mix_down(block: np.ndarray, channels: list[int] | None = None) -> np.ndarray:
-    """(frames,) or (frames, n_channels) -> mono float64: the mean of the chosen channels (all if None)."""
+    """(frames,) or (frames, n_channels) -> mono: the mean of the chosen channels (all if None), in float64;
+    one channel is returned as it is (a view, its own dtype): the capture callback pays for every copy."""
     block = np.asarray(block)
     if block.ndim == 1:
-        return block.astype(np.float64)
+        return block
+    if channels is not None and len(channels) == 1:
+        return block[:, channels[0]]
     picked = block if channels is None else block[:, channels]
     if picked.shape[1] == 1:
-        return picked[:, 0].astype(np.float64)
+        return picked[:, 0]
     return picked.astype(np.float64).mean(axis=1)
 
 
@@ -81,11 +84,12 @@ class StreamResampler:
         """Feed input samples; return the output samples they complete (float32)."""
         if self._flushed:
             raise RuntimeError("process() after flush(); call reset() to start a new stream")
-        mono = np.asarray(mono, np.float64).reshape(-1)
         if self.passthrough:
-            self._n_in += len(mono)
-            self._next_out += len(mono)
-            return mono.astype(np.float32)
+            out = np.array(mono, np.float32).reshape(-1)  # a copy, as every other ratio gives new samples
+            self._n_in += len(out)
+            self._next_out += len(out)
+            return out
+        mono = np.asarray(mono, np.float64).reshape(-1)
         self._history = np.concatenate([self._history, mono])
         self._n_in += len(mono)
         # output k needs input up to (k * down + half_len) // up

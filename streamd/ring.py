@@ -45,7 +45,8 @@ class RingBuffer:
             start = self._end_index % self.capacity_samples
             first = min(n, self.capacity_samples - start)
             self._data[start : start + first] = samples[:first]
-            self._data[: n - first] = samples[first:]
+            if first < n:  # wrapped round the end
+                self._data[: n - first] = samples[first:]
             self._end_index += n
             self._cond.notify_all()
 

@@ -62,6 +62,8 @@ class RingSource:
     def _to_model_rate(self, block: np.ndarray) -> np.ndarray:
         """(frames[, channels]) at the input rate -> mono float32 in [-1, 1] at the model rate."""
         out = self._resampler.process(self._sanitise(mix_down(block, self.channels)))
+        if self._resampler.passthrough:  # sanitised input is already within [-1, 1]
+            return out
         return np.clip(out, -1.0, 1.0, out=out)
 
     def _resampler_tail(self) -> np.ndarray:
@@ -72,9 +74,10 @@ class RingSource:
         """Non-finite -> 0, then clip to [-1, 1]; count both; one note per episode of bad input."""
         start_frame = self._input_frames
         self._input_frames += len(mono)
-        with np.errstate(invalid="ignore"):
-            if np.all(np.abs(mono) <= 1.0):  # the usual case, one pass (False for NaN and inf)
-                return mono
+        # The usual case, in two direct ufunc calls (numpy's Python-level wrappers, np.max or np.errstate,
+        # cost 5-15 us each in the capture callback): the peak is NaN for NaN input, inf for inf; both fail.
+        if len(mono) == 0 or np.maximum.reduce(np.abs(mono)) <= 1.0:
+            return mono
         nonfinite = ~np.isfinite(mono)
         n_nonfinite = int(np.count_nonzero(nonfinite))
         if n_nonfinite:

@@ -48,7 +48,10 @@ def test_passband_tone_survives_and_alias_is_removed():
 def test_identity_rate_is_exact_and_immediate():
     r = StreamResampler(16000, 16000)
     x = np.random.default_rng(2).uniform(-1, 1, 100).astype(np.float32)
-    assert np.array_equal(r.process(x), x)
+    out = r.process(x)
+    assert np.array_equal(out, x) and out.dtype == np.float32
+    x[:] = 0  # the capture callback's buffer is reused by PortAudio: the output must be the resampler's own
+    assert not np.array_equal(out, x)
     assert len(r.flush()) == 0
 
 
@@ -74,6 +77,9 @@ def test_mix_down_selects_and_averages_channels():
     np.testing.assert_array_equal(mix_down(block, [0, 1]), [2.0, 3.0])
     np.testing.assert_array_equal(mix_down(block, [2]), [10.0, 20.0])
     np.testing.assert_array_equal(mix_down(block[:, 0]), [1.0, 2.0])
+    # averaging is done in float64; one channel is passed on as it came (no copy in the capture callback)
+    assert mix_down(block).dtype == np.float64 and mix_down(block, [0, 1]).dtype == np.float64
+    assert mix_down(block, [2]).dtype == np.float32 and np.shares_memory(mix_down(block, [2]), block)
 
 
 @pytest.mark.parametrize("in_rate_hz,out_rate_hz", [(22050, 16000), (44100, 16000), (48000, 16000), (8000, 16000),
