@@ -10,6 +10,9 @@ Sections:
               measured single-thread peak they need (the physical floor).
   sidebyside  per streaming model: the cost of recomputing its whole receptive field at every hop (a
               fresh state fed one window) against its cached streaming cost, as a ratio.
+  paced       per model and hop of --latencies: CPU time of a step when steps come once per hop in real time,
+              the thread asleep in between, as in the service, beside back-to-back steps of the same run
+              (the hop section's way). A step after 160 ms of sleep starts with cold caches and costs more.
   turns       the models at their smallest common hop, timed in turns (chunks of 20 steps each, three
               rounds): each model's time as a ratio to the first one's, which holds on a busy machine where
               absolute times do not.
@@ -43,7 +46,7 @@ from streamd.contract import ContractError
 from streamd.model import Model, load_model
 
 DEFAULT_SERVICE_MODEL = Path(ModelConfig.path)  # the default config's model
-SECTIONS = ("hop", "sidebyside", "turns", "throughput", "service", "mic", "latency", "resample")
+SECTIONS = ("hop", "paced", "sidebyside", "turns", "throughput", "service", "mic", "latency", "resample")
 PEAK_MATMUL_N = 512  # 0.27 GFLOP per product: steady-state kernels, yet short enough (~2 ms) that the
 PEAK_REPEATS = 60  # best of many escapes preemption on a shared machine
 
@@ -138,6 +141,44 @@ def time_steps(model: Model, hop_samples: int, repeats: int, fresh_state: bool =
         if i >= 5:  # the first steps allocate
             times_ms.append(1000.0 * (time.perf_counter() - t0))
     return np.asarray(times_ms)
+
+
+def cpu_ms_of_steps(model: Model, hop_samples: int, steps: int, paced: bool, warmup: int = 5) -> np.ndarray:
+    """This thread's CPU ms for each of `steps` steps on noise, carrying the state: back to back, or paced, one
+    step per hop of audio in real time with the thread asleep in between (the service's main loop)."""
+    audio = (0.1 * np.random.default_rng(0).standard_normal((steps + warmup, hop_samples))).astype(np.float32)
+    interval_s = hop_samples / model.info.sample_rate_hz
+    state = model.new_state()
+    cpu_ms = []
+    due_s = time.monotonic()
+    for i, hop in enumerate(audio):
+        t0 = time.thread_time()
+        _, state = model.step(hop, state)
+        if i >= warmup:
+            cpu_ms.append(1000.0 * (time.thread_time() - t0))
+        if paced:
+            due_s += interval_s
+            time.sleep(max(0.0, due_s - time.monotonic()))
+    return np.asarray(cpu_ms)
+
+
+def bench_paced(paths: list[Path], latencies_ms: list[float], steps: int) -> list[dict]:
+    rows = []
+    for path in paths:
+        free = load_model(path, threads=1)
+        for hop in free.info.hop_samples:
+            hop_ms = free.info.hop_ms(hop)
+            if not any(abs(hop_ms - ms) < 0.5 for ms in latencies_ms):
+                continue
+            model = free.with_hop(hop)  # as the service loads it
+            back_to_back = float(np.median(cpu_ms_of_steps(model, hop, steps, paced=False)))
+            paced = cpu_ms_of_steps(model, hop, steps, paced=True)
+            median = float(np.median(paced))
+            rows.append({"model": path.name, "precision": precision_of(path), "hop_ms": hop_ms, "hop_samples": hop,
+                         "steps": steps, "back_to_back_cpu_ms_per_hop": back_to_back,
+                         "paced_cpu_ms_per_hop": median, "paced_p95_cpu_ms_per_hop": float(np.percentile(paced, 95)),
+                         "paced_cpu_ms_per_audio_s": median * 1000.0 / hop_ms, "paced_over_back_to_back": median / back_to_back})
+    return rows
 
 
 def precision_of(path: Path) -> str:
@@ -305,6 +346,10 @@ TURNS_COLUMNS = [("round", "round", "d"), ("model", "model", "s"), ("hop_ms", "h
 SIDE_COLUMNS = [("model", "model", "s"), ("hop_ms", "hop ms", ".0f"), ("window_ms", "window ms", ".0f"),
                 ("streaming_ms_per_audio_s", "cached ms/audio-s", ".2f"),
                 ("recompute_ms_per_audio_s", "recompute ms/audio-s", ".2f"), ("ratio", "ratio", ".1f")]
+PACED_COLUMNS = [("model", "model", "s"), ("precision", "dtype", "s"), ("hop_ms", "hop ms", ".0f"),
+                 ("back_to_back_cpu_ms_per_hop", "back-to-back ms/hop", ".3f"), ("paced_cpu_ms_per_hop", "paced ms/hop", ".3f"),
+                 ("paced_p95_cpu_ms_per_hop", "p95", ".3f"), ("paced_cpu_ms_per_audio_s", "paced ms/audio-s", ".2f"),
+                 ("paced_over_back_to_back", "x", ".2f")]
 RESAMPLE_COLUMNS = [("in_rate_hz", "from Hz", "d"), ("out_rate_hz", "to Hz", "d"), ("block_ms", "block ms", ".0f"),
                     ("taps_per_output", "taps", "d"), ("median_us_per_block", "us/block", ".0f"),
                     ("p95_us_per_block", "p95", ".0f"), ("core_pct", "% core", ".2f")]
@@ -327,7 +372,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--audio-s", type=float, default=600.0, help="audio length for the throughput section (s)")
     parser.add_argument("--utterances", type=int, default=20, help="sounds played per latency setting")
     parser.add_argument("--keyword", default="yes", help="keyword spoken (espeak-ng) in the latency section")
-    parser.add_argument("--latencies", default="160,480,960", help="latency settings (ms) for the latency section")
+    parser.add_argument("--latencies", default="160,480,960", help="latency settings (ms) for the latency and paced sections")
+    parser.add_argument("--paced-steps", type=int, default=30, help="timed steps per model and hop (paced section)")
     parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
     parser.add_argument("--families", action="store_true",
                         help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")
@@ -367,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
                 print("streaming cache vs recomputing the window\n" + table(side, SIDE_COLUMNS) + "\n")
                 if args.families:
                     results["families"] = bench_families(args.repeats)
+        if "paced" in args.only:
+            results["paced"] = rows = bench_paced(args.models, [float(x) for x in args.latencies.split(",")],
+                                                  args.paced_steps)
+            print("paced: one step per hop in real time, as the service steps (CPU of this thread, 1 onnxruntime "
+                  "thread)\n" + table(rows, PACED_COLUMNS) + "\n")
         if "turns" in args.only and len(args.models) < 2:
             print("turns: skipped, it compares two or more models\n", file=sys.stderr)
         elif "turns" in args.only:

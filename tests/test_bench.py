@@ -166,3 +166,24 @@ def test_resample_section_times_each_device_rate(tmp_path, capsys):
     assert all(0 < r["median_us_per_block"] <= r["p95_us_per_block"] for r in rows)
     assert all(r["median_us_per_block"] < 10_000 for r in rows)  # real time: under the 10 ms a block lasts
     assert "44100  16000" in capsys.readouterr().out
+
+
+def test_paced_steps_come_once_per_hop_in_real_time(tmp_path):
+    """`--only paced` steps each model as the service does, one step per hop of audio with the thread asleep in
+    between: 5 warm-up and 6 timed steps at the tiny model's 100 ms hop take ~1.1 s of wall time, where back to
+    back they take milliseconds. Only the hops named by --latencies are timed (not the tiny model's 200 ms)."""
+    import time
+
+    import tiny_model
+
+    from streamd.bench import bench_paced
+
+    tiny = tiny_model.build(tmp_path / "tiny.onnx")
+    t0 = time.monotonic()
+    rows = bench_paced([tiny], [100.0], steps=6)
+    assert time.monotonic() - t0 >= 1.0
+    assert [(r["hop_ms"], r["steps"]) for r in rows] == [(100.0, 6)]
+    row = rows[0]
+    assert 0 < row["back_to_back_cpu_ms_per_hop"] < 100 and 0 < row["paced_cpu_ms_per_hop"] <= row["paced_p95_cpu_ms_per_hop"]
+    assert row["paced_cpu_ms_per_audio_s"] == pytest.approx(10 * row["paced_cpu_ms_per_hop"])
+    assert row["paced_over_back_to_back"] == pytest.approx(row["paced_cpu_ms_per_hop"] / row["back_to_back_cpu_ms_per_hop"])
