@@ -292,9 +292,6 @@ def bench_families(repeats: int) -> dict:
         return json.loads(out.read_text())
 
 
-# ---------------------------------------------------------------------------------------- tables
-
-
 RESAMPLE_RATES_HZ = (8000, 22050, 44100, 48000)  # device rates that PortAudio may only offer
 
 
@@ -319,6 +316,9 @@ def bench_resample(blocks: int, out_rate_hz: int = 16000, block_s: float = 0.01)
                      "p95_us_per_block": float(np.percentile(times, 95)) * 1e6,
                      "core_pct": median_us / (block_s * 1e6) * 100})
     return rows
+
+
+# ---------------------------------------------------------------------------------------- tables
 
 
 def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:

@@ -154,7 +154,6 @@ def test_microphone_sections_without_pulseaudio_are_skipped_with_a_reason(tmp_pa
         assert f"{section}: skipped, it needs pulseaudio and pulseaudio-utils" in err
 
 
-
 def test_resample_section_times_each_device_rate(tmp_path, capsys):
     """`--only resample` needs no model file to be loadable: one row per device rate, with the filter's taps
     per output and a time per 10 ms block that is a real measurement (positive, below the block itself)."""
