@@ -162,7 +162,16 @@ def cpu_ms_of_steps(model: Model, hop_samples: int, steps: int, paced: bool, war
     return np.asarray(cpu_ms)
 
 
-def bench_paced(paths: list[Path], latencies_ms: list[float], steps: int) -> list[dict]:
+PACED_ROW_S = 15.0  # at long hops fewer paced steps (at least PACED_MIN_STEPS), so that a row takes about this long
+PACED_MIN_STEPS = 10
+
+
+def paced_steps(max_steps: int, hop_ms: float) -> int:
+    """Timed steps for one paced row: max_steps, fewer where they would take longer than PACED_ROW_S."""
+    return min(max_steps, max(PACED_MIN_STEPS, int(PACED_ROW_S * 1000.0 / hop_ms)))
+
+
+def bench_paced(paths: list[Path], latencies_ms: list[float], max_steps: int) -> list[dict]:
     rows = []
     for path in paths:
         free = load_model(path, threads=1)
@@ -170,6 +179,9 @@ def bench_paced(paths: list[Path], latencies_ms: list[float], steps: int) -> lis
             hop_ms = free.info.hop_ms(hop)
             if not any(abs(hop_ms - ms) < 0.5 for ms in latencies_ms):
                 continue
+            steps = paced_steps(max_steps, hop_ms)
+            print(f"paced: {path.name} at {hop_ms:g} ms, {steps} steps (~{(steps + 5) * hop_ms / 1000:.0f} s)",
+                  file=sys.stderr, flush=True)
             model = free.with_hop(hop)  # as the service loads it
             back_to_back = float(np.median(cpu_ms_of_steps(model, hop, steps, paced=False)))
             paced = cpu_ms_of_steps(model, hop, steps, paced=True)
@@ -373,7 +385,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--utterances", type=int, default=20, help="sounds played per latency setting")
     parser.add_argument("--keyword", default="yes", help="keyword spoken (espeak-ng) in the latency section")
     parser.add_argument("--latencies", default="160,480,960", help="latency settings (ms) for the latency and paced sections")
-    parser.add_argument("--paced-steps", type=int, default=30, help="timed steps per model and hop (paced section)")
+    parser.add_argument("--paced-steps", type=int, default=30, help="timed steps per model and hop (paced section; "
+                        f"fewer at long hops, at least {PACED_MIN_STEPS}, so that a row takes ~{PACED_ROW_S:g} s)")
     parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
     parser.add_argument("--families", action="store_true",
                         help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")

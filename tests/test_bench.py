@@ -179,10 +179,19 @@ def test_paced_steps_come_once_per_hop_in_real_time(tmp_path):
 
     tiny = tiny_model.build(tmp_path / "tiny.onnx")
     t0 = time.monotonic()
-    rows = bench_paced([tiny], [100.0], steps=6)
+    rows = bench_paced([tiny], [100.0], max_steps=6)
     assert time.monotonic() - t0 >= 1.0
     assert [(r["hop_ms"], r["steps"]) for r in rows] == [(100.0, 6)]
     row = rows[0]
     assert 0 < row["back_to_back_cpu_ms_per_hop"] < 100 and 0 < row["paced_cpu_ms_per_hop"] <= row["paced_p95_cpu_ms_per_hop"]
     assert row["paced_cpu_ms_per_audio_s"] == pytest.approx(10 * row["paced_cpu_ms_per_hop"])
     assert row["paced_over_back_to_back"] == pytest.approx(row["paced_cpu_ms_per_hop"] / row["back_to_back_cpu_ms_per_hop"])
+
+
+def test_paced_rows_at_long_hops_take_fewer_steps():
+    from streamd.bench import paced_steps
+
+    assert paced_steps(30, 160) == 30  # 4.8 s
+    assert paced_steps(30, 960) == 15  # 15 s instead of 29
+    assert paced_steps(30, 1920) == 10  # never fewer than 10
+    assert paced_steps(5, 1920) == 5  # nor more than asked
