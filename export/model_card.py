@@ -346,7 +346,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"
         f" detected (a segment of the right tag starting inside the event) F1 **{fmt(mix.get('event_f1_detected', {}).get('f1'), 3)}**,"
         f" median onset delay {fmt(mix.get('boundaries', {}).get('onset_error_median_s'), 2)} s (per-tag thresholds below).",
-        f"- Compute: {result.get('compute_ms_per_audio_s')} ms of one core per second of audio (onnxruntime, 1 thread, {cpu_words(result)}; "
+        f"- Compute: {result.get('compute_ms_per_audio_s')} ms of one core per second of audio (onnxruntime, 1 thread, "
+        f"{cpu_words(result)}; "
         "steps back to back: stepped once per hop as the service steps it, asleep in between, a step costs more, "
         "`streamd bench --only paced`, docs/bench.md \"Paced steps\").",
         "",

@@ -127,39 +127,31 @@ def machine() -> dict:
 # ------------------------------------------------------------------------------------------ hop
 
 
-def time_steps(model: Model, hop_samples: int, repeats: int, fresh_state: bool = False) -> np.ndarray:
-    """ms of each of `repeats` steps on noise, carrying the state (or from zeros every step)."""
+WARMUP_STEPS = 5  # untimed first steps: they allocate
+
+
+def time_steps(model: Model, hop_samples: int, repeats: int, fresh_state: bool = False,
+               clock=time.perf_counter, paced: bool = False) -> np.ndarray:
+    """ms of each of `repeats` steps on noise by `clock` (wall time, or time.thread_time for this thread's CPU),
+    carrying the state (or from zeros every step); back to back, or paced: one step per hop of audio in real
+    time with the thread asleep in between, as the service's main loop steps."""
     rng = np.random.default_rng(0)
-    audio = (0.1 * rng.standard_normal((repeats + 5, hop_samples))).astype(np.float32)
+    audio = (0.1 * rng.standard_normal((repeats + WARMUP_STEPS, hop_samples))).astype(np.float32)
+    interval_s = hop_samples / model.info.sample_rate_hz
     state = model.new_state()
     times_ms = []
+    due_s = time.monotonic()
     for i, hop in enumerate(audio):
         if fresh_state:
             state = model.new_state()
-        t0 = time.perf_counter()
+        t0 = clock()
         _, state = model.step(hop, state)
-        if i >= 5:  # the first steps allocate
-            times_ms.append(1000.0 * (time.perf_counter() - t0))
-    return np.asarray(times_ms)
-
-
-def cpu_ms_of_steps(model: Model, hop_samples: int, steps: int, paced: bool, warmup: int = 5) -> np.ndarray:
-    """This thread's CPU ms for each of `steps` steps on noise, carrying the state: back to back, or paced, one
-    step per hop of audio in real time with the thread asleep in between (the service's main loop)."""
-    audio = (0.1 * np.random.default_rng(0).standard_normal((steps + warmup, hop_samples))).astype(np.float32)
-    interval_s = hop_samples / model.info.sample_rate_hz
-    state = model.new_state()
-    cpu_ms = []
-    due_s = time.monotonic()
-    for i, hop in enumerate(audio):
-        t0 = time.thread_time()
-        _, state = model.step(hop, state)
-        if i >= warmup:
-            cpu_ms.append(1000.0 * (time.thread_time() - t0))
+        if i >= WARMUP_STEPS:
+            times_ms.append(1000.0 * (clock() - t0))
         if paced:
             due_s += interval_s
             time.sleep(max(0.0, due_s - time.monotonic()))
-    return np.asarray(cpu_ms)
+    return np.asarray(times_ms)
 
 
 PACED_ROW_S = 15.0  # at long hops fewer paced steps (at least PACED_MIN_STEPS), so that a row takes about this long
@@ -180,16 +172,17 @@ def bench_paced(paths: list[Path], latencies_ms: list[float], max_steps: int) ->
             if not any(abs(hop_ms - ms) < 0.5 for ms in latencies_ms):
                 continue
             steps = paced_steps(max_steps, hop_ms)
-            print(f"paced: {path.name} at {hop_ms:g} ms, {steps} steps (~{(steps + 5) * hop_ms / 1000:.0f} s)",
-                  file=sys.stderr, flush=True)
+            wall_s = (steps + WARMUP_STEPS) * hop_ms / 1000
+            print(f"paced: {path.name} at {hop_ms:g} ms, {steps} steps (~{wall_s:.0f} s)", file=sys.stderr, flush=True)
             model = free.with_hop(hop)  # as the service loads it
-            back_to_back = float(np.median(cpu_ms_of_steps(model, hop, steps, paced=False)))
-            paced = cpu_ms_of_steps(model, hop, steps, paced=True)
+            back_to_back = float(np.median(time_steps(model, hop, steps, clock=time.thread_time)))
+            paced = time_steps(model, hop, steps, clock=time.thread_time, paced=True)
             median = float(np.median(paced))
             rows.append({"model": path.name, "precision": precision_of(path), "hop_ms": hop_ms, "hop_samples": hop,
                          "steps": steps, "back_to_back_cpu_ms_per_hop": back_to_back,
                          "paced_cpu_ms_per_hop": median, "paced_p95_cpu_ms_per_hop": float(np.percentile(paced, 95)),
-                         "paced_cpu_ms_per_audio_s": median * 1000.0 / hop_ms, "paced_over_back_to_back": median / back_to_back})
+                         "paced_cpu_ms_per_audio_s": median * 1000.0 / hop_ms,
+                         "paced_over_back_to_back": median / back_to_back})
     return rows
 
 
@@ -359,7 +352,8 @@ SIDE_COLUMNS = [("model", "model", "s"), ("hop_ms", "hop ms", ".0f"), ("window_m
                 ("streaming_ms_per_audio_s", "cached ms/audio-s", ".2f"),
                 ("recompute_ms_per_audio_s", "recompute ms/audio-s", ".2f"), ("ratio", "ratio", ".1f")]
 PACED_COLUMNS = [("model", "model", "s"), ("precision", "dtype", "s"), ("hop_ms", "hop ms", ".0f"),
-                 ("back_to_back_cpu_ms_per_hop", "back-to-back ms/hop", ".3f"), ("paced_cpu_ms_per_hop", "paced ms/hop", ".3f"),
+                 ("back_to_back_cpu_ms_per_hop", "back-to-back ms/hop", ".3f"),
+                 ("paced_cpu_ms_per_hop", "paced ms/hop", ".3f"),
                  ("paced_p95_cpu_ms_per_hop", "p95", ".3f"), ("paced_cpu_ms_per_audio_s", "paced ms/audio-s", ".2f"),
                  ("paced_over_back_to_back", "x", ".2f")]
 RESAMPLE_COLUMNS = [("in_rate_hz", "from Hz", "d"), ("out_rate_hz", "to Hz", "d"), ("block_ms", "block ms", ".0f"),
@@ -375,7 +369,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("models", nargs="*", type=Path, help="ONNX model files (default: models/*.onnx)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--repeats", type=int, default=200, help="timed steps per model and hop (hop section), per model and round (turns); x10 blocks per rate (resample)")
+    parser.add_argument("--repeats", type=int, default=200,
+                        help="timed steps per model and hop (hop section), per model and round (turns); "
+                             "x10 blocks per rate (resample)")
     parser.add_argument("--vs-free-hop", action="store_true",
                         help="hop section: also time, in turns with it, one session that takes every hop (what the "
                              "service's fixed hop saves)")
@@ -384,7 +380,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--audio-s", type=float, default=600.0, help="audio length for the throughput section (s)")
     parser.add_argument("--utterances", type=int, default=20, help="sounds played per latency setting")
     parser.add_argument("--keyword", default="yes", help="keyword spoken (espeak-ng) in the latency section")
-    parser.add_argument("--latencies", default="160,480,960", help="latency settings (ms) for the latency and paced sections")
+    parser.add_argument("--latencies", default="160,480,960",
+                        help="latency settings (ms) for the latency and paced sections")
     parser.add_argument("--paced-steps", type=int, default=30, help="timed steps per model and hop (paced section; "
                         f"fewer at long hops, at least {PACED_MIN_STEPS}, so that a row takes ~{PACED_ROW_S:g} s)")
     parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
