@@ -1,7 +1,8 @@
 """Microphone capture: a PortAudio input stream per microphone, kept open through device faults.
 
-The PortAudio callback only mixes down, resamples and copies into the ring; it never raises and
-never logs. A supervisor thread per microphone opens the stream, watches it (stream errors and
+The PortAudio callback only queues a copy of its block; it never raises and never logs. The thread that
+reads the ring next (the main loop, once per hop) mixes down, sanitises and resamples what is queued, in one
+call (streamd.lazyring). A supervisor thread per microphone opens the stream, watches it (stream errors and
 finished callbacks, a callback that stops arriving, overflow flags) and reopens a vanished device
 with exponential backoff, while the main thread carries on. Everything the main thread should
 publish goes out as StatusNotes: device_opened, device_lost, device_reopened, overflow, overflow_end.
@@ -18,10 +19,13 @@ import atexit
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
+import numpy as np
 import sounddevice as sd
 
 from streamd.config import InputConfig
+from streamd.lazyring import LazyRing
 from streamd.ringsource import RingSource
 
 log = logging.getLogger(__name__)
@@ -40,10 +44,18 @@ LATENCY = "low"  # PortAudio's suggested input latency
 # core; 10 ms blocks halve that and delay events little (`streamd bench --only mic,latency`; docs/bench.md
 # "Capture blocks").
 BLOCK_S = InputConfig.block_ms / 1000.0
+MAX_QUEUED_S = 1.0  # audio the callback queues before it converts itself (the main loop looks every <= 0.25 s)
 
 _open_streams_lock = threading.Lock()
 _open_streams = 0  # streams open in this process: PortAudio may be re-initialised only at 0
 _abandoned_streams: list = []  # streams PortAudio could not close (see MicSource._close_stream)
+
+
+@dataclass(frozen=True)
+class NewStream:
+    """Queued before a stream's first block: what follows starts a new resampling stream at rate_hz."""
+
+    rate_hz: int
 
 
 class MicSource(RingSource):
@@ -55,10 +67,10 @@ class MicSource(RingSource):
                  device_rate_hz: int | None = None, block_s: float | None = None):
         """device_rate_hz: open the device at this rate (resampled to sample_rate_hz); None: the model
         rate if the device takes it, else the device's default rate. block_s: audio per callback; None: BLOCK_S."""
+        self.block_s = BLOCK_S if block_s is None else block_s  # (before the ring, which is sized by it)
         super().__init__(name, sample_rate_hz, ring_seconds, channels)
         self.device = device
         self.device_rate_hz = int(device_rate_hz) if device_rate_hz is not None else None
-        self.block_s = BLOCK_S if block_s is None else block_s
         self.stall_timeout_s = stall_timeout_s
         self.backoff_max_s = backoff_max_s
         self._stream: sd.InputStream | None = None
@@ -67,7 +79,8 @@ class MicSource(RingSource):
         self._thread: threading.Thread | None = None
         self._device_name: str | None = None
         self._device_rate_hz: int | None = None
-        # written by the callback thread, read by the supervisor (ints: safe under the GIL)
+        # written by the callback thread (callback_errors: by the converting one), read by the supervisor (ints:
+        # safe under the GIL)
         self._last_callback_s = 0.0
         self._overflows = 0
         self._dropped_samples = 0
@@ -90,6 +103,7 @@ class MicSource(RingSource):
         self.ring.wake()
 
     def counters(self) -> dict:
+        self.ring.collect()  # the sanitising counters count converted blocks
         return {
             "overflows": self._overflows,
             "dropped_samples": self._dropped_samples,
@@ -101,7 +115,26 @@ class MicSource(RingSource):
             **self._sanitise_counters(),
         }
 
-    # -- the PortAudio callback: copy only, never raise --
+    def _make_ring(self, capacity_samples: int) -> LazyRing:
+        return LazyRing(capacity_samples, self._convert_queued, max_pending=round(MAX_QUEUED_S / self.block_s))
+
+    def _convert_queued(self, items: list) -> None:
+        """Queued blocks -> ring, one conversion per run of blocks from one stream (on the reading thread)."""
+        run: list[np.ndarray] = []
+        for item in [*items, None]:
+            if isinstance(item, np.ndarray):
+                run.append(item)
+                continue
+            if run:
+                try:
+                    self._deliver(run[0] if len(run) == 1 else np.concatenate(run))
+                except Exception:  # counted, as the callback counts its own, and never raised into the reader
+                    self._callback_errors += 1
+                run = []
+            if isinstance(item, NewStream):
+                self._set_input_rate(item.rate_hz)
+
+    # -- the PortAudio callback: queue a copy, never raise --
     def _callback(self, indata, frames, time_info, status) -> None:
         try:
             self._last_callback_s = time.monotonic()
@@ -112,7 +145,7 @@ class MicSource(RingSource):
                     # the host API's timestamps show the gap; without them the count stays 0
                     self._dropped_samples += round((adc_s - self._next_adc_time_s) * self._device_rate_hz)
             self._next_adc_time_s = adc_s + frames / self._device_rate_hz if adc_s > 0 else None
-            self._deliver(indata)
+            self.ring.put(indata.copy())  # indata is PortAudio's buffer, reused after we return
         except Exception:
             self._callback_errors += 1
 
@@ -199,7 +232,7 @@ class MicSource(RingSource):
         index, info = _resolve_device(self.device)
         n_open, rate_hz = self._choose_format(index, info)
         self._device_name, self._device_rate_hz = info["name"], rate_hz
-        self._set_input_rate(rate_hz)  # a fresh resampling stream: no history from before the gap
+        self.ring.put(NewStream(rate_hz))  # a fresh resampling stream: no history from before the gap
         self._stream_failed.clear()
         self._next_adc_time_s = None
         self._last_callback_s = time.monotonic()

@@ -1,8 +1,9 @@
 """The part every Source shares: mix-down, sanitising and resampling into the ring, status notes, waiting.
 
-Subclasses (microphone, file, stdin) decide where blocks come from and on which thread; they all
-convert through `_to_model_rate` (and `_deliver`), so the samples in the ring do not depend on the
-kind of source or on its block sizes.
+Subclasses (microphone, file, stdin) decide where blocks come from and on which thread (a microphone's
+ring converts its queued blocks when read: `_make_ring`, streamd.lazyring); they all convert through
+`_to_model_rate` (and `_deliver`), so the samples in the ring do not depend on the kind of source or on
+its block sizes.
 
 Sanitising: a single NaN reaching a model's state would silence that stream for good, and a float
 file or a driver can deliver NaN, inf or samples beyond full scale. Before resampling, non-finite
@@ -32,7 +33,7 @@ class RingSource:
     def __init__(self, name: str, sample_rate_hz: int, ring_seconds: float, channels: list[int] | None):
         self.name = name
         self.sample_rate_hz = int(sample_rate_hz)
-        self.ring = RingBuffer(max(1, round(ring_seconds * self.sample_rate_hz)))
+        self.ring = self._make_ring(max(1, round(ring_seconds * self.sample_rate_hz)))
         self.channels = channels
         self._resampler: StreamResampler | None = None
         self._in_rate_hz = self.sample_rate_hz
@@ -46,6 +47,9 @@ class RingSource:
         self._notes_lock = threading.Lock()
         self._finished = threading.Event()
         self._seen_end_index = 0
+
+    def _make_ring(self, capacity_samples: int) -> RingBuffer:
+        return RingBuffer(capacity_samples)
 
     # -- delivery (called from the source's own thread, or from pump) --
     def _set_input_rate(self, in_rate_hz: int) -> None:

@@ -2,7 +2,8 @@
 
 A source delivers mono float32 samples at the model's sample rate into its RingBuffer, counted by an
 absolute sample index from the start of the stream. Real-time sources (microphone, file at real-time
-pace, stdin) fill the ring from their own thread, which only copies samples and never raises. A
+pace, stdin) fill the ring from their own thread, which never raises; a microphone's thread only queues
+its blocks, which the thread reading the ring converts (streamd.lazyring). A
 non-real-time source (file with --fast) is pumped by the main thread instead, so it can never run
 ahead of inference and nothing is lost.
 
