@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from streamd.capture import MicSource, NewStream
 from streamd.lazyring import LazyRing
 from streamd.ring import RingBuffer
 from streamd.ringsource import RingSource
@@ -111,7 +110,7 @@ def test_concurrent_queueing_and_reading_keep_every_sample_in_order():
 
 # -- MicSource: blocks queued by the PortAudio callback, converted by the reader --
 
-def _call_back(mic: MicSource, block: np.ndarray) -> None:
+def _call_back(mic, block: np.ndarray) -> None:
     """What PortAudio does: hand over a block (its own buffer, reused afterwards) with time and status."""
     buffer = block.copy()
     mic._callback(buffer, len(block), SimpleNamespace(inputBufferAdcTime=0.0),
@@ -128,9 +127,14 @@ def _direct(rate_hz: int, blocks: list[np.ndarray], channels) -> np.ndarray:
     return source.ring.read(0, source.ring.end_index)
 
 
-def test_the_callback_queues_and_the_reader_gets_the_samples_direct_delivery_would():
+def test_the_callback_queues_and_the_reader_gets_the_samples_direct_delivery_would(vmic):
     """Stereo at 48 kHz, then (a reopened device) 16 kHz: the reader converts each stream's blocks in one call,
     and the ring holds exactly what converting block by block in the callback held."""
+    # Imported here, with a virtual microphone up (vmic), though no device is opened: importing sounddevice
+    # initialises PortAudio, which enumerates devices once; without a sound server then, it would find no default
+    # input, and later tests' microphones would open only after re-initialising (device_lost first).
+    from streamd.capture import MicSource, NewStream
+
     rng = np.random.default_rng(3)
     blocks_48k = [rng.uniform(-0.9, 0.9, (480, 2)).astype(np.float32) for _ in range(20)]
     blocks_16k = [rng.uniform(-0.9, 0.9, (160, 2)).astype(np.float32) for _ in range(20)]
