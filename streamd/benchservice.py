@@ -66,6 +66,32 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
+    """{thread id: (its system name, CPU s)} of a running process (names: streamd.threadname)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(task.name)] = (stat[stat.index("(") + 1:stat.rindex(")")],
+                               (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return out
+
+
+def split_cpu_s(pid: int, before: dict, after: dict) -> dict[str, float]:
+    """CPU s between two thread_cpu_s looks: the main thread (model steps, decisions, sockets), the threads that
+    deliver audio (PortAudio's callback `audio-*`, file and stdin readers `source-*`), and the rest (capture
+    supervisors, the sound server's client, ZeroMQ's I/O)."""
+    parts = {"main": 0.0, "audio": 0.0, "other": 0.0}
+    for tid, (name, cpu_s) in after.items():
+        used_s = cpu_s - before.get(tid, (name, 0.0))[1]
+        part = "main" if tid == pid else "audio" if name.startswith(("audio-", "source-")) else "other"
+        parts[part] += used_s
+    return parts
+
+
 def proc_kib(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -218,15 +244,17 @@ def _measure_run(config: Path, folder: Path, seconds: float, env: dict) -> dict:
     try:
         _wait_running(proc, sock, STARTUP_TIMEOUT_S)
         startup_rss_kib = proc_kib(proc.pid, "VmRSS")
-        cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+        cpu0, threads0, t0 = proc_cpu_s(proc.pid), thread_cpu_s(proc.pid), time.monotonic()
         time.sleep(seconds)
-        cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
+        cpu1, threads1, t1 = proc_cpu_s(proc.pid), thread_cpu_s(proc.pid), time.monotonic()
+        parts = split_cpu_s(proc.pid, threads0, threads1)
         hwm_kib, threads = proc_kib(proc.pid, "VmHWM"), proc_kib(proc.pid, "Threads")
     finally:
         code = _stop(proc)
         sock.close()
         context.term()
     return {"seconds": round(t1 - t0, 2), "cpu_pct_of_core": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+            **{f"{part}_cpu_pct_of_core": 100.0 * used_s / (t1 - t0) for part, used_s in parts.items()},
             "peak_rss_mib": hwm_kib / 1024, "startup_rss_mib": startup_rss_kib / 1024, "threads": threads,
             "exit_code": code}
 
@@ -309,11 +337,16 @@ THROUGHPUT_COLUMNS = [("model", "model", "s"), ("latency_ms", "hop ms", ".0f"), 
                       ("pipeline_audio_s_per_s", "pipeline audio-s/s", ".0f"),
                       ("pipeline_audio_s_per_cpu_s", "per CPU-s", ".0f"), ("cli_wall_s", "CLI wall s", ".2f"),
                       ("cli_startup_s", "CLI 1 s file", ".2f"), ("cli_audio_s_per_s", "CLI audio-s/s", ".0f")]
+CPU_SPLIT_COLUMNS = [("cpu_pct_of_core", "CPU % core", ".2f"), ("main_cpu_pct_of_core", "main", ".2f"),
+                     ("audio_cpu_pct_of_core", "audio", ".2f"), ("other_cpu_pct_of_core", "other", ".2f")]
+CPU_SPLIT_NOTE = ("main: the main loop (model steps, decisions, sockets); audio: the threads that deliver audio "
+                  "(PortAudio's callback, file readers); other: the rest (capture supervisor, sound server client, "
+                  "ZeroMQ I/O)\n")
 SERVICE_COLUMNS = [("model", "model", "s"), ("streams", "streams", "d"), ("seconds", "s", ".0f"),
-                   ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"),
+                   *CPU_SPLIT_COLUMNS, ("peak_rss_mib", "peak RSS MiB", ".1f"),
                    ("threads", "threads", "d")]
 MIC_COLUMNS = [("model", "model", "s"), ("source", "source", "s"), ("seconds", "s", ".0f"),
-               ("cpu_pct_of_core", "CPU % core", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".1f"),
+               *CPU_SPLIT_COLUMNS, ("peak_rss_mib", "peak RSS MiB", ".1f"),
                ("threads", "threads", "d")]
 LATENCY_COLUMNS = [("model", "model", "s"), ("keyword", "keyword", "s"), ("latency_ms", "hop ms", ".0f"),
                    ("detected", "detected", "d"), ("missed", "missed", "d"), ("median_ms", "median ms", ".0f"),
@@ -332,7 +365,7 @@ def run_sections(sections: list[str], args) -> dict:
     if "service" in sections:
         rows = [bench_service(model, int(n), args.seconds) for n in args.streams.split(",")]
         results["service"] = rows
-        print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n")
+        print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n" + CPU_SPLIT_NOTE)
     needs_mic = [s for s in ("mic", "latency") if s in sections]
     if needs_mic and not _virtual_mic_class().available():
         for section in needs_mic:
@@ -342,7 +375,8 @@ def run_sections(sections: list[str], args) -> dict:
     if "mic" in sections:
         rows = [bench_mic(model, args.seconds)]
         results["mic"] = rows
-        print("whole service, one stream from the virtual microphone\n" + table(rows, MIC_COLUMNS) + "\n")
+        print("whole service, one stream from the virtual microphone\n" + table(rows, MIC_COLUMNS) + "\n"
+              + CPU_SPLIT_NOTE)
     if "latency" in sections:
         rows = bench_latency(model, args.keyword, [float(x) for x in args.latencies.split(",")],
                              args.utterances, args.threshold)

@@ -27,6 +27,7 @@ import sounddevice as sd
 from streamd.config import InputConfig
 from streamd.lazyring import LazyRing
 from streamd.ringsource import RingSource
+from streamd.threadname import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class MicSource(RingSource):
         self._dropped_samples = 0
         self._callback_errors = 0
         self._next_adc_time_s: float | None = None
+        self._callback_thread_named = False  # per stream: PortAudio starts a thread for each
         self._reopens = 0
         self.connected = False
 
@@ -138,6 +140,9 @@ class MicSource(RingSource):
     def _callback(self, indata, frames, time_info, status) -> None:
         try:
             self._last_callback_s = time.monotonic()
+            if not self._callback_thread_named:
+                name_this_thread(f"audio-{self.name}")
+                self._callback_thread_named = True
             adc_s = time_info.inputBufferAdcTime
             if status.input_overflow:
                 self._overflows += 1
@@ -154,6 +159,7 @@ class MicSource(RingSource):
 
     # -- supervisor thread --
     def _supervise(self) -> None:
+        name_this_thread()
         backoff_s = BACKOFF_FIRST_S
         failures = 0
         lost_at_s: float | None = None
@@ -235,6 +241,7 @@ class MicSource(RingSource):
         self.ring.put(NewStream(rate_hz))  # a fresh resampling stream: no history from before the gap
         self._stream_failed.clear()
         self._next_adc_time_s = None
+        self._callback_thread_named = False
         self._last_callback_s = time.monotonic()
         stream = sd.InputStream(device=index, channels=n_open, samplerate=rate_hz, dtype="float32",
                                 latency=LATENCY, blocksize=round(rate_hz * self.block_s), callback=self._callback,

@@ -23,6 +23,7 @@ import soundfile
 
 from streamd.ringsource import RingSource, SourceError
 from streamd.source import Source
+from streamd.threadname import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class _BlockSource(RingSource):
         return len(out)
 
     def _run(self) -> None:
+        name_this_thread()
         block_frames = max(1, round(BLOCK_S * self.in_rate_hz))
         t0 = time.monotonic()
         read_frames = 0

@@ -12,6 +12,7 @@ import tiny_model
 from onnx import TensorProto, helper, numpy_helper
 
 from streamd.bench import main, parse_args, table
+from streamd.benchservice import split_cpu_s
 from streamd.flops import flops_per_step
 
 
@@ -143,6 +144,17 @@ def test_mic_section_runs_the_service_on_the_virtual_microphone(tmp_path, vmic):
     assert row["source"] == "virtual mic" and row["exit_code"] == 0
     assert 3.0 <= row["seconds"] < 4.0
     assert 0.0 < row["cpu_pct_of_core"] < 100.0 and row["threads"] >= 3
+    # split by thread: PortAudio's callback thread names itself (audio-mic), so its CPU is told from the main loop's
+    assert row["main_cpu_pct_of_core"] > 0.0 and row["audio_cpu_pct_of_core"] > 0.0
+    parts = row["main_cpu_pct_of_core"] + row["audio_cpu_pct_of_core"] + row["other_cpu_pct_of_core"]
+    assert abs(parts - row["cpu_pct_of_core"]) < 1.0
+
+
+def test_cpu_split_by_thread_name():
+    before = {10: ("streamd", 1.0), 11: ("audio-mic", 2.0), 12: ("capture-mic", 0.5), 13: ("source-f", 0.0)}
+    after = {10: ("streamd", 1.5), 11: ("audio-mic", 2.25), 12: ("capture-mic", 0.5), 13: ("source-f", 0.125),
+             14: ("ZMQbg/IO/0", 0.0625)}  # a thread started between the looks counts from 0
+    assert split_cpu_s(10, before, after) == {"main": 0.5, "audio": 0.375, "other": 0.0625}
 
 
 def test_microphone_sections_without_pulseaudio_are_skipped_with_a_reason(tmp_path, monkeypatch, capsys):
