@@ -389,6 +389,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")
     parser.add_argument("--service-model", type=Path, help="model for service sections (default: the first model "
                                                           f"given, else {DEFAULT_SERVICE_MODEL})")
+    parser.add_argument("--mic-config", type=Path,
+                        help="mic section: run this service config (its models, keywords, tags, settings; e.g. "
+                             "config.yaml) on the virtual microphone instead of the service model alone")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.only if s not in SECTIONS]

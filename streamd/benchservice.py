@@ -80,16 +80,18 @@ def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
-def split_cpu_s(pid: int, before: dict, after: dict) -> dict[str, float]:
-    """CPU s between two thread_cpu_s looks: the main thread (model steps, decisions, sockets), the threads that
-    deliver audio (PortAudio's callback `audio-*`, file and stdin readers `source-*`), and the rest (capture
-    supervisors, the sound server's client, ZeroMQ's I/O)."""
-    parts = {"main": 0.0, "audio": 0.0, "other": 0.0}
+def split_cpu_s(pid: int, before: dict, after: dict, total_s: float) -> dict[str, float]:
+    """total_s of CPU between two thread_cpu_s looks, split: the main thread (model steps, decisions, sockets),
+    the threads that deliver audio (PortAudio's callback `audio-*`, file and stdin readers `source-*`), and the
+    rest (capture supervisors, the sound server's client, ZeroMQ's I/O, threads that ended meanwhile). The rest is
+    what the first two leave of the process's total: each thread's time is counted in whole clock ticks, so
+    summing many small threads would lose up to a tick each."""
+    parts = {"main": 0.0, "audio": 0.0}
     for tid, (name, cpu_s) in after.items():
-        used_s = cpu_s - before.get(tid, (name, 0.0))[1]
-        part = "main" if tid == pid else "audio" if name.startswith(("audio-", "source-")) else "other"
-        parts[part] += used_s
-    return parts
+        part = "main" if tid == pid else "audio" if name.startswith(("audio-", "source-")) else None
+        if part is not None:
+            parts[part] += cpu_s - before.get(tid, (name, 0.0))[1]
+    return {**parts, "other": max(0.0, total_s - parts["main"] - parts["audio"])}
 
 
 def proc_kib(pid: int, key: str) -> int:
@@ -208,22 +210,48 @@ def bench_service(model: Path, streams: int, seconds: float) -> dict:
         return {"model": model.name, "streams": streams, **row}
 
 
-def bench_mic(model: Path, seconds: float) -> dict:
+def bench_mic(model: Path, seconds: float, service_config: Path | None = None) -> dict:
     """One stream from the virtual microphone (a PulseAudio null sink, tests/vmic.py) hearing the bench audio:
-    PortAudio's callback thread and the sound server's client thread count, as on a device."""
+    PortAudio's callback thread and the sound server's client thread count, as on a device. service_config: run
+    that config's models, keywords, tags and settings instead of the model alone at its smallest hop."""
     virtual_mic = _virtual_mic_class()
     with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, virtual_mic() as vmic:
         folder = Path(tmp)
         wav = folder / "audio.wav"
         soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
-        config = write_config(folder, model, [{"name": "mic", "source": "mic"}], smallest_hop_ms(model))
+        if service_config is None:
+            config = write_config(folder, model, [{"name": "mic", "source": "mic"}], smallest_hop_ms(model))
+        else:
+            config = bench_copy_of_config(service_config, folder)
         player = vmic.play(wav, wait=False)
         try:
             row = _measure_run(config, folder, seconds, {**os.environ, **vmic.env})
         finally:
             player.kill()
             player.wait(10)
-        return {"model": model.name, "source": "virtual mic", **row}
+        name = model.name if service_config is None else service_config.name
+        return {"model": name, "source": "virtual mic", **row}
+
+
+def bench_copy_of_config(path: Path, folder: Path) -> Path:
+    """A user's config as the bench runs it: its models, keywords, tags, scheduler and its first input's capture
+    settings (block_ms, device rate) as they are; one input, the default microphone (the virtual one), socket
+    endpoints and clips in folder, quiet logging, no heartbeat."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = path.resolve().parent  # a config's relative paths are relative to its folder
+    for model in raw.get("models") or []:
+        model["path"] = str((base / Path(model["path"]).expanduser()).resolve())
+    first = (raw.get("inputs") or [{}])[0]
+    raw["inputs"] = [{"name": "mic", "source": "mic",
+                      **{k: first[k] for k in ("block_ms", "device_sample_rate_hz") if first.get(k) is not None}}]
+    raw["bus"] = {**(raw.get("bus") or {}), "endpoint": f"ipc://{folder}/events"}
+    raw["control"] = {**(raw.get("control") or {}), "endpoint": f"ipc://{folder}/control"}
+    raw["heartbeat"] = {"interval_s": 3600.0}
+    raw["logging"] = {"level": "WARNING"}
+    raw["clips"] = {**(raw.get("clips") or {}), "dir": str(folder / "clips")}
+    out = folder / "config.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
 
 
 def _virtual_mic_class():
@@ -247,7 +275,7 @@ def _measure_run(config: Path, folder: Path, seconds: float, env: dict) -> dict:
         cpu0, threads0, t0 = proc_cpu_s(proc.pid), thread_cpu_s(proc.pid), time.monotonic()
         time.sleep(seconds)
         cpu1, threads1, t1 = proc_cpu_s(proc.pid), thread_cpu_s(proc.pid), time.monotonic()
-        parts = split_cpu_s(proc.pid, threads0, threads1)
+        parts = split_cpu_s(proc.pid, threads0, threads1, cpu1 - cpu0)
         hwm_kib, threads = proc_kib(proc.pid, "VmHWM"), proc_kib(proc.pid, "Threads")
     finally:
         code = _stop(proc)
@@ -373,7 +401,7 @@ def run_sections(sections: list[str], args) -> dict:
                   file=sys.stderr)
         sections = [s for s in sections if s not in needs_mic]
     if "mic" in sections:
-        rows = [bench_mic(model, args.seconds)]
+        rows = [bench_mic(model, args.seconds, args.mic_config)]
         results["mic"] = rows
         print("whole service, one stream from the virtual microphone\n" + table(rows, MIC_COLUMNS) + "\n"
               + CPU_SPLIT_NOTE)
