@@ -53,9 +53,10 @@ def _best_alignment(captured, played):
 
 def _play_and_align(vmic, mic, path, played):
     """Play the file through the virtual mic; (lag, correlation) of the played audio in what was captured.
-    The null sink's monitor may deliver up to ~2 s after paplay returns (more on a loaded machine: once in a
-    full suite, after a device was reopened, the played audio was not yet there after 2 s), so capture goes on
-    2 s past the end of playback before the search, and up to 6 s while the played audio is not found."""
+    The null sink's monitor may deliver up to ~2 s after paplay returns (more on a loaded machine; once in a
+    full suite, after a device was reopened, the played audio was not found 2 s past playback: not reproduced
+    in 20 runs, loaded or not, so a late monitor is the likely cause), so capture goes on 2 s past the end of
+    playback before the search, and up to 6 s while the played audio is not found."""
     start = mic.ring.end_index
     vmic.play(path)
     played_end = mic.ring.end_index
