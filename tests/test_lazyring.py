@@ -154,3 +154,20 @@ def test_the_callback_queues_and_the_reader_gets_the_samples_direct_delivery_wou
     counters = mic.counters()
     assert counters["nonfinite_samples"] == 1 and counters["callback_errors"] == 0
     assert [note.kind for note in mic.drain_notes()] == ["bad_samples"]
+
+
+def test_a_block_that_fails_to_convert_is_counted_not_raised_into_the_reader(vmic):
+    """The main loop converts on PortAudio's behalf: an error there must not stop the service, as an error in the
+    callback never did; it loses that run of blocks and counts it (`callback_errors`)."""
+    from streamd.capture import MicSource, NewStream
+
+    mic = MicSource("mic", 16000, ring_seconds=10.0)
+    mic._device_rate_hz = 16000
+    mic.ring.put(NewStream(16000))
+    _call_back(mic, np.full((160, 1), 0.1, np.float32))
+    deliver, mic._deliver = mic._deliver, lambda block: 1 / 0
+    assert mic.ring.end_index == 0 and mic.counters()["callback_errors"] == 1
+    mic._deliver = deliver
+    _call_back(mic, np.full((160, 1), 0.2, np.float32))
+    assert mic.ring.end_index == 160 and mic.counters()["callback_errors"] == 1
+    np.testing.assert_array_equal(mic.ring.read(0, 160), np.full(160, 0.2, np.float32))
