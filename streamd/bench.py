@@ -46,7 +46,7 @@ from streamd.contract import ContractError
 from streamd.model import Model, load_model
 
 DEFAULT_SERVICE_MODEL = Path(ModelConfig.path)  # the default config's model
-SECTIONS = ("hop", "paced", "sidebyside", "turns", "throughput", "service", "mic", "latency", "resample")
+SECTIONS = ("hop", "paced", "sidebyside", "turns", "throughput", "service", "mic", "callback", "latency", "resample")
 PEAK_MATMUL_N = 512  # 0.27 GFLOP per product: steady-state kernels, yet short enough (~2 ms) that the
 PEAK_REPEATS = 60  # best of many escapes preemption on a shared machine
 
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         if "resample" in args.only:
             results["resample"] = rows = bench_resample(args.repeats * 10)
             print("resampler, per capture block (one thread)\n" + table(rows, RESAMPLE_COLUMNS) + "\n")
-        service_sections = [s for s in args.only if s in ("throughput", "service", "mic", "latency")]
+        service_sections = [s for s in args.only if s in ("throughput", "service", "mic", "callback", "latency")]
         if service_sections:
             from streamd import benchservice
 

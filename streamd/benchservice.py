@@ -254,6 +254,68 @@ def bench_copy_of_config(path: Path, folder: Path) -> Path:
     return out
 
 
+def bench_callback(seconds: float, hop_s: float = 0.16) -> dict:
+    """In this process, a microphone on the virtual one while it plays the bench audio: this thread's CPU inside
+    PortAudio's callback per block (`time.thread_time` around `MicSource._callback`), and the reader's conversion
+    of the queued blocks when it looks once per hop_s, as the service's main loop does (streamd/lazyring.py)."""
+    virtual_mic = _virtual_mic_class()
+    with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, virtual_mic() as vmic:
+        wav = Path(tmp) / "audio.wav"
+        soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
+        saved_env = {key: os.environ.get(key) for key in vmic.env}
+        os.environ.update(vmic.env)  # the ALSA PulseAudio plugin reads them when the stream opens
+        player = vmic.play(wav, wait=False)
+        try:
+            from streamd.capture import MicSource  # imports sounddevice: PortAudio starts with the server up
+
+            return _time_callback(MicSource("bench", SAMPLE_RATE_HZ, ring_seconds=10.0), seconds, hop_s)
+        finally:
+            player.kill()
+            player.wait(10)
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _time_callback(mic, seconds: float, hop_s: float) -> dict:
+    spent = {"callback_s": 0.0, "callbacks": 0, "convert_s": 0.0, "looks": 0}
+    callback = mic._callback
+
+    def timed(*args) -> None:
+        started = time.thread_time()
+        callback(*args)
+        spent["callback_s"] += time.thread_time() - started
+        spent["callbacks"] += 1
+
+    mic._callback = timed
+    mic.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while mic.ring.end_index == 0:  # the first callback of an idle sound server takes up to ~2 s
+            if time.monotonic() > deadline:
+                raise RuntimeError("no audio from the virtual microphone")
+            time.sleep(0.05)
+        spent.update(callback_s=0.0, callbacks=0)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(hop_s)
+            started = time.thread_time()
+            mic.ring.end_index  # converts what was queued since the last look
+            spent["convert_s"] += time.thread_time() - started
+            spent["looks"] += 1
+        wall_s = time.monotonic() - t0
+    finally:
+        mic.stop()
+    return {"block_ms": round(mic.block_s * 1000, 1), "seconds": round(wall_s, 2),
+            "callbacks_per_s": spent["callbacks"] / wall_s,
+            "callback_us": 1e6 * spent["callback_s"] / max(1, spent["callbacks"]),
+            "callback_pct_of_core": 100.0 * spent["callback_s"] / wall_s, "hop_ms": 1000 * hop_s,
+            "convert_us_per_hop": 1e6 * spent["convert_s"] / max(1, spent["looks"]),
+            "convert_pct_of_core": 100.0 * spent["convert_s"] / wall_s}
+
+
 def _virtual_mic_class():
     """The tests' virtual microphone class (tests/vmic.py; needs pulseaudio and pulseaudio-utils)."""
     tests = str(Path(__file__).resolve().parents[1] / "tests")
@@ -376,6 +438,10 @@ SERVICE_COLUMNS = [("model", "model", "s"), ("streams", "streams", "d"), ("secon
 MIC_COLUMNS = [("model", "model", "s"), ("source", "source", "s"), ("seconds", "s", ".0f"),
                *CPU_SPLIT_COLUMNS, ("peak_rss_mib", "peak RSS MiB", ".1f"),
                ("threads", "threads", "d")]
+CALLBACK_COLUMNS = [("block_ms", "block ms", ".0f"), ("callbacks_per_s", "callbacks/s", ".0f"),
+                    ("callback_us", "µs per callback", ".1f"), ("callback_pct_of_core", "% core", ".2f"),
+                    ("hop_ms", "reader every ms", ".0f"), ("convert_us_per_hop", "µs per look", ".0f"),
+                    ("convert_pct_of_core", "% core", ".2f")]
 LATENCY_COLUMNS = [("model", "model", "s"), ("keyword", "keyword", "s"), ("latency_ms", "hop ms", ".0f"),
                    ("detected", "detected", "d"), ("missed", "missed", "d"), ("median_ms", "median ms", ".0f"),
                    ("p95_ms", "p95 ms", ".0f"), ("min_ms", "min ms", ".0f")]
@@ -394,7 +460,7 @@ def run_sections(sections: list[str], args) -> dict:
         rows = [bench_service(model, int(n), args.seconds) for n in args.streams.split(",")]
         results["service"] = rows
         print("whole service, real-time file sources\n" + table(rows, SERVICE_COLUMNS) + "\n" + CPU_SPLIT_NOTE)
-    needs_mic = [s for s in ("mic", "latency") if s in sections]
+    needs_mic = [s for s in ("mic", "callback", "latency") if s in sections]
     if needs_mic and not _virtual_mic_class().available():
         for section in needs_mic:
             print(f"{section}: skipped, it needs pulseaudio and pulseaudio-utils (scripts/setup.sh installs them)\n",
@@ -405,6 +471,11 @@ def run_sections(sections: list[str], args) -> dict:
         results["mic"] = rows
         print("whole service, one stream from the virtual microphone\n" + table(rows, MIC_COLUMNS) + "\n"
               + CPU_SPLIT_NOTE)
+    if "callback" in sections:
+        rows = [bench_callback(args.seconds)]
+        results["callback"] = rows
+        print("capture callback (thread CPU inside it) and the reader's conversion, virtual microphone\n"
+              + table(rows, CALLBACK_COLUMNS) + "\n")
     if "latency" in sections:
         rows = bench_latency(model, args.keyword, [float(x) for x in args.latencies.split(",")],
                              args.utterances, args.threshold)

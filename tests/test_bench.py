@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,19 @@ def test_mic_section_runs_the_service_on_the_virtual_microphone(tmp_path, vmic):
     main_pct, audio_pct = row["main_cpu_pct_of_core"], row["audio_cpu_pct_of_core"]
     assert main_pct > 0.0 and audio_pct > 0.0 and main_pct + audio_pct <= row["cpu_pct_of_core"] + 0.5
     assert row["other_cpu_pct_of_core"] == pytest.approx(max(0.0, row["cpu_pct_of_core"] - main_pct - audio_pct))
+
+
+def test_callback_section_times_the_capture_callback_and_the_readers_conversion(tmp_path, vmic):
+    """`--only callback`: 10 ms blocks arrive 100 times a second; the callback (which only queues) and the
+    conversion once per 160 ms hop each take a measured, positive share of a core."""
+    out = tmp_path / "bench.json"
+    model = tiny_model.build(tmp_path / "tiny.onnx")
+    assert main(["--only", "callback", "--seconds", "3", "--json", str(out), str(model)]) == 0
+    [row] = json.loads(out.read_text())["callback"]
+    assert row["block_ms"] == 10 and 80 <= row["callbacks_per_s"] <= 120 and row["hop_ms"] == 160
+    assert 0 < row["callback_us"] < 10_000 and 0 < row["convert_us_per_hop"] < 100_000
+    assert row["callback_pct_of_core"] > 0 and row["convert_pct_of_core"] > 0
+    assert "PULSE_SERVER" not in os.environ or os.environ["PULSE_SERVER"] == vmic.env["PULSE_SERVER"]  # restored
 
 
 def test_mic_config_keeps_models_keywords_and_capture_settings_and_moves_sockets_and_clips(tmp_path):
