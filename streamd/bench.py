@@ -307,13 +307,13 @@ def bench_resample(blocks: int, out_rate_hz: int = 16000, block_s: float = 0.01)
     rows = []
     for rate in RESAMPLE_RATES_HZ:
         block = round(rate * block_s)
-        audio = 0.1 * np.random.default_rng(0).standard_normal((blocks + 5, block))
+        audio = 0.1 * np.random.default_rng(0).standard_normal((blocks + WARMUP_STEPS, block))
         resampler = StreamResampler(rate, out_rate_hz)
         times = []
         for i, samples in enumerate(audio):
             t0 = time.perf_counter()
             resampler.process(samples)
-            if i >= 5:  # warm-up blocks fill the filter's history
+            if i >= WARMUP_STEPS:  # warm-up blocks fill the filter's history
                 times.append(time.perf_counter() - t0)
         median_us = float(np.median(times)) * 1e6
         rows.append({"in_rate_hz": rate, "out_rate_hz": out_rate_hz, "block_ms": block_s * 1000,

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import soundfile
@@ -60,10 +61,14 @@ def write_config(folder: Path, model: Path, inputs: list[dict], latency_ms: floa
     return path
 
 
-def proc_cpu_s(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
+def _stat_cpu_s(stat: str) -> float:
+    """utime + stime (s) from the text of a /proc stat file (the name in parentheses may hold spaces)."""
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    return _stat_cpu_s(Path(f"/proc/{pid}/stat").read_text())
 
 
 def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
@@ -74,9 +79,7 @@ def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
             stat = (task / "stat").read_text()
         except OSError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[int(task.name)] = (stat[stat.index("(") + 1:stat.rindex(")")],
-                               (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        out[int(task.name)] = (stat[stat.index("(") + 1:stat.rindex(")")], _stat_cpu_s(stat))
     return out
 
 
@@ -262,21 +265,16 @@ def bench_callback(seconds: float, hop_s: float = 0.16) -> dict:
     with tempfile.TemporaryDirectory(prefix="streamd-bench-") as tmp, virtual_mic() as vmic:
         wav = Path(tmp) / "audio.wav"
         soundfile.write(wav, test_audio(seconds + 30.0), SAMPLE_RATE_HZ, subtype="PCM_16")
-        saved_env = {key: os.environ.get(key) for key in vmic.env}
-        os.environ.update(vmic.env)  # the ALSA PulseAudio plugin reads them when the stream opens
         player = vmic.play(wav, wait=False)
-        try:
-            from streamd.capture import MicSource  # imports sounddevice: PortAudio starts with the server up
+        # the ALSA PulseAudio plugin reads the environment when the stream opens; restored afterwards
+        with mock.patch.dict(os.environ, vmic.env):
+            try:
+                from streamd.capture import MicSource  # imports sounddevice: PortAudio starts with the server up
 
-            return _time_callback(MicSource("bench", SAMPLE_RATE_HZ, ring_seconds=10.0), seconds, hop_s)
-        finally:
-            player.kill()
-            player.wait(10)
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+                return _time_callback(MicSource("bench", SAMPLE_RATE_HZ, ring_seconds=10.0), seconds, hop_s)
+            finally:
+                player.kill()
+                player.wait(10)
 
 
 def _time_callback(mic, seconds: float, hop_s: float) -> dict:

@@ -33,7 +33,7 @@ def kaiser_lowpass(num_taps: int, cutoff: float, beta: float) -> np.ndarray:
 
 def mix_down(block: np.ndarray, channels: list[int] | None = None) -> np.ndarray:
     """(frames,) or (frames, n_channels) -> mono: the mean of the chosen channels (all if None), in float64;
-    one channel is returned as it is (a view, its own dtype): the capture callback pays for every copy."""
+    one channel is returned as it is (a view, its own dtype): no copy on the audio path for the common case."""
     block = np.asarray(block)
     if block.ndim == 1:
         return block

@@ -79,7 +79,7 @@ class RingSource:
         start_frame = self._input_frames
         self._input_frames += len(mono)
         # The usual case, in two direct ufunc calls (numpy's Python-level wrappers, np.max or np.errstate,
-        # cost 5-15 us each in the capture callback): the peak is NaN for NaN input, inf for inf; both fail.
+        # cost 5-15 us each on a thread just woken): the peak is NaN for NaN input, inf for inf; both fail.
         if len(mono) == 0 or np.maximum.reduce(np.abs(mono)) <= 1.0:
             return mono
         nonfinite = ~np.isfinite(mono)

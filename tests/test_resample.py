@@ -77,7 +77,7 @@ def test_mix_down_selects_and_averages_channels():
     np.testing.assert_array_equal(mix_down(block, [0, 1]), [2.0, 3.0])
     np.testing.assert_array_equal(mix_down(block, [2]), [10.0, 20.0])
     np.testing.assert_array_equal(mix_down(block[:, 0]), [1.0, 2.0])
-    # averaging is done in float64; one channel is passed on as it came (no copy in the capture callback)
+    # averaging is done in float64; one channel is passed on as it came (no copy on the audio path)
     assert mix_down(block).dtype == np.float64 and mix_down(block, [0, 1]).dtype == np.float64
     assert mix_down(block, [2]).dtype == np.float32 and np.shares_memory(mix_down(block, [2]), block)
 
