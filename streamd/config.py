@@ -79,6 +79,11 @@ class KeywordDefaults:
     """A hop counts only if the model's speech score reached this within speech_gate_s (probability; 0 = off)."""
     speech_gate_s: float = _f(1.28, min=0.0, max=10.0)
     """How far back the speech score is looked for (s)."""
+    pause_before: float = _f(0.5, min=0.0, max=1.0)
+    """A hop counts only if the model's speech score fell below this (a pause) in the hops that end
+    pause_before_s before it (probability; 0 = off): a keyword said inside running speech does not fire."""
+    pause_before_s: tuple[float, float] = _f((0.32, 1.28))
+    """From how long to how long before the keyword hop's end the pause is looked for ([s, s])."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class KeywordConfig:
     """Overrides keyword_defaults.speech_gate (probability)."""
     speech_gate_s: float | None = _f(None, min=0.0, max=10.0)
     """Overrides keyword_defaults.speech_gate_s (s)."""
+    pause_before: float | None = _f(None, min=0.0, max=1.0)
+    """Overrides keyword_defaults.pause_before (probability)."""
+    pause_before_s: tuple[float, float] | None = _f(None)
+    """Overrides keyword_defaults.pause_before_s ([s, s])."""
     enabled: bool = _f(True)
     """Publish events for this keyword."""
 
@@ -230,7 +239,7 @@ class Config:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
     def keyword_settings(self) -> dict[str, tuple[KeywordDefaults, bool]]:
-        """name -> (effective threshold/n_of_m/refractory/speech gate, enabled)."""
+        """name -> (effective threshold/n_of_m/refractory/speech and pause gates, enabled)."""
         out = {}
         for kw in self.keywords:
             merged = {f.name: getattr(kw, f.name) for f in dataclasses.fields(KeywordDefaults)}
@@ -387,10 +396,13 @@ def _check_config(config: Config) -> None:
         if inp.channels is not None and (not inp.channels or min(inp.channels) < 0):
             raise _bad(f"inputs[{i}].channels", list(inp.channels), "a non-empty list of channel indices >= 0, or null")
     _check_n_of_m(config.keyword_defaults.n_of_m, "keyword_defaults.n_of_m")
+    _check_pause_window(config.keyword_defaults.pause_before_s, "keyword_defaults.pause_before_s")
     for i, kw in enumerate(config.keywords):
         _check_name(kw.name, f"keywords[{i}].name")
         if kw.n_of_m is not None:
             _check_n_of_m(kw.n_of_m, f"keywords[{i}].n_of_m")
+        if kw.pause_before_s is not None:
+            _check_pause_window(kw.pause_before_s, f"keywords[{i}].pause_before_s")
     _unique([k.name for k in config.keywords], "keywords", "name")
     for i, tag in enumerate(config.tags):
         _check_name(tag.name, f"tags[{i}].name")
@@ -432,6 +444,12 @@ def _check_n_of_m(n_of_m: tuple[int, int], path: str) -> None:
     n, m = n_of_m
     if not 1 <= n <= m <= 100:
         raise _bad(path, list(n_of_m), "[N, M] with 1 <= N <= M <= 100")
+
+
+def _check_pause_window(pause_s: tuple[float, float], path: str) -> None:
+    start, end = pause_s
+    if not 0 <= start <= end <= 10:
+        raise _bad(path, list(pause_s), "[FROM, TO] seconds with 0 <= FROM <= TO <= 10")
 
 
 def _check_endpoint(endpoint: str | None, allow_network: bool, section: str) -> None:

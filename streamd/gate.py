@@ -7,8 +7,16 @@ keyword hop is kept only where that score reached ``gate`` in the last ``window_
 the default model: no validation keyword clip lost, nor with the audio 20 dB quieter, while most
 false accepts on non-speech sounds and music go (docs/service.md, "Speech gate").
 
-``gate_scores`` does it over a whole score sequence (the evaluation); ``SpeechGate`` hop by hop (the
-service). Both give the same numbers.
+The pause gate is the speech gate's other half, for short commands: a keyword hop counts only if the
+speech score fell below ``pause`` (a pause) somewhere in the hops that end between ``pause_s`` seconds
+before it, a window that starts before the word the hop follows. A command said on its own, after
+silence or a pause in talk, keeps it; the same word inside running speech ("I stopped by", "going
+downtown") does not. Hops before the stream began count as a pause. Measured on the default model:
+false accepts in running speech fall by three quarters, no validation clip is lost, and a command that
+follows speech needs about 0.3 s of pause to keep its usual rate (docs/service.md, "Pause gate").
+
+``gate_scores`` and ``pause_scores`` do it over a whole score sequence (the evaluation); ``SpeechGate``
+hop by hop (the service). Both give the same numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +33,13 @@ def window_hops(window_s: float, hop_samples: int, sample_rate_hz: int) -> int:
     return max(1, math.ceil(window_s * sample_rate_hz / hop_samples - 1e-9))
 
 
+def pause_window_hops(pause_s: tuple[float, float], hop_samples: int, sample_rate_hz: int) -> tuple[int, int]:
+    """(near, far): the hops back, counted from the keyword hop (0), whose ends lie pause_s[0] to
+    pause_s[1] seconds before its end, rounded outwards, as window_hops rounds."""
+    near = math.ceil(pause_s[0] * sample_rate_hz / hop_samples - 1e-9)
+    return near, max(near, math.ceil(pause_s[1] * sample_rate_hz / hop_samples - 1e-9))
+
+
 def gate_scores(keyword: np.ndarray, speech: np.ndarray, gate: float, hops: int) -> np.ndarray:
     """keyword scores [n_hops] with every hop set to 0 where speech [n_hops] stayed below gate
     over that hop and the hops - 1 before it; gate <= 0 leaves them as they are."""
@@ -35,13 +50,32 @@ def gate_scores(keyword: np.ndarray, speech: np.ndarray, gate: float, hops: int)
     return np.where(recent >= gate, keyword, 0.0).astype(keyword.dtype)
 
 
-class SpeechGate:
-    """Hop by hop: which keywords are open, each with its own gate and window (in hops)."""
+def pause_scores(keyword: np.ndarray, speech: np.ndarray, pause: float, near: int, far: int) -> np.ndarray:
+    """keyword scores [n_hops] with every hop set to 0 where speech [n_hops] stayed at or above pause
+    (or NaN) in each of the hops near..far before it; hops before the sequence count as a pause;
+    pause <= 0 leaves them as they are."""
+    if pause <= 0:
+        return keyword
+    low = np.concatenate([np.ones(far, bool), np.asarray(speech, np.float64) < pause])
+    # hop i reads low[i + far - k] for k = far..near: the window of far - near + 1 starting at i
+    found = np.lib.stride_tricks.sliding_window_view(low, far - near + 1).any(axis=1)[: len(keyword)]
+    return np.where(found, keyword, 0.0).astype(keyword.dtype)
 
-    def __init__(self, gates: np.ndarray, hops: np.ndarray):
+
+class SpeechGate:
+    """Hop by hop: which keywords are open, each with its own speech gate and window (in hops) and,
+    optionally, its own pause level and (near, far) window (hops back)."""
+
+    def __init__(self, gates: np.ndarray, hops: np.ndarray, pauses: np.ndarray | None = None,
+                 pause_windows: np.ndarray | None = None):
         self.gates = np.asarray(gates, np.float64)
         self.hops = np.asarray(hops, np.intp)
-        self._recent: deque[float] = deque(maxlen=int(self.hops.max(initial=1)))
+        self.pauses = np.zeros(len(self.gates)) if pauses is None else np.asarray(pauses, np.float64)
+        self.pause_windows = (np.ones((len(self.gates), 2), np.intp) if pause_windows is None
+                              else np.asarray(pause_windows, np.intp).reshape(-1, 2))
+        self._pausing = np.flatnonzero(self.pauses > 0)  # keywords with a pause gate
+        longest = max(int(self.hops.max(initial=1)), int(self.pause_windows[self._pausing, 1].max(initial=0)) + 1)
+        self._recent: deque[float] = deque(maxlen=longest)
 
     def reset(self) -> None:
         self._recent.clear()
@@ -55,4 +89,9 @@ class SpeechGate:
         newest_first = np.fromiter(reversed(self._recent), np.float64, len(self._recent))
         running_max = np.maximum.accumulate(newest_first)  # [k]: max over the newest k + 1 hops
         recent = running_max[np.minimum(self.hops, len(running_max)) - 1]
-        return (self.gates <= 0) | (recent >= self.gates)
+        opened = (self.gates <= 0) | (recent >= self.gates)
+        for k in self._pausing:
+            near, far = self.pause_windows[k]
+            # the window reaches back before the first hop (a pause), or a hop in it was below the level
+            opened[k] &= far >= len(newest_first) or bool((newest_first[near:far + 1] < self.pauses[k]).any())
+        return opened

@@ -31,7 +31,7 @@ import numpy as np
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
-from streamd.gate import SpeechGate, window_hops
+from streamd.gate import SpeechGate, pause_window_hops, window_hops
 from streamd.model import Model
 from streamd.smoothing import TagDecision, TagSmoother
 from streamd.source import Source
@@ -40,8 +40,10 @@ from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 log = logging.getLogger(__name__)
 
 KeywordSettings = dict[str, tuple[KeywordDefaults, bool]]  # name -> (settings, enabled)
+GateSetting = tuple[float, int, float, tuple[int, int]]  # speech gate, its window (hops), pause level, (near, far)
 TagSettings = dict[str, tuple[TagDefaults, bool]]
 HopHook = Callable[["ModelRun", int, np.ndarray], None]  # (run, end_sample, scores)
+PAUSE_GATE_MAX_HOP_S = 0.32  # at longer hops a hop's speech score (its columns' max) hides pauses under ~0.8 s
 MAX_HOPS_PER_TICK = 64  # then the main loop gets to poll control, heartbeat and watchdog
 SPEECH_TAG = "speech"  # the tag the speech gate reads
 
@@ -71,7 +73,7 @@ class ModelRun:
         self._kw_index = np.zeros(0, np.intp)
         self._kw_threshold = np.zeros(0)
         self._kw_awake = np.zeros(0, bool)  # not quiet: updated at every hop
-        self._kw_gate_settings: list[tuple[float, int]] = []  # (speech gate, window hops) per trigger
+        self._kw_gate_settings: list[GateSetting] = []  # per trigger
         self._gate: SpeechGate | None = None  # None: no keyword is gated
         self._speech_index = next((i for i, label in enumerate(self.labels)
                                    if label.kind == KIND_TAG and label.name == SPEECH_TAG), None)
@@ -95,7 +97,7 @@ class ModelRun:
     def configure(self, keywords: KeywordSettings, tags: TagSettings) -> list[Event]:
         """Apply thresholds and enabled sets; keeps the state of triggers and smoothers whose settings did not change."""
         events: list[Event] = []
-        gate_settings: dict[int, tuple[float, int]] = {}
+        gate_settings: dict[int, GateSetting] = {}
         for i, label in enumerate(self.labels):
             if label.kind == KIND_KEYWORD:
                 wanted = keywords.get(label.name)
@@ -106,7 +108,9 @@ class ModelRun:
                 cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
                 if i not in self.triggers or self.triggers[i].cfg != cfg:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
-                gate_settings[i] = (s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.sample_rate_hz))
+                gate_settings[i] = (s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.sample_rate_hz),
+                                    s.pause_before, pause_window_hops(s.pause_before_s, self.hop_samples,
+                                                                      self.sample_rate_hz))
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -125,16 +129,22 @@ class ModelRun:
         self._rebuild_views()
         return events
 
-    def _configure_gate(self, settings: list[tuple[float, int]]) -> None:
-        """A speech gate over the triggers (in their order) if any keyword asks for one; kept, with its
-        recent speech scores, while the settings stay the same."""
-        gated = any(gate > 0 for gate, _ in settings)
+    def _configure_gate(self, settings: list[GateSetting]) -> None:
+        """A speech gate over the triggers (in their order) if any keyword asks for one or for a pause
+        gate; kept, with its recent speech scores, while the settings stay the same."""
+        gated = any(gate > 0 or pause > 0 for gate, _, pause, _ in settings)
         if gated and self._speech_index is None:
             log.warning("%s has no '%s' tag: its keywords are not speech-gated", self.spec.name, SPEECH_TAG)
+        hop_s = self.hop_samples / self.sample_rate_hz
+        if hop_s > PAUSE_GATE_MAX_HOP_S and any(pause > 0 for _, _, pause, _ in settings):
+            log.warning("%s at a %.0f ms hop: a pause before a command must fill a whole hop for the pause gate "
+                        "to see it (about 0.8 s at 480 ms); set pause_before: 0, or use a hop of at most %.0f ms "
+                        "(docs/service.md \"Pause gate\")", self.spec.name, 1000 * hop_s, 1000 * PAUSE_GATE_MAX_HOP_S)
         if not gated or self._speech_index is None:
             self._gate = None
         elif self._gate is None or settings != self._kw_gate_settings:
-            self._gate = SpeechGate(np.array([g for g, _ in settings]), np.array([h for _, h in settings]))
+            gates, hops, pauses, windows = zip(*settings)
+            self._gate = SpeechGate(np.array(gates), np.array(hops), np.array(pauses), np.array(windows))
         self._kw_gate_settings = settings
 
     def _rebuild_views(self) -> None:

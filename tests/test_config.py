@@ -33,6 +33,10 @@ ERRORS = [
     ({"keywords": [{"name": "yes", "threshold": 1.2}]}, ["keywords[0].threshold: got 1.2, expected a value in [0.0, 1.0]"]),
     ({"keywords": [{"name": "yes", "n_of_m": [3, 2]}]}, ["keywords[0].n_of_m: got [3, 2], expected [N, M]"]),
     ({"keywords": [{"name": "yes", "n_of_m": [1]}]}, ["keywords[0].n_of_m: got [1], expected a list of 2 integers"]),
+    ({"keywords": [{"name": "up", "pause_before_s": [1.0, 0.5]}]},
+     ["keywords[0].pause_before_s: got [1.0, 0.5], expected [FROM, TO] seconds with 0 <= FROM <= TO <= 10"]),
+    ({"keyword_defaults": {"pause_before_s": 0.5}}, ["keyword_defaults.pause_before_s: got 0.5, expected a list of 2 numbers"]),
+    ({"keyword_defaults": {"pause_before": 2}}, ["keyword_defaults.pause_before: got 2.0, expected a value in [0.0, 1.0]"]),
     ({"keywords": [{"name": "yes"}, {"name": "yes"}]}, ["keywords[1].name: got 'yes' again"]),
     ({"keywords": {"name": "yes"}}, ["keywords: got {'name': 'yes'}, expected a list of a mapping"]),
     ({"tags": [{"name": "dog", "method": "max"}]}, ["tags[0].method: got 'max', expected one of mean, median"]),
@@ -86,6 +90,15 @@ def test_keyword_fields_fall_back_to_defaults():
     settings = config.keyword_settings()
     assert settings["yes"] == (KeywordDefaults(0.6, (2, 3), 1.0), True)
     assert settings["no"] == (KeywordDefaults(0.8, (2, 3), 1.0), False)
+
+
+def test_a_keyword_takes_the_pause_gate_from_the_defaults_or_its_own():
+    config = config_from_dict({"keyword_defaults": {"pause_before": 0.5, "pause_before_s": [0.2, 1.0]},
+                               "keywords": [{"name": "up"}, {"name": "computer", "pause_before": 0},
+                                            {"name": "go", "pause_before_s": [0.5, 2]}]})
+    got = {name: (s.pause_before, s.pause_before_s) for name, (s, _) in config.keyword_settings().items()}
+    assert got == {"up": (0.5, (0.2, 1.0)), "computer": (0.0, (0.2, 1.0)), "go": (0.5, (0.5, 2.0))}
+    assert KeywordDefaults().pause_before == 0.5  # on unless a config turns it off
 
 
 def test_a_tag_window_in_seconds_or_hops_comes_whole_from_the_tag_or_the_defaults():

@@ -1,5 +1,6 @@
-"""The speech gate: a keyword hop counts only after speech; hop by hop equals the whole sequence; the
-scheduler applies it per keyword and leaves models without a speech tag alone."""
+"""The speech gate: a keyword hop counts only after speech; the pause gate: only after a pause; hop by
+hop equals the whole sequence; the scheduler applies both per keyword and leaves models without a
+speech tag alone."""
 
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from test_decisions_fast import HOP, Label, scripted_run  # noqa: E402
 
 from streamd.config import KeywordDefaults  # noqa: E402
 from streamd.contract import KIND_KEYWORD, KIND_TAG  # noqa: E402
-from streamd.gate import SpeechGate, gate_scores, window_hops  # noqa: E402
+from streamd.gate import SpeechGate, gate_scores, pause_scores, pause_window_hops, window_hops  # noqa: E402
 
 
 def test_window_hops_spans_the_seconds_asked_for():
@@ -34,6 +35,27 @@ def test_gate_keeps_keyword_hops_within_the_window_after_speech():
     assert gate_scores(keyword, speech, gate=0.0, hops=4) is keyword  # off
 
 
+def test_pause_window_hops_counts_hops_back_from_the_keyword_hop():
+    assert pause_window_hops((0.32, 1.28), 2560, 16000) == (2, 8)  # 160 ms hops
+    assert pause_window_hops((0.32, 1.28), 7680, 16000) == (1, 3)  # 480 ms: rounded outwards
+    assert pause_window_hops((0.32, 1.28), 30720, 16000) == (1, 1)
+    assert pause_window_hops((0.0, 0.0), 2560, 16000) == (0, 0)  # the keyword hop itself
+
+
+def test_pause_gate_keeps_keyword_hops_only_after_a_pause():
+    keyword = np.full(14, 0.9, np.float32)
+    speech = np.full(14, 0.8, np.float32)  # running speech...
+    speech[5] = 0.3  # ...with one pause
+    got = pause_scores(keyword, speech, pause=0.5, near=2, far=4)
+    assert got.dtype == np.float32
+    # hops 0-3 reach back before the stream (counted as a pause); 7-9 see hop 5 two to four hops back
+    assert got.tolist() == pytest.approx([0.9] * 4 + [0] * 3 + [0.9] * 3 + [0] * 4)
+    assert pause_scores(keyword, speech, pause=0.2, near=2, far=4)[4:].tolist() == [0.0] * 10  # not quiet enough
+    speech[5] = np.nan  # a broken score is not a pause
+    assert pause_scores(keyword, speech, pause=0.5, near=2, far=4)[4:].tolist() == [0.0] * 10
+    assert pause_scores(keyword, speech, pause=0.0, near=2, far=4) is keyword  # off
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_hop_by_hop_equals_the_whole_sequence(seed):
     rng = np.random.default_rng(seed)
@@ -52,6 +74,32 @@ def test_hop_by_hop_equals_the_whole_sequence(seed):
         want = gate_scores(keywords[:, k], speech, gates[k], int(hops[k]))
         np.testing.assert_array_equal(np.where(opened[:, k], keywords[:, k], 0.0), want)
     assert 0.2 < opened[:, 0].mean() < 0.95 and opened[:, 2].all()  # the gate did gate, and 0 is off
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hop_by_hop_with_pause_gates_equals_the_whole_sequence(seed):
+    rng = np.random.default_rng(seed)
+    n = 600
+    # runs of speech and pauses, as talk has them, and the odd NaN
+    speech = np.repeat(rng.choice([0.1, 0.45, 0.5, 0.7, 0.95, np.nan], size=n // 6, p=[0.25, 0.1, 0.1, 0.2, 0.3, 0.05]),
+                       6).astype(np.float32)
+    gates, hops = np.array([0.5, 0.0, 0.8, 0.0]), np.array([8, 1, 3, 1])
+    pauses, windows = np.array([0.5, 0.3, 0.0, 0.6]), np.array([[2, 8], [0, 3], [1, 1], [5, 12]])
+    keywords = rng.uniform(0, 1, (n, len(gates))).astype(np.float32)
+    online = SpeechGate(gates, hops, pauses, windows)
+    opened = []
+    for s in speech:
+        online.push(s)
+        opened.append(online.open())
+    opened = np.array(opened)
+    for k in range(len(gates)):
+        want = gate_scores(keywords[:, k], speech, gates[k], int(hops[k]))
+        want = pause_scores(want, speech, pauses[k], *windows[k])
+        np.testing.assert_array_equal(np.where(opened[:, k], keywords[:, k], 0.0), want)
+    assert all(0.1 < opened[:, k].mean() < 0.9 for k in (0, 1, 3))  # each pause gate did gate
+    online.reset()
+    online.push(0.95)
+    assert online.open()[[1, 3]].all()  # a fresh stream: the window reaches back before it, a pause
 
 
 def gated_table(n: int, speech_at: list[int], keyword_at: list[int]) -> np.ndarray:
@@ -75,6 +123,29 @@ def test_scheduler_fires_a_keyword_only_after_speech():
     assert [e[1] for e in scripted_run(table, LABELS, off, {})] == [21 * HOP, 46 * HOP, 81 * HOP]
 
 
+def test_scheduler_fires_a_keyword_only_after_a_pause():
+    # 100 ms hops: the pause is looked for 0.3-1.0 s back (hops 3-10 back). Speech from hop 0 to 60 with a
+    # pause at 30; keyword hops at 25 (no pause in hops 15-22), 36 (the pause 6 hops back), 58 (28 back)
+    # and 75 (speech ended at 60: hops 65-72 are quiet)
+    table = gated_table(100, [h for h in range(61) if h != 30], [25, 36, 58, 75])
+    paused = {"k": (KeywordDefaults(0.5, (1, 1), 0.0, speech_gate=0.0, pause_before=0.5,
+                                    pause_before_s=(0.3, 1.0)), True)}
+    assert [e[1] for e in scripted_run(table, LABELS, paused, {})] == [37 * HOP, 76 * HOP]
+    off = {"k": (KeywordDefaults(0.5, (1, 1), 0.0, speech_gate=0.0, pause_before=0.0), True)}
+    assert [e[1] for e in scripted_run(table, LABELS, off, {})] == [26 * HOP, 37 * HOP, 59 * HOP, 76 * HOP]
+
+
+def test_the_pause_gate_at_a_long_hop_is_reported(caplog, monkeypatch):
+    import test_decisions_fast
+
+    paused = {"k": (KeywordDefaults(0.5, (1, 1), 0.0, pause_before=0.5), True)}
+    scripted_run(gated_table(5, [], []), LABELS, paused, {})  # 100 ms hops
+    assert "pause gate" not in caplog.text
+    monkeypatch.setattr(test_decisions_fast, "HOP", 7680)  # 480 ms
+    scripted_run(gated_table(5, [], []), LABELS, paused, {})
+    assert "m at a 480 ms hop: a pause before a command must fill a whole hop for the pause gate" in caplog.text
+
+
 def test_a_model_without_a_speech_tag_is_not_gated(caplog):
     labels = [Label("k", KIND_KEYWORD), Label("dog", KIND_TAG)]
     table = gated_table(30, [], [10])
@@ -91,13 +162,15 @@ def test_gating_only_busy_hops_gives_the_events_of_gating_every_hop(seed):
 
     rng = np.random.default_rng(seed)
     labels = [Label("k0", KIND_KEYWORD), Label("k1", KIND_KEYWORD), Label("speech", KIND_TAG)]
-    keywords = {"k0": (KeywordDefaults(0.5, (1, 1), 0.3, speech_gate=0.5, speech_gate_s=0.5), True),
-                "k1": (KeywordDefaults(0.7, (2, 3), 0.5, speech_gate=0.8, speech_gate_s=1.0), True)}
+    keywords = {"k0": (KeywordDefaults(0.5, (1, 1), 0.3, speech_gate=0.5, speech_gate_s=0.5, pause_before=0.0), True),
+                "k1": (KeywordDefaults(0.7, (2, 3), 0.5, speech_gate=0.8, speech_gate_s=1.0, pause_before=0.7,
+                                       pause_before_s=(0.2, 0.6)), True)}
     n = 2000
     table = np.float32(np.stack([nasty_scores(rng, n, [0.5, 0.7, 0.8]) for _ in labels], axis=1))
     gated = table.copy()
     for j, (name, hops) in enumerate([("k0", 5), ("k1", 10)]):
         gated[:, j] = gate_scores(table[:, j], table[:, 2], keywords[name][0].speech_gate, hops)
+    gated[:, 1] = pause_scores(gated[:, 1], table[:, 2], 0.7, 2, 6)  # k1's pause: 0.2-0.6 s = 2-6 hops back
     got = scripted_run(table, labels, keywords, {})
     assert same(got) == same(naive_run(gated, labels, keywords, {}))
     assert sum(1 for e in got if e[0] == "KeywordEvent") > 20
