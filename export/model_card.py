@@ -93,8 +93,12 @@ def cpu_words(result: dict) -> str:
 
 def gate_words(trigger: dict) -> str:
     """How the keyword scores were gated by speech (streamd.gate), in words for the card."""
-    gate = trigger.get("speech_gate", 0)
-    return f"speech gate {gate:g} over {trigger['speech_gate_s']:g} s" if gate else "no speech gate"
+    gate, pause = trigger.get("speech_gate", 0), trigger.get("pause_before", 0)
+    words = f"speech gate {gate:g} over {trigger['speech_gate_s']:g} s" if gate else "no speech gate"
+    if pause:
+        start, end = trigger["pause_before_s"]
+        words += f", a pause (speech below {pause:g}) {start:g}-{end:g} s before"
+    return words
 
 
 def config_thresholds(wake: dict, wake_word: str = "computer", music: dict | None = None,

@@ -113,12 +113,13 @@ class GateInfo:
         return [n for n, k in self.kinds.items() if k == kind]
 
 
-def gate_context(kinds: dict[str, str], gate: float) -> Context:
+def gate_context(kinds: dict[str, str], gate: float, pause: float = 0.0) -> Context:
     from types import SimpleNamespace
 
     model = SimpleNamespace(info=GateInfo(kinds))
     scorer = SimpleNamespace(model=model, hop_samples=HOP, sample_rate_hz=SR)
-    return Context(scorer, [], {}, SimpleNamespace(speech_gate=gate, speech_gate_s=0.48))
+    args = SimpleNamespace(speech_gate=gate, speech_gate_s=0.48, pause_before=pause, pause_before_s=(2 * HOP / SR, 0.48))
+    return Context(scorer, [], {}, args)
 
 
 def test_keyword_scores_are_gated_by_speech_as_in_the_service():
@@ -135,6 +136,21 @@ def test_keyword_scores_are_gated_by_speech_as_in_the_service():
     assert gate_context(kinds, 0.0).gated(scored) is scored  # --speech-gate 0: as before
     no_speech = {"k": "keyword", "talk": "tag", "dog": "tag"}
     assert gate_context(no_speech, 0.5).gated(scored) is scored  # nothing to gate by, as in the service
+
+
+def test_keyword_scores_need_a_pause_before_them_as_in_the_service():
+    # the pause is looked for 2-3 hops back (0.48 s = 3 hops); speech everywhere but hop 4
+    scores = np.zeros((10, 2), np.float32)
+    scores[:, 1] = 0.9
+    scores[4, 1] = 0.2
+    scores[:, 0] = 0.8
+    scored = Scored(scores, (np.arange(10) + 1) * HOP)
+    kinds = {"k": "keyword", "speech": "tag"}
+    gated = gate_context(kinds, 0.5, pause=0.5).gated(scored).scores
+    # hops 0-2 reach back before the stream (a pause); 6 and 7 see hop 4; hop 4 itself is not speech
+    assert gated[:, 0].tolist() == pytest.approx([0.8, 0.8, 0.8, 0, 0, 0, 0.8, 0.8, 0, 0])
+    assert gate_context(kinds, 0.0, pause=0.5).gated(scored).scores[:, 0].tolist() == gated[:, 0].tolist()
+    assert gate_context(kinds, 0.0, pause=0.0).gated(scored) is scored
 
 
 def test_det_table_gives_frr_and_fa_per_hour_per_threshold_and_the_operating_point():
@@ -369,7 +385,7 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     negative_samples = sum(len(d[3]()) for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not")))
     assert wake["negative_hours"] == round(-(-negative_samples // HOP) * HOP / SR / 3600, 4)
     assert wake["trigger"] == {"threshold": "swept", "n_of_m": [1, 1], "refractory_s": 1.0, "speech_gate": 0.5,
-                               "speech_gate_s": 1.28}
+                               "speech_gate_s": 1.28, "pause_before": 0.5, "pause_before_s": [0.32, 1.28]}
     assert set(wake["keywords"]) == {"yes", "no", "computer"}
     for info in wake["keywords"].values():
         assert info["positives"] == 1

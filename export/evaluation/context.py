@@ -15,13 +15,14 @@ from export.evaluation.clips import NEGATIVE_GROUPS, SPEECH_TAG, in_group
 from export.evaluation.decisions import smoother_config
 from export.evaluation.streaming import Scored, Scorer
 from streamd.contract import KIND_KEYWORD, KIND_TAG
-from streamd.gate import gate_scores, window_hops
+from streamd.gate import gate_scores, pause_scores, pause_window_hops, window_hops
 from streamd.model import Model
 
 
 def speech_gate(args: argparse.Namespace) -> dict:
-    """The speech gate the keyword scores went through (streamd.gate; 0: none)."""
-    return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s}
+    """The speech and pause gates the keyword scores went through (streamd.gate; 0: none)."""
+    return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s,
+            "pause_before": args.pause_before, "pause_before_s": list(args.pause_before_s)}
 
 
 @dataclass
@@ -52,16 +53,19 @@ class Context:
         return self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
 
     def gated(self, scored: Scored) -> Scored:
-        """Keyword scores as the service's triggers see them: 0 where the speech gate is closed
-        (streamd.gate); unchanged for a model without a speech tag, as in the service."""
-        speech = self.speech_index
-        if speech is None or self.args.speech_gate <= 0:
+        """Keyword scores as the service's triggers see them: 0 where the speech gate or the pause gate
+        is closed (streamd.gate); unchanged for a model without a speech tag, as in the service."""
+        speech, args = self.speech_index, self.args
+        if speech is None or args.speech_gate <= 0 and args.pause_before <= 0:
             return scored
-        hops = window_hops(self.args.speech_gate_s, self.scorer.hop_samples, self.scorer.sample_rate_hz)
+        hop_samples, rate = self.scorer.hop_samples, self.scorer.sample_rate_hz
+        hops = window_hops(args.speech_gate_s, hop_samples, rate)
+        near, far = pause_window_hops(args.pause_before_s, hop_samples, rate)
         scores = scored.scores.copy()
         for name in self.model.info.names_of_kind(KIND_KEYWORD):
             i = self.label_index(name)
-            scores[:, i] = gate_scores(scores[:, i], scored.scores[:, speech], self.args.speech_gate, hops)
+            scores[:, i] = gate_scores(scores[:, i], scored.scores[:, speech], args.speech_gate, hops)
+            scores[:, i] = pause_scores(scores[:, i], scored.scores[:, speech], args.pause_before, near, far)
         return Scored(scores, scored.end_samples)
 
     def progress(self, iterable, desc: str, total=None, unit="clip"):
