@@ -1,0 +1,142 @@
+"""The pause gate on the default model: what it costs a command said after speech, and what it saves.
+
+Every setting comes from a service config (default config.yaml: each keyword's threshold, speech gate and
+pause gate, its first model at its latency); "without" is the same config with pause_before 0 everywhere.
+Prints two Markdown tables (docs/service.md, "Pause gate"):
+
+1. Keywords after speech: each validation keyword clip of ../shared/data (trimmed to its word) follows
+   the last 3 s of a validation coffee order after a silent pause of P seconds, over the kitchen recording
+   20 dB below the word; a clip counts as heard when its keyword fires after the speech ended. Beside it,
+   the clips missed alone (0.5 s of silence around each, as the evaluation streams them).
+2. False accepts of the keywords in negative streams: the validation negatives of ../shared/data and
+   each --talk folder (export.data.synth_talk output: running speech full of near-misses).
+
+    .venv/bin/python scripts/pause_gate.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from export.evaluation.clips import in_group, keyword_positives, select_clips
+from export.evaluation.context import Context, negative_stream
+from export.evaluation.decisions import detections
+from export.evaluation.keywords import PAD_S
+from export.evaluation.streaming import Scorer, active_region
+from export.labels import COMMANDS
+from streamd.config import load_config
+from streamd.gate import gate_scores, pause_scores, pause_window_hops, window_hops
+from streamd.service import load_models
+from streamd.triggers import KeywordTriggerConfig
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+PAUSES_S = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
+LEAD_S = 3.0  # speech before each command (s)
+TAIL_S = 0.8  # silence after it (s)
+BED_DB = -20.0  # the kitchen recording against the word (dB)
+WORD_MARGIN_S = 0.03  # kept around the word's active region (s)
+
+
+class Gates:
+    """One config's keyword settings applied to a model's score sequences, as the service applies them."""
+
+    def __init__(self, settings: dict, labels: list[str], hop_samples: int, sample_rate_hz: int):
+        self.settings, self.labels = settings, labels
+        self.hop_samples, self.rate = hop_samples, sample_rate_hz
+        self.speech = labels.index("speech")
+
+    def fired(self, scores: np.ndarray, keyword: str) -> list[int]:
+        """End samples where keyword fires over scores [n_hops, labels]."""
+        s = self.settings[keyword]
+        k, speech = scores[:, self.labels.index(keyword)], scores[:, self.speech]
+        k = gate_scores(k, speech, s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.rate))
+        k = pause_scores(k, speech, s.pause_before, *pause_window_hops(s.pause_before_s, self.hop_samples, self.rate))
+        cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
+        return detections(k, (np.arange(len(k)) + 1) * self.hop_samples, keyword, cfg, self.rate, self.hop_samples)
+
+
+def after_speech(word: np.ndarray, lead: np.ndarray, bed: np.ndarray, pause_s: float, rate: int) -> np.ndarray:
+    """lead, pause_s of silence, word and TAIL_S of silence, over bed BED_DB below the word."""
+    silence = np.zeros(round(pause_s * rate), np.float32)
+    stream = np.concatenate([lead, silence, word, np.zeros(round(TAIL_S * rate), np.float32)])
+    bed = bed[: len(stream)]
+    return stream + bed * np.sqrt(np.mean(word ** 2) / np.mean(bed ** 2)) * 10 ** (BED_DB / 20)
+
+
+def print_after_speech(setups: dict[str, Gates], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
+    """Table 1: per kind of keyword and setup, clips missed alone and the share heard after each pause."""
+    clips, groups = select_clips(root, "val")
+    orders = [c for c in clips if in_group(c, groups, "speech")]
+    kitchen = scorer.audio(next(c for c in clips if c.path.name == "kitchen.flac"))
+    rate = scorer.sample_rate_hz
+    rng = np.random.default_rng(0)
+    print("| keywords | pause gate | alone: missed | " + " | ".join(f"after {p:g} s" for p in PAUSES_S) + " |")
+    print("|---|---|---|" + "---|" * len(PAUSES_S))
+    for kind, names in kinds.items():
+        heard = {name: np.zeros(len(PAUSES_S)) for name in setups}
+        missed = dict.fromkeys(setups, 0)
+        positives = [(keyword, clip) for keyword in names for clip in keyword_positives(clips, groups, keyword)]
+        for keyword, clip in positives:
+            audio = scorer.audio(clip)
+            start, end = active_region(audio)
+            margin = round(WORD_MARGIN_S * rate)
+            word = audio[max(0, start - margin): end + margin]
+            order = scorer.audio(orders[rng.integers(len(orders))])
+            order_end = active_region(order)[1]
+            lead = order[max(0, order_end - round(LEAD_S * rate)): order_end]
+            alone = scorer.clip(clip, PAD_S).scores
+            for name, gates in setups.items():
+                missed[name] += not gates.fired(alone, keyword)
+            for j, pause_s in enumerate(PAUSES_S):
+                scores = scorer.stream([after_speech(word, lead, kitchen, pause_s, rate)]).scores
+                for name, gates in setups.items():
+                    heard[name][j] += any(e > len(lead) for e in gates.fired(scores, keyword))
+        for name in setups:
+            shares = " | ".join(f"{100 * h / max(1, len(positives)):.1f} %" for h in heard[name])
+            print(f"| {kind} ({len(positives)} clips) | {name} | {missed[name]} | {shares} |")
+
+
+def print_false_accepts(setups: dict[str, Gates], keywords: list[str], streams: dict[str, tuple[Path, str]],
+                        model, hop_samples: int) -> None:
+    """Table 2: per negative stream and setup, the false accepts of each keyword."""
+    print("| negative stream | hours | keyword false accepts without | with |")
+    print("|---|---|---|---|")
+    for title, (data, split) in streams.items():
+        clips, groups = select_clips(data, split)
+        ctx = Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True))
+        negative = negative_stream(ctx)
+        cells = []
+        for gates in setups.values():
+            counts = {k: len(gates.fired(negative.scored.scores, k)) for k in keywords}
+            cells.append(", ".join(f"{k} {n}" for k, n in counts.items() if n) + f" (all {sum(counts.values())})")
+        print(f"| {title} | {negative.hours:.2f} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with manifest.csv (default ../shared/data)")
+    parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    spec = load_models(config)[0]
+    model, hop, rate = spec.model, spec.hop_samples, spec.model.info.sample_rate_hz
+    settings = {name: s for name, (s, enabled) in config.keyword_settings().items() if enabled}
+    unpaused = {name: dataclasses.replace(s, pause_before=0.0) for name, s in settings.items()}
+    labels = model.info.label_names
+    setups = {"without": Gates(unpaused, labels, hop, rate), "with": Gates(settings, labels, hop, rate)}
+    keywords = [k for k in settings if k in labels]
+    kinds = {"commands": [k for k in keywords if k in COMMANDS], "wake word": [k for k in keywords if k not in COMMANDS]}
+    root = args.data.resolve()
+    print(f"Keywords heard after {LEAD_S:g} s of a coffee order and a pause (validation clips, {args.config}, "
+          f"{spec.name} at {1000 * hop / rate:g} ms):\n")
+    print_after_speech(setups, kinds, root, Scorer(model, hop, "val"))
+    print()
+    talk = {f"talk {p.parent.name}/{p.name}": (p.expanduser().resolve(), "all") for p in args.talk}
+    print_false_accepts(setups, keywords, {"validation negatives": (root, "val")} | talk, model, hop)
+
+
+if __name__ == "__main__":
+    main()
