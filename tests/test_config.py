@@ -178,6 +178,25 @@ def test_shipped_config_yaml_loads():
     assert not config.bus.allow_network and config.bus.endpoint is None
 
 
+def test_shipped_config_yaml_takes_its_keyword_thresholds_from_the_default_models_card():
+    """models/streamd-sat.md derives them with the service's gates (ship.sh evaluates at the defaults, which
+    are config.yaml's); `up` alone keeps its own, with its stricter speech gate (docs/service.md)."""
+    import yaml
+
+    card = (REPO / "models" / "streamd-sat.md").read_text()
+    block = card.split("```yaml\n")[1].split("```")[0]  # the first block: the keywords
+    from_card = {kw["name"]: kw["threshold"] for kw in yaml.safe_load(block)}
+    config = load_config(REPO / "config.yaml")
+    settings = config.keyword_settings()
+    assert {name: s.threshold for name, (s, _) in settings.items() if name != "up"} == \
+        {name: t for name, t in from_card.items() if name != "up"}
+    gates = {(s.speech_gate, s.speech_gate_s, s.pause_before, s.pause_before_s) for name, (s, _) in settings.items()
+             if name != "up"}
+    defaults = KeywordDefaults()
+    assert gates == {(defaults.speech_gate, defaults.speech_gate_s, defaults.pause_before, defaults.pause_before_s)}
+    assert "speech gate 0.5 over 1.28 s, a pause (speech below 0.5) 0.32-1.28 s before, as evaluated" in card
+
+
 def test_the_service_loads_each_model_with_its_configured_hop_fixed():
     from streamd.service import load_models
 
