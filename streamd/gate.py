@@ -13,8 +13,8 @@ window that starts before the word the hop follows. A keyword said on its own, a
 pause in talk, keeps it; the same word inside running speech ("I stopped by", "going downtown") does
 not. Hops before the stream began count as a pause. Measured on the default model at config.yaml's
 thresholds: no validation clip lost, a keyword said 0.2 s or more after other speech heard within a
-point of its rate without the gate, and in held-out synthetic talk full of near-misses about a third
-of the false accepts left (docs/service.md, "Pause gate").
+point of its rate without the gate, and in held-out synthetic talk full of near-misses a third or
+fewer of the false accepts left (docs/service.md, "Pause gate").
 
 ``gate_scores`` and ``pause_scores`` do it over a whole score sequence (the evaluation); ``SpeechGate``
 hop by hop (the service). Both give the same numbers.
