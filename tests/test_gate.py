@@ -56,6 +56,15 @@ def test_pause_gate_keeps_keyword_hops_only_after_a_pause():
     assert pause_scores(keyword, speech, pause=0.0, near=2, far=4) is keyword  # off
 
 
+def open_hop_by_hop(gate: SpeechGate, speech: np.ndarray) -> np.ndarray:
+    """[n_hops, keywords]: which keywords the gate opened after each hop's speech score, as the scheduler asks."""
+    opened = []
+    for score in speech:
+        gate.push(score)
+        opened.append(gate.open())
+    return np.array(opened)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_hop_by_hop_equals_the_whole_sequence(seed):
     rng = np.random.default_rng(seed)
@@ -64,12 +73,7 @@ def test_hop_by_hop_equals_the_whole_sequence(seed):
                         p=[0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.09, 0.01]).astype(np.float32)
     gates, hops = np.array([0.5, 0.8, 0.0, 0.95]), np.array([8, 3, 5, 1])
     keywords = rng.uniform(0, 1, (n, len(gates))).astype(np.float32)
-    online = SpeechGate(gates, hops)
-    opened = []
-    for s in speech:
-        online.push(s)
-        opened.append(online.open())
-    opened = np.array(opened)
+    opened = open_hop_by_hop(SpeechGate(gates, hops), speech)
     for k in range(len(gates)):
         want = gate_scores(keywords[:, k], speech, gates[k], int(hops[k]))
         np.testing.assert_array_equal(np.where(opened[:, k], keywords[:, k], 0.0), want)
@@ -87,11 +91,7 @@ def test_hop_by_hop_with_pause_gates_equals_the_whole_sequence(seed):
     pauses, windows = np.array([0.5, 0.3, 0.0, 0.6]), np.array([[2, 8], [0, 3], [1, 1], [5, 12]])
     keywords = rng.uniform(0, 1, (n, len(gates))).astype(np.float32)
     online = SpeechGate(gates, hops, pauses, windows)
-    opened = []
-    for s in speech:
-        online.push(s)
-        opened.append(online.open())
-    opened = np.array(opened)
+    opened = open_hop_by_hop(online, speech)
     for k in range(len(gates)):
         want = gate_scores(keywords[:, k], speech, gates[k], int(hops[k]))
         want = pause_scores(want, speech, pauses[k], *windows[k])
