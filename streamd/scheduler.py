@@ -136,8 +136,9 @@ class ModelRun:
         if gated and self._speech_index is None:
             log.warning("%s has no '%s' tag: its keywords are not speech-gated", self.spec.name, SPEECH_TAG)
         hop_s = self.hop_samples / self.sample_rate_hz
-        if hop_s > PAUSE_GATE_MAX_HOP_S and any(pause > 0 for _, _, pause, _ in settings):
-            log.warning("%s at a %.0f ms hop: a pause before a command must fill a whole hop for the pause gate "
+        paused = self._speech_index is not None and any(pause > 0 for _, _, pause, _ in settings)
+        if paused and hop_s > PAUSE_GATE_MAX_HOP_S:
+            log.warning("%s at a %.0f ms hop: a pause before a keyword must fill a whole hop for the pause gate "
                         "to see it (about 0.8 s at 480 ms); set pause_before: 0, or use a hop of at most %.0f ms "
                         "(docs/service.md \"Pause gate\")", self.spec.name, 1000 * hop_s, 1000 * PAUSE_GATE_MAX_HOP_S)
         if not gated or self._speech_index is None:

@@ -142,8 +142,10 @@ def test_the_pause_gate_at_a_long_hop_is_reported(caplog, monkeypatch):
     scripted_run(gated_table(5, [], []), LABELS, paused, {})  # 100 ms hops
     assert "pause gate" not in caplog.text
     monkeypatch.setattr(test_decisions_fast, "HOP", 7680)  # 480 ms
+    scripted_run(gated_table(5, [], []), [Label("k", KIND_KEYWORD), Label("dog", KIND_TAG)], paused, {})
+    assert "pause gate" not in caplog.text  # no speech tag, no pause gate to warn about
     scripted_run(gated_table(5, [], []), LABELS, paused, {})
-    assert "m at a 480 ms hop: a pause before a command must fill a whole hop for the pause gate" in caplog.text
+    assert "m at a 480 ms hop: a pause before a keyword must fill a whole hop for the pause gate" in caplog.text
 
 
 def test_a_model_without_a_speech_tag_is_not_gated(caplog):
