@@ -81,9 +81,13 @@ class KeywordDefaults:
     """How far back the speech score is looked for (s)."""
     pause_before: float = _f(0.5, min=0.0, max=1.0)
     """A hop counts only if the model's speech score fell below this (a pause) in the hops that end
-    pause_before_s before it (probability; 0 = off): a keyword said inside running speech does not fire."""
+    pause_before_s before it, or the audio was quiet (pause_drop_db) (probability; 0 = off): a keyword said
+    inside running speech does not fire."""
     pause_before_s: tuple[float, float] = _f((0.32, 1.28))
     """From how long to how long before the keyword hop's end the pause is looked for ([s, s])."""
+    pause_drop_db: float = _f(10.0, min=0.0, max=100.0)
+    """Audio this much quieter than the word for 0.32 s is a pause too, whatever the speech score: talk
+    from a television under the speaker (dB; 0 = the speech score alone)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class KeywordConfig:
     """Overrides keyword_defaults.pause_before (probability)."""
     pause_before_s: tuple[float, float] | None = _f(None)
     """Overrides keyword_defaults.pause_before_s ([s, s])."""
+    pause_drop_db: float | None = _f(None, min=0.0, max=100.0)
+    """Overrides keyword_defaults.pause_drop_db (dB)."""
     enabled: bool = _f(True)
     """Publish events for this keyword."""
 

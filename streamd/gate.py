@@ -7,14 +7,14 @@ keyword hop is kept only where that score reached ``gate`` in the last ``window_
 the default model: no validation keyword clip lost, nor with the audio 20 dB quieter, while most
 false accepts on non-speech sounds and music go (docs/service.md, "Speech gate").
 
-The pause gate is the speech gate's other half: a keyword hop counts only if the speech score fell
-below ``pause`` (a pause) somewhere in the hops that end ``pause_s`` (from, to) seconds before it, a
-window that starts before the word the hop follows. A keyword said on its own, after silence or a
-pause in talk, keeps it; the same word inside running speech ("I stopped by", "going downtown") does
-not. Hops before the stream began count as a pause. Measured on the default model at config.yaml's
-thresholds: no validation clip lost, a keyword said 0.2 s or more after other speech heard within a
-point of its rate without the gate, and in held-out synthetic talk full of near-misses a third or
-fewer of the false accepts left (docs/service.md, "Pause gate").
+The pause gate is the speech gate's other half: a keyword hop counts only if there was a pause
+somewhere in the hops that end ``pause_s`` (from, to) seconds before it, a window that starts before
+the word the hop follows. A pause is a hop whose speech score fell below ``pause``, or ``LEVEL_PAUSE_S``
+of audio at least ``drop_db`` quieter than the word's loudest hop: a television or another room
+talking on under the speaker keeps the speech score up, but not the level. A keyword said on its own,
+after silence or a pause in talk, keeps it; the same word inside running speech ("I stopped by",
+"going downtown") does not. Hops before the stream began count as a pause. Measured on the default
+model (docs/service.md, "Pause gate").
 
 ``gate_scores`` and ``pause_scores`` do it over a whole score sequence (the evaluation); ``SpeechGate``
 hop by hop (the service). Both give the same numbers.
@@ -26,6 +26,8 @@ import math
 from collections import deque
 
 import numpy as np
+
+LEVEL_PAUSE_S = 0.32  # a pause by level lasts this long: one hop's dip inside a sentence is not one
 
 
 def window_hops(window_s: float, hop_samples: int, sample_rate_hz: int) -> int:
@@ -51,39 +53,65 @@ def gate_scores(keyword: np.ndarray, speech: np.ndarray, gate: float, hops: int)
     return np.where(recent >= gate, keyword, 0.0).astype(keyword.dtype)
 
 
-def pause_scores(keyword: np.ndarray, speech: np.ndarray, pause: float, near: int, far: int) -> np.ndarray:
-    """keyword scores [n_hops] with every hop set to 0 where speech [n_hops] stayed at or above pause
-    (or NaN) in each of the hops near..far before it; hops before the sequence count as a pause;
-    pause <= 0 leaves them as they are."""
+def level_db(audio: np.ndarray) -> float:
+    """A hop's level: mean power in dB (re full scale 1.0), -100 for silence."""
+    return 10.0 * math.log10(float(np.dot(audio, audio)) / max(1, len(audio)) + 1e-10)
+
+
+def _windows(x: np.ndarray, pad: int, fill: float, width: int) -> np.ndarray:
+    """[len(x) + pad - width + 1, width]: x with pad fill values in front, in windows of width."""
+    padded = np.concatenate([np.full(pad, fill), np.asarray(x, np.float64)])
+    return np.lib.stride_tricks.sliding_window_view(padded, width)
+
+
+def pause_scores(keyword: np.ndarray, speech: np.ndarray, pause: float, near: int, far: int,
+                 levels_db: np.ndarray | None = None, drop_db: float = 0.0, level_hops: int = 1) -> np.ndarray:
+    """keyword scores [n_hops] with every hop set to 0 where none of the hops near..far before it was a
+    pause: speech [n_hops] below pause, or (drop_db > 0, levels_db [n_hops] given) level_hops hops in a
+    row ending there, each at least drop_db below the loudest of the keyword hop and the near - 1 before
+    it (the word). Hops before the sequence count as a pause; NaN speech is none; pause <= 0 leaves the
+    scores as they are."""
     if pause <= 0:
         return keyword
-    low = np.concatenate([np.ones(far, bool), np.asarray(speech, np.float64) < pause])
-    # hop i reads low[i + far - k] for k = far..near: the window of far - near + 1 starting at i
-    found = np.lib.stride_tricks.sliding_window_view(low, far - near + 1).any(axis=1)[: len(keyword)]
+    n = len(keyword)
+    # hop i reads hop i - k for k = far..near: the window of far - near + 1 starting at padded index i
+    quiet = np.asarray(speech, np.float64) < pause
+    found = _windows(quiet, far, 1.0, far - near + 1).any(axis=1)[:n]
+    if levels_db is not None and drop_db > 0:
+        word_db = _windows(levels_db, max(near, 1) - 1, -np.inf, max(near, 1)).max(axis=1)[:n]
+        run_db = _windows(levels_db, level_hops - 1, -np.inf, level_hops).max(axis=1)  # a run's loudest hop
+        found |= _windows(run_db, far, -np.inf, far - near + 1).min(axis=1)[:n] <= word_db - drop_db
     return np.where(found, keyword, 0.0).astype(keyword.dtype)
 
 
 class SpeechGate:
     """Hop by hop: which keywords are open, each with its own speech gate and window (in hops) and,
-    optionally, its own pause level and (near, far) window (hops back)."""
+    optionally, its own pause gate: speech level, (near, far) window (hops back) and level drop (dB)."""
 
     def __init__(self, gates: np.ndarray, hops: np.ndarray, pauses: np.ndarray | None = None,
-                 pause_windows: np.ndarray | None = None):
+                 pause_windows: np.ndarray | None = None, drops_db: np.ndarray | None = None, level_hops: int = 1):
         self.gates = np.asarray(gates, np.float64)
         self.hops = np.asarray(hops, np.intp)
-        self.pauses = np.zeros(len(self.gates)) if pauses is None else np.asarray(pauses, np.float64)
-        self.pause_windows = (np.ones((len(self.gates), 2), np.intp) if pause_windows is None
+        k = len(self.gates)
+        self.pauses = np.zeros(k) if pauses is None else np.asarray(pauses, np.float64)
+        self.pause_windows = (np.ones((k, 2), np.intp) if pause_windows is None
                               else np.asarray(pause_windows, np.intp).reshape(-1, 2))
+        self.drops_db = np.zeros(k) if drops_db is None else np.asarray(drops_db, np.float64)
+        self.level_hops = level_hops
         self._pausing = np.flatnonzero(self.pauses > 0)  # keywords with a pause gate
-        longest = max(int(self.hops.max(initial=1)), int(self.pause_windows[self._pausing, 1].max(initial=0)) + 1)
+        far = int(self.pause_windows[self._pausing, 1].max(initial=0))
+        longest = max(int(self.hops.max(initial=1)), far + level_hops)
         self._recent: deque[float] = deque(maxlen=longest)
+        self._levels: deque[float] = deque(maxlen=longest)
 
     def reset(self) -> None:
         self._recent.clear()
+        self._levels.clear()
 
-    def push(self, speech: float) -> None:
-        """This hop's speech score (every hop, so that the window is right when it is read)."""
+    def push(self, speech: float, level_db: float = -100.0) -> None:
+        """This hop's speech score and audio level (every hop, so that the windows are right when read)."""
         self._recent.append(float(speech))
+        self._levels.append(float(level_db))
 
     def open(self) -> np.ndarray:
         """bool per keyword, after the latest push: may this hop's score count?"""
@@ -91,8 +119,18 @@ class SpeechGate:
         running_max = np.maximum.accumulate(newest_first)  # [k]: max over the newest k + 1 hops
         recent = running_max[np.minimum(self.hops, len(running_max)) - 1]
         opened = (self.gates <= 0) | (recent >= self.gates)
-        for k in self._pausing:
-            near, far = self.pause_windows[k]
-            # the window reaches back before the first hop (a pause), or a hop in it was below the level
-            opened[k] &= far >= len(newest_first) or bool((newest_first[near:far + 1] < self.pauses[k]).any())
+        if len(self._pausing):
+            levels = np.fromiter(reversed(self._levels), np.float64, len(self._levels))
+            for k in self._pausing:
+                opened[k] &= self._paused(k, newest_first, levels)
         return opened
+
+    def _paused(self, k: int, speech: np.ndarray, levels: np.ndarray) -> bool:
+        """Was there a pause in keyword k's window? speech and levels newest first."""
+        near, far = self.pause_windows[k]
+        if far >= len(speech) or (speech[near:far + 1] < self.pauses[k]).any():
+            return True  # the window reaches back before the first hop, or the speech score fell
+        if self.drops_db[k] <= 0:
+            return False
+        quiet_db = levels[:max(near, 1)].max() - self.drops_db[k]
+        return any(levels[t:t + self.level_hops].max() <= quiet_db for t in range(near, far + 1))

@@ -31,7 +31,7 @@ import numpy as np
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
-from streamd.gate import SpeechGate, pause_window_hops, window_hops
+from streamd.gate import LEVEL_PAUSE_S, SpeechGate, level_db, pause_window_hops, window_hops
 from streamd.model import Model
 from streamd.smoothing import TagDecision, TagSmoother
 from streamd.source import Source
@@ -40,7 +40,8 @@ from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 log = logging.getLogger(__name__)
 
 KeywordSettings = dict[str, tuple[KeywordDefaults, bool]]  # name -> (settings, enabled)
-GateSetting = tuple[float, int, float, tuple[int, int]]  # speech gate, its window (hops), pause level, (near, far)
+# speech gate, its window (hops); pause level, its (near, far) window (hops back), level drop (dB)
+GateSetting = tuple[float, int, float, tuple[int, int], float]
 TagSettings = dict[str, tuple[TagDefaults, bool]]
 HopHook = Callable[["ModelRun", int, np.ndarray], None]  # (run, end_sample, scores)
 PAUSE_GATE_MAX_HOP_S = 0.32  # at longer hops a hop's speech score (its columns' max) hides pauses under ~0.8 s
@@ -110,7 +111,7 @@ class ModelRun:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
                 gate_settings[i] = (s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.sample_rate_hz),
                                     s.pause_before, pause_window_hops(s.pause_before_s, self.hop_samples,
-                                                                      self.sample_rate_hz))
+                                                                      self.sample_rate_hz), s.pause_drop_db)
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -132,11 +133,11 @@ class ModelRun:
     def _configure_gate(self, settings: list[GateSetting]) -> None:
         """A speech gate over the triggers (in their order) if any keyword asks for one or for a pause
         gate; kept, with its recent speech scores, while the settings stay the same."""
-        gated = any(gate > 0 or pause > 0 for gate, _, pause, _ in settings)
+        gated = any(gate > 0 or pause > 0 for gate, _, pause, _, _ in settings)
         if gated and self._speech_index is None:
             log.warning("%s has no '%s' tag: its keywords are not speech-gated", self.spec.name, SPEECH_TAG)
         hop_s = self.hop_samples / self.sample_rate_hz
-        paused = self._speech_index is not None and any(pause > 0 for _, _, pause, _ in settings)
+        paused = self._speech_index is not None and any(pause > 0 for _, _, pause, _, _ in settings)
         if paused and hop_s > PAUSE_GATE_MAX_HOP_S:
             log.warning("%s at a %.0f ms hop: a pause before a keyword must fill a whole hop for the pause gate "
                         "to see it (about 0.8 s at 480 ms); set pause_before: 0, or use a hop of at most %.0f ms "
@@ -144,8 +145,10 @@ class ModelRun:
         if not gated or self._speech_index is None:
             self._gate = None
         elif self._gate is None or settings != self._kw_gate_settings:
-            gates, hops, pauses, windows = zip(*settings)
-            self._gate = SpeechGate(np.array(gates), np.array(hops), np.array(pauses), np.array(windows))
+            gates, hops, pauses, windows, drops = zip(*settings)
+            level_hops = window_hops(LEVEL_PAUSE_S, self.hop_samples, self.sample_rate_hz)
+            self._gate = SpeechGate(np.array(gates), np.array(hops), np.array(pauses), np.array(windows),
+                                    np.array(drops), level_hops)
         self._kw_gate_settings = settings
 
     def _rebuild_views(self) -> None:
@@ -180,7 +183,7 @@ class ModelRun:
             # NaN compares False: it counts as a hit candidate, as in KeywordTrigger.update
             todo = self._kw_awake | ~(kw_scores < self._kw_threshold)
             if self._gate is not None:
-                self._gate.push(scores[self._speech_index])
+                self._gate.push(scores[self._speech_index], level_db(audio))
                 # the gate only lowers scores, so a quiet hop stays quiet without it; elsewhere a hop
                 # without speech just before is a miss (fed to a quiet trigger, a miss changes nothing)
                 if todo.any():

@@ -190,11 +190,11 @@ def test_shipped_config_yaml_takes_its_keyword_thresholds_from_the_default_model
     settings = config.keyword_settings()
     assert {name: s.threshold for name, (s, _) in settings.items() if name != "up"} == \
         {name: t for name, t in from_card.items() if name != "up"}
-    gates = {(s.speech_gate, s.speech_gate_s, s.pause_before, s.pause_before_s) for name, (s, _) in settings.items()
-             if name != "up"}
-    defaults = KeywordDefaults()
-    assert gates == {(defaults.speech_gate, defaults.speech_gate_s, defaults.pause_before, defaults.pause_before_s)}
-    assert "speech gate 0.5 over 1.28 s, a pause (speech below 0.5) 0.32-1.28 s before, as evaluated" in card
+    gate_fields = ("speech_gate", "speech_gate_s", "pause_before", "pause_before_s", "pause_drop_db")
+    gates = {tuple(getattr(s, f) for f in gate_fields) for name, (s, _) in settings.items() if name != "up"}
+    assert gates == {tuple(getattr(KeywordDefaults(), f) for f in gate_fields)}
+    assert ("speech gate 0.5 over 1.28 s, a pause (speech below 0.5 or 10 dB quieter than the word) 0.32-1.28 s "
+            "before, as evaluated") in card
 
 
 def test_the_service_loads_each_model_with_its_configured_hop_fixed():

@@ -177,14 +177,15 @@ class Pushed:
         self.ring = RingBuffer(SR * 600)
 
 
-def scripted_run(table, labels, keywords, tags, reconfigure_at=None, reconfigured=None):
+def scripted_run(table, labels, keywords, tags, reconfigure_at=None, reconfigured=None, amplitudes=None):
+    """The scheduler over scripted scores; the audio is silence, or a constant amplitudes[k] in hop k."""
     source = Pushed()
     scheduler = Scheduler([source], [ModelSpec("m", ScriptedModel(table, labels), HOP)], keywords, tags, 1e9)
     events = []
     for k in range(len(table)):
         if k == reconfigure_at:
             events += scheduler.configure(*reconfigured)
-        source.ring.write(np.zeros(HOP, np.float32))
+        source.ring.write(np.full(HOP, 0.0 if amplitudes is None else amplitudes[k], np.float32))
         events += scheduler.tick(max_hops=10)
     events += scheduler.flush()
     return [(type(e).__name__, e.position_samples, getattr(e, "keyword", None) or getattr(e, "tag", None),

@@ -2,6 +2,7 @@
 hop equals the whole sequence; the scheduler applies both per keyword and leaves models without a
 speech tag alone."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from test_decisions_fast import HOP, Label, scripted_run  # noqa: E402
 
 from streamd.config import KeywordDefaults  # noqa: E402
 from streamd.contract import KIND_KEYWORD, KIND_TAG  # noqa: E402
-from streamd.gate import SpeechGate, gate_scores, pause_scores, pause_window_hops, window_hops  # noqa: E402
+from streamd.gate import (SpeechGate, gate_scores, level_db, pause_scores, pause_window_hops,  # noqa: E402
+                          window_hops)
 
 
 def test_window_hops_spans_the_seconds_asked_for():
@@ -56,11 +58,38 @@ def test_pause_gate_keeps_keyword_hops_only_after_a_pause():
     assert pause_scores(keyword, speech, pause=0.0, near=2, far=4) is keyword  # off
 
 
-def open_hop_by_hop(gate: SpeechGate, speech: np.ndarray) -> np.ndarray:
-    """[n_hops, keywords]: which keywords the gate opened after each hop's speech score, as the scheduler asks."""
+def test_a_quiet_stretch_is_a_pause_when_talk_goes_on_under_the_word():
+    # a television talks all along (speech 0.8); the speaker's word is loud at hops 10-11 (-20 dB), the
+    # television -35 dB elsewhere but for a dip at hop 3 alone
+    keyword = np.full(14, 0.9, np.float32)
+    speech = np.full(14, 0.8, np.float32)
+    levels = np.full(14, -35.0)
+    levels[[10, 11]] = -20.0
+    levels[3] = -45.0
+    got = pause_scores(keyword, speech, 0.5, near=2, far=6, levels_db=levels, drop_db=10, level_hops=2)
+    # hops 0-5 reach back before the stream; at 10-12 the word (a hop of it, within the last two) is 15 dB
+    # above what came before
+    assert got.tolist() == pytest.approx([0.9] * 6 + [0] * 4 + [0.9] * 3 + [0])
+    assert pause_scores(keyword, speech, 0.5, 2, 6, levels, drop_db=20, level_hops=2)[6:].tolist() == [0.0] * 8
+    assert pause_scores(keyword, speech, 0.5, 2, 6, levels, drop_db=0, level_hops=2)[6:].tolist() == [0.0] * 8
+    # one quiet hop is not a pause: hop 3 alone is 10 dB under -35, and at hops 8-9 the word is not louder
+    levels[[10, 11]] = -35.0
+    assert pause_scores(keyword, speech, 0.5, 2, 6, levels, drop_db=10, level_hops=2)[6:].tolist() == [0.0] * 8
+    assert pause_scores(keyword, speech, 0.5, 2, 6, levels, drop_db=10, level_hops=1)[6:10].tolist() == \
+        pytest.approx([0.9] * 4)  # (one hop suffices when asked)
+
+
+def test_level_db_is_mean_power():
+    assert level_db(np.full(2560, 0.1, np.float32)) == pytest.approx(-20.0, abs=1e-4)
+    assert level_db(np.zeros(2560, np.float32)) == pytest.approx(-100.0)
+
+
+def open_hop_by_hop(gate: SpeechGate, speech: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    """[n_hops, keywords]: which keywords the gate opened after each hop's speech score (and level), as the
+    scheduler asks."""
     opened = []
-    for score in speech:
-        gate.push(score)
+    for k, score in enumerate(speech):
+        gate.push(score, -100.0 if levels is None else levels[k])
         opened.append(gate.open())
     return np.array(opened)
 
@@ -90,13 +119,17 @@ def test_hop_by_hop_with_pause_gates_equals_the_whole_sequence(seed):
     gates, hops = np.array([0.5, 0.0, 0.8, 0.0]), np.array([8, 1, 3, 1])
     pauses, windows = np.array([0.5, 0.3, 0.0, 0.6]), np.array([[2, 8], [0, 3], [1, 1], [5, 12]])
     keywords = rng.uniform(0, 1, (n, len(gates))).astype(np.float32)
-    online = SpeechGate(gates, hops, pauses, windows)
-    opened = open_hop_by_hop(online, speech)
+    drops = np.array([10.0, 0.0, 6.0, 3.0])
+    levels = rng.choice([-60.0, -40.0, -35.0, -30.0, -20.0], size=n)
+    online = SpeechGate(gates, hops, pauses, windows, drops, level_hops=2)
+    opened = open_hop_by_hop(online, speech, levels)
     for k in range(len(gates)):
         want = gate_scores(keywords[:, k], speech, gates[k], int(hops[k]))
-        want = pause_scores(want, speech, pauses[k], *windows[k])
+        want = pause_scores(want, speech, pauses[k], *windows[k], levels, drops[k], level_hops=2)
         np.testing.assert_array_equal(np.where(opened[:, k], keywords[:, k], 0.0), want)
-    assert all(0.1 < opened[:, k].mean() < 0.9 for k in (0, 1, 3))  # each pause gate did gate
+        by_speech = pause_scores(keywords[:, k], speech, pauses[k], *windows[k])
+        assert k not in (0, 3) or (want > by_speech).any()  # the level found pauses the speech score did not
+    assert all(0.1 < opened[:, k].mean() < 0.9 for k in (0, 1))  # each pause gate did gate
     online.reset()
     online.push(0.95)
     assert online.open()[[1, 3]].all()  # a fresh stream: the window reaches back before it, a pause
@@ -133,6 +166,20 @@ def test_scheduler_fires_a_keyword_only_after_a_pause():
     assert [e[1] for e in scripted_run(table, LABELS, paused, {})] == [37 * HOP, 76 * HOP]
     off = {"k": (KeywordDefaults(0.5, (1, 1), 0.0, speech_gate=0.0, pause_before=0.0), True)}
     assert [e[1] for e in scripted_run(table, LABELS, off, {})] == [26 * HOP, 37 * HOP, 59 * HOP, 76 * HOP]
+
+
+def test_scheduler_takes_a_quiet_stretch_under_talk_for_a_pause():
+    # a television talks all along, 20 dB under the speaker; the keyword at hop 30 follows the speaker's
+    # word at 28-29; the scheduler measures each hop's level from the audio it reads
+    table = gated_table(40, list(range(40)), [30])
+    amplitudes = np.full(40, 0.01)
+    amplitudes[[28, 29, 30]] = 0.1
+    paused = {"k": (KeywordDefaults(0.5, (1, 1), 0.0, speech_gate=0.0, pause_before=0.5, pause_before_s=(0.3, 1.0),
+                                    pause_drop_db=10.0), True)}
+    assert [e[1] for e in scripted_run(table, LABELS, paused, {}, amplitudes=amplitudes)] == [31 * HOP]
+    by_speech = {"k": (dataclasses.replace(paused["k"][0], pause_drop_db=0.0), True)}
+    assert scripted_run(table, LABELS, by_speech, {}, amplitudes=amplitudes) == []
+    assert scripted_run(table, LABELS, paused, {}, amplitudes=np.full(40, 0.1)) == []  # one talker: no pause
 
 
 def test_the_pause_gate_at_a_long_hop_is_reported(caplog, monkeypatch):
