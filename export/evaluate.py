@@ -165,12 +165,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--speech-gate-s", type=float, default=KeywordDefaults.speech_gate_s,
                    help="the speech gate's look-back in seconds (default: the service's, %(default)s)")
     p.add_argument("--pause-before", type=float, default=KeywordDefaults.pause_before,
-                   help="keyword hops count only where the model's speech score fell below this (a pause) in the "
-                        "hops ending --pause-before-s before them (default: the service's, %(default)s; 0 = off)")
+                   help="keyword hops count only where the model's speech score fell below this (a pause), or the "
+                        "audio was quiet (--pause-drop-db), in the hops ending --pause-before-s before them "
+                        "(default: the service's, %(default)s; 0 = off)")
     p.add_argument("--pause-before-s", type=lambda s: tuple(float(x) for x in s.split("/")),
                    default=KeywordDefaults.pause_before_s,
                    help="the pause gate's window, FROM/TO seconds before the keyword hop's end (default: the "
                         "service's, 0.32/1.28)")
+    p.add_argument("--pause-drop-db", type=float, default=KeywordDefaults.pause_drop_db,
+                   help="audio this many dB below the word for 0.32 s is a pause too (default: the service's, "
+                        "%(default)s; 0 = the speech score alone)")
     p.add_argument("--mixture-events", type=int, default=60, help="sounds inserted into the long mixture")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixture and noise padding")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

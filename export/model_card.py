@@ -97,7 +97,9 @@ def gate_words(trigger: dict) -> str:
     words = f"speech gate {gate:g} over {trigger['speech_gate_s']:g} s" if gate else "no speech gate"
     if pause:
         start, end = trigger["pause_before_s"]
-        words += f", a pause (speech below {pause:g}) {start:g}-{end:g} s before"
+        drop = trigger.get("pause_drop_db", 0)
+        quiet = f" or {drop:g} dB quieter than the word" if drop else ""
+        words += f", a pause (speech below {pause:g}{quiet}) {start:g}-{end:g} s before"
     return words
 
 

@@ -109,6 +109,8 @@ def test_a_card_names_the_cpu_and_the_speech_gate():
     assert gate_words({}) == "no speech gate"
     paused = {"speech_gate": 0.5, "speech_gate_s": 1.28, "pause_before": 0.5, "pause_before_s": [0.32, 1.28]}
     assert gate_words(paused) == "speech gate 0.5 over 1.28 s, a pause (speech below 0.5) 0.32-1.28 s before"
+    assert gate_words(paused | {"pause_drop_db": 10.0}) == \
+        "speech gate 0.5 over 1.28 s, a pause (speech below 0.5 or 10 dB quieter than the word) 0.32-1.28 s before"
 
 
 def test_turns_times_every_model_at_their_common_hop_against_the_first(tmp_path):

@@ -118,7 +118,8 @@ def gate_context(kinds: dict[str, str], gate: float, pause: float = 0.0) -> Cont
 
     model = SimpleNamespace(info=GateInfo(kinds))
     scorer = SimpleNamespace(model=model, hop_samples=HOP, sample_rate_hz=SR)
-    args = SimpleNamespace(speech_gate=gate, speech_gate_s=0.48, pause_before=pause, pause_before_s=(2 * HOP / SR, 0.48))
+    args = SimpleNamespace(speech_gate=gate, speech_gate_s=0.48, pause_before=pause, pause_before_s=(2 * HOP / SR, 0.48),
+                           pause_drop_db=10.0)
     return Context(scorer, [], {}, args)
 
 
@@ -144,11 +145,15 @@ def test_keyword_scores_need_a_pause_before_them_as_in_the_service():
     scores[:, 1] = 0.9
     scores[4, 1] = 0.2
     scores[:, 0] = 0.8
-    scored = Scored(scores, (np.arange(10) + 1) * HOP)
+    scored = Scored(scores, (np.arange(10) + 1) * HOP, np.full(10, -30.0))
     kinds = {"k": "keyword", "speech": "tag"}
     gated = gate_context(kinds, 0.5, pause=0.5).gated(scored).scores
     # hops 0-2 reach back before the stream (a pause); 6 and 7 see hop 4; hop 4 itself is not speech
     assert gated[:, 0].tolist() == pytest.approx([0.8, 0.8, 0.8, 0, 0, 0, 0.8, 0.8, 0, 0])
+    # talk 12 dB under the word at hops 4-5 (the level hops: 0.32 s = 2): a pause by level at 7 and 8
+    quiet = Scored(scores, scored.end_samples, np.array([-30.0] * 4 + [-42.0] * 2 + [-30.0] * 4))
+    assert gate_context(kinds, 0.5, pause=0.5).gated(quiet).scores[:, 0].tolist() == \
+        pytest.approx([0.8, 0.8, 0.8, 0, 0, 0, 0.8, 0.8, 0.8, 0])
     assert gate_context(kinds, 0.0, pause=0.5).gated(scored).scores[:, 0].tolist() == gated[:, 0].tolist()
     assert gate_context(kinds, 0.0, pause=0.0).gated(scored) is scored
 
@@ -385,7 +390,8 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     negative_samples = sum(len(d[3]()) for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not")))
     assert wake["negative_hours"] == round(-(-negative_samples // HOP) * HOP / SR / 3600, 4)
     assert wake["trigger"] == {"threshold": "swept", "n_of_m": [1, 1], "refractory_s": 1.0, "speech_gate": 0.5,
-                               "speech_gate_s": 1.28, "pause_before": 0.5, "pause_before_s": [0.32, 1.28]}
+                               "speech_gate_s": 1.28, "pause_before": 0.5, "pause_before_s": [0.32, 1.28],
+                               "pause_drop_db": 10.0}
     assert set(wake["keywords"]) == {"yes", "no", "computer"}
     for info in wake["keywords"].values():
         assert info["positives"] == 1
@@ -690,3 +696,18 @@ def test_alarm_sweep_makes_the_asked_pitch_and_the_shipped_model_hears_an_alarm_
     peaks = sweep(str(shipped), pitches_hz=(3200, 4500), alarms_per_pitch=2)
     assert sorted(peaks) == [3200, 4500] and all(0.0 <= p <= 1.0 for v in peaks.values() for p in v)
     assert min(peaks[3200]) > 0.3  # the middle of the band every shipped model trained on
+
+
+def test_hop_levels_do_not_depend_on_how_the_audio_is_cut():
+    from export.evaluation.streaming import HopLevels
+    from streamd.gate import level_db
+
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(HOP * 5) * np.repeat([0.01, 0.1, 0.001, 0.3, 0.05], HOP)).astype(np.float32)
+    whole = [level_db(hop) for hop in audio.reshape(5, HOP)]
+    for cuts in ([HOP * 5], [1, HOP, 3 * HOP - 1, HOP], [777] * (HOP * 5 // 777) + [HOP * 5 % 777]):
+        levels = HopLevels(HOP)
+        for block in np.split(audio, np.cumsum(cuts)[:-1]):
+            levels.add(block)
+        assert levels.db == pytest.approx(whole)
+    assert whole[2] < whole[0] - 15 < whole[1] - 30  # the hops' levels differ as their loudness does

@@ -15,14 +15,14 @@ from export.evaluation.clips import NEGATIVE_GROUPS, SPEECH_TAG, in_group
 from export.evaluation.decisions import smoother_config
 from export.evaluation.streaming import Scored, Scorer
 from streamd.contract import KIND_KEYWORD, KIND_TAG
-from streamd.gate import gate_scores, pause_scores, pause_window_hops, window_hops
+from streamd.gate import LEVEL_PAUSE_S, gate_scores, pause_scores, pause_window_hops, window_hops
 from streamd.model import Model
 
 
 def speech_gate(args: argparse.Namespace) -> dict:
     """The speech and pause gates the keyword scores went through (streamd.gate; 0: none)."""
-    return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s,
-            "pause_before": args.pause_before, "pause_before_s": list(args.pause_before_s)}
+    return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s, "pause_before": args.pause_before,
+            "pause_before_s": list(args.pause_before_s), "pause_drop_db": args.pause_drop_db}
 
 
 @dataclass
@@ -61,12 +61,14 @@ class Context:
         hop_samples, rate = self.scorer.hop_samples, self.scorer.sample_rate_hz
         hops = window_hops(args.speech_gate_s, hop_samples, rate)
         near, far = pause_window_hops(args.pause_before_s, hop_samples, rate)
+        level_hops = window_hops(LEVEL_PAUSE_S, hop_samples, rate)
         scores = scored.scores.copy()
         for name in self.model.info.names_of_kind(KIND_KEYWORD):
             i = self.label_index(name)
             scores[:, i] = gate_scores(scores[:, i], scored.scores[:, speech], args.speech_gate, hops)
-            scores[:, i] = pause_scores(scores[:, i], scored.scores[:, speech], args.pause_before, near, far)
-        return Scored(scores, scored.end_samples)
+            scores[:, i] = pause_scores(scores[:, i], scored.scores[:, speech], args.pause_before, near, far,
+                                        scored.levels_db, args.pause_drop_db, level_hops)
+        return Scored(scores, scored.end_samples, scored.levels_db)
 
     def progress(self, iterable, desc: str, total=None, unit="clip"):
         from tqdm import tqdm

@@ -10,6 +10,7 @@ import numpy as np
 
 from export.data.manifest import Clip
 from export.evaluation.clips import clip_audio
+from streamd.gate import level_db
 from streamd.model import Model
 from streamd.runner import StreamRunner
 
@@ -25,6 +26,7 @@ HUM_HARMONICS = {1: 1.0, 2: 0.5, 3: 1 / 3, 5: 0.2}  # order -> amplitude
 class Scored:
     scores: np.ndarray  # float32 [n_hops, n_labels]
     end_samples: np.ndarray  # int64 [n_hops], stream position after each hop
+    levels_db: np.ndarray | None = None  # float64 [n_hops], each hop's audio level (streamd.gate.level_db)
 
 
 def mains_hum_at(start_sample: int, n: int, sample_rate_hz: int, rms_db: float) -> np.ndarray:
@@ -32,6 +34,21 @@ def mains_hum_at(start_sample: int, n: int, sample_rate_hz: int, rms_db: float) 
     t = (start_sample + np.arange(n)) / sample_rate_hz
     hum = sum(a * np.sin(2 * np.pi * k * HUM_HZ * t) for k, a in HUM_HARMONICS.items())
     return hum * 10 ** (rms_db / 20) / np.sqrt(sum(a * a for a in HUM_HARMONICS.values()) / 2)
+
+
+class HopLevels:
+    """Each whole hop's level (streamd.gate.level_db) of audio that arrives in blocks of any length."""
+
+    def __init__(self, hop_samples: int):
+        self.hop_samples = hop_samples
+        self.db: list[float] = []
+        self._rest = np.zeros(0, np.float32)
+
+    def add(self, block: np.ndarray) -> None:
+        audio = np.concatenate([self._rest, block])
+        whole = len(audio) // self.hop_samples * self.hop_samples
+        self.db += [level_db(hop) for hop in audio[:whole].reshape(-1, self.hop_samples)]
+        self._rest = audio[whole:]
 
 
 class Scorer:
@@ -61,18 +78,22 @@ class Scorer:
     def stream(self, blocks) -> Scored:
         """Push blocks (arrays) through one fresh stream; the tail is zero-padded to a whole hop."""
         runner = StreamRunner(self.model, self.hop_samples)
-        results = []
+        results, levels = [], HopLevels(self.hop_samples)
         n_samples = 0
         for block in blocks:
-            results += self._push(runner, self._microphone(block, n_samples))
+            played = self._microphone(block, n_samples)
+            results += self._push(runner, played)
+            levels.add(played)
             n_samples += len(block)
         tail = (-n_samples) % self.hop_samples
         if tail:
             results += self._push(runner, np.zeros(tail, np.float32))
+            levels.add(np.zeros(tail, np.float32))
         if not results:
             n_labels = len(self.model.info.labels)
-            return Scored(np.zeros((0, n_labels), np.float32), np.zeros(0, np.int64))
-        return Scored(np.stack([r.scores for r in results]), np.array([r.end_sample for r in results], np.int64))
+            return Scored(np.zeros((0, n_labels), np.float32), np.zeros(0, np.int64), np.zeros(0))
+        return Scored(np.stack([r.scores for r in results]), np.array([r.end_sample for r in results], np.int64),
+                      np.array(levels.db[: len(results)]))
 
     def _microphone(self, block: np.ndarray, start_sample: int) -> np.ndarray:
         """block as the microphone delivers it: with its hum and DC offset, if any, clipped to [-1, 1]."""
