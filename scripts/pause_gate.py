@@ -1,14 +1,17 @@
 """The pause gate on the default model: what it costs a command said after speech, and what it saves.
 
 Every setting comes from a service config (default config.yaml: each keyword's threshold, speech gate and
-pause gate, its first model at its latency); "without" is the same config with pause_before 0 everywhere.
-Prints two Markdown tables (docs/service.md, "Pause gate"):
+pause gate, its first model at its latency); "without" is the same config with pause_before 0 everywhere,
+"speech score only" with pause_drop_db 0 (a pause only where the speech score fell).
+Prints three Markdown tables (docs/service.md, "Pause gate"):
 
 1. Keywords after speech: each validation keyword clip of ../shared/data (trimmed to its word) follows
    the last 3 s of a validation coffee order after a silent pause of P seconds, over the kitchen recording
    20 dB below the word; a clip counts as heard when its keyword fires after the speech ended. Beside it,
    the clips missed alone (0.5 s of silence around each, as the evaluation streams them).
-2. False accepts of the keywords in negative streams: the validation negatives of ../shared/data and
+2. Keywords said over talk that goes on under them (a television): each clip with 0.5 s of silence
+   around it over validation coffee orders 20 and 10 dB below it, from 3 s before; heard as in 1.
+3. False accepts of the keywords in negative streams: the validation negatives of ../shared/data and
    each --talk folder (export.data.synth_talk output: running speech full of near-misses).
 
     .venv/bin/python scripts/pause_gate.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
@@ -24,10 +27,10 @@ from export.evaluation.clips import in_group, keyword_positives, select_clips
 from export.evaluation.context import Context, negative_stream
 from export.evaluation.decisions import detections
 from export.evaluation.keywords import PAD_S
-from export.evaluation.streaming import Scorer, active_region
+from export.evaluation.streaming import Scored, Scorer, active_region
 from export.labels import COMMANDS
 from streamd.config import load_config
-from streamd.gate import gate_scores, pause_scores, pause_window_hops, window_hops
+from streamd.gate import LEVEL_PAUSE_S, gate_scores, pause_scores, pause_window_hops, window_hops
 from streamd.service import load_models
 from streamd.triggers import KeywordTriggerConfig
 
@@ -37,6 +40,8 @@ LEAD_S = 3.0  # speech before each command (s)
 TAIL_S = 0.8  # silence after it (s)
 BED_DB = -20.0  # the kitchen recording against the word (dB)
 WORD_MARGIN_S = 0.03  # kept around the word's active region (s)
+TALK_DB = (-20.0, -10.0)  # talk under the keyword clips, against the clip (dB)
+TALK_CLIPS = 60  # validation coffee orders end to end: the talk
 
 
 class Gates:
@@ -47,12 +52,13 @@ class Gates:
         self.hop_samples, self.rate = hop_samples, sample_rate_hz
         self.speech = labels.index("speech")
 
-    def fired(self, scores: np.ndarray, keyword: str) -> list[int]:
-        """End samples where keyword fires over scores [n_hops, labels]."""
-        s = self.settings[keyword]
-        k, speech = scores[:, self.labels.index(keyword)], scores[:, self.speech]
-        k = gate_scores(k, speech, s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.rate))
-        k = pause_scores(k, speech, s.pause_before, *pause_window_hops(s.pause_before_s, self.hop_samples, self.rate))
+    def fired(self, scored: Scored, keyword: str) -> list[int]:
+        """End samples where keyword fires over a stream's scores and levels."""
+        s, hop = self.settings[keyword], self.hop_samples
+        k, speech = scored.scores[:, self.labels.index(keyword)], scored.scores[:, self.speech]
+        k = gate_scores(k, speech, s.speech_gate, window_hops(s.speech_gate_s, hop, self.rate))
+        k = pause_scores(k, speech, s.pause_before, *pause_window_hops(s.pause_before_s, hop, self.rate),
+                         scored.levels_db, s.pause_drop_db, window_hops(LEVEL_PAUSE_S, hop, self.rate))
         cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
         return detections(k, (np.arange(len(k)) + 1) * self.hop_samples, keyword, cfg, self.rate, self.hop_samples)
 
@@ -86,11 +92,11 @@ def print_after_speech(setups: dict[str, Gates], kinds: dict[str, list[str]], ro
             order = scorer.audio(orders[rng.integers(len(orders))])
             order_end = active_region(order)[1]
             lead = order[max(0, order_end - round(LEAD_S * rate)): order_end]
-            alone = scorer.clip(clip, PAD_S).scores
+            alone = scorer.clip(clip, PAD_S)
             for name, gates in setups.items():
                 missed[name] += not gates.fired(alone, keyword)
             for j, pause_s in enumerate(PAUSES_S):
-                scores = scorer.stream([after_speech(word, lead, kitchen, pause_s, rate)]).scores
+                scores = scorer.stream([after_speech(word, lead, kitchen, pause_s, rate)])
                 for name, gates in setups.items():
                     heard[name][j] += any(e > len(lead) for e in gates.fired(scores, keyword))
         for name in setups:
@@ -98,18 +104,46 @@ def print_after_speech(setups: dict[str, Gates], kinds: dict[str, list[str]], ro
             print(f"| {kind} ({len(positives)} clips) | {name} | {missed[name]} | {shares} |")
 
 
+def print_under_talk(setups: dict[str, Gates], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
+    """Table 2: keywords said over talk that goes on under them (a television), heard per setup."""
+    clips, groups = select_clips(root, "val")
+    talk = np.concatenate([scorer.audio(c) for c in clips if in_group(c, groups, "speech")][:TALK_CLIPS])
+    rate = scorer.sample_rate_hz
+    rng = np.random.default_rng(1)
+    print("| keywords | pause gate | " + " | ".join(f"talk {db:g} dB" for db in TALK_DB) + " |")
+    print("|---|---|" + "---|" * len(TALK_DB))
+    for kind, names in kinds.items():
+        positives = [(keyword, clip) for keyword in names for clip in keyword_positives(clips, groups, keyword)]
+        heard = {name: np.zeros(len(TALK_DB)) for name in setups}
+        for keyword, clip in positives:
+            word = scorer.audio(clip)
+            lead = round(LEAD_S * rate)
+            stream = np.concatenate([np.zeros(lead + round(PAD_S * rate), np.float32), word,
+                                     np.zeros(round(PAD_S * rate), np.float32)])
+            start = rng.integers(len(talk) - len(stream))
+            under = talk[start: start + len(stream)]
+            under = under * np.sqrt(np.mean(word ** 2) / np.mean(under ** 2))
+            for j, db in enumerate(TALK_DB):
+                scores = scorer.stream([(stream + under * 10 ** (db / 20)).astype(np.float32)])
+                for name, gates in setups.items():
+                    heard[name][j] += any(e > lead for e in gates.fired(scores, keyword))
+        for name in setups:
+            shares = " | ".join(f"{100 * h / max(1, len(positives)):.1f} %" for h in heard[name])
+            print(f"| {kind} ({len(positives)} clips) | {name} | {shares} |")
+
+
 def print_false_accepts(setups: dict[str, Gates], keywords: list[str], streams: dict[str, tuple[Path, str]],
                         model, hop_samples: int) -> None:
-    """Table 2: per negative stream and setup, the false accepts of each keyword."""
-    print("| negative stream | hours | keyword false accepts without | with |")
-    print("|---|---|---|---|")
+    """Table 3: per negative stream and setup, the false accepts of each keyword."""
+    print("| negative stream | hours | " + " | ".join(f"keyword false accepts, {name}" for name in setups) + " |")
+    print("|---|---|" + "---|" * len(setups))
     for title, (data, split) in streams.items():
         clips, groups = select_clips(data, split)
         ctx = Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True))
         negative = negative_stream(ctx)
         cells = []
         for gates in setups.values():
-            counts = {k: len(gates.fired(negative.scored.scores, k)) for k in keywords}
+            counts = {k: len(gates.fired(negative.scored, k)) for k in keywords}
             cells.append(", ".join(f"{k} {n}" for k, n in counts.items() if n) + f" (all {sum(counts.values())})")
         print(f"| {title} | {negative.hours:.2f} | " + " | ".join(cells) + " |")
 
@@ -126,13 +160,18 @@ def main() -> None:
     settings = {name: s for name, (s, enabled) in config.keyword_settings().items() if enabled}
     unpaused = {name: dataclasses.replace(s, pause_before=0.0) for name, s in settings.items()}
     labels = model.info.label_names
-    setups = {"without": Gates(unpaused, labels, hop, rate), "with": Gates(settings, labels, hop, rate)}
+    by_speech = {name: dataclasses.replace(s, pause_drop_db=0.0) for name, s in settings.items()}
+    setups = {"without": Gates(unpaused, labels, hop, rate), "speech score only": Gates(by_speech, labels, hop, rate),
+              "with": Gates(settings, labels, hop, rate)}
     keywords = [k for k in settings if k in labels]
     kinds = {"commands": [k for k in keywords if k in COMMANDS], "wake word": [k for k in keywords if k not in COMMANDS]}
     root = args.data.resolve()
     print(f"Keywords heard after {LEAD_S:g} s of a coffee order and a pause (validation clips, {args.config}, "
           f"{spec.name} at {1000 * hop / rate:g} ms):\n")
-    print_after_speech(setups, kinds, root, Scorer(model, hop, "val"))
+    scorer = Scorer(model, hop, "val")
+    print_after_speech(setups, kinds, root, scorer)
+    print(f"\nKeywords said over talk (validation coffee orders, from {LEAD_S:g} s before to the clip's end):\n")
+    print_under_talk(setups, kinds, root, scorer)
     print()
     talk = {f"talk {p.parent.name}/{p.name}": (p.expanduser().resolve(), "all") for p in args.talk}
     print_false_accepts(setups, keywords, {"validation negatives": (root, "val")} | talk, model, hop)
