@@ -44,7 +44,7 @@ KeywordSettings = dict[str, tuple[KeywordDefaults, bool]]  # name -> (settings, 
 GateSetting = tuple[float, int, float, tuple[int, int], float]
 TagSettings = dict[str, tuple[TagDefaults, bool]]
 HopHook = Callable[["ModelRun", int, np.ndarray], None]  # (run, end_sample, scores)
-PAUSE_GATE_MAX_HOP_S = 0.32  # at longer hops a hop's speech score (its columns' max) hides pauses under ~0.8 s
+PAUSE_GATE_MAX_HOP_S = 0.16  # at longer hops a pause must fill a whole hop: the gate misses more short ones
 MAX_HOPS_PER_TICK = 64  # then the main loop gets to poll control, heartbeat and watchdog
 SPEECH_TAG = "speech"  # the tag the speech gate reads
 
@@ -140,8 +140,9 @@ class ModelRun:
         paused = self._speech_index is not None and any(pause > 0 for _, _, pause, _, _ in settings)
         if paused and hop_s > PAUSE_GATE_MAX_HOP_S:
             log.warning("%s at a %.0f ms hop: a pause before a keyword must fill a whole hop for the pause gate "
-                        "to see it (about 0.8 s at 480 ms); set pause_before: 0, or use a hop of at most %.0f ms "
-                        "(docs/service.md \"Pause gate\")", self.spec.name, 1000 * hop_s, 1000 * PAUSE_GATE_MAX_HOP_S)
+                        "to see it, so it misses more keywords said after speech or over talk; set pause_before: 0, "
+                        "or use a hop of %.0f ms (docs/service.md \"Pause gate\")", self.spec.name, 1000 * hop_s,
+                        1000 * PAUSE_GATE_MAX_HOP_S)
         if not gated or self._speech_index is None:
             self._gate = None
         elif self._gate is None or settings != self._kw_gate_settings:
