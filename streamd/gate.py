@@ -43,25 +43,24 @@ def pause_window_hops(pause_s: tuple[float, float], hop_samples: int, sample_rat
     return near, max(near, math.ceil(pause_s[1] * sample_rate_hz / hop_samples - 1e-9))
 
 
+def _windows(x: np.ndarray, pad: int, fill: float, width: int) -> np.ndarray:
+    """[len(x) + pad - width + 1, width]: x with pad fill values in front, in windows of width."""
+    padded = np.concatenate([np.full(pad, fill), np.asarray(x, np.float64)])
+    return np.lib.stride_tricks.sliding_window_view(padded, width)
+
+
 def gate_scores(keyword: np.ndarray, speech: np.ndarray, gate: float, hops: int) -> np.ndarray:
     """keyword scores [n_hops] with every hop set to 0 where speech [n_hops] stayed below gate
     over that hop and the hops - 1 before it; gate <= 0 leaves them as they are."""
     if gate <= 0:
         return keyword
-    padded = np.concatenate([np.full(hops - 1, -np.inf), np.asarray(speech, np.float64)])
-    recent = np.lib.stride_tricks.sliding_window_view(padded, hops).max(axis=1)
+    recent = _windows(speech, hops - 1, -np.inf, hops).max(axis=1)
     return np.where(recent >= gate, keyword, 0.0).astype(keyword.dtype)
 
 
 def level_db(audio: np.ndarray) -> float:
     """A hop's level: mean power in dB (re full scale 1.0), -100 for silence."""
     return 10.0 * math.log10(float(np.dot(audio, audio)) / max(1, len(audio)) + 1e-10)
-
-
-def _windows(x: np.ndarray, pad: int, fill: float, width: int) -> np.ndarray:
-    """[len(x) + pad - width + 1, width]: x with pad fill values in front, in windows of width."""
-    padded = np.concatenate([np.full(pad, fill), np.asarray(x, np.float64)])
-    return np.lib.stride_tricks.sliding_window_view(padded, width)
 
 
 def pause_scores(keyword: np.ndarray, speech: np.ndarray, pause: float, near: int, far: int,
