@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from export.evaluation.clips import in_group, keyword_positives, select_clips
-from export.evaluation.context import Context, gated_keyword, negative_stream
+from export.evaluation.context import Context, negative_stream
 from export.evaluation.decisions import detections
 from export.evaluation.keywords import PAD_S
 from export.evaluation.streaming import Scored, Scorer, active_region
 from export.labels import COMMANDS
 from streamd.config import load_config
+from streamd.gate import KeywordGate
 from streamd.service import load_models
 from streamd.triggers import KeywordTriggerConfig
 
@@ -54,7 +55,8 @@ class Gates:
     def fired(self, scored: Scored, keyword: str) -> list[int]:
         """End samples where keyword fires over a stream's scores and levels."""
         s = self.settings[keyword]
-        k = gated_keyword(scored, self.labels.index(keyword), self.speech, s, self.hop_samples, self.rate)
+        gate = KeywordGate.of(s, self.hop_samples, self.rate)
+        k = gate.apply(scored.scores[:, self.labels.index(keyword)], scored.scores[:, self.speech], scored.levels_db)
         cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
         return detections(k, (np.arange(len(k)) + 1) * self.hop_samples, keyword, cfg, self.rate, self.hop_samples)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,6 +84,37 @@ def pause_scores(keyword: np.ndarray, speech: np.ndarray, pause: float, near: in
     return np.where(found, keyword, 0.0).astype(keyword.dtype)
 
 
+@dataclass(frozen=True)
+class KeywordGate:
+    """One keyword's speech and pause gates at one hop size, in hops: what the service's scheduler and the
+    evaluation both build from a keyword's settings (`of`)."""
+
+    speech: float  # speech gate (probability; 0 = off)
+    speech_hops: int  # its window, the keyword hop included
+    pause: float  # pause gate (probability; 0 = off)
+    near: int  # its window, hops back from the keyword hop
+    far: int
+    drop_db: float  # a pause by level: this much under the word (dB; 0 = the speech score alone)
+    level_hops: int  # for this many hops in a row (LEVEL_PAUSE_S)
+
+    @classmethod
+    def of(cls, settings, hop_samples: int, sample_rate_hz: int) -> KeywordGate:
+        """From a keyword's effective settings (streamd.config.KeywordDefaults)."""
+        near, far = pause_window_hops(settings.pause_before_s, hop_samples, sample_rate_hz)
+        return cls(settings.speech_gate, window_hops(settings.speech_gate_s, hop_samples, sample_rate_hz),
+                   settings.pause_before, near, far, settings.pause_drop_db,
+                   window_hops(LEVEL_PAUSE_S, hop_samples, sample_rate_hz))
+
+    @property
+    def gates(self) -> bool:
+        return self.speech > 0 or self.pause > 0
+
+    def apply(self, keyword: np.ndarray, speech: np.ndarray, levels_db: np.ndarray | None = None) -> np.ndarray:
+        """keyword scores [n_hops] through both gates over a whole sequence, as SpeechGate does hop by hop."""
+        gated = gate_scores(keyword, speech, self.speech, self.speech_hops)
+        return pause_scores(gated, speech, self.pause, self.near, self.far, levels_db, self.drop_db, self.level_hops)
+
+
 class SpeechGate:
     """Hop by hop: which keywords are open, each with its own speech gate and window (in hops) and,
     optionally, its own pause gate: speech level, (near, far) window (hops back) and level drop (dB)."""
@@ -98,10 +130,19 @@ class SpeechGate:
         self.drops_db = np.zeros(k) if drops_db is None else np.asarray(drops_db, np.float64)
         self.level_hops = level_hops
         self._pausing = np.flatnonzero(self.pauses > 0)  # keywords with a pause gate
+        self.uses_levels = bool((self.drops_db[self._pausing] > 0).any())  # if not, push needs no level
         far = int(self.pause_windows[self._pausing, 1].max(initial=0))
         longest = max(int(self.hops.max(initial=1)), far + level_hops)
         self._recent: deque[float] = deque(maxlen=longest)
         self._levels: deque[float] = deque(maxlen=longest)
+
+    @classmethod
+    def of(cls, gates: list[KeywordGate]) -> SpeechGate:
+        """One per keyword, all at one hop size (so one level_hops)."""
+        return cls(np.array([g.speech for g in gates]), np.array([g.speech_hops for g in gates]),
+                   np.array([g.pause for g in gates]), np.array([(g.near, g.far) for g in gates]),
+                   np.array([g.drop_db for g in gates]), gates[0].level_hops if gates else 1)
+
 
     def reset(self) -> None:
         self._recent.clear()
@@ -119,17 +160,17 @@ class SpeechGate:
         recent = running_max[np.minimum(self.hops, len(running_max)) - 1]
         opened = (self.gates <= 0) | (recent >= self.gates)
         if len(self._pausing):
-            levels = np.fromiter(reversed(self._levels), np.float64, len(self._levels))
+            levels = np.fromiter(reversed(self._levels), np.float64, len(self._levels)) if self.uses_levels else None
             for k in self._pausing:
                 opened[k] &= self._paused(k, newest_first, levels)
         return opened
 
-    def _paused(self, k: int, speech: np.ndarray, levels: np.ndarray) -> bool:
+    def _paused(self, k: int, speech: np.ndarray, levels: np.ndarray | None) -> bool:
         """Was there a pause in keyword k's window? speech and levels newest first."""
         near, far = self.pause_windows[k]
         if far >= len(speech) or (speech[near:far + 1] < self.pauses[k]).any():
             return True  # the window reaches back before the first hop, or the speech score fell
-        if self.drops_db[k] <= 0:
+        if levels is None or self.drops_db[k] <= 0:
             return False
         quiet_db = levels[:max(near, 1)].max() - self.drops_db[k]
         return any(levels[t:t + self.level_hops].max() <= quiet_db for t in range(near, far + 1))

@@ -31,7 +31,7 @@ import numpy as np
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
-from streamd.gate import LEVEL_PAUSE_S, SpeechGate, level_db, pause_window_hops, window_hops
+from streamd.gate import KeywordGate, SpeechGate, level_db
 from streamd.model import Model
 from streamd.smoothing import TagDecision, TagSmoother
 from streamd.source import Source
@@ -40,8 +40,6 @@ from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 log = logging.getLogger(__name__)
 
 KeywordSettings = dict[str, tuple[KeywordDefaults, bool]]  # name -> (settings, enabled)
-# speech gate, its window (hops); pause level, its (near, far) window (hops back), level drop (dB)
-GateSetting = tuple[float, int, float, tuple[int, int], float]
 TagSettings = dict[str, tuple[TagDefaults, bool]]
 HopHook = Callable[["ModelRun", int, np.ndarray], None]  # (run, end_sample, scores)
 PAUSE_GATE_MAX_HOP_S = 0.16  # at longer hops a pause must fill a whole hop: the gate misses more short ones
@@ -74,7 +72,7 @@ class ModelRun:
         self._kw_index = np.zeros(0, np.intp)
         self._kw_threshold = np.zeros(0)
         self._kw_awake = np.zeros(0, bool)  # not quiet: updated at every hop
-        self._kw_gate_settings: list[GateSetting] = []  # per trigger
+        self._kw_gates: list[KeywordGate] = []  # per trigger
         self._gate: SpeechGate | None = None  # None: no keyword is gated
         self._speech_index = next((i for i, label in enumerate(self.labels)
                                    if label.kind == KIND_TAG and label.name == SPEECH_TAG), None)
@@ -98,7 +96,7 @@ class ModelRun:
     def configure(self, keywords: KeywordSettings, tags: TagSettings) -> list[Event]:
         """Apply thresholds and enabled sets; keeps the state of triggers and smoothers whose settings did not change."""
         events: list[Event] = []
-        gate_settings: dict[int, GateSetting] = {}
+        gates: dict[int, KeywordGate] = {}
         for i, label in enumerate(self.labels):
             if label.kind == KIND_KEYWORD:
                 wanted = keywords.get(label.name)
@@ -109,9 +107,7 @@ class ModelRun:
                 cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
                 if i not in self.triggers or self.triggers[i].cfg != cfg:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
-                gate_settings[i] = (s.speech_gate, window_hops(s.speech_gate_s, self.hop_samples, self.sample_rate_hz),
-                                    s.pause_before, pause_window_hops(s.pause_before_s, self.hop_samples,
-                                                                      self.sample_rate_hz), s.pause_drop_db)
+                gates[i] = KeywordGate.of(s, self.hop_samples, self.sample_rate_hz)
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -126,18 +122,18 @@ class ModelRun:
                 if cfg is not None:
                     self.smoothers[i] = TagSmoother(label.name, cfg, self.sample_rate_hz, self.hop_samples)
                     self._tag_valid_from[i] = self._hop_no
-        self._configure_gate([gate_settings[i] for i in self.triggers])
+        self._configure_gate([gates[i] for i in self.triggers])
         self._rebuild_views()
         return events
 
-    def _configure_gate(self, settings: list[GateSetting]) -> None:
-        """A speech gate over the triggers (in their order) if any keyword asks for one or for a pause
-        gate; kept, with its recent speech scores, while the settings stay the same."""
-        gated = any(gate > 0 or pause > 0 for gate, _, pause, _, _ in settings)
+    def _configure_gate(self, gates: list[KeywordGate]) -> None:
+        """A speech gate over the triggers (in their order) if any keyword asks for a speech or a pause
+        gate; kept, with its recent speech scores and levels, while the gates stay the same."""
+        gated = any(g.gates for g in gates)
         if gated and self._speech_index is None:
             log.warning("%s has no '%s' tag: its keywords are not speech-gated", self.spec.name, SPEECH_TAG)
         hop_s = self.hop_samples / self.sample_rate_hz
-        paused = self._speech_index is not None and any(pause > 0 for _, _, pause, _, _ in settings)
+        paused = self._speech_index is not None and any(g.pause > 0 for g in gates)
         if paused and hop_s > PAUSE_GATE_MAX_HOP_S:
             log.warning("%s at a %.0f ms hop: a pause before a keyword must fill a whole hop for the pause gate "
                         "to see it, so it misses more keywords said after speech or over talk; set pause_before: 0, "
@@ -145,12 +141,9 @@ class ModelRun:
                         1000 * PAUSE_GATE_MAX_HOP_S)
         if not gated or self._speech_index is None:
             self._gate = None
-        elif self._gate is None or settings != self._kw_gate_settings:
-            gates, hops, pauses, windows, drops = zip(*settings)
-            level_hops = window_hops(LEVEL_PAUSE_S, self.hop_samples, self.sample_rate_hz)
-            self._gate = SpeechGate(np.array(gates), np.array(hops), np.array(pauses), np.array(windows),
-                                    np.array(drops), level_hops)
-        self._kw_gate_settings = settings
+        elif self._gate is None or gates != self._kw_gates:
+            self._gate = SpeechGate.of(gates)
+        self._kw_gates = gates
 
     def _rebuild_views(self) -> None:
         self._kw = list(self.triggers.items())
@@ -184,7 +177,7 @@ class ModelRun:
             # NaN compares False: it counts as a hit candidate, as in KeywordTrigger.update
             todo = self._kw_awake | ~(kw_scores < self._kw_threshold)
             if self._gate is not None:
-                self._gate.push(scores[self._speech_index], level_db(audio))
+                self._gate.push(scores[self._speech_index], level_db(audio) if self._gate.uses_levels else 0.0)
                 # the gate only lowers scores, so a quiet hop stays quiet without it; elsewhere a hop
                 # without speech just before is a miss (fed to a quiet trigger, a miss changes nothing)
                 if todo.any():

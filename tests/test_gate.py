@@ -14,7 +14,7 @@ from test_decisions_fast import HOP, Label, scripted_run  # noqa: E402
 
 from streamd.config import KeywordDefaults  # noqa: E402
 from streamd.contract import KIND_KEYWORD, KIND_TAG  # noqa: E402
-from streamd.gate import (SpeechGate, gate_scores, level_db, pause_scores, pause_window_hops,  # noqa: E402
+from streamd.gate import (KeywordGate, SpeechGate, gate_scores, level_db, pause_scores, pause_window_hops,  # noqa: E402
                           window_hops)
 
 
@@ -223,3 +223,11 @@ def test_gating_only_busy_hops_gives_the_events_of_gating_every_hop(seed):
     got = scripted_run(table, labels, keywords, {})
     assert same(got) == same(naive_run(gated, labels, keywords, {}))
     assert sum(1 for e in got if e[0] == "KeywordEvent") > 20
+
+
+def test_a_keywords_settings_become_one_gate_in_hops():
+    gate = KeywordGate.of(KeywordDefaults(), 2560, 16000)  # config.yaml's gates at 160 ms
+    assert gate == KeywordGate(speech=0.5, speech_hops=8, pause=0.5, near=2, far=8, drop_db=10.0, level_hops=2)
+    assert KeywordGate.of(KeywordDefaults(), 7680, 16000).level_hops == 1  # 480 ms: one hop is 0.32 s or more
+    assert SpeechGate.of([gate, KeywordGate.of(KeywordDefaults(pause_drop_db=0.0), 2560, 16000)]).uses_levels
+    assert not SpeechGate.of([KeywordGate.of(KeywordDefaults(pause_drop_db=0.0), 2560, 16000)]).uses_levels

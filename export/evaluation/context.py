@@ -16,7 +16,7 @@ from export.evaluation.decisions import smoother_config
 from export.evaluation.streaming import Scored, Scorer
 from streamd.config import KeywordDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
-from streamd.gate import LEVEL_PAUSE_S, gate_scores, pause_scores, pause_window_hops, window_hops
+from streamd.gate import KeywordGate
 from streamd.model import Model
 
 
@@ -24,18 +24,6 @@ def speech_gate(args: argparse.Namespace) -> dict:
     """The speech and pause gates the keyword scores went through (streamd.gate; 0: none)."""
     return {"speech_gate": args.speech_gate, "speech_gate_s": args.speech_gate_s, "pause_before": args.pause_before,
             "pause_before_s": list(args.pause_before_s), "pause_drop_db": args.pause_drop_db}
-
-
-def gated_keyword(scored: Scored, keyword: int, speech: int, settings: KeywordDefaults, hop_samples: int,
-                  sample_rate_hz: int) -> np.ndarray:
-    """One keyword's scores [n_hops] through a keyword's speech and pause gates, as the service's scheduler
-    applies them hop by hop (streamd.gate.SpeechGate)."""
-    s, talk = settings, scored.scores[:, speech]
-    out = gate_scores(scored.scores[:, keyword], talk, s.speech_gate, window_hops(s.speech_gate_s, hop_samples,
-                                                                                  sample_rate_hz))
-    near, far = pause_window_hops(s.pause_before_s, hop_samples, sample_rate_hz)
-    return pause_scores(out, talk, s.pause_before, near, far, scored.levels_db, s.pause_drop_db,
-                        window_hops(LEVEL_PAUSE_S, hop_samples, sample_rate_hz))
 
 
 @dataclass
@@ -74,11 +62,11 @@ class Context:
         settings = KeywordDefaults(speech_gate=args.speech_gate, speech_gate_s=args.speech_gate_s,
                                    pause_before=args.pause_before, pause_before_s=tuple(args.pause_before_s),
                                    pause_drop_db=args.pause_drop_db)
+        gate = KeywordGate.of(settings, self.scorer.hop_samples, self.scorer.sample_rate_hz)
         scores = scored.scores.copy()
         for name in self.model.info.names_of_kind(KIND_KEYWORD):
             i = self.label_index(name)
-            scores[:, i] = gated_keyword(scored, i, speech, settings, self.scorer.hop_samples,
-                                         self.scorer.sample_rate_hz)
+            scores[:, i] = gate.apply(scored.scores[:, i], scored.scores[:, speech], scored.levels_db)
         return Scored(scores, scored.end_samples, scored.levels_db)
 
     def progress(self, iterable, desc: str, total=None, unit="clip"):
