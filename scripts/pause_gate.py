@@ -56,9 +56,10 @@ class Gates:
         """End samples where keyword fires over a stream's scores and levels."""
         s = self.settings[keyword]
         gate = KeywordGate.of(s, self.hop_samples, self.rate)
-        k = gate.apply(scored.scores[:, self.labels.index(keyword)], scored.scores[:, self.speech], scored.levels_db)
+        k = scored.scores[:, self.labels.index(keyword)]
         cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
-        return detections(k, (np.arange(len(k)) + 1) * self.hop_samples, keyword, cfg, self.rate, self.hop_samples)
+        return detections(k, (np.arange(len(k)) + 1) * self.hop_samples, keyword, cfg, self.rate, self.hop_samples,
+                          gate.opened(scored.scores[:, self.speech], scored.levels_db))
 
 
 def after_speech(word: np.ndarray, lead: np.ndarray, bed: np.ndarray, pause_s: float, rate: int) -> np.ndarray:

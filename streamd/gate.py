@@ -114,6 +114,10 @@ class KeywordGate:
         gated = gate_scores(keyword, speech, self.speech, self.speech_hops)
         return pause_scores(gated, speech, self.pause, self.near, self.far, levels_db, self.drop_db, self.level_hops)
 
+    def opened(self, speech: np.ndarray, levels_db: np.ndarray | None = None) -> np.ndarray:
+        """bool [n_hops]: the hops both gates leave open over a whole sequence (SpeechGate.open, hop by hop)."""
+        return self.apply(np.ones(len(speech)), speech, levels_db) > 0
+
 
 class SpeechGate:
     """Hop by hop: which keywords are open, each with its own speech gate and window (in hops) and,

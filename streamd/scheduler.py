@@ -145,6 +145,10 @@ class ModelRun:
             self._gate = SpeechGate.of(gates)
         self._kw_gates = gates
 
+    def _open_triggers(self, end: int) -> np.ndarray:
+        """bool per trigger: may this hop count towards firing (the speech and pause gates)?"""
+        return self._gate.open() if self._gate is not None else np.ones(len(self._kw), bool)
+
     def _rebuild_views(self) -> None:
         self._kw = list(self.triggers.items())
         self._kw_index = np.array([i for i, _ in self._kw], np.intp)
@@ -176,15 +180,14 @@ class ModelRun:
             kw_scores = scores[self._kw_index]
             # NaN compares False: it counts as a hit candidate, as in KeywordTrigger.update
             todo = self._kw_awake | ~(kw_scores < self._kw_threshold)
-            if self._gate is not None:
+            if self._gate is not None:  # pushed every hop, so that its windows are right when read
                 self._gate.push(scores[self._speech_index], level_db(audio) if self._gate.uses_levels else 0.0)
-                # the gate only lowers scores, so a quiet hop stays quiet without it; elsewhere a hop
-                # without speech just before is a miss (fed to a quiet trigger, a miss changes nothing)
-                if todo.any():
-                    kw_scores = np.where(self._gate.open(), kw_scores, 0.0)
+            # a closed hop cannot fire: a quiet trigger fed a score below its threshold changes nothing,
+            # whether the hop is open or not, so the gates are read only where a trigger is busy
+            opened = self._open_triggers(end) if todo.any() else None
             for pos in np.flatnonzero(todo):
                 i, trigger = self._kw[pos]
-                detection = trigger.update(float(kw_scores[pos]), end)
+                detection = trigger.update(float(kw_scores[pos]), end, bool(opened[pos]))
                 if detection is not None:
                     events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
                                                self.spec.name, detection.name, detection.score))

@@ -4,6 +4,11 @@ A trigger fires when at least N of the last M hop scores reach the threshold. It
 for ``refractory_s`` and, beyond that, until the N-of-M condition has been false once (re-arming),
 so one utterance gives one event however long its scores stay high: never a burst.
 
+A hop may also be closed (the speech and pause gates, wake-word arming): its score then cannot count
+towards firing, but still keeps the trigger from re-arming. A gate that closes for a hop or two while
+the word's scores stay high (its window moving past the pause before the word) must not split one
+utterance into two events.
+
 The hits among the last M scores are counted as they come and go (O(1) per hop). A trigger is
 `quiet` when none of them reached the threshold, none is NaN and it is armed: then a score below the
 threshold changes nothing that can matter (the scores kept are only read for the max when it fires,
@@ -44,8 +49,10 @@ class KeywordTrigger:
         self.refractory_samples = round(cfg.refractory_s * sample_rate_hz)
         self._threshold = cfg.threshold
         self._n = n
-        self._recent: deque[float] = deque(maxlen=m)
-        self._hits = 0  # scores in _recent at or above the threshold
+        self._recent: deque[float] = deque(maxlen=m)  # scores of open hops, 0 for closed ones
+        self._reached: deque[bool] = deque(maxlen=m)  # did the hop's score reach the threshold, open or not
+        self._hits = 0  # hops in _recent at or above the threshold (open ones)
+        self._reaches = 0  # hops in _reached at or above the threshold (open or closed): the utterance goes on
         self._nans = 0  # NaN scores in _recent
         self._armed = True
         self._last_fire_sample: int | None = None
@@ -53,30 +60,37 @@ class KeywordTrigger:
     @property
     def quiet(self) -> bool:
         """A score below the threshold would leave every decision to come unchanged."""
-        return self._hits == 0 and self._nans == 0 and self._armed
+        return self._reaches == 0 and self._nans == 0 and self._armed
 
     def reset(self) -> None:
         """Forget everything: the next hop starts a fresh stream."""
         self._recent.clear()
-        self._hits = self._nans = 0
+        self._reached.clear()
+        self._hits = self._reaches = self._nans = 0
         self._armed = True
         self._last_fire_sample = None
 
-    def update(self, score: float, end_sample: int) -> Detection | None:
+    def update(self, score: float, end_sample: int, open_: bool = True) -> Detection | None:
+        """This hop's score, and whether the hop is open (may count towards firing)."""
         score = float(score)
+        reached = score >= self._threshold
+        if not open_:
+            score = 0.0
         recent = self._recent
         if len(recent) == recent.maxlen:
             old = recent[0]
             self._hits -= old >= self._threshold
             self._nans -= math.isnan(old)
+            self._reaches -= self._reached[0]
         recent.append(score)
+        self._reached.append(reached)
         self._hits += score >= self._threshold
+        self._reaches += reached
         self._nans += math.isnan(score)
-        hits = self._hits
-        if hits < self._n:
+        if self._reaches < self._n:
             self._armed = True  # the utterance is over: the next one may fire
             return None
-        if not self._armed or self._in_refractory(end_sample):
+        if self._hits < self._n or not self._armed or self._in_refractory(end_sample):
             return None
         self._armed = False
         self._last_fire_sample = end_sample

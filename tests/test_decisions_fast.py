@@ -192,8 +192,9 @@ def scripted_run(table, labels, keywords, tags, reconfigure_at=None, reconfigure
              getattr(e, "score", None), getattr(e, "peak_score", None)) for e in events]
 
 
-def naive_run(table, labels, keywords, tags, reconfigure_at=None, reconfigured=None):
-    """Every configured label updated at every hop, events in the scheduler's order."""
+def naive_run(table, labels, keywords, tags, reconfigure_at=None, reconfigured=None, opened=None):
+    """Every configured label updated at every hop, events in the scheduler's order; opened [n_hops, n_labels]:
+    which keyword hops may fire (the gates), all where None."""
     def build(kw, tg):
         trig = {i: KeywordTrigger(lb.name, KeywordTriggerConfig(kw[lb.name][0].threshold, tuple(kw[lb.name][0].n_of_m),
                                                                 kw[lb.name][0].refractory_s), SR)
@@ -215,7 +216,7 @@ def naive_run(table, labels, keywords, tags, reconfigure_at=None, reconfigured=N
             smo = {i: (smo[i] if i in smo and smo[i].cfg == s.cfg else s) for i, s in new_smo.items()}
         end = (k + 1) * HOP
         for i, t in trig.items():
-            d = t.update(float(row[i]), end)
+            d = t.update(float(row[i]), end, True if opened is None else bool(opened[k, i]))
             if d is not None:
                 events.append(("KeywordEvent", d.end_sample, d.name, d.score, None))
         for i, s in smo.items():
@@ -251,7 +252,8 @@ def test_quiet_hops_do_no_per_label_work(monkeypatch):
     table = np.full((50, 2), 0.1, np.float32)
     table[20:25] = 0.9  # one loud stretch
     calls = []
-    monkeypatch.setattr(KeywordTrigger, "update", lambda self, s, e, f=KeywordTrigger.update: calls.append(e) or f(self, s, e))
+    monkeypatch.setattr(KeywordTrigger, "update",
+                        lambda self, s, e, o=True, f=KeywordTrigger.update: calls.append(e) or f(self, s, e, o))
     monkeypatch.setattr(TagSmoother, "update", lambda self, s, e, f=TagSmoother.update: calls.append(e) or f(self, s, e))
     got = scripted_run(table, labels, {"k": (KeywordDefaults(0.5, (1, 1), 0.0), True)},
                        {"t": (TagDefaults(0.5, 0.3, 3, "mean", 0.0, 30.0), True)})

@@ -77,6 +77,19 @@ def test_false_accepts_are_counted_with_the_service_trigger():
     assert count_detections(scores, ends, "k", KeywordTriggerConfig(0.5, (2, 3), 1.0), SR, HOP) == 1
 
 
+def test_a_gate_closing_inside_one_word_gives_one_detection_as_in_the_service():
+    # 500..520 is one word's long high run; the gates close 503-507 (a pause gate's window moving past the
+    # pause before the word): the trigger must not re-arm there and fire again after its refractory
+    scores, ends = _spikes(1000, {i: 0.9 for i in range(500, 521)})
+    opened = np.ones(1000, bool)
+    opened[503:508] = False
+    cfg = KeywordTriggerConfig(threshold=0.5, n_of_m=(1, 1), refractory_s=0.5)
+    assert detections(scores, ends, "k", cfg, SR, HOP, opened) == [501 * HOP]
+    assert detections(np.where(opened, scores, 0), ends, "k", cfg, SR, HOP) == [501 * HOP, 509 * HOP]  # the old way
+    opened[495:502] = False
+    assert detections(scores, ends, "k", cfg, SR, HOP, opened) == [503 * HOP]  # the first open hop
+
+
 def test_false_accepts_are_placed_in_the_clip_they_fire_in():
     high = {100: 0.9, 104: 0.9, 300: 0.8, 900: 0.95} | {i: 0.9 for i in range(500, 521)}
     scores, ends = _spikes(1000, high)
@@ -131,7 +144,7 @@ def test_keyword_scores_are_gated_by_speech_as_in_the_service():
     scores[:, 2] = 0.7  # a tag: never gated
     scored = Scored(scores, (np.arange(8) + 1) * HOP)
     kinds = {"k": "keyword", "speech": "tag", "dog": "tag"}
-    gated = gate_context(kinds, 0.5).gated(scored).scores
+    gated = gate_context(kinds, 0.5).gated(scored).counted()
     assert gated[:, 0].tolist() == pytest.approx([0, 0, 0, 0.8, 0.8, 0, 0, 0])
     np.testing.assert_array_equal(gated[:, 1:], scores[:, 1:])
     assert gate_context(kinds, 0.0).gated(scored) is scored  # --speech-gate 0: as before
@@ -147,14 +160,14 @@ def test_keyword_scores_need_a_pause_before_them_as_in_the_service():
     scores[:, 0] = 0.8
     scored = Scored(scores, (np.arange(10) + 1) * HOP, np.full(10, -30.0))
     kinds = {"k": "keyword", "speech": "tag"}
-    gated = gate_context(kinds, 0.5, pause=0.5).gated(scored).scores
+    gated = gate_context(kinds, 0.5, pause=0.5).gated(scored).counted()
     # hops 0-2 reach back before the stream (a pause); 6 and 7 see hop 4; hop 4 itself is not speech
     assert gated[:, 0].tolist() == pytest.approx([0.8, 0.8, 0.8, 0, 0, 0, 0.8, 0.8, 0, 0])
     # talk 12 dB under the word at hops 4-5 (the level hops: 0.32 s = 2): a pause by level at 7 and 8
     quiet = Scored(scores, scored.end_samples, np.array([-30.0] * 4 + [-42.0] * 2 + [-30.0] * 4))
-    assert gate_context(kinds, 0.5, pause=0.5).gated(quiet).scores[:, 0].tolist() == \
+    assert gate_context(kinds, 0.5, pause=0.5).gated(quiet).counted()[:, 0].tolist() == \
         pytest.approx([0.8, 0.8, 0.8, 0, 0, 0, 0.8, 0.8, 0.8, 0])
-    assert gate_context(kinds, 0.0, pause=0.5).gated(scored).scores[:, 0].tolist() == gated[:, 0].tolist()
+    assert gate_context(kinds, 0.0, pause=0.5).gated(scored).counted()[:, 0].tolist() == gated[:, 0].tolist()
     assert gate_context(kinds, 0.0, pause=0.0).gated(scored) is scored
 
 

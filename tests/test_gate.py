@@ -168,6 +168,18 @@ def test_scheduler_fires_a_keyword_only_after_a_pause():
     assert [e[1] for e in scripted_run(table, LABELS, off, {})] == [26 * HOP, 37 * HOP, 59 * HOP, 76 * HOP]
 
 
+def test_scheduler_fires_once_for_a_word_whose_pause_leaves_the_window():
+    # 100 ms hops, the pause looked for 3-10 hops back. A 1 s word (speech at hops 10-19), its keyword score
+    # high from 18 to 35: open at 18 (the pause at 8-9), closed at 21-22 (hops 11-19 all speech), open again
+    # from 23. The closed hops must not end the utterance: one event, not a second one after the refractory.
+    table = gated_table(50, list(range(10, 20)), list(range(18, 36)))
+    paused = {"k": (KeywordDefaults(0.5, (1, 1), 0.5, speech_gate=0.0, pause_before=0.5,
+                                    pause_before_s=(0.3, 1.0)), True)}
+    assert [e[1] for e in scripted_run(table, LABELS, paused, {})] == [19 * HOP]
+    table[26, 0] = 0.1  # the word's scores really dip: a second utterance may fire once the gate is open
+    assert [e[1] for e in scripted_run(table, LABELS, paused, {})] == [19 * HOP, 28 * HOP]
+
+
 def test_scheduler_takes_a_quiet_stretch_under_talk_for_a_pause():
     # a television talks all along, 20 dB under the speaker; the keyword at hop 30 follows the speaker's
     # word at 28-29; the scheduler measures each hop's level from the audio it reads
@@ -206,7 +218,8 @@ def test_a_model_without_a_speech_tag_is_not_gated(caplog):
 @pytest.mark.parametrize("seed", range(3))
 def test_gating_only_busy_hops_gives_the_events_of_gating_every_hop(seed):
     # the scheduler reads the gate only on hops where some trigger could change; the reference gates the
-    # whole sequence first (gate_scores) and feeds every hop to every trigger
+    # whole sequence first (gate_scores, pause_scores: where they keep a score of 1) and feeds every hop to
+    # every trigger
     from test_decisions_fast import naive_run, nasty_scores, same
 
     rng = np.random.default_rng(seed)
@@ -216,12 +229,12 @@ def test_gating_only_busy_hops_gives_the_events_of_gating_every_hop(seed):
                                        pause_before_s=(0.2, 0.6)), True)}
     n = 2000
     table = np.float32(np.stack([nasty_scores(rng, n, [0.5, 0.7, 0.8]) for _ in labels], axis=1))
-    gated = table.copy()
+    opened = np.ones(table.shape, bool)
     for j, (name, hops) in enumerate([("k0", 5), ("k1", 10)]):
-        gated[:, j] = gate_scores(table[:, j], table[:, 2], keywords[name][0].speech_gate, hops)
-    gated[:, 1] = pause_scores(gated[:, 1], table[:, 2], 0.7, 2, 6)  # k1's pause: 0.2-0.6 s = 2-6 hops back
+        opened[:, j] = gate_scores(np.ones(n), table[:, 2], keywords[name][0].speech_gate, hops) > 0
+    opened[:, 1] &= pause_scores(np.ones(n), table[:, 2], 0.7, 2, 6) > 0  # k1's pause: 0.2-0.6 s = 2-6 hops back
     got = scripted_run(table, labels, keywords, {})
-    assert same(got) == same(naive_run(gated, labels, keywords, {}))
+    assert same(got) == same(naive_run(table, labels, keywords, {}, opened=opened))
     assert sum(1 for e in got if e[0] == "KeywordEvent") > 20
 
 

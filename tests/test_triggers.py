@@ -69,3 +69,20 @@ def test_reset_forgets_history_and_refractory():
 def test_bad_n_of_m_is_rejected():
     with pytest.raises(ValueError):
         KeywordTrigger("x", KeywordTriggerConfig(0.5, (3, 2)), SR)
+
+
+def run_gated(cfg, scores, opened):
+    trigger = KeywordTrigger("yes", cfg, SR)
+    return [i for i, (score, o) in enumerate(zip(scores, opened)) if trigger.update(score, (i + 1) * HOP, o)]
+
+
+def test_a_closed_hop_cannot_fire_and_does_not_re_arm():
+    """A gate that closes inside one word's high scores must not split it into two events; a low score does."""
+    cfg = KeywordTriggerConfig(0.5, refractory_s=0.5)
+    plateau = [0.1, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1]
+    assert run_gated(cfg, plateau, [1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1]) == [2]  # the first open hop, once
+    dipped = plateau[:4] + [0.1] + plateau[5:]  # the word really ended at hop 4: a second one may fire
+    assert run_gated(cfg, dipped, [1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1]) == [2, 7]  # after the 0.5 s refractory
+    assert run_gated(cfg, plateau, [0] * 11) == []
+    two_of_three = KeywordTriggerConfig(0.5, (2, 3), 0.0)
+    assert run_gated(two_of_three, [0.9] * 5, [1, 0, 0, 1, 1]) == [4]  # two open hits among the last 3

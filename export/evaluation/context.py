@@ -54,8 +54,8 @@ class Context:
         return self.label_index(SPEECH_TAG) if SPEECH_TAG in self.model.info.names_of_kind(KIND_TAG) else None
 
     def gated(self, scored: Scored) -> Scored:
-        """Keyword scores as the service's triggers see them: 0 where the speech gate or the pause gate
-        is closed (streamd.gate); unchanged for a model without a speech tag, as in the service."""
+        """The scores with the hops the service's speech and pause gates close (streamd.gate) marked, as its
+        triggers see them; unchanged for a model without a speech tag, as in the service."""
         speech, args = self.speech_index, self.args
         if speech is None or args.speech_gate <= 0 and args.pause_before <= 0:
             return scored
@@ -63,11 +63,10 @@ class Context:
                                    pause_before=args.pause_before, pause_before_s=tuple(args.pause_before_s),
                                    pause_drop_db=args.pause_drop_db)
         gate = KeywordGate.of(settings, self.scorer.hop_samples, self.scorer.sample_rate_hz)
-        scores = scored.scores.copy()
-        for name in self.model.info.names_of_kind(KIND_KEYWORD):
-            i = self.label_index(name)
-            scores[:, i] = gate.apply(scored.scores[:, i], scored.scores[:, speech], scored.levels_db)
-        return Scored(scores, scored.end_samples, scored.levels_db)
+        opened = np.ones(scored.scores.shape, bool)
+        keywords = [self.label_index(name) for name in self.model.info.names_of_kind(KIND_KEYWORD)]
+        opened[:, keywords] = gate.opened(scored.scores[:, speech], scored.levels_db)[:, None]
+        return dataclasses.replace(scored, opened=opened)
 
     def progress(self, iterable, desc: str, total=None, unit="clip"):
         from tqdm import tqdm

@@ -22,8 +22,9 @@ def trigger_config(threshold: float, n_of_m=None, refractory_s=None) -> KeywordT
 
 
 def detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,
-               sample_rate_hz: int, hop_samples: int) -> list[int]:
+               sample_rate_hz: int, hop_samples: int, opened: np.ndarray | None = None) -> list[int]:
     """Where the service's KeywordTrigger fires over one score sequence: the end sample of each firing hop.
+    opened [n_hops] (bool): the hops that may fire (the service's gates); None: all.
 
     Only hops within a margin after a hop at or above threshold are fed: elsewhere the trigger sees
     nothing but misses, which only re-arm it (after M of them) and let time pass (counted by
@@ -36,12 +37,12 @@ def detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: Keyw
     fed = np.convolve(hits.astype(np.int64), np.ones(margin + 1, np.int64))[: len(hits)] > 0
     trigger = KeywordTrigger(name, cfg, sample_rate_hz)
     return [int(end_samples[i]) for i in np.flatnonzero(fed)
-            if trigger.update(float(scores[i]), int(end_samples[i])) is not None]
+            if trigger.update(float(scores[i]), int(end_samples[i]), opened is None or bool(opened[i])) is not None]
 
 
 def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,
-                     sample_rate_hz: int, hop_samples: int) -> int:
-    return len(detections(scores, end_samples, name, cfg, sample_rate_hz, hop_samples))
+                     sample_rate_hz: int, hop_samples: int, opened: np.ndarray | None = None) -> int:
+    return len(detections(scores, end_samples, name, cfg, sample_rate_hz, hop_samples, opened))
 
 
 def det_table(positives: list[Scored], negative: Scored, label_index: int, name: str, negative_hours: float,
@@ -50,14 +51,16 @@ def det_table(positives: list[Scored], negative: Scored, label_index: int, name:
     """Per threshold: false-reject % over positive clips (no detection anywhere in the clip's
     stream) and false accepts per hour of the negative stream."""
     rows = []
+    counted = negative.counted()[:, label_index]  # what may fire
     for t in thresholds:
         cfg = trigger_config(float(t), n_of_m, refractory_s)
         rejected = sum(
-            count_detections(p.scores[:, label_index], p.end_samples, name, cfg, sample_rate_hz, hop_samples) == 0
+            count_detections(p.scores[:, label_index], p.end_samples, name, cfg, sample_rate_hz, hop_samples,
+                             p.opened_at(label_index)) == 0
             for p in positives
         )
         fa = count_detections(negative.scores[:, label_index], negative.end_samples, name, cfg, sample_rate_hz,
-                              hop_samples) if len(negative.scores) else 0
+                              hop_samples, negative.opened_at(label_index)) if len(negative.scores) else 0
         rows.append({
             "threshold": float(t),
             "false_rejects": int(rejected),
@@ -66,7 +69,7 @@ def det_table(positives: list[Scored], negative: Scored, label_index: int, name:
             "false_accepts": int(fa),
             "fa_per_h": round(fa / negative_hours, 4) if negative_hours > 0 else None,
             # a score stuck high fires once and then never re-arms: this exposes it
-            "negative_hops_above_pct": round(100.0 * float(np.mean(negative.scores[:, label_index] >= t)), 3)
+            "negative_hops_above_pct": round(100.0 * float(np.mean(counted >= t)), 3)
             if len(negative.scores) else None,
         })
     return rows

@@ -41,7 +41,7 @@ def eval_kws(ctx: Context) -> dict:
     max_scores, speechlike, truth12 = [], [], []
     for clip in ctx.progress(clips, "kws"):
         scored = ctx.gated(ctx.scorer.clip(clip, PAD_S, noisy=True))
-        peak = scored.scores.max(axis=0)
+        peak = scored.counted().max(axis=0)
         max_scores.append([peak[i] if (i := ctx.label_index(k)) is not None else 0.0 for k in COMMANDS])
         speechlike.append(peak[speech] >= 0.5 if speech is not None else not is_silence_by_energy(ctx.scorer.audio(clip)))
         truth12.append(labels12.index(clip.label) if clip.label in labels12 else labels12.index(UNKNOWN))
@@ -81,7 +81,7 @@ def false_accepts_where(negative: NegativeStream, scores: Scored, label_index: i
     """Where the trigger fires in the negative stream: counts by dataset folder ('speech', 'tags/esc50',
     'kws/precise', ...), and every place."""
     places = negative.where(detections(scores.scores[:, label_index], scores.end_samples, name, cfg, sample_rate_hz,
-                                       hop_samples), sample_rate_hz)
+                                       hop_samples, scores.opened_at(label_index)), sample_rate_hz)
     by_source = Counter("/".join(p["clip"].split("/")[:-1][:2]) for p in places)
     return {"by_source": dict(by_source.most_common()), "places": places}
 

@@ -27,6 +27,14 @@ class Scored:
     scores: np.ndarray  # float32 [n_hops, n_labels]
     end_samples: np.ndarray  # int64 [n_hops], stream position after each hop
     levels_db: np.ndarray | None = None  # float64 [n_hops], each hop's audio level (streamd.gate.level_db)
+    opened: np.ndarray | None = None  # bool [n_hops, n_labels]: hops whose keyword score may fire (the gates); None: all
+
+    def counted(self) -> np.ndarray:
+        """The scores a trigger can fire on: 0 where a gate closed the hop."""
+        return self.scores if self.opened is None else np.where(self.opened, self.scores, 0.0).astype(self.scores.dtype)
+
+    def opened_at(self, label_index: int) -> np.ndarray | None:
+        return None if self.opened is None else self.opened[:, label_index]
 
 
 def mains_hum_at(start_sample: int, n: int, sample_rate_hz: int, rms_db: float) -> np.ndarray:
