@@ -88,6 +88,15 @@ class KeywordDefaults:
     pause_drop_db: float = _f(10.0, min=0.0, max=100.0)
     """Audio this much quieter than the word for 0.32 s is a pause too, whatever the speech score: talk
     from a television under the speaker (dB; 0 = the speech score alone)."""
+    after: str | None = _f(None)
+    """A wake word: this keyword counts only within after_s after its event, once per event ("computer ...
+    stop"); null = always. A keyword never waits for itself, so keyword_defaults may name the wake word."""
+    after_s: float = _f(5.0, gt=0.0, max=600.0)
+    """How long after the wake word's event the keyword may come (s)."""
+
+    def wake_word(self, name: str) -> str | None:
+        """The wake word the keyword called name waits for (after, unless that is name itself)."""
+        return self.after if self.after and self.after != name else None
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,10 @@ class KeywordConfig:
     """Overrides keyword_defaults.pause_before_s ([s, s])."""
     pause_drop_db: float | None = _f(None, min=0.0, max=100.0)
     """Overrides keyword_defaults.pause_drop_db (dB)."""
+    after: str | None = _f(None)
+    """Overrides keyword_defaults.after (a keyword name; "" = waits for none)."""
+    after_s: float | None = _f(None, gt=0.0, max=600.0)
+    """Overrides keyword_defaults.after_s (s)."""
     enabled: bool = _f(True)
     """Publish events for this keyword."""
 
@@ -410,6 +423,7 @@ def _check_config(config: Config) -> None:
         if kw.pause_before_s is not None:
             _check_pause_window(kw.pause_before_s, f"keywords[{i}].pause_before_s")
     _unique([k.name for k in config.keywords], "keywords", "name")
+    _check_wake_words(config)
     for i, tag in enumerate(config.tags):
         _check_name(tag.name, f"tags[{i}].name")
     _unique([t.name for t in config.tags], "tags", "name")
@@ -439,6 +453,21 @@ def _unique(names: list, section: str, key: str) -> None:
         if name in seen:
             raise ConfigError(f"{section}[{i}].{key}: got {name!r} again, expected each {key} once")
         seen.add(name)
+
+
+def _check_wake_words(config: Config) -> None:
+    """Every keyword's wake word is a listed keyword that waits for none itself."""
+    settings = config.keyword_settings()
+    for i, kw in enumerate(config.keywords):
+        wake = settings[kw.name][0].wake_word(kw.name)
+        if wake is None:
+            continue
+        path = f"keywords[{i}].after" if kw.after is not None else f"keyword_defaults.after (for keywords[{i}])"
+        if wake not in settings:
+            raise _bad(path, wake, "the name of a keyword listed under keywords (the wake word), or null")
+        if settings[wake][0].wake_word(wake) is not None:
+            raise ConfigError(f"{path}: got {wake!r}, which itself waits for {settings[wake][0].after!r}; "
+                              f"expected a wake word that waits for none (set after: \"\" on {wake!r})")
 
 
 def _check_name(name: str, path: str) -> None:
@@ -493,6 +522,14 @@ def check_against_models(config: Config, infos: dict[str, ModelInfo]) -> None:
                 listed = ", ".join(available[:12]) + (" ..." if len(available) > 12 else "")
                 raise ConfigError(f"{section}[{i}].name: got {entry.name!r}, expected a {kind} label of the loaded "
                                   f"model(s): {listed or 'none'}")
+    settings = config.keyword_settings()
+    for mc, (model, info) in zip(config.models, infos.items()):
+        own = set(info.names_of_kind(KIND_KEYWORD))
+        for i, kw in enumerate(config.keywords):
+            wake = settings[kw.name][0].wake_word(kw.name)
+            if kw.name in own and wake is not None and wake not in own:
+                raise ConfigError(f"keywords[{i}] ({kw.name}): waits for {wake!r}, expected a keyword of the same "
+                                  f"model ({model}, {mc.path}), whose events it follows")
     rates = {info.sample_rate_hz for info in infos.values()}
     if len(rates) > 1:
         raise ConfigError(f"models: got sample rates {sorted(rates)} Hz, expected all models at one rate")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamd.arming import WakeArming
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
@@ -74,6 +75,7 @@ class ModelRun:
         self._kw_awake = np.zeros(0, bool)  # not quiet: updated at every hop
         self._kw_gates: list[KeywordGate] = []  # per trigger
         self._gate: SpeechGate | None = None  # None: no keyword is gated
+        self._arming: WakeArming | None = None  # None: no keyword waits for a wake word
         self._speech_index = next((i for i, label in enumerate(self.labels)
                                    if label.kind == KIND_TAG and label.name == SPEECH_TAG), None)
         self._tag: list[tuple[int, TagSmoother]] = []
@@ -97,6 +99,7 @@ class ModelRun:
         """Apply thresholds and enabled sets; keeps the state of triggers and smoothers whose settings did not change."""
         events: list[Event] = []
         gates: dict[int, KeywordGate] = {}
+        wakes: dict[int, tuple[str | None, int]] = {}  # label -> (wake word, after_s in samples)
         for i, label in enumerate(self.labels):
             if label.kind == KIND_KEYWORD:
                 wanted = keywords.get(label.name)
@@ -108,6 +111,7 @@ class ModelRun:
                 if i not in self.triggers or self.triggers[i].cfg != cfg:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
                 gates[i] = KeywordGate.of(s, self.hop_samples, self.sample_rate_hz)
+                wakes[i] = (s.wake_word(label.name), round(s.after_s * self.sample_rate_hz))
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -124,7 +128,22 @@ class ModelRun:
                     self._tag_valid_from[i] = self._hop_no
         self._configure_gate([gates[i] for i in self.triggers])
         self._rebuild_views()
+        self._configure_arming([wakes[i] for i, _ in self._kw])
         return events
+
+    def _configure_arming(self, wakes: list[tuple[str | None, int]]) -> None:
+        """Wake-word arming over the triggers (in their order) if any keyword waits for a wake word; kept,
+        with its open windows, while the settings stay the same."""
+        names = [t.name for _, t in self._kw]
+        arming = WakeArming(names, [w for w, _ in wakes], [n for _, n in wakes])
+        for name, (wake, _) in zip(names, wakes):
+            if wake is not None and wake not in names:
+                log.warning("%s: %s waits for the wake word %s, which is disabled: %s will not fire until it is "
+                            "enabled", self.spec.name, name, wake, name)
+        if not arming.any:
+            self._arming = None
+        elif self._arming is None or self._arming.key != arming.key:
+            self._arming = arming
 
     def _configure_gate(self, gates: list[KeywordGate]) -> None:
         """A speech gate over the triggers (in their order) if any keyword asks for a speech or a pause
@@ -146,8 +165,9 @@ class ModelRun:
         self._kw_gates = gates
 
     def _open_triggers(self, end: int) -> np.ndarray:
-        """bool per trigger: may this hop count towards firing (the speech and pause gates)?"""
-        return self._gate.open() if self._gate is not None else np.ones(len(self._kw), bool)
+        """bool per trigger: may this hop count towards firing (speech and pause gates, wake-word arming)?"""
+        opened = self._gate.open() if self._gate is not None else np.ones(len(self._kw), bool)
+        return opened & self._arming.open(end) if self._arming is not None else opened
 
     def _rebuild_views(self) -> None:
         self._kw = list(self.triggers.items())
@@ -189,6 +209,8 @@ class ModelRun:
                 i, trigger = self._kw[pos]
                 detection = trigger.update(float(kw_scores[pos]), end, bool(opened[pos]))
                 if detection is not None:
+                    if self._arming is not None:
+                        self._arming.fired(pos, end)
                     events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
                                                self.spec.name, detection.name, detection.score))
                 self._kw_awake[pos] = not trigger.quiet
@@ -219,6 +241,8 @@ class ModelRun:
             trigger.reset()
         if self._gate is not None:
             self._gate.reset()
+        if self._arming is not None:
+            self._arming.reset()
         self._refresh_awake()
         self.next_index = index
         self.lag_skips += 1

@@ -7,6 +7,7 @@ import numpy as np
 
 from export.evaluation.streaming import Scored
 from export.metrics import OFF_FRACTION, Event, wilson_interval
+from streamd.arming import WakeArming
 from streamd.config import TagDefaults
 from streamd.smoothing import TagSmoother, TagSmootherConfig
 from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
@@ -38,6 +39,26 @@ def detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: Keyw
     trigger = KeywordTrigger(name, cfg, sample_rate_hz)
     return [int(end_samples[i]) for i in np.flatnonzero(fed)
             if trigger.update(float(scores[i]), int(end_samples[i]), opened is None or bool(opened[i])) is not None]
+
+
+def armed_detections(scores: dict[str, np.ndarray], end_samples: np.ndarray, cfgs: dict[str, KeywordTriggerConfig],
+                     arming: WakeArming, sample_rate_hz: int,
+                     opened: dict[str, np.ndarray] | None = None) -> dict[str, list[int]]:
+    """Where each keyword's trigger fires over its score sequence with wake-word arming, hop by hop as the
+    service's scheduler does: keywords in arming's order, each hop's open set read before any fires.
+    opened: per keyword, the hops its gates leave open (bool [n_hops]); None: all."""
+    names = list(arming.key[0])
+    triggers = [KeywordTrigger(name, cfgs[name], sample_rate_hz) for name in names]
+    columns = np.stack([scores[name] for name in names], axis=1)
+    gates = np.stack([opened[name] if opened else np.ones(len(columns), bool) for name in names], axis=1)
+    fired: dict[str, list[int]] = {name: [] for name in names}
+    for row, gated, end in zip(columns, gates, end_samples.tolist()):
+        armed = arming.open(end)
+        for k, trigger in enumerate(triggers):
+            if trigger.update(float(row[k]), end, bool(armed[k] and gated[k])) is not None:
+                arming.fired(k, end)
+                fired[names[k]].append(end)
+    return fired
 
 
 def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,

@@ -1,0 +1,166 @@
+"""Wake-word arming on the default model: the commands said after the wake word, and the false accepts left.
+
+Every setting comes from a service config (default config.yaml: each keyword's threshold, speech and pause
+gates, its first model at its latency). Three setups: the config as it is ("alone": each command counts
+anywhere), the same with every command waiting for the wake word (`after: computer`, `after_s`), and that
+with the commands' thresholds lowered to --threshold (arming keeps their false accepts down, so they can).
+Prints two Markdown tables (docs/service.md, "Wake-word arming"):
+
+1. Commands after the wake word: each validation command clip of ../shared/data (trimmed to its word)
+   follows a validation `computer` clip after a silent gap of G seconds, 1 s of silence before and 0.8 s
+   after, over the kitchen recording 20 dB below the command; heard when the command fires after its
+   start. The wake word's own share heard is beside it.
+2. False accepts of the commands (and the wake word) in negative streams: the validation negatives of
+   ../shared/data and each --talk folder (export.data.synth_talk output: running speech full of near-misses).
+
+    .venv/bin/python scripts/wake_arming.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from export.evaluation.clips import keyword_positives, select_clips
+from export.evaluation.context import Context, negative_stream
+from export.evaluation.decisions import armed_detections, detections
+from export.evaluation.streaming import Scored, Scorer, active_region
+from export.labels import COMMANDS
+from streamd.arming import WakeArming
+from streamd.config import load_config
+from streamd.gate import KeywordGate
+from streamd.service import load_models
+from streamd.triggers import KeywordTriggerConfig
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+GAPS_S = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
+LEAD_S = 1.0  # silence before the wake word (s)
+TAIL_S = 0.8  # silence after the command (s)
+BED_DB = -20.0  # the kitchen recording against the command (dB)
+WORD_MARGIN_S = 0.03  # kept around a clip's active region (s)
+
+
+class Setup:
+    """One set of keyword settings applied to a model's score sequences as the service applies them."""
+
+    def __init__(self, settings: dict, labels: list[str], hop_samples: int, sample_rate_hz: int):
+        self.settings, self.labels = settings, labels
+        self.hop_samples, self.rate = hop_samples, sample_rate_hz
+        self.names = [k for k in settings if k in labels]
+
+    def fired(self, scored: Scored) -> dict[str, list[int]]:
+        """keyword -> end samples where it fires over a stream's scores and levels."""
+        speech = scored.scores[:, self.labels.index("speech")]
+        scores, opened, cfgs = {}, {}, {}
+        for name in self.names:
+            s = self.settings[name]
+            scores[name] = scored.scores[:, self.labels.index(name)]
+            opened[name] = KeywordGate.of(s, self.hop_samples, self.rate).opened(speech, scored.levels_db)
+            cfgs[name] = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
+        ends = (np.arange(len(speech)) + 1) * self.hop_samples
+        wakes = [self.settings[n].wake_word(n) for n in self.names]
+        if not any(wakes):
+            return {n: detections(scores[n], ends, n, cfgs[n], self.rate, self.hop_samples, opened[n])
+                    for n in self.names}
+        arming = WakeArming(self.names, wakes, [round(self.settings[n].after_s * self.rate) for n in self.names])
+        return armed_detections(scores, ends, cfgs, arming, self.rate, opened)
+
+
+def trim(audio: np.ndarray, rate: int) -> np.ndarray:
+    start, end = active_region(audio)
+    margin = round(WORD_MARGIN_S * rate)
+    return audio[max(0, start - margin): end + margin]
+
+
+def print_after_wake(setups: dict[str, Setup], wake: str, root: Path, scorer: Scorer) -> None:
+    """Table 1: per setup, the share of commands heard after the wake word and each gap."""
+    clips, groups = select_clips(root, "val")
+    rate = scorer.sample_rate_hz
+    kitchen = scorer.audio(next(c for c in clips if c.path.name == "kitchen.flac"))
+    wakes = [trim(scorer.audio(c), rate) for c in keyword_positives(clips, groups, wake)]
+    commands = [(k, c) for k in COMMANDS for c in keyword_positives(clips, groups, k)]
+    rng = np.random.default_rng(0)
+    heard = {name: np.zeros(len(GAPS_S)) for name in setups}
+    woke = np.zeros(len(GAPS_S))
+    for keyword, clip in commands:
+        command = trim(scorer.audio(clip), rate)
+        level = np.sqrt(np.mean(command ** 2))
+        spoken = wakes[rng.integers(len(wakes))]
+        spoken = spoken * level / np.sqrt(np.mean(spoken ** 2))  # the two words equally loud
+        for j, gap_s in enumerate(GAPS_S):
+            parts = [np.zeros(round(LEAD_S * rate)), spoken, np.zeros(round(gap_s * rate)), command,
+                     np.zeros(round(TAIL_S * rate))]
+            stream = np.concatenate(parts)
+            bed = kitchen[: len(stream)]
+            stream = stream + bed * level / np.sqrt(np.mean(bed ** 2)) * 10 ** (BED_DB / 20)
+            scored = scorer.stream([stream.astype(np.float32)])
+            start = sum(len(p) for p in parts[:3])
+            for name, setup in setups.items():
+                fired = setup.fired(scored)
+                heard[name][j] += any(e > start for e in fired[keyword])
+                if name == next(iter(setups)):
+                    woke[j] += bool(fired[wake])
+    n = max(1, len(commands))
+    print(f"| setup ({len(commands)} command clips, {len(wakes)} `{wake}` clips) | "
+          + " | ".join(f"gap {g:g} s" for g in GAPS_S) + " |")
+    print("|---|" + "---|" * len(GAPS_S))
+    print(f"| `{wake}` heard | " + " | ".join(f"{100 * w / n:.1f} %" for w in woke) + " |")
+    for name in setups:
+        print(f"| commands heard, {name} | " + " | ".join(f"{100 * h / n:.1f} %" for h in heard[name]) + " |")
+
+
+def print_false_accepts(setups: dict[str, Setup], wake: str, streams: dict[str, tuple[Path, str]], model,
+                        hop_samples: int) -> None:
+    """Table 2: per negative stream and setup, the commands' false accepts (and the wake word's)."""
+    print("| negative stream | hours | " + " | ".join(f"command false accepts, {name}" for name in setups)
+          + f" | `{wake}` false accepts |")
+    print("|---|---|" + "---|" * (len(setups) + 1))
+    for title, (data, split) in streams.items():
+        clips, groups = select_clips(data, split)
+        ctx = Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True))
+        negative = negative_stream(ctx)
+        cells, woke = [], 0
+        for setup in setups.values():
+            fired = setup.fired(negative.scored)
+            counts = {k: len(v) for k, v in fired.items() if k in COMMANDS}
+            cells.append(", ".join(f"{k} {n}" for k, n in counts.items() if n) + f" (all {sum(counts.values())})")
+            woke = len(fired.get(wake, []))
+        print(f"| {title} | {negative.hours:.2f} | " + " | ".join(cells) + f" | {woke} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with manifest.csv (default ../shared/data)")
+    parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
+    parser.add_argument("--wake", default="computer", help="the wake word the commands wait for")
+    parser.add_argument("--after-s", type=float, default=None, help="after_s (default the config's)")
+    parser.add_argument("--threshold", type=float, default=0.3, help="the commands' threshold when armed")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    spec = load_models(config)[0]
+    model, hop, rate = spec.model, spec.hop_samples, spec.model.info.sample_rate_hz
+    settings = {name: s for name, (s, enabled) in config.keyword_settings().items() if enabled}
+    after_s = args.after_s if args.after_s is not None else settings[args.wake].after_s
+
+    def armed(threshold: float | None) -> dict:
+        return {name: s if name not in COMMANDS else dataclasses.replace(
+            s, after=args.wake, after_s=after_s, threshold=s.threshold if threshold is None else min(s.threshold, threshold))
+            for name, s in settings.items()}
+
+    labels = model.info.label_names
+    setups = {"alone": Setup(settings, labels, hop, rate),
+              f"after `{args.wake}`": Setup(armed(None), labels, hop, rate),
+              f"after `{args.wake}`, thresholds <= {args.threshold:g}": Setup(armed(args.threshold), labels, hop, rate)}
+    root = args.data.resolve()
+    print(f"Commands after `{args.wake}` (validation clips, {args.config}, {spec.name} at {1000 * hop / rate:g} ms, "
+          f"after_s {after_s:g}):\n")
+    print_after_wake(setups, args.wake, root, Scorer(model, hop, "val"))
+    print()
+    talk = {f"talk {p.parent.name}/{p.name}": (p.expanduser().resolve(), "all") for p in args.talk}
+    print_false_accepts(setups, args.wake, {"validation negatives": (root, "val")} | talk, model, hop)
+
+
+if __name__ == "__main__":
+    main()
