@@ -291,6 +291,27 @@ def validation_curve(history: list[dict]) -> list[str]:
     ]
 
 
+def history_from_card(text: str) -> list[dict]:
+    """The validation curve a card shows, back as history.jsonl rows (validation_curve's inverse), for re-carding
+    a shipped file whose training run is gone; [] where the card has none."""
+    lines = text.splitlines()
+    head = "| step | val loss | keyword scene acc | keyword false alarms (quiet scenes) | tag top-1 |"
+    if head not in lines:
+        return []
+
+    def fraction(cell: str) -> float | None:
+        return None if cell == "n/a" else round(float(cell.rstrip("%")) / 100, 6)
+
+    rows = []
+    for line in lines[lines.index(head) + 2:]:
+        if not line.startswith("|"):
+            break
+        step, loss, acc, false_alarms, top1 = (c.strip() for c in line.strip("|").split("|"))
+        rows.append({"step": int(step), "val_loss": float(loss), "keyword_acc": fraction(acc),
+                     "keyword_false_alarm_rate": fraction(false_alarms), "tag_top1": fraction(top1)})
+    return rows
+
+
 def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | None, history: list[dict],
            recipe_path: str, reproduce: str, music: dict | None = None, squeaks: dict | None = None,
            talk: dict | None = None) -> str:
@@ -442,6 +463,8 @@ def main(argv=None) -> None:
     parser.add_argument("--int8-eval", type=Path)
     parser.add_argument("--history", type=Path,
                         help="the run's history.jsonl (validation curve); without it the card has no curve")
+    parser.add_argument("--history-from-card", type=Path,
+                        help="a card to take the validation curve from (re-carding a file whose run is gone)")
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--reproduce", default="", help="the commands that reproduce the file and the numbers")
     parser.add_argument("--music-eval", type=Path, help="the evaluation JSON on held-out synthetic music (wakeword, alarms)")
@@ -450,6 +473,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     name = args.model.name.split(".")[0]
     history = [json.loads(line) for line in args.history.read_text().splitlines() if line.strip()] if args.history else []
+    if not history and args.history_from_card and args.history_from_card.exists():
+        history = history_from_card(args.history_from_card.read_text())
     int8 = (args.int8, json.loads(args.int8_eval.read_text())) if args.int8 else None
     music = json.loads(args.music_eval.read_text()) if args.music_eval else None
     squeaks = json.loads(args.squeak_eval.read_text()) if args.squeak_eval else None

@@ -3,7 +3,9 @@
 #   bash scripts/ship.sh CHECKPOINT NAME RECIPE [--int8]
 # e.g. bash scripts/ship.sh runs/sat-distil/best.pt streamd-sat export/recipes/sat-distil.yaml --int8
 # CHECKPOINT may be a SAT/UiT .onnx file export_model wrote (re-shipping a model without its run); the card
-# has a validation curve where history.jsonl sits beside CHECKPOINT.
+# has a validation curve where history.jsonl sits beside CHECKPOINT. CHECKPOINT models/NAME.onnx itself
+# re-cards the shipped file as it is (after a change to the evaluation): no export, and the curve comes
+# from its card where the run's history.jsonl is gone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 checkpoint=$1 name=$2 recipe=$3 int8=${4:-}
@@ -21,7 +23,11 @@ manifests=$($py -c 'import sys; from export.train import load_recipe; print(" ".
 [[ $manifests == *synth/machines* ]] && synthetic+=", synthetic machine sounds"
 provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), %s"}' "$recipe" "$synthetic")
 
-$py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
+recard=
+[[ $checkpoint -ef models/$name.onnx ]] && recard=1
+if [ -z "$recard" ]; then
+  $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
+fi
 models=("models/$name.onnx")
 [ -n "$int8" ] && models+=("models/$name.int8.onnx")
 # held-out synthetic music (seed 1000; training uses seed 0): false accepts where the shared data has none
@@ -43,9 +49,17 @@ history=$(dirname "$checkpoint")/history.jsonl
 card_args=(--eval "$out/$name.json" --recipe "$recipe"
            --music-eval "$out/music/$name.json" --squeak-eval "$out/squeaks/$name.json" --talk-eval "$out/talk/$name.json")
 [ -f "$history" ] && card_args+=(--history "$history")
+[ -n "$recard" ] && card_args+=(--history-from-card "models/$name.md")
 [ -n "$int8" ] && card_args+=(--int8 "models/$name.int8.onnx" --int8-eval "$out/$name.int8.json")
 train="python -m export.train $recipe --out $(dirname "$checkpoint")   # after its init recipe, if it names one"
 [[ $checkpoint == *.onnx ]] && train="# re-shipped from $checkpoint (its weights as they were)"
+if [ -n "$recard" ]; then  # the card keeps how the file was made, and says how it was re-carded
+  train=$($py -c 'import sys
+block = open(sys.argv[1]).read().split("## Reproduce", 1)[1].split("```")[1].strip().splitlines()
+print("\n".join(l for l in block if not l.startswith(("#", f"bash scripts/ship.sh models/{sys.argv[2]}.onnx "))))' \
+          "models/$name.md" "$name")
+  train+=$'\n'"# re-carded from the shipped file (its bytes as they were) after a change to the evaluation:"
+fi
 $py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
 $train
 bash scripts/ship.sh $checkpoint $name $recipe $int8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +207,20 @@ def test_a_card_without_a_training_run_says_so_and_a_history_gives_the_curve():
     rows = validation_curve([{"step": 500, "val_loss": 2.5, "keyword_acc": 0.5, "keyword_false_alarm_rate": 0.061,
                               "tag_top1": 0.3125}])
     assert rows[-1] == "| 500 | 2.5 | 50.0% | 6.1% | 31.2% |" and rows[2].startswith("| step |")
+
+
+def test_a_shipped_cards_curve_comes_back_for_re_carding():
+    from export.model_card import history_from_card, validation_curve
+
+    shipped = (Path(__file__).resolve().parents[1] / "models" / "streamd-dscnn.md").read_text()
+    history = history_from_card(shipped)
+    assert len(history) >= 5 and history[0]["step"] == 10000  # the run's curve, long gone from runs/
+    curve = validation_curve(history)
+    assert "\n".join(curve) in shipped  # rendered back exactly as the card shows it
+    assert history_from_card("\n".join(validation_curve([{"step": 5, "val_loss": 1.0, "keyword_acc": None,
+                                                            "keyword_false_alarm_rate": 0.25, "tag_top1": 0.5}]))) \
+        == [{"step": 5, "val_loss": 1.0, "keyword_acc": None, "keyword_false_alarm_rate": 0.25, "tag_top1": 0.5}]
+    assert history_from_card("# a card\n\nNo validation curve: ...") == []
 
 
 def test_an_export_that_fails_its_parity_check_leaves_the_old_file(tmp_path):
