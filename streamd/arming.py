@@ -2,8 +2,9 @@
 
 A keyword with ``after`` set to another keyword (its wake word) counts only at hops that end within
 ``after_s`` seconds after that wake word's latest event, and at most once per wake-word event: the
-first armed keyword that fires closes the window for all of them. Elsewhere its score is a miss, as
-the speech and pause gates make it. A command said in running speech or on television then fires only
+first armed keyword that fires closes the window for all of them. Elsewhere its hops are closed, as the
+speech and pause gates close them (they cannot fire; streamd/triggers.py). A command said in running
+speech or on television then fires only
 if the wake word fired falsely just before it, which is rare (the wake word's own false accepts per
 hour, docs/service.md "Wake-word arming").
 
