@@ -2,6 +2,7 @@
 scheduler applies it and the evaluation's hop-by-hop version gives the same events; the config checks
 that a wake word can wake its followers."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -69,6 +70,16 @@ def test_scheduler_fires_a_command_only_just_after_the_wake_word():
     assert [e[1] // HOP for e in alone if e[2] == "stop"] == [6, 21, 26, 28, 46, 81]
     longer = scripted_run(table, LABELS, settings("computer", after_s=2.1), {})
     assert [e[1] // HOP for e in longer if e[2] == "stop"] == [26, 46, 81]
+
+
+def test_a_reconfigured_threshold_keeps_an_open_window():
+    # computer at 20 opens the window; at 22 stop's threshold changes (streamd ctl set_threshold); stop at 25
+    table = commands_table(40, [20], [25])
+    table[25, 1] = 0.7
+    changed = settings("computer")
+    changed["stop"] = (dataclasses.replace(changed["stop"][0], threshold=0.6), True)
+    events = scripted_run(table, LABELS, settings("computer"), {}, reconfigure_at=22, reconfigured=(changed, {}))
+    assert [(e[1] // HOP, e[2]) for e in events] == [(21, "computer"), (26, "stop")]
 
 
 def test_a_disabled_wake_word_silences_its_followers(caplog):
