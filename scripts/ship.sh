@@ -26,7 +26,8 @@ provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split 
 recard=
 [[ $checkpoint -ef models/$name.onnx ]] && recard=1
 if [ -z "$recard" ]; then
-  $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" --provenance-json "$provenance" ${int8:+--int8}
+  $py -m export.export_model "$checkpoint" --out "models/$name.onnx" --licence "$licence" \
+    --provenance-json "$provenance" ${int8:+--int8}
 fi
 models=("models/$name.onnx")
 [ -n "$int8" ] && models+=("models/$name.int8.onnx")

@@ -145,9 +145,11 @@ def main() -> None:
     after_s = args.after_s if args.after_s is not None else settings[args.wake].after_s
 
     def armed(threshold: float | None) -> dict:
-        return {name: s if name not in COMMANDS else dataclasses.replace(
-            s, after=args.wake, after_s=after_s, threshold=s.threshold if threshold is None else min(s.threshold, threshold))
-            for name, s in settings.items()}
+        """The config's settings with every command waiting for the wake word, at most at threshold."""
+        lowered = {name: s.threshold if threshold is None else min(s.threshold, threshold) for name, s in settings.items()}
+        return {name: s if name not in COMMANDS else
+                dataclasses.replace(s, after=args.wake, after_s=after_s, threshold=lowered[name])
+                for name, s in settings.items()}
 
     labels = model.info.label_names
     setups = {"alone": Setup(settings, labels, hop, rate),

@@ -27,7 +27,7 @@ class Scored:
     scores: np.ndarray  # float32 [n_hops, n_labels]
     end_samples: np.ndarray  # int64 [n_hops], stream position after each hop
     levels_db: np.ndarray | None = None  # float64 [n_hops], each hop's audio level (streamd.gate.level_db)
-    opened: np.ndarray | None = None  # bool [n_hops, n_labels]: hops whose keyword score may fire (the gates); None: all
+    opened: np.ndarray | None = None  # bool [n_hops, n_labels]: hops whose score may fire (the gates); None: all
 
     def counted(self) -> np.ndarray:
         """The scores a trigger can fire on: 0 where a gate closed the hop."""
