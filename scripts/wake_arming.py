@@ -8,8 +8,8 @@ Prints two Markdown tables (docs/service.md, "Wake-word arming"):
 
 1. Commands after the wake word: each validation command clip of ../shared/data (trimmed to its word)
    follows a validation `computer` clip after a silent gap of G seconds, 1 s of silence before and 0.8 s
-   after, over the kitchen recording 20 dB below the command; heard when the command fires after its
-   start. The wake word's own share heard is beside it.
+   after, over the kitchen recording 20 dB below the command (the same stretch of it under the command at
+   every gap); heard when the command fires after its start. The wake word's own share heard is beside it.
 2. False accepts of the commands (and the wake word) in negative streams: the validation negatives of
    ../shared/data and each --talk folder (export.data.synth_talk output: running speech full of near-misses).
 
@@ -81,6 +81,7 @@ def print_after_wake(setups: dict[str, Setup], wake: str, root: Path, scorer: Sc
     wakes = [trim(scorer.audio(c), rate) for c in keyword_positives(clips, groups, wake)]
     commands = [(k, c) for k in COMMANDS for c in keyword_positives(clips, groups, k)]
     rng = np.random.default_rng(0)
+    under_s = LEAD_S + max(len(w) for w in wakes) / rate + max(GAPS_S)  # where each command sits in the kitchen
     heard = {name: np.zeros(len(GAPS_S)) for name in setups}
     woke = np.zeros(len(GAPS_S))
     for keyword, clip in commands:
@@ -92,10 +93,11 @@ def print_after_wake(setups: dict[str, Setup], wake: str, root: Path, scorer: Sc
             parts = [np.zeros(round(LEAD_S * rate)), spoken, np.zeros(round(gap_s * rate)), command,
                      np.zeros(round(TAIL_S * rate))]
             stream = np.concatenate(parts)
-            bed = kitchen[: len(stream)]
+            start = sum(len(p) for p in parts[:3])
+            bed_start = round(under_s * rate) - start
+            bed = kitchen[bed_start: bed_start + len(stream)]
             stream = stream + bed * level / np.sqrt(np.mean(bed ** 2)) * 10 ** (BED_DB / 20)
             scored = scorer.stream([stream.astype(np.float32)])
-            start = sum(len(p) for p in parts[:3])
             for name, setup in setups.items():
                 fired = setup.fired(scored)
                 heard[name][j] += any(e > start for e in fired[keyword])
