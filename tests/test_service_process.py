@@ -118,6 +118,22 @@ def test_keyword_events_leave_a_clip_with_the_event_as_sidecar(workdir):
         "clips_saved": 2, "clips_failed": 0, "clips_refused": 0}
 
 
+def test_a_keyword_after_its_wake_word_fires_once_per_wake_word_and_status_says_so(workdir):
+    # the tiny model scores computer 0.5 everywhere: at threshold 0.5 it fires at once (0.1 s) and opens a
+    # 5 s window, where the first burst's "yes" (0.8 s) fires and closes it, so the second (1.9 s) does not
+    write_config(workdir)
+    text = (workdir / "config.yaml").read_text().replace('keywords: [{name: "yes"', 'keywords: [{name: computer}, '
+                                                          '{name: "yes", after: computer')
+    (workdir / "config.yaml").write_text(text)
+    events = run_bursts_fast(workdir)
+    assert [(e["keyword"], e["position_s"]) for e in events if e["type"] == "keyword"] == [
+        ("computer", 0.1), ("yes", 0.8)]
+    keywords = events[-1]["detail"]["keywords"]
+    assert keywords["yes"]["after"] == "computer" and keywords["computer"]["after"] is None
+    (workdir / "config.yaml").write_text(text.replace("{name: computer}", "{name: computer, threshold: 0.6}"))
+    assert [e for e in run_bursts_fast(workdir) if e["type"] == "keyword"] == []  # no wake word: no "yes"
+
+
 def test_sigterm_stops_cleanly_within_2_s(workdir):
     write_config(workdir)
     listener = Listener(f"ipc://{workdir}/events")
