@@ -7,7 +7,7 @@ Prints three Markdown tables (docs/service.md, "Pause gate"):
 
 1. Keywords after speech: each validation keyword clip of ../shared/data (trimmed to its word) follows
    the last 3 s of a validation coffee order after a silent pause of P seconds, over the kitchen recording
-   20 dB below the word; a clip counts as heard when its keyword fires after the speech ended. Beside it,
+   20 dB below the word (the same stretch of it under the word whatever P); a clip counts as heard when its keyword fires after the speech ended. Beside it,
    the clips missed alone (0.5 s of silence around each, as the evaluation streams them).
 2. Keywords said over talk that goes on under them (a television): each clip with 0.5 s of silence
    around it over validation coffee orders 20 and 10 dB below it, from 3 s before; heard as in 1.
@@ -63,10 +63,12 @@ class Gates:
 
 
 def after_speech(word: np.ndarray, lead: np.ndarray, bed: np.ndarray, pause_s: float, rate: int) -> np.ndarray:
-    """lead, pause_s of silence, word and TAIL_S of silence, over bed BED_DB below the word."""
+    """lead, pause_s of silence, word and TAIL_S of silence, over bed BED_DB below the word; the word on the
+    same stretch of bed whatever the pause."""
     silence = np.zeros(round(pause_s * rate), np.float32)
     stream = np.concatenate([lead, silence, word, np.zeros(round(TAIL_S * rate), np.float32)])
-    bed = bed[: len(stream)]
+    start = round((LEAD_S + max(PAUSES_S)) * rate) - len(lead) - len(silence)
+    bed = bed[start: start + len(stream)]
     return stream + bed * np.sqrt(np.mean(word ** 2) / np.mean(bed ** 2)) * 10 ** (BED_DB / 20)
 
 
