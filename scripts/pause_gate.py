@@ -23,18 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from export.data.sources import SHARED_DATA
 from export.evaluation.clips import in_group, keyword_positives, select_clips
-from export.evaluation.context import Context, negative_stream
-from export.evaluation.decisions import detections
+from export.evaluation.context import negative_stream_of
+from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
-from export.evaluation.streaming import Scored, Scorer, active_region
+from export.evaluation.streaming import Scorer, active_region, word_only
 from export.labels import COMMANDS
 from streamd.config import load_config
-from streamd.gate import KeywordGate
 from streamd.service import load_models
-from streamd.triggers import KeywordTriggerConfig
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PAUSES_S = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
 LEAD_S = 3.0  # speech before each command (s)
 TAIL_S = 0.8  # silence after it (s)
@@ -42,24 +40,6 @@ BED_DB = -20.0  # the kitchen recording against the word (dB)
 WORD_MARGIN_S = 0.03  # kept around the word's active region (s)
 TALK_DB = (-20.0, -10.0)  # talk under the keyword clips, against the clip (dB)
 TALK_CLIPS = 60  # validation coffee orders end to end: the talk
-
-
-class Gates:
-    """One config's keyword settings applied to a model's score sequences, as the service applies them."""
-
-    def __init__(self, settings: dict, labels: list[str], hop_samples: int, sample_rate_hz: int):
-        self.settings, self.labels = settings, labels
-        self.hop_samples, self.rate = hop_samples, sample_rate_hz
-        self.speech = labels.index("speech")
-
-    def fired(self, scored: Scored, keyword: str) -> list[int]:
-        """End samples where keyword fires over a stream's scores and levels."""
-        s = self.settings[keyword]
-        gate = KeywordGate.of(s, self.hop_samples, self.rate)
-        k = scored.scores[:, self.labels.index(keyword)]
-        cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
-        return detections(k, (np.arange(len(k)) + 1) * self.hop_samples, keyword, cfg, self.rate, self.hop_samples,
-                          gate.opened(scored.scores[:, self.speech], scored.levels_db))
 
 
 def after_speech(word: np.ndarray, lead: np.ndarray, bed: np.ndarray, pause_s: float, rate: int) -> np.ndarray:
@@ -72,7 +52,7 @@ def after_speech(word: np.ndarray, lead: np.ndarray, bed: np.ndarray, pause_s: f
     return stream + bed * np.sqrt(np.mean(word ** 2) / np.mean(bed ** 2)) * 10 ** (BED_DB / 20)
 
 
-def print_after_speech(setups: dict[str, Gates], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
+def print_after_speech(setups: dict[str, ServiceKeywords], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
     """Table 1: per kind of keyword and setup, clips missed alone and the share heard after each pause."""
     clips, groups = select_clips(root, "val")
     orders = [c for c in clips if in_group(c, groups, "speech")]
@@ -86,26 +66,23 @@ def print_after_speech(setups: dict[str, Gates], kinds: dict[str, list[str]], ro
         missed = dict.fromkeys(setups, 0)
         positives = [(keyword, clip) for keyword in names for clip in keyword_positives(clips, groups, keyword)]
         for keyword, clip in positives:
-            audio = scorer.audio(clip)
-            start, end = active_region(audio)
-            margin = round(WORD_MARGIN_S * rate)
-            word = audio[max(0, start - margin): end + margin]
+            word = word_only(scorer.audio(clip), round(WORD_MARGIN_S * rate))
             order = scorer.audio(orders[rng.integers(len(orders))])
             order_end = active_region(order)[1]
             lead = order[max(0, order_end - round(LEAD_S * rate)): order_end]
             alone = scorer.clip(clip, PAD_S)
             for name, gates in setups.items():
-                missed[name] += not gates.fired(alone, keyword)
+                missed[name] += not gates.fired(alone, [keyword])[keyword]
             for j, pause_s in enumerate(PAUSES_S):
                 scores = scorer.stream([after_speech(word, lead, kitchen, pause_s, rate)])
                 for name, gates in setups.items():
-                    heard[name][j] += any(e > len(lead) for e in gates.fired(scores, keyword))
+                    heard[name][j] += any(e > len(lead) for e in gates.fired(scores, [keyword])[keyword])
         for name in setups:
             shares = " | ".join(f"{100 * h / max(1, len(positives)):.1f} %" for h in heard[name])
             print(f"| {kind} ({len(positives)} clips) | {name} | {missed[name]} | {shares} |")
 
 
-def print_under_talk(setups: dict[str, Gates], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
+def print_under_talk(setups: dict[str, ServiceKeywords], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
     """Table 2: keywords said over talk that goes on under them (a television), heard per setup."""
     clips, groups = select_clips(root, "val")
     talk = np.concatenate([scorer.audio(c) for c in clips if in_group(c, groups, "speech")][:TALK_CLIPS])
@@ -127,24 +104,22 @@ def print_under_talk(setups: dict[str, Gates], kinds: dict[str, list[str]], root
             for j, db in enumerate(TALK_DB):
                 scores = scorer.stream([(stream + under * 10 ** (db / 20)).astype(np.float32)])
                 for name, gates in setups.items():
-                    heard[name][j] += any(e > lead for e in gates.fired(scores, keyword))
+                    heard[name][j] += any(e > lead for e in gates.fired(scores, [keyword])[keyword])
         for name in setups:
             shares = " | ".join(f"{100 * h / max(1, len(positives)):.1f} %" for h in heard[name])
             print(f"| {kind} ({len(positives)} clips) | {name} | {shares} |")
 
 
-def print_false_accepts(setups: dict[str, Gates], keywords: list[str], streams: dict[str, tuple[Path, str]],
+def print_false_accepts(setups: dict[str, ServiceKeywords], keywords: list[str], streams: dict[str, tuple[Path, str]],
                         model, hop_samples: int) -> None:
     """Table 3: per negative stream and setup, the false accepts of each keyword."""
     print("| negative stream | hours | " + " | ".join(f"keyword false accepts, {name}" for name in setups) + " |")
     print("|---|---|" + "---|" * len(setups))
     for title, (data, split) in streams.items():
-        clips, groups = select_clips(data, split)
-        ctx = Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True))
-        negative = negative_stream(ctx)
+        negative = negative_stream_of(data, split, model, hop_samples)
         cells = []
         for gates in setups.values():
-            counts = {k: len(gates.fired(negative.scored, k)) for k in keywords}
+            counts = {k: len(v) for k, v in gates.fired(negative.scored, keywords).items()}
             cells.append(", ".join(f"{k} {n}" for k, n in counts.items() if n) + f" (all {sum(counts.values())})")
         print(f"| {title} | {negative.hours:.2f} | " + " | ".join(cells) + " |")
 
@@ -152,7 +127,7 @@ def print_false_accepts(setups: dict[str, Gates], keywords: list[str], streams: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with manifest.csv (default ../shared/data)")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with manifest.csv (default ../shared/data)")
     parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
     args = parser.parse_args()
     config = load_config(args.config)
@@ -162,8 +137,9 @@ def main() -> None:
     unpaused = {name: dataclasses.replace(s, pause_before=0.0) for name, s in settings.items()}
     labels = model.info.label_names
     by_speech = {name: dataclasses.replace(s, pause_drop_db=0.0) for name, s in settings.items()}
-    setups = {"without": Gates(unpaused, labels, hop, rate), "speech score only": Gates(by_speech, labels, hop, rate),
-              "with": Gates(settings, labels, hop, rate)}
+    setups = {"without": ServiceKeywords(unpaused, labels, hop, rate),
+              "speech score only": ServiceKeywords(by_speech, labels, hop, rate),
+              "with": ServiceKeywords(settings, labels, hop, rate)}
     keywords = [k for k in settings if k in labels]
     kinds = {"commands": [k for k in keywords if k in COMMANDS], "wake word": [k for k in keywords if k not in COMMANDS]}
     root = args.data.resolve()

@@ -22,18 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from export.data.sources import SHARED_DATA
 from export.evaluation.clips import keyword_positives, select_clips
-from export.evaluation.context import Context, negative_stream
-from export.evaluation.decisions import armed_detections, detections
-from export.evaluation.streaming import Scored, Scorer, active_region
+from export.evaluation.context import negative_stream_of
+from export.evaluation.decisions import ServiceKeywords
+from export.evaluation.streaming import Scorer, word_only
 from export.labels import COMMANDS
-from streamd.arming import WakeArming
 from streamd.config import load_config
-from streamd.gate import KeywordGate
 from streamd.service import load_models
-from streamd.triggers import KeywordTriggerConfig
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 GAPS_S = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 LEAD_S = 1.0  # silence before the wake word (s)
 TAIL_S = 0.8  # silence after the command (s)
@@ -41,51 +38,20 @@ BED_DB = -20.0  # the kitchen recording against the command (dB)
 WORD_MARGIN_S = 0.03  # kept around a clip's active region (s)
 
 
-class Setup:
-    """One set of keyword settings applied to a model's score sequences as the service applies them."""
-
-    def __init__(self, settings: dict, labels: list[str], hop_samples: int, sample_rate_hz: int):
-        self.settings, self.labels = settings, labels
-        self.hop_samples, self.rate = hop_samples, sample_rate_hz
-        self.names = [k for k in settings if k in labels]
-
-    def fired(self, scored: Scored) -> dict[str, list[int]]:
-        """keyword -> end samples where it fires over a stream's scores and levels."""
-        speech = scored.scores[:, self.labels.index("speech")]
-        scores, opened, cfgs = {}, {}, {}
-        for name in self.names:
-            s = self.settings[name]
-            scores[name] = scored.scores[:, self.labels.index(name)]
-            opened[name] = KeywordGate.of(s, self.hop_samples, self.rate).opened(speech, scored.levels_db)
-            cfgs[name] = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
-        ends = (np.arange(len(speech)) + 1) * self.hop_samples
-        wakes = [self.settings[n].wake_word(n) for n in self.names]
-        if not any(wakes):
-            return {n: detections(scores[n], ends, n, cfgs[n], self.rate, self.hop_samples, opened[n])
-                    for n in self.names}
-        arming = WakeArming(self.names, wakes, [round(self.settings[n].after_s * self.rate) for n in self.names])
-        return armed_detections(scores, ends, cfgs, arming, self.rate, opened)
-
-
-def trim(audio: np.ndarray, rate: int) -> np.ndarray:
-    start, end = active_region(audio)
-    margin = round(WORD_MARGIN_S * rate)
-    return audio[max(0, start - margin): end + margin]
-
-
-def print_after_wake(setups: dict[str, Setup], wake: str, root: Path, scorer: Scorer) -> None:
+def print_after_wake(setups: dict[str, ServiceKeywords], wake: str, root: Path, scorer: Scorer) -> None:
     """Table 1: per setup, the share of commands heard after the wake word and each gap."""
     clips, groups = select_clips(root, "val")
     rate = scorer.sample_rate_hz
     kitchen = scorer.audio(next(c for c in clips if c.path.name == "kitchen.flac"))
-    wakes = [trim(scorer.audio(c), rate) for c in keyword_positives(clips, groups, wake)]
+    margin = round(WORD_MARGIN_S * rate)
+    wakes = [word_only(scorer.audio(c), margin) for c in keyword_positives(clips, groups, wake)]
     commands = [(k, c) for k in COMMANDS for c in keyword_positives(clips, groups, k)]
     rng = np.random.default_rng(0)
     under_s = LEAD_S + max(len(w) for w in wakes) / rate + max(GAPS_S)  # where each command sits in the kitchen
     heard = {name: np.zeros(len(GAPS_S)) for name in setups}
     woke = np.zeros(len(GAPS_S))
     for keyword, clip in commands:
-        command = trim(scorer.audio(clip), rate)
+        command = word_only(scorer.audio(clip), margin)
         level = np.sqrt(np.mean(command ** 2))
         spoken = wakes[rng.integers(len(wakes))]
         spoken = spoken * level / np.sqrt(np.mean(spoken ** 2))  # the two words equally loud
@@ -112,16 +78,14 @@ def print_after_wake(setups: dict[str, Setup], wake: str, root: Path, scorer: Sc
         print(f"| commands heard, {name} | " + " | ".join(f"{100 * h / n:.1f} %" for h in heard[name]) + " |")
 
 
-def print_false_accepts(setups: dict[str, Setup], wake: str, streams: dict[str, tuple[Path, str]], model,
+def print_false_accepts(setups: dict[str, ServiceKeywords], wake: str, streams: dict[str, tuple[Path, str]], model,
                         hop_samples: int) -> None:
     """Table 2: per negative stream and setup, the commands' false accepts (and the wake word's)."""
     print("| negative stream | hours | " + " | ".join(f"command false accepts, {name}" for name in setups)
           + f" | `{wake}` false accepts |")
     print("|---|---|" + "---|" * (len(setups) + 1))
     for title, (data, split) in streams.items():
-        clips, groups = select_clips(data, split)
-        ctx = Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True))
-        negative = negative_stream(ctx)
+        negative = negative_stream_of(data, split, model, hop_samples)
         cells, woke = [], 0
         for setup in setups.values():
             fired = setup.fired(negative.scored)
@@ -134,7 +98,7 @@ def print_false_accepts(setups: dict[str, Setup], wake: str, streams: dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with manifest.csv (default ../shared/data)")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with manifest.csv (default ../shared/data)")
     parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
     parser.add_argument("--wake", default="computer", help="the wake word the commands wait for")
     parser.add_argument("--after-s", type=float, default=None, help="after_s (default the config's)")
@@ -154,9 +118,10 @@ def main() -> None:
                 for name, s in settings.items()}
 
     labels = model.info.label_names
-    setups = {"alone": Setup(settings, labels, hop, rate),
-              f"after `{args.wake}`": Setup(armed(None), labels, hop, rate),
-              f"after `{args.wake}`, thresholds <= {args.threshold:g}": Setup(armed(args.threshold), labels, hop, rate)}
+    setups = {"alone": ServiceKeywords(settings, labels, hop, rate),
+              f"after `{args.wake}`": ServiceKeywords(armed(None), labels, hop, rate),
+              f"after `{args.wake}`, thresholds <= {args.threshold:g}": ServiceKeywords(armed(args.threshold), labels,
+                                                                                        hop, rate)}
     root = args.data.resolve()
     print(f"Commands after `{args.wake}` (validation clips, {args.config}, {spec.name} at {1000 * hop / rate:g} ms, "
           f"after_s {after_s:g}):\n")

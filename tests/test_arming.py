@@ -105,6 +105,27 @@ def test_the_evaluations_armed_detections_are_the_schedulers_events(seed):
     assert 3 <= len(fired["stop"]) < (table[:, 1] >= 0.5).sum()  # some commands heard, others not armed
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_evaluations_service_keywords_give_the_schedulers_events_with_gates_and_arming(seed):
+    from export.evaluation.decisions import ServiceKeywords
+    from export.evaluation.streaming import Scored
+    from streamd.contract import KIND_TAG
+
+    rng = np.random.default_rng(seed)
+    labels = [*LABELS, Label("speech", KIND_TAG)]
+    table = np.stack([rng.uniform(0, 1, 600) ** 6, rng.uniform(0, 1, 600) ** 6, rng.uniform(0, 1, 600)],
+                     axis=1).astype(np.float32)
+    gated = KeywordDefaults(0.5, (1, 1), 0.3, speech_gate=0.5, speech_gate_s=0.5, pause_before=0.3,
+                            pause_before_s=(0.2, 0.6), after="computer", after_s=1.0)
+    keywords = {"computer": (gated, True), "stop": (gated, True)}
+    events = scripted_run(table, labels, keywords, {})  # silence: every hop at -100 dB
+    scored = Scored(table, (np.arange(len(table)) + 1) * HOP, np.full(len(table), -100.0))
+    fired = ServiceKeywords({k: s for k, (s, _) in keywords.items()}, [lb.name for lb in labels], HOP, SR).fired(scored)
+    for name in ("computer", "stop"):
+        assert fired[name] == [e[1] for e in events if e[2] == name]
+    assert len(fired["computer"]) >= 5 and len(fired["stop"]) >= 1
+
+
 def config(keyword_defaults: dict, keywords: list[dict]):
     return config_from_dict({"keyword_defaults": keyword_defaults, "keywords": keywords})
 

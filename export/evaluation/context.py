@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from export.data.manifest import Clip
-from export.evaluation.clips import NEGATIVE_GROUPS, SPEECH_TAG, in_group
+from export.evaluation.clips import NEGATIVE_GROUPS, SPEECH_TAG, in_group, select_clips
 from export.evaluation.decisions import smoother_config
 from export.evaluation.streaming import Scored, Scorer
 from streamd.config import KeywordDefaults
@@ -108,6 +108,12 @@ def negative_stream(ctx: Context) -> NegativeStream:
     names = [f"{ctx.groups.get(c.path, '')}/{c.path.name}".lstrip("/") for c in clips]
     ctx.negative = NegativeStream(scored, hours, names, np.cumsum([0] + lengths[:-1], dtype=np.int64))
     return ctx.negative
+
+
+def negative_stream_of(root: Path, split: str, model: Model, hop_samples: int) -> NegativeStream:
+    """The negative stream of a data folder's split (negative_stream), quietly, for a script."""
+    clips, groups = select_clips(root, split)
+    return negative_stream(Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True)))
 
 
 def noise_background(ctx: Context) -> np.ndarray:

@@ -8,7 +8,8 @@ import numpy as np
 from export.evaluation.streaming import Scored
 from export.metrics import OFF_FRACTION, Event, wilson_interval
 from streamd.arming import WakeArming
-from streamd.config import TagDefaults
+from streamd.config import KeywordDefaults, TagDefaults
+from streamd.gate import KeywordGate
 from streamd.smoothing import TagSmoother, TagSmootherConfig
 from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
 
@@ -59,6 +60,37 @@ def armed_detections(scores: dict[str, np.ndarray], end_samples: np.ndarray, cfg
                 arming.fired(k, end)
                 fired[names[k]].append(end)
     return fired
+
+
+class ServiceKeywords:
+    """A service config's keyword settings (name -> its effective KeywordDefaults) over a model's score
+    sequences as the scheduler applies them: speech and pause gates, trigger, wake-word arming."""
+
+    def __init__(self, settings: dict[str, KeywordDefaults], labels: list[str], hop_samples: int, sample_rate_hz: int):
+        self.settings, self.labels = settings, labels
+        self.hop_samples, self.rate = hop_samples, sample_rate_hz
+        self.names = [k for k in settings if k in labels]
+        self.wakes = [settings[k].wake_word(k) for k in self.names]
+
+    def fired(self, scored: Scored, names: list[str] | None = None) -> dict[str, list[int]]:
+        """keyword -> end samples where it fires over a stream's scores and levels (names: only these; with
+        wake-word arming every keyword is run, as their events depend on each other)."""
+        speech = scored.scores[:, self.labels.index("speech")] if "speech" in self.labels else None
+        armed = any(self.wakes)
+        todo = self.names if names is None or armed else names
+        scores, opened, cfgs = {}, {}, {}
+        for name in todo:
+            s = self.settings[name]
+            scores[name] = scored.scores[:, self.labels.index(name)]
+            opened[name] = (KeywordGate.of(s, self.hop_samples, self.rate).opened(speech, scored.levels_db)
+                            if speech is not None else np.ones(len(scored.scores), bool))
+            cfgs[name] = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
+        ends = (np.arange(len(scored.scores)) + 1) * self.hop_samples
+        if not armed:
+            return {n: detections(scores[n], ends, n, cfgs[n], self.rate, self.hop_samples, opened[n]) for n in todo}
+        arming = WakeArming(self.names, self.wakes, [round(self.settings[n].after_s * self.rate) for n in self.names])
+        fired = armed_detections(scores, ends, cfgs, arming, self.rate, opened)
+        return fired if names is None else {n: fired[n] for n in names}
 
 
 def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: KeywordTriggerConfig,

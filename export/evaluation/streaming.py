@@ -179,6 +179,12 @@ def active_region(audio: np.ndarray) -> tuple[int, int]:
     return int(active[0] * FRAME_SAMPLES), int(min(len(audio), (active[-1] + 1) * FRAME_SAMPLES))
 
 
+def word_only(audio: np.ndarray, margin_samples: int) -> np.ndarray:
+    """audio cut to its active region (a keyword clip: the word) with margin_samples kept on each side."""
+    start, end = active_region(audio)
+    return audio[max(0, start - margin_samples): end + margin_samples]
+
+
 def at_rms(x: np.ndarray, rms: float, part: slice = slice(None)) -> np.ndarray:
     """x scaled so that x[part] has RMS rms (float64)."""
     x = x.astype(np.float64)
