@@ -38,6 +38,7 @@ from streamd.config import KeywordDefaults
 from streamd.model import load_model
 
 TASKS = ("kws", "wakeword", "tags", "mixtures", "alarms")
+PHASES = 4  # --phases: keyword clips and the negative stream at 0, 1/4, 1/2 and 3/4 of a hop
 TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures,
                   "alarms": eval_alarms}
 
@@ -49,8 +50,8 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
     model = model.with_hop(hop_samples)  # as the service loads it
-    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db, args.hum_db, args.dc_offset),
-                  clips, groups, args)
+    ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db, args.hum_db, args.dc_offset,
+                         args.phases), clips, groups, args)
     if args.snr_db is not None:
         ctx.scorer.set_noise(noise_background(ctx), args.snr_db)
     result = {
@@ -175,10 +176,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pause-drop-db", type=float, default=KeywordDefaults.pause_drop_db,
                    help="audio this many dB below the word for 0.32 s is a pause too (default: the service's, "
                         "%(default)s; 0 = the speech score alone)")
+    p.add_argument("--phases", type=int, default=PHASES,
+                   help="play every keyword clip and the negative stream this many times, each starting hop/N later "
+                        "against the hop grid, and pool the counts (default %(default)s; 1 = once): where a word "
+                        "falls in a hop changes its scores, and one phase's false accepts are a small sample")
     p.add_argument("--mixture-events", type=int, default=60, help="sounds inserted into the long mixture")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixture and noise padding")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.phases < 1:
+        p.error(f"--phases must be at least 1, got {args.phases}")
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:

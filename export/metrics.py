@@ -21,7 +21,7 @@ def accuracy(truth, pred) -> float:
     return float(np.mean(truth == pred)) if len(truth) else 0.0
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval (95 % at z = 1.96) of the proportion successes / n; (0, 1) when n = 0.
 
     At the ends it stays honest: 0 of 11 gives 0 to 26 %, where the plain normal interval collapses to
@@ -38,8 +38,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 def ci95(correct: np.ndarray) -> list[float]:
-    """The 95 % interval of the fraction of clips right (wilson_interval), rounded for a JSON report."""
-    return [round(v, 4) for v in wilson_interval(int(np.sum(correct)), int(np.size(correct)))]
+    """The 95 % interval of the fraction of clips right (wilson_interval), rounded for a JSON report. correct
+    [n_clips], or [n_phases, n_clips] for clips played at several phases of the hop grid: each clip then
+    counts once, with the share of its phases right (its plays are not independent)."""
+    correct = np.atleast_2d(correct)
+    return [round(v, 4) for v in wilson_interval(float(np.mean(correct, axis=0).sum()), correct.shape[1])]
 
 
 def confusion_matrix(truth, pred, n_classes: int) -> np.ndarray:

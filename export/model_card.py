@@ -54,6 +54,25 @@ def fmt(value, digits: int = 1, pct: bool = False) -> str:
     return f"{100 * value:.{digits}f}%" if pct else f"{value:.{digits}f}"
 
 
+def played(task: dict, what: str = "", minutes: bool = False) -> str:
+    """How much negative audio a task's stream held: '0.76 h of WHAT', and where it was played at several
+    phases of the hop grid, '..., played at 4 phases of the hop grid (3.03 h in all)' (minutes: in min)."""
+    phases = task.get("phases", 1)  # evaluations before --phases played once
+
+    def size(hours: float) -> str:
+        return f"{hours * 60:.0f} min" if minutes else f"{hours:.2f} h"
+    total = task["negative_hours"]
+    once = f"{size(total / phases)}{' of ' + what if what else ''}"
+    return once if phases == 1 else f"{once}, played at {phases} phases of the hop grid ({size(total)} in all)"
+
+
+def phase_words(task: dict, plays: bool = False) -> str:
+    """', each at 4 phases of the hop grid' where clips were played at several phases ('' before --phases);
+    plays: and say that the counts are of plays."""
+    phases = task.get("phases", 1)
+    return f", each at {phases} phases of the hop grid{': counts are of plays' if plays else ''}" if phases > 1 else ""
+
+
 def interval(ci: list[float] | None) -> str:
     """'95 % interval a-b %' from an evaluation JSON's *_ci95 pair (fractions); '' where the JSON predates them."""
     return f"95 % interval {100 * ci[0]:.1f}-{100 * ci[1]:.1f} %" if ci else ""
@@ -148,8 +167,9 @@ def music_section(music: dict, keywords: dict[str, float | None], alarm: dict | 
     """False accepts on held-out synthetic music at the thresholds the card proposes."""
     wake, alarms = music.get("wakeword", {}), music.get("alarms", {})
     lines = ["### On synthetic music", "",
-             f"The validation negatives hold no music, so the same evaluation also ran on {wake.get('negative_hours', 0):.2f} h "
-             "of held-out synthetic music (`export.data.synth_music`, seed 1000; chords, bass, melodies of plucked, "
+             f"The validation negatives hold no music, so the same evaluation also ran on "
+             f"{played(wake, 'held-out synthetic music') if wake else '0 h of held-out synthetic music'} "
+             "(`export.data.synth_music`, seed 1000; chords, bass, melodies of plucked, "
              "organ, saw, bell and sung-vowel notes, drums; see docs/evaluation.md). The thresholds above hold there too.",
              "", "| label | threshold | false accepts | per hour | hops at or above |", "|---|---|---|---|---|"]
     for keyword, threshold in keywords.items():
@@ -171,7 +191,7 @@ def squeak_section(squeaks: dict, alarm: dict | None) -> list[str]:
     rows = [r for r in squeaks["table"] if min(0.5, point or 1.0) <= r["threshold"] <= 0.9]  # the point is always shown
     return ["### On synthetic squeaks", "",
             f"Door hinges and wood squeak in tones that glide through a piezo's 3 kHz. {squeaks['negative_clips']} held-out squeak clips "
-            f"({squeaks['negative_hours'] * 60:.0f} min, `export.data.synth_alarms --squeaks`, seed 1000; 1-4 squeaks each) "
+            f"({played(squeaks, minutes=True)}, `export.data.synth_alarms --squeaks`, seed 1000; 1-4 squeaks each) "
             "streamed end to end; every clip is a look-alike, so this is a stress test, not a rate per hour of a household:",
             "", "| on-threshold | smoke-alarm false starts |", "|---|---|",
             *[f"| {r['threshold']}{' (operating point)' if r['threshold'] == point else ''} | {r['false_starts']} |" for r in rows],
@@ -183,7 +203,7 @@ def talk_section(talk: dict, keywords: dict[str, float | None], wake: dict, wake
     threshold within the false-accept target there, with its validation false-reject rate."""
     lines = ["### On synthetic talk", "",
              f"The speech among the validation negatives is orders for drinks. The same evaluation also ran on "
-             f"{talk['negative_hours']:.2f} h of held-out synthetic talk (`export.data.synth_talk`, seed 1000): household "
+             f"{played(talk, 'held-out synthetic talk')} (`export.data.synth_talk`, seed 1000): household "
              "sentences read by espeak-ng voices, never a keyword but a near-miss (\"commuter\", \"company\", \"stopped\", "
              "\"cup\") in most paragraphs. Near-misses are far denser than in real speech and every voice is a synthesiser, "
              f"so this is a stress test; of the thresholds, only the wake word's must hold {TALK_WAKE_FA_PER_H:g} false "
@@ -211,7 +231,7 @@ def alarm_section(alarms: dict, music: dict | None = None) -> list[str]:
         "",
         f"The validation data holds no smoke alarms, so `smoke_alarm` is measured on {alarms['alarms']} held-out synthetic "
         f"alarms ({alarms['kinds']}; {alarms['generator']}) over noise/ background {alarms['snr_db']:g} dB below them, "
-        f"{alarms['beep_groups']} beep groups, and for false starts on the {alarms['negative_hours']:.2f} h negative stream. "
+        f"{alarms['beep_groups']} beep groups, and for false starts on the negative stream ({played(alarms)}). "
         f"The smoother's window is {alarms['window_hops']} hops, longer than the 0.5 s gap between temporal-three beeps, "
         f"so the tag stays on through a group; a group is detected when the tag is on before {alarms['late_s']:g} s after "
         "its last beep. Not a substitute for real recordings.",
@@ -364,7 +384,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         "same corpora the model trained on; an independent evaluation on other speakers and real recordings",
         "will be lower.",
         "",
-        f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip, threshold {kws.get('threshold')}):"
+        f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip{phase_words(kws)}, threshold {kws.get('threshold')}):"
         f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**{kws_notes}, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
         f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
@@ -382,13 +402,13 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     if wake.get("keywords"):
         points = operating_points(wake)
         lines += [
-            f"### Threshold table: false rejects vs false accepts per hour ({wake['negative_hours']:.2f} h of negative audio, trigger {json.dumps(wake['trigger'])})",
+            f"### Threshold table: false rejects vs false accepts per hour ({played(wake, 'negative audio')}, trigger {json.dumps(wake['trigger'])})",
             "",
         ]
         for keyword in keywords:
             if keyword not in wake["keywords"]:
                 continue
-            lines += [f"**{keyword}** ({wake['keywords'][keyword]['positives']} positives)", "",
+            lines += [f"**{keyword}** ({wake['keywords'][keyword]['positives']} positives{phase_words(wake, plays=True)})", "",
                       "| threshold | false rejects | FRR | false accepts | FA/h |", "|---|---|---|---|---|",
                       *threshold_rows(wake, keyword), ""]
         lines += ["Operating points at the false-accept target (fewest false rejects with at most 0.5 false accepts "

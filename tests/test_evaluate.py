@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -101,10 +102,18 @@ def test_false_accepts_are_placed_in_the_clip_they_fire_in():
     assert detections(scores, ends, "k", cfg, SR, HOP) == [101 * HOP, 301 * HOP, 501 * HOP, 901 * HOP]
     where = false_accepts_where(stream, stream.scored, 0, "k", cfg, SR, HOP)
     assert where["by_source"] == {"tags/esc50": 2, "speech": 1, "noise": 1}
-    assert where["places"] == [{"clip": "speech/a.flac", "at_s": round(101 * HOP / SR, 2)},
-                               {"clip": "tags/esc50/dog/b.flac", "at_s": round(101 * HOP / SR, 2)},
-                               {"clip": "tags/esc50/dog/b.flac", "at_s": round(301 * HOP / SR, 2)},
-                               {"clip": "noise/c.flac", "at_s": round(201 * HOP / SR, 2)}]
+    assert where["places"] == [{"clip": "speech/a.flac", "at_s": round(101 * HOP / SR, 2), "pass": 0},
+                               {"clip": "tags/esc50/dog/b.flac", "at_s": round(101 * HOP / SR, 2), "pass": 0},
+                               {"clip": "tags/esc50/dog/b.flac", "at_s": round(301 * HOP / SR, 2), "pass": 0},
+                               {"clip": "noise/c.flac", "at_s": round(201 * HOP / SR, 2), "pass": 0}]
+    # the same 1000 hops as two passes of two clips (300 + 200 hops each): the second pass names them again
+    twice = NegativeStream(stream.scored, stream.hours, names=["speech/a.flac", "noise/c.flac"],
+                           starts=np.array([0, 300 * HOP, 500 * HOP, 800 * HOP], np.int64), passes=2)
+    places = false_accepts_where(twice, twice.scored, 0, "k", cfg, SR, HOP)["places"]
+    assert places == [{"clip": "speech/a.flac", "at_s": round(101 * HOP / SR, 2), "pass": 0},
+                      {"clip": "noise/c.flac", "at_s": round(1 * HOP / SR, 2), "pass": 0},
+                      {"clip": "speech/a.flac", "at_s": round(1 * HOP / SR, 2), "pass": 1},
+                      {"clip": "noise/c.flac", "at_s": round(101 * HOP / SR, 2), "pass": 1}]
 
 
 @pytest.mark.parametrize("n_of_m,refractory_s", [((1, 1), 1.0), ((2, 3), 0.5), ((3, 5), 2.0), ((1, 4), 0.0)])
@@ -346,6 +355,43 @@ def test_noise_is_mixed_at_the_asked_snr_over_the_clip_and_its_padding():
     assert not np.array_equal(same, other)
 
 
+def test_clips_and_negatives_are_played_at_every_phase_of_the_hop_grid(tiny_data, tiny_models):
+    """A lead moves a clip against the hop grid and nothing else; the negative stream's passes each start at
+    their lead; the keyword tables pool the plays but count clips in their intervals."""
+    from export.evaluation.context import negative_stream
+    from streamd.model import load_model
+
+    clips, groups = select_clips(tiny_data, "all")
+    clip = next(c for c in clips if c.label == "yes")
+    scorer = Scorer(load_model(tiny_models[0]), HOP, phases=4)
+    assert scorer.leads == [0, 640, 1280, 1920] and scorer.leads_ms == [0.0, 40.0, 80.0, 120.0]
+    n_pad = round(PAD_S * SR)
+    audio = scorer.audio(clip)
+    for lead in scorer.leads:
+        moved = scorer.clip(clip, PAD_S, lead_samples=lead)
+        by_hand = scorer.stream([np.concatenate([np.zeros(n_pad + lead, np.float32), audio, np.zeros(n_pad, np.float32)])])
+        assert np.array_equal(moved.scores, by_hand.scores) and np.array_equal(moved.end_samples, by_hand.end_samples)
+    assert np.array_equal(scorer.clip(clip, PAD_S).scores, scorer.clip(clip, PAD_S, lead_samples=0).scores)
+    assert not np.allclose(scorer.clip(clip, PAD_S, lead_samples=1280).scores[:10],
+                           scorer.clip(clip, PAD_S).scores[:10])  # the same audio, other scores
+
+    stream = negative_stream(Context(scorer, clips, groups, argparse.Namespace(quiet=True)))
+    n = len(stream.names)
+    assert stream.passes == 4 and len(stream.starts) == 4 * n
+    assert [int(stream.starts[k * n]) % HOP for k in range(4)] == scorer.leads
+    lengths = np.diff(stream.starts[:n + 1])  # within a pass the clips follow each other without a gap
+    assert np.array_equal(np.diff(stream.starts[n:2 * n + 1]), lengths)
+
+    # one clip rejected at every phase counts once in the interval; four clips that would be 0 to 49 %
+    rejected = Scored(np.full((5, 1), 0.1, np.float32), HOP * np.arange(1, 6))
+    row = det_table([rejected] * 4, rejected, 0, "k", 1.0, SR, HOP, thresholds=(0.5,), phases=4)[0]
+    assert row["false_rejects"] == 4 and row["frr_pct"] == 100.0
+    assert row["frr_ci95_pct"] == [round(100 * v, 1) for v in metrics.wilson_interval(1, 1)]
+    half = np.array([[1, 1, 0, 1], [1, 0, 0, 1]], bool)  # 2 phases x 4 clips: 1, 0.5, 0, 1 right
+    assert metrics.ci95(half) == [round(v, 4) for v in metrics.wilson_interval(2.5, 4)]
+    assert metrics.ci95(np.array([1, 0, 1], bool)) == metrics.ci95(np.array([[1, 0, 1]], bool))
+
+
 def test_snr_db_mixes_noise_into_keyword_clips_only(tiny_data, tiny_models, tmp_path):
     from streamd.model import load_model
 
@@ -383,25 +429,31 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     assert result["machine"]["cores"] >= 1 and "isa" in result["machine"]  # compute depends on the CPU
 
     kws = result["tasks"]["kws"]
-    assert kws["n_clips"] == 4
+    plays = ev.PHASES  # every keyword clip and the negative stream at each phase of the hop grid
+    assert kws["n_clips"] == 4 and kws["phases"] == plays == 4
     assert kws["missing_keywords"] == ["up", "down", "left", "right", "on", "off", "stop", "go"]
     assert kws["silence_rule"].startswith("'speech' tag")
     assert 0 <= kws["accuracy_11"] <= 1 and 0 <= kws["accuracy_12"] <= kws["accuracy_11"]
     for key in ("accuracy_11", "accuracy_12"):  # 4 clips: an interval far wider than any one clip's worth
         lo, hi = kws[f"{key}_ci95"]
         assert lo <= kws[key] <= hi and hi - lo > 0.4
-    assert np.sum(kws["confusion_12"]) == 4 and len(kws["confusion_11"]) == 11
-    # truth rows: yes, no, silence, unknown (the last two are "no keyword" in 11 classes)
-    assert [sum(r) for r in kws["confusion_12"]] == [1, 1] + [0] * 8 + [1, 1]
-    assert [sum(r) for r in kws["confusion_11"]] == [1, 1] + [0] * 8 + [2]
+    assert np.sum(kws["confusion_12"]) == 4 * plays and len(kws["confusion_11"]) == 11
+    # truth rows: yes, no, silence, unknown (the last two are "no keyword" in 11 classes), once per phase
+    assert [sum(r) for r in kws["confusion_12"]] == [plays, plays] + [0] * 8 + [plays, plays]
+    assert [sum(r) for r in kws["confusion_11"]] == [plays, plays] + [0] * 8 + [2 * plays]
     right = sum(kws["confusion_11"][i][i] for i in range(11))
-    assert len(kws["errors"]) == 4 - right and all(e["truth"] != e["predicted"] for e in kws["errors"])
+    assert len(kws["errors"]) == 4 * plays - right and all(e["truth"] != e["predicted"] for e in kws["errors"])
+    assert {e["lead_ms"] for e in kws["errors"]} <= {0.0, 40.0, 80.0, 120.0}
     assert {e["clip"] for e in kws["errors"]} <= {d[0] for d in DATA if d[0].startswith("kws/gsc_v2")}
 
     wake = result["tasks"]["wakeword"]
     assert wake["negative_clips"] == 6  # speech, noise, esc50 x2, urbansound8k, not_wake_word
     negative_samples = sum(len(d[3]()) for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not")))
-    assert wake["negative_hours"] == round(-(-negative_samples // HOP) * HOP / SR / 3600, 4)
+    played = 0
+    for lead in (0, HOP // 4, HOP // 2, 3 * HOP // 4):  # each pass starts at its phase of the hop grid
+        played += (lead - played) % HOP + negative_samples
+    assert wake["phases"] == plays and wake["leads_ms"] == [0.0, 40.0, 80.0, 120.0]
+    assert wake["negative_hours"] == round(-(-played // HOP) * HOP / SR / 3600, 4)
     assert wake["trigger"] == {"threshold": "swept", "n_of_m": [1, 1], "refractory_s": 1.0, "speech_gate": 0.5,
                                "speech_gate_s": 1.28, "pause_before": 0.5, "pause_before_s": [0.32, 1.28],
                                "pause_drop_db": 10.0}
@@ -409,13 +461,14 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
     for info in wake["keywords"].values():
         assert info["positives"] == 1
         assert [r["threshold"] for r in info["table"]] == list(DET_THRESHOLDS)
-        assert all(r["frr_pct"] in (0.0, 100.0) and r["fa_per_h"] >= 0 for r in info["table"])
+        assert all(r["frr_pct"] in (0.0, 25.0, 50.0, 75.0, 100.0) and r["fa_per_h"] >= 0 for r in info["table"])
         frr = [r["frr_pct"] for r in info["table"]]
         assert frr == sorted(frr)  # a higher threshold never rejects less
         where = info["at_threshold"]["false_accepts_where"]  # at --threshold: each false accept, placed
         assert len(where["places"]) == sum(where["by_source"].values()) == info["at_threshold"]["false_accepts"]
         negatives = {d[0]: len(d[3]()) / SR for d in DATA if d[0].startswith(("speech", "noise", "tags", "kws/precise/not"))}
-        assert all(0 < p["at_s"] <= negatives[p["clip"]] + HOP / SR for p in where["places"])
+        assert all(0 < p["at_s"] <= negatives[p["clip"]] + HOP / SR and p["pass"] in range(plays)
+                   for p in where["places"])
 
     tags = result["tasks"]["tags"]
     assert tags["n_clips"] == 3 and tags["skipped_labels"] == ["cat"]
@@ -480,7 +533,8 @@ def test_a_speech_commands_tree_is_evaluated_through_eval_set(tiny_models, tmp_p
     assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "eval"), "--split", "all", "--hop-ms", "160",
                     "--tasks", "kws,wakeword", "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "sat0.json").read_text())["tasks"]
-    assert result["kws"]["n_clips"] == 4 and np.sum(result["kws"]["confusion_12"], axis=1)[-2:].tolist() == [1, 1]
+    assert result["kws"]["n_clips"] == 4  # silence and unknown, each played at every phase:
+    assert np.sum(result["kws"]["confusion_12"], axis=1)[-2:].tolist() == [ev.PHASES, ev.PHASES]
     wake = result["wakeword"]
     assert wake["keywords"]["computer"]["positives"] == 2 and wake["negative_hours"] > 0
     with pytest.raises(SystemExit, match="testing_list"):
@@ -521,7 +575,7 @@ def test_a_folder_of_synthetic_music_is_a_negative_stream_of_its_own(tiny_models
     assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "music"), "--split", "all", "--hop-ms", "160",
                     "--out", str(out), "--quiet", "--tasks", "wakeword"]) == 0
     wake = json.loads((out / "sat0.json").read_text())["tasks"]["wakeword"]
-    assert wake["negative_clips"] == 2 and wake["negative_hours"] == round(8.0 / 3600, 4)
+    assert wake["negative_clips"] == 2 and wake["negative_hours"] == round(ev.PHASES * 8.0 / 3600, 4)  # every pass
     for info in wake["keywords"].values():
         assert info["positives"] == 0 and info["best_within_0.5_fa_per_h"] is None
         assert all(r["frr_pct"] is None and r["fa_per_h"] >= 0 for r in info["table"])
@@ -538,7 +592,7 @@ def test_a_folder_of_synthetic_look_alikes_is_a_negative_stream(tiny_models, tmp
     assert ev.main([str(tiny_models[0]), "--data", str(tmp_path / "squeaks"), "--split", "all", "--hop-ms", "160",
                     "--out", str(out), "--quiet", "--tasks", "wakeword"]) == 0
     wake = json.loads((out / "sat0.json").read_text())["tasks"]["wakeword"]
-    assert wake["negative_clips"] == 3 and wake["negative_hours"] == round(9.0 / 3600, 4)
+    assert wake["negative_clips"] == 3 and wake["negative_hours"] == round(ev.PHASES * 9.0 / 3600, 4)
 
 
 def test_alarms_task_tells_whole_beep_groups_from_parts(tiny_data, tmp_path):

@@ -78,42 +78,55 @@ class Context:
 @dataclass
 class NegativeStream:
     scored: Scored
-    hours: float
+    hours: float  # of all passes
     names: list[str]  # the clips in stream order, as folder/file under the data root
-    starts: np.ndarray  # int64: the stream sample each clip starts at
+    starts: np.ndarray  # int64: the stream sample each clip starts at, pass after pass
+    passes: int = 1  # the clips were played this many times, each pass at another phase of the hop grid
 
     def where(self, end_samples: list[int], sample_rate_hz: int) -> list[dict]:
-        """Each stream position as the clip it falls in and the second within that clip."""
+        """Each stream position as the clip it falls in, the second within that clip, and the pass."""
         index = np.searchsorted(self.starts, end_samples, side="right") - 1
-        return [{"clip": self.names[i], "at_s": round(float(e - self.starts[i]) / sample_rate_hz, 2)}
-                for i, e in zip(index, end_samples)]
+        n = len(self.names)
+        return [{"clip": self.names[i % n], "at_s": round(float(e - self.starts[i]) / sample_rate_hz, 2),
+                 "pass": int(i // n)} for i, e in zip(index, end_samples)]
 
 
 def negative_stream(ctx: Context) -> NegativeStream:
-    """speech/, noise/, tags/ and not-wake-word clips, sorted by path, as one long stream."""
+    """speech/, noise/, tags/ and not-wake-word clips, sorted by path, as one long stream, played once per
+    lead of the scorer: each pass starts that far into a hop, so a sound meets the hop grid at every phase."""
     if ctx.negative is not None:
         return ctx.negative
     clips = sorted((c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in NEGATIVE_GROUPS)),
                    key=lambda c: str(c.path))
-    lengths = []
+    leads, hop = ctx.scorer.leads, ctx.scorer.hop_samples
+    starts = []
 
     def blocks():
-        for clip in ctx.progress(clips, "wakeword negatives"):
-            audio = ctx.scorer.audio(clip)
-            lengths.append(len(audio))
-            yield audio
+        played = 0
+        for k, lead in enumerate(leads):
+            gap = (lead - played) % hop  # silence up to the pass's phase
+            if gap:
+                yield np.zeros(gap, np.float32)
+                played += gap
+            desc = "wakeword negatives" + (f", pass {k + 1}/{len(leads)}" if len(leads) > 1 else "")
+            for clip in ctx.progress(clips, desc):
+                audio = ctx.scorer.audio(clip)
+                starts.append(played)
+                played += len(audio)
+                yield audio
 
     scored = ctx.scorer.stream(blocks())
-    hours = len(scored.end_samples) * ctx.scorer.hop_samples / ctx.scorer.sample_rate_hz / 3600
+    hours = len(scored.end_samples) * hop / ctx.scorer.sample_rate_hz / 3600
     names = [f"{ctx.groups.get(c.path, '')}/{c.path.name}".lstrip("/") for c in clips]
-    ctx.negative = NegativeStream(scored, hours, names, np.cumsum([0] + lengths[:-1], dtype=np.int64))
+    ctx.negative = NegativeStream(scored, hours, names, np.array(starts, np.int64), len(leads))
     return ctx.negative
 
 
-def negative_stream_of(root: Path, split: str, model: Model, hop_samples: int) -> NegativeStream:
+def negative_stream_of(root: Path, split: str, model: Model, hop_samples: int, phases: int = 1) -> NegativeStream:
     """The negative stream of a data folder's split (negative_stream), quietly, for a script."""
     clips, groups = select_clips(root, split)
-    return negative_stream(Context(Scorer(model, hop_samples, split), clips, groups, argparse.Namespace(quiet=True)))
+    scorer = Scorer(model, hop_samples, split, phases=phases)
+    return negative_stream(Context(scorer, clips, groups, argparse.Namespace(quiet=True)))
 
 
 def noise_background(ctx: Context) -> np.ndarray:

@@ -100,9 +100,10 @@ def count_detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg
 
 def det_table(positives: list[Scored], negative: Scored, label_index: int, name: str, negative_hours: float,
               sample_rate_hz: int, hop_samples: int, thresholds=DET_THRESHOLDS, n_of_m=None,
-              refractory_s=None) -> list[dict]:
-    """Per threshold: false-reject % over positive clips (no detection anywhere in the clip's
-    stream) and false accepts per hour of the negative stream."""
+              refractory_s=None, phases: int = 1) -> list[dict]:
+    """Per threshold: false-reject % over positive plays (no detection anywhere in the clip's stream) and
+    false accepts per hour of the negative stream. phases: each clip was played this many times (at each
+    phase of the hop grid); false_rejects counts plays, the interval counts clips."""
     rows = []
     counted = negative.counted()[:, label_index]  # what may fire
     for t in thresholds:
@@ -118,7 +119,8 @@ def det_table(positives: list[Scored], negative: Scored, label_index: int, name:
             "threshold": float(t),
             "false_rejects": int(rejected),
             "frr_pct": round(100.0 * rejected / len(positives), 3) if positives else None,
-            "frr_ci95_pct": [round(100.0 * v, 1) for v in wilson_interval(rejected, len(positives))] if positives else None,
+            "frr_ci95_pct": [round(100.0 * v, 1) for v in wilson_interval(rejected / phases, len(positives) // phases)]
+            if positives else None,
             "false_accepts": int(fa),
             "fa_per_h": round(fa / negative_hours, 4) if negative_hours > 0 else None,
             # a score stuck high fires once and then never re-arms: this exposes it

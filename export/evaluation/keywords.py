@@ -38,14 +38,17 @@ def eval_kws(ctx: Context) -> dict:
     labels11 = list(COMMANDS) + [NO_KEYWORD]
     labels12 = list(COMMANDS) + [SILENCE, UNKNOWN]
     speech = ctx.speech_index
+    leads = ctx.scorer.leads
+    plays = [(lead, clip) for lead in leads for clip in clips]  # each clip at each phase of the hop grid
     max_scores, speechlike, truth12 = [], [], []
-    for clip in ctx.progress(clips, "kws"):
-        scored = ctx.gated(ctx.scorer.clip(clip, PAD_S, noisy=True))
+    for lead, clip in ctx.progress(plays, "kws", unit="play"):
+        scored = ctx.gated(ctx.scorer.clip(clip, PAD_S, noisy=True, lead_samples=lead))
         peak = scored.counted().max(axis=0)
         max_scores.append([peak[i] if (i := ctx.label_index(k)) is not None else 0.0 for k in COMMANDS])
         speechlike.append(peak[speech] >= 0.5 if speech is not None else not is_silence_by_energy(ctx.scorer.audio(clip)))
         truth12.append(labels12.index(clip.label) if clip.label in labels12 else labels12.index(UNKNOWN))
     max_scores, truth12 = np.array(max_scores, np.float32), np.array(truth12)
+    by_phase = (len(leads), len(clips))  # the interval counts clips, not plays: a clip's phases are not independent
     truth11 = np.minimum(truth12, len(COMMANDS))
     pred11 = kws_predict(max_scores, ctx.args.threshold)
     pred12 = np.where(pred11 < len(COMMANDS), pred11, np.where(speechlike, labels12.index(UNKNOWN), labels12.index(SILENCE)))
@@ -53,22 +56,24 @@ def eval_kws(ctx: Context) -> dict:
     conf12 = confusion_matrix(truth12, pred12, len(labels12))
     return {
         "n_clips": len(clips),
+        "phases": len(leads),
         "threshold": ctx.args.threshold,
         "accuracy_11": round(accuracy(truth11, pred11), 4),
-        "accuracy_11_ci95": ci95(truth11 == pred11),
+        "accuracy_11_ci95": ci95((truth11 == pred11).reshape(by_phase)),
         "accuracy_12": round(accuracy(truth12, pred12), 4),
-        "accuracy_12_ci95": ci95(truth12 == pred12),
+        "accuracy_12_ci95": ci95((truth12 == pred12).reshape(by_phase)),
         "best_threshold_11": {"threshold": best_t, "accuracy_11": round(best_acc, 4)},
         "silence_rule": (f"'{SPEECH_TAG}' tag max >= 0.5 means unknown" if speech is not None else
                          f"energy: 95th-10th percentile frame level < {SILENCE_RANGE_DB} dB means silence"),
-        "stream": f"{PAD_S} s of {ctx.scorer.pad} before and after each clip, max score over the stream",
+        "stream": f"{PAD_S} s of {ctx.scorer.pad} before and after each clip, max score over the stream; each clip "
+                  f"played at each phase of the hop grid, {ctx.scorer.leads_ms} ms more before it",
         **speech_gate(ctx.args),
         "missing_keywords": [k for k in COMMANDS if k not in present],
         "per_class_accuracy_12": {l: round(float(conf12[i, i] / conf12[i].sum()), 4) if conf12[i].sum() else None
                                   for i, l in enumerate(labels12)},
         "errors": [{"clip": ctx.groups[c.path] + "/" + c.path.name, "truth": labels11[t], "predicted": labels11[p],
-                    "top_score": round(float(s.max()), 3)}
-                   for c, t, p, s in zip(clips, truth11, pred11, max_scores) if t != p],
+                    "top_score": round(float(s.max()), 3), "lead_ms": ctx.scorer.ms(lead)}
+                   for (lead, c), t, p, s in zip(plays, truth11, pred11, max_scores) if t != p],
         "labels_11": labels11,
         "confusion_11": confusion_matrix(truth11, pred11, len(labels11)).tolist(),
         "labels_12": labels12,
@@ -92,17 +97,23 @@ def eval_wakeword(ctx: Context) -> dict:
         return {"skipped": "the model has no keywords"}
     stream = negative_stream(ctx)
     negative, hours = ctx.gated(stream.scored), stream.hours
+    leads = ctx.scorer.leads
     out = {
         "negative_clips": len(stream.names),
-        "negative_hours": round(hours, 4),
+        "negative_hours": round(hours, 4),  # of all passes
+        "phases": len(leads),  # the negatives and each positive played at each phase of the hop grid
+        "leads_ms": ctx.scorer.leads_ms,
         "trigger": dataclasses.asdict(trigger_config(0.5, ctx.args.n_of_m, ctx.args.refractory_s))
         | {"threshold": "swept"} | speech_gate(ctx.args),
         "keywords": {},
     }
     for keyword in ctx.progress(keywords, "wakeword thresholds", unit="keyword"):
-        positives = [ctx.gated(ctx.scorer.clip(c, PAD_S, noisy=True)) for c in keyword_positives(ctx.clips, ctx.groups, keyword)]
+        clips = keyword_positives(ctx.clips, ctx.groups, keyword)
+        positives = [ctx.gated(ctx.scorer.clip(c, PAD_S, noisy=True, lead_samples=lead))
+                     for lead in leads for c in clips]
         rows = det_table(positives, negative, ctx.label_index(keyword), keyword, hours, ctx.scorer.sample_rate_hz,
-                         ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s)
+                         ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s,
+                         phases=len(leads))
         at_default = next((r for r in rows if r["threshold"] == ctx.args.threshold), None)
         if at_default is not None:  # what fired, so that a real "on" in unscreened speech can be told from a mistake
             at_default["false_accepts_where"] = false_accepts_where(
@@ -110,7 +121,7 @@ def eval_wakeword(ctx: Context) -> dict:
                 trigger_config(ctx.args.threshold, ctx.args.n_of_m, ctx.args.refractory_s),
                 ctx.scorer.sample_rate_hz, ctx.scorer.hop_samples)
         out["keywords"][keyword] = {
-            "positives": len(positives),
+            "positives": len(clips),
             f"best_within_{TARGET_FA_PER_H}_fa_per_h": operating_point(rows),
             "at_threshold": at_default,
             "table": rows,
