@@ -12,7 +12,8 @@ Prints three Markdown tables (docs/service.md, "Pause gate"):
 2. Keywords said over talk that goes on under them (a television): each clip with 0.5 s of silence
    around it over validation coffee orders 20 and 10 dB below it, from 3 s before; heard as in 1.
 3. False accepts of the keywords in negative streams: the validation negatives of ../shared/data and
-   each --talk folder (export.data.synth_talk output: running speech full of near-misses).
+   each --talk folder (export.data.synth_talk output: running speech full of near-misses), each played
+   at --phases phases of the hop grid as export.evaluate plays it (hours and counts of all passes).
 
     .venv/bin/python scripts/pause_gate.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
 """
@@ -26,6 +27,7 @@ import numpy as np
 from export.data.sources import SHARED_DATA
 from export.evaluation.clips import in_group, keyword_positives, select_clips
 from export.evaluation.context import negative_stream_of
+from export.evaluate import PHASES
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
 from export.evaluation.streaming import Scorer, active_region, word_only
@@ -111,12 +113,12 @@ def print_under_talk(setups: dict[str, ServiceKeywords], kinds: dict[str, list[s
 
 
 def print_false_accepts(setups: dict[str, ServiceKeywords], keywords: list[str], streams: dict[str, tuple[Path, str]],
-                        model, hop_samples: int) -> None:
+                        model, hop_samples: int, phases: int) -> None:
     """Table 3: per negative stream and setup, the false accepts of each keyword."""
     print("| negative stream | hours | " + " | ".join(f"keyword false accepts, {name}" for name in setups) + " |")
     print("|---|---|" + "---|" * len(setups))
     for title, (data, split) in streams.items():
-        negative = negative_stream_of(data, split, model, hop_samples)
+        negative = negative_stream_of(data, split, model, hop_samples, phases)
         cells = []
         for gates in setups.values():
             counts = {k: len(v) for k, v in gates.fired(negative.scored, keywords).items()}
@@ -129,6 +131,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with manifest.csv (default ../shared/data)")
     parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
+    parser.add_argument("--phases", type=int, default=PHASES,
+                        help="play each negative stream this many times, each at another phase of the hop grid "
+                             "(as export.evaluate; default %(default)s); hours and counts are of all passes")
     args = parser.parse_args()
     config = load_config(args.config)
     spec = load_models(config)[0]
@@ -151,7 +156,7 @@ def main() -> None:
     print_under_talk(setups, kinds, root, scorer)
     print()
     talk = {f"talk {p.parent.name}/{p.name}": (p.expanduser().resolve(), "all") for p in args.talk}
-    print_false_accepts(setups, keywords, {"validation negatives": (root, "val")} | talk, model, hop)
+    print_false_accepts(setups, keywords, {"validation negatives": (root, "val")} | talk, model, hop, args.phases)
 
 
 if __name__ == "__main__":

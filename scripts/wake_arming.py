@@ -11,7 +11,8 @@ Prints two Markdown tables (docs/service.md, "Wake-word arming"):
    after, over the kitchen recording 20 dB below the command (the same stretch of it under the command at
    every gap); heard when the command fires after its start. The wake word's own share heard is beside it.
 2. False accepts of the commands (and the wake word) in negative streams: the validation negatives of
-   ../shared/data and each --talk folder (export.data.synth_talk output: running speech full of near-misses).
+   ../shared/data and each --talk folder (export.data.synth_talk output: running speech full of near-misses),
+   each played at --phases phases of the hop grid as export.evaluate plays it (hours and counts of all passes).
 
     .venv/bin/python scripts/wake_arming.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
 """
@@ -25,6 +26,7 @@ import numpy as np
 from export.data.sources import SHARED_DATA
 from export.evaluation.clips import keyword_positives, select_clips
 from export.evaluation.context import negative_stream_of
+from export.evaluate import PHASES
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.streaming import Scorer, word_only
 from export.labels import COMMANDS
@@ -79,13 +81,13 @@ def print_after_wake(setups: dict[str, ServiceKeywords], wake: str, root: Path, 
 
 
 def print_false_accepts(setups: dict[str, ServiceKeywords], wake: str, streams: dict[str, tuple[Path, str]], model,
-                        hop_samples: int) -> None:
+                        hop_samples: int, phases: int) -> None:
     """Table 2: per negative stream and setup, the commands' false accepts (and the wake word's)."""
     print("| negative stream | hours | " + " | ".join(f"command false accepts, {name}" for name in setups)
           + f" | `{wake}` false accepts |")
     print("|---|---|" + "---|" * (len(setups) + 1))
     for title, (data, split) in streams.items():
-        negative = negative_stream_of(data, split, model, hop_samples)
+        negative = negative_stream_of(data, split, model, hop_samples, phases)
         cells, woke = [], 0
         for setup in setups.values():
             fired = setup.fired(negative.scored)
@@ -100,6 +102,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"))
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with manifest.csv (default ../shared/data)")
     parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
+    parser.add_argument("--phases", type=int, default=PHASES,
+                        help="play each negative stream this many times, each at another phase of the hop grid "
+                             "(as export.evaluate; default %(default)s); hours and counts are of all passes")
     parser.add_argument("--wake", default="computer", help="the wake word the commands wait for")
     parser.add_argument("--after-s", type=float, default=None, help="after_s (default the config's)")
     parser.add_argument("--threshold", type=float, default=0.3, help="the commands' threshold when armed")
@@ -128,7 +133,7 @@ def main() -> None:
     print_after_wake(setups, args.wake, root, Scorer(model, hop, "val"))
     print()
     talk = {f"talk {p.parent.name}/{p.name}": (p.expanduser().resolve(), "all") for p in args.talk}
-    print_false_accepts(setups, args.wake, {"validation negatives": (root, "val")} | talk, model, hop)
+    print_false_accepts(setups, args.wake, {"validation negatives": (root, "val")} | talk, model, hop, args.phases)
 
 
 if __name__ == "__main__":
