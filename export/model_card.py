@@ -56,14 +56,14 @@ def fmt(value, digits: int = 1, pct: bool = False) -> str:
 
 def played(task: dict, what: str = "", minutes: bool = False) -> str:
     """How much negative audio a task's stream held: '0.76 h of WHAT', and where it was played at several
-    phases of the hop grid, '..., played at 4 phases of the hop grid (3.03 h in all)' (minutes: in min)."""
+    phases of the hop grid, '..., played at 4 phases of the hop grid: 3.03 h in all' (minutes: in min)."""
     phases = task.get("phases", 1)  # evaluations before --phases played once
 
     def size(hours: float) -> str:
         return f"{hours * 60:.0f} min" if minutes else f"{hours:.2f} h"
     total = task["negative_hours"]
     once = f"{size(total / phases)}{' of ' + what if what else ''}"
-    return once if phases == 1 else f"{once}, played at {phases} phases of the hop grid ({size(total)} in all)"
+    return once if phases == 1 else f"{once}, played at {phases} phases of the hop grid: {size(total)} in all"
 
 
 def phase_words(task: dict, plays: bool = False) -> str:
