@@ -167,7 +167,7 @@ def music_section(music: dict, keywords: dict[str, float | None], alarm: dict | 
     """False accepts on held-out synthetic music at the thresholds the card proposes."""
     wake, alarms = music.get("wakeword", {}), music.get("alarms", {})
     lines = ["### On synthetic music", "",
-             f"The validation negatives hold no music, so the same evaluation also ran on "
+             "The validation negatives hold no music, so the same evaluation also ran on "
              f"{played(wake, 'held-out synthetic music') if wake else '0 h of held-out synthetic music'} "
              "(`export.data.synth_music`, seed 1000; chords, bass, melodies of plucked, "
              "organ, saw, bell and sung-vowel notes, drums; see docs/evaluation.md). The thresholds above hold there too.",
@@ -384,7 +384,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         "same corpora the model trained on; an independent evaluation on other speakers and real recordings",
         "will be lower.",
         "",
-        f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip{phase_words(kws)}, threshold {kws.get('threshold')}):"
+        f"- Keywords (Speech Commands, {kws.get('n_clips', 0)} clips, streamed with 0.5 s around each clip"
+        f"{phase_words(kws)}, threshold {kws.get('threshold')}):"
         f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**{kws_notes}, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
         f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
@@ -402,13 +403,15 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     if wake.get("keywords"):
         points = operating_points(wake)
         lines += [
-            f"### Threshold table: false rejects vs false accepts per hour ({played(wake, 'negative audio')}, trigger {json.dumps(wake['trigger'])})",
+            f"### Threshold table: false rejects vs false accepts per hour ({played(wake, 'negative audio')}, "
+            f"trigger {json.dumps(wake['trigger'])})",
             "",
         ]
         for keyword in keywords:
             if keyword not in wake["keywords"]:
                 continue
-            lines += [f"**{keyword}** ({wake['keywords'][keyword]['positives']} positives{phase_words(wake, plays=True)})", "",
+            positives = wake["keywords"][keyword]["positives"]
+            lines += [f"**{keyword}** ({positives} positives{phase_words(wake, plays=True)})", "",
                       "| threshold | false rejects | FRR | false accepts | FA/h |", "|---|---|---|---|---|",
                       *threshold_rows(wake, keyword), ""]
         lines += ["Operating points at the false-accept target (fewest false rejects with at most 0.5 false accepts "

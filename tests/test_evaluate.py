@@ -369,7 +369,8 @@ def test_clips_and_negatives_are_played_at_every_phase_of_the_hop_grid(tiny_data
     audio = scorer.audio(clip)
     for lead in scorer.leads:
         moved = scorer.clip(clip, PAD_S, lead_samples=lead)
-        by_hand = scorer.stream([np.concatenate([np.zeros(n_pad + lead, np.float32), audio, np.zeros(n_pad, np.float32)])])
+        silence = [np.zeros(n_pad + lead, np.float32), np.zeros(n_pad, np.float32)]
+        by_hand = scorer.stream([np.concatenate([silence[0], audio, silence[1]])])
         assert np.array_equal(moved.scores, by_hand.scores) and np.array_equal(moved.end_samples, by_hand.end_samples)
     assert np.array_equal(scorer.clip(clip, PAD_S).scores, scorer.clip(clip, PAD_S, lead_samples=0).scores)
     assert not np.allclose(scorer.clip(clip, PAD_S, lead_samples=1280).scores[:10],

@@ -141,5 +141,6 @@ def eval_alarms(ctx: Context) -> dict:
                                 "alarms": ALARM_VARIANT_CLIPS, "seed": ALARM_VARIANT_SEED}
                          for name, (kind, f0) in ALARM_VARIANTS.items()},
             "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1), "negative_hours": round(hours, 4),
-            "phases": stream.passes, "negative_clips": n_negative, "window_hops": ALARM_WINDOW_HOPS, "late_s": ALARM_LATE_S,
+            "phases": stream.passes, "negative_clips": n_negative, "window_hops": ALARM_WINDOW_HOPS,
+            "late_s": ALARM_LATE_S,
             f"best_within_{ALARM_FA_PER_H:g}_false_starts_per_h": best, "table": rows}

@@ -65,8 +65,8 @@ class Scorer:
     def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0,
                  gain_db: float = 0.0, hum_db: float | None = None, dc_offset: float = 0.0, phases: int = 1):
         self.model = model
-        # Where a sound falls against the hop grid changes the scores (a keyword clip's accuracy moved 93.1-94.3 %
-        # with it); the keyword tasks play everything at each of these leads, hop / phases apart.
+        # Where a sound falls against the hop grid changes the scores (the validation keyword clips' accuracy
+        # moved 93.1-94.3 % with it); the keyword tasks play everything at each of these leads, hop / phases apart.
         self.leads = [round(k * hop_samples / phases) for k in range(phases)]
         self.hum_db = hum_db  # mains hum (dBFS RMS) under every stream played, as a humming microphone adds it
         self.dc_offset = dc_offset  # added to every sample played, as a microphone's DC offset
@@ -131,7 +131,7 @@ class Scorer:
     def clip(self, clip: Clip, pad_s: float = 0.0, noisy: bool = False, lead_samples: int = 0) -> Scored:
         """A clip with pad_s of padding (zeros or low noise) before and after, from a zero state; noisy
         (after set_noise): with the background mixed in over the clip and its padding. lead_samples more
-        padding before it moves the clip against the hop grid (phases_of)."""
+        padding before it moves the clip against the hop grid (the leads below)."""
         noisy = noisy and self.background is not None
         key = (clip.path, pad_s, noisy, lead_samples)
         if key not in self._cache:
