@@ -10,32 +10,20 @@ keyword and another, how often the right one has the higher event score and how 
     .venv/bin/python scripts/double_fires.py [--config config.yaml]
 """
 
-import argparse
 from collections import Counter
-from pathlib import Path
 
-from export.data.sources import SHARED_DATA
-from export.evaluate import PHASES
 from export.evaluation.clips import in_group, select_clips
+from export.evaluation.config_run import config_keywords, script_parser
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
 from export.evaluation.streaming import Scorer
-from streamd.config import load_config
-from streamd.service import load_models
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
-    parser.add_argument("--data", type=Path, default=SHARED_DATA,
-                        help="folder with manifest.csv (default ../shared/data)")
-    parser.add_argument("--phases", type=int, default=PHASES, help="phases of the hop grid (as export.evaluate)")
-    args = parser.parse_args()
-    config = load_config(args.config)
-    spec = load_models(config)[0]
+    args = script_parser(__doc__).parse_args()
+    spec, settings = config_keywords(args.config)
     model, hop = spec.model, spec.hop_samples
     labels = model.info.label_names
-    settings = {name: s for name, (s, enabled) in config.keyword_settings().items() if enabled}
     keywords = ServiceKeywords(settings, labels, hop, model.info.sample_rate_hz)
     clips, groups = select_clips(args.data.resolve(), "val")
     clips = [c for c in clips if in_group(c, groups, "kws/gsc_v2") or in_group(c, groups, "kws/precise")]

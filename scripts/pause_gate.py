@@ -18,22 +18,18 @@ Prints three Markdown tables (docs/service.md, "Pause gate"):
     .venv/bin/python scripts/pause_gate.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
 """
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from export.data.sources import SHARED_DATA
 from export.evaluation.clips import in_group, keyword_positives, select_clips
+from export.evaluation.config_run import config_keywords, script_parser
 from export.evaluation.context import negative_stream_of
-from export.evaluate import PHASES
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
 from export.evaluation.streaming import Scorer, active_region, word_only
 from export.labels import COMMANDS
-from streamd.config import load_config
-from streamd.service import load_models
 
 PAUSES_S = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
 LEAD_S = 3.0  # speech before each command (s)
@@ -127,18 +123,9 @@ def print_false_accepts(setups: dict[str, ServiceKeywords], keywords: list[str],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
-    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with manifest.csv (default ../shared/data)")
-    parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
-    parser.add_argument("--phases", type=int, default=PHASES,
-                        help="play each negative stream this many times, each at another phase of the hop grid "
-                             "(as export.evaluate; default %(default)s); hours and counts are of all passes")
-    args = parser.parse_args()
-    config = load_config(args.config)
-    spec = load_models(config)[0]
+    args = script_parser(__doc__, talk=True).parse_args()
+    spec, settings = config_keywords(args.config)
     model, hop, rate = spec.model, spec.hop_samples, spec.model.info.sample_rate_hz
-    settings = {name: s for name, (s, enabled) in config.keyword_settings().items() if enabled}
     unpaused = {name: dataclasses.replace(s, pause_before=0.0) for name, s in settings.items()}
     labels = model.info.label_names
     by_speech = {name: dataclasses.replace(s, pause_drop_db=0.0) for name, s in settings.items()}

@@ -17,21 +17,17 @@ Prints two Markdown tables (docs/service.md, "Wake-word arming"):
     .venv/bin/python scripts/wake_arming.py [--config config.yaml] [--talk ~/.cache/streamd/synth_talk/seed1000 ...]
 """
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from export.data.sources import SHARED_DATA
 from export.evaluation.clips import keyword_positives, select_clips
+from export.evaluation.config_run import config_keywords, script_parser
 from export.evaluation.context import negative_stream_of
-from export.evaluate import PHASES
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.streaming import Scorer, word_only
 from export.labels import COMMANDS
-from streamd.config import load_config
-from streamd.service import load_models
 
 GAPS_S = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 LEAD_S = 1.0  # silence before the wake word (s)
@@ -98,21 +94,13 @@ def print_false_accepts(setups: dict[str, ServiceKeywords], wake: str, streams: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
-    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with manifest.csv (default ../shared/data)")
-    parser.add_argument("--talk", type=Path, nargs="*", default=[], help="export.data.synth_talk folders")
-    parser.add_argument("--phases", type=int, default=PHASES,
-                        help="play each negative stream this many times, each at another phase of the hop grid "
-                             "(as export.evaluate; default %(default)s); hours and counts are of all passes")
+    parser = script_parser(__doc__, talk=True)
     parser.add_argument("--wake", default="computer", help="the wake word the commands wait for")
     parser.add_argument("--after-s", type=float, default=None, help="after_s (default the config's)")
     parser.add_argument("--threshold", type=float, default=0.3, help="the commands' threshold when armed")
     args = parser.parse_args()
-    config = load_config(args.config)
-    spec = load_models(config)[0]
+    spec, settings = config_keywords(args.config)
     model, hop, rate = spec.model, spec.hop_samples, spec.model.info.sample_rate_hz
-    settings = {name: s for name, (s, enabled) in config.keyword_settings().items() if enabled}
     after_s = args.after_s if args.after_s is not None else settings[args.wake].after_s
 
     def armed(threshold: float | None) -> dict:
