@@ -172,20 +172,21 @@ def best_f1_threshold(positive: np.ndarray, scores: np.ndarray, thresholds=TAG_T
 
 
 def tag_operating_points(truth: list[str], peaks: np.ndarray, tags: list[str],
-                         min_positives: int = MIN_TAG_POSITIVES) -> dict:
+                         min_positives: int = MIN_TAG_POSITIVES, phases: int = 1) -> dict:
     """On-thresholds for tag events from clip-level detection.
 
     truth: the tag of each clip; peaks [n_clips, n_tags]: each clip's highest smoothed score per tag.
     A tag with at least min_positives clips gets the threshold of its best F1 (its clip against all
     other clips); the others, and tags with no clips (learned from synthetic audio only), get the
-    best F1 threshold over all (clip, tag) pairs pooled, which is steadier than a few clips."""
+    best F1 threshold over all (clip, tag) pairs pooled, which is steadier than a few clips. phases:
+    each clip was played that many times (rows are plays): F1 counts plays, positives count clips."""
     truth_arr = np.asarray(truth)
     positive = truth_arr[:, None] == np.asarray(tags)[None, :]
     evaluated = positive.any(axis=0)
     pooled = best_f1_threshold(positive[:, evaluated].ravel(), peaks[:, evaluated].ravel())
     points = {}
     for j, tag in enumerate(tags):
-        n = int(positive[:, j].sum())
+        n = int(positive[:, j].sum()) // phases
         if n >= min_positives:
             point = best_f1_threshold(positive[:, j], peaks[:, j]) | {"from": "tag"}
         else:

@@ -231,7 +231,7 @@ def alarm_section(alarms: dict, music: dict | None = None) -> list[str]:
         "",
         f"The validation data holds no smoke alarms, so `smoke_alarm` is measured on {alarms['alarms']} held-out synthetic "
         f"alarms ({alarms['kinds']}; {alarms['generator']}) over noise/ background {alarms['snr_db']:g} dB below them, "
-        f"{alarms['beep_groups']} beep groups, and for false starts on the negative stream ({played(alarms)}). "
+        f"{alarms['beep_groups']} beep groups{phase_words(alarms)}, and for false starts on the negative stream ({played(alarms)}). "
         f"The smoother's window is {alarms['window_hops']} hops, longer than the 0.5 s gap between temporal-three beeps, "
         f"so the tag stays on through a group; a group is detected when the tag is on before {alarms['late_s']:g} s after "
         "its last beep. Not a substitute for real recordings.",
@@ -388,7 +388,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f"{phase_words(kws)}, threshold {kws.get('threshold')}):"
         f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**{kws_notes}, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
-        f"- Tags ({tags.get('n_clips', 0)} clips): top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
+        f"- Tags ({tags.get('n_clips', 0)} clips{phase_words(tags)}): top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
         f" mAP {fmt(clip_max.get('mAP'), 3)} (clip score = max over hops).",
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"

@@ -471,20 +471,25 @@ def test_cli_runs_every_task_and_writes_json_plots_and_a_comparison(tiny_data, t
         assert all(0 < p["at_s"] <= negatives[p["clip"]] + HOP / SR and p["pass"] in range(plays)
                    for p in where["places"])
 
-    tags = result["tasks"]["tags"]
+    tags = result["tasks"]["tags"]  # each tag clip at each phase, as the keyword clips
     assert tags["n_clips"] == 3 and tags["skipped_labels"] == ["cat"]
+    assert tags["phases"] == plays and tags["leads_ms"] == wake["leads_ms"]
+    lo, hi = tags["clip_score_max"]["top1_ci95"]  # 3 clips, not 12 plays: a wide interval
+    assert lo <= tags["clip_score_max"]["top1_accuracy"] <= hi and hi - lo > 0.5
     assert set(tags["per_class"]) == {"dog", "speech"} and tags["per_class"]["dog"]["clips"] == 2
     for key in ("clip_score_max", "clip_score_mean"):
         assert 0 < tags[key]["mAP"] <= 1 and 0 <= tags[key]["top1_accuracy"] <= 1 and tags[key]["labels_in_map"] == 2
         per_label = [tags["per_class"][t][f"top1_{key.removeprefix('clip_score_')}"] for t in ("dog", "speech")]
         assert tags[key]["top1_balanced"] == round(sum(per_label) / 2, 4)
-    for tag, row in tags["per_class"].items():  # the confusions count every clip; the right ones are the top-1 share
-        assert sum(row["heard_as"].values()) == row["clips"]
-        assert row["heard_as"].get(tag, 0) == round(row["top1_max"] * row["clips"])
+    for tag, row in tags["per_class"].items():  # the confusions count every play; the right ones are the top-1 share
+        assert sum(row["heard_as"].values()) == row["clips"] * plays
+        assert row["heard_as"].get(tag, 0) == round(row["top1_max"] * row["clips"] * plays)
     by_source = tags["top1_by_source"]  # esc50's dog (its cat is not a tag), urbansound8k's dog_bark, speech
     assert {k: v["clips"] for k, v in by_source.items()} == {"speech": 1, "tags/esc50": 1, "tags/urbansound8k": 1}
-    right = sum(round(v["top1_accuracy"] * v["clips"]) for v in by_source.values())
-    assert right == round(tags["clip_score_max"]["top1_accuracy"] * 3)
+    right = sum(round(v["top1_accuracy"] * v["clips"] * plays) for v in by_source.values())
+    assert right == round(tags["clip_score_max"]["top1_accuracy"] * 3 * plays)
+    points = tags["thresholds"]["per_tag"]  # positives count clips, not plays
+    assert points["dog"]["positives"] == 2 and points["speech"]["positives"] == 1
     assert tag_source("tags/esc50/dog") == "tags/esc50" and tag_source("tags") == "tags"
     assert tag_source("speech") == "speech" and tag_source("tags/mine") == "tags/mine"
 
@@ -612,6 +617,15 @@ def test_alarms_task_tells_whole_beep_groups_from_parts(tiny_data, tmp_path):
     assert row["whole_groups_detected_pct"] == 100.0 and row["detected_pct"] < 100.0
     assert set(row["variants_whole_groups_detected_pct"].values()) == {100.0}
     assert row["false_starts"] == 0  # the tiny data's gated tones at 2-3 kHz beep steadily: no alarm
+    # every scene played at each phase of the hop grid: the same alarms and groups, counted once each
+    assert alarms["phases"] == ev.PHASES and alarms["leads_ms"] == [0.0, 40.0, 80.0, 120.0]
+    assert ev.main([str(model), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out", str(out),
+                    "--quiet", "--tasks", "alarms", "--phases", "1"]) == 0
+    once = json.loads((out / "alarm.json").read_text())["tasks"]["alarms"]
+    assert once["phases"] == 1 and once["leads_ms"] == [0.0]
+    assert [once[k] for k in ("alarms", "beep_groups", "whole_groups")] == [alarms[k] for k in
+                                                                             ("alarms", "beep_groups", "whole_groups")]
+    assert once["table"][0]["whole_groups_detected_pct"] == 100.0
 
 
 def test_cli_refuses_a_hop_the_model_does_not_accept(tiny_data, tiny_models, tmp_path):
@@ -639,6 +653,11 @@ def test_tag_operating_points_per_tag_and_pooled():
     assert points["pooled"]["f1"] == max(metrics.detection_f1(
         (np.array(truth)[:, None] == np.array(tags[:2])[None]).ravel(), peaks[:, :2].ravel(), t)["f1"]
         for t in metrics.TAG_THRESHOLDS)
+    # each clip played at 3 phases (rows are plays): positives still count clips, F1 counts plays
+    twice = metrics.tag_operating_points(truth * 3, np.tile(peaks, (3, 1)), tags, min_positives=5, phases=3)
+    assert twice["per_tag"]["dog"]["positives"] == 6 and twice["per_tag"]["dog"]["tp"] == 15
+    assert twice["per_tag"]["siren"]["from"] == "pooled" and twice["per_tag"]["siren"]["positives"] == 2
+    assert {t: p["threshold"] for t, p in twice["per_tag"].items()} == {t: p["threshold"] for t, p in points["per_tag"].items()}
 
 
 def test_moving_mean_matches_the_services_smoother():

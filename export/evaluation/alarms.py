@@ -94,24 +94,33 @@ def eval_alarms(ctx: Context) -> dict:
     if column is None:
         return {"skipped": f"the model has no {ALARM_TAG} tag"}
     sr, hop = ctx.scorer.sample_rate_hz, ctx.scorer.hop_samples
-    scenes, quiet_scenes = ([(ctx.scorer.stream([audio]), groups, whole) for audio, groups, whole in
-                             ctx.progress(alarm_scenes(ctx, quiet), "alarms")] for quiet in (False, True))
-    variants = {name: [(ctx.scorer.stream([audio]), groups, whole) for audio, groups, whole in found]
-                for name, found in ctx.progress(list(alarm_variant_scenes(ctx).items()), "alarm variants")}
+    leads = ctx.scorer.leads
+
+    def played(scenes, desc: str) -> list:
+        """Each scene at each phase of the hop grid: (scores, beep groups, whole, where the alarm starts), in s."""
+        out = []
+        for lead, (audio, groups, whole) in ctx.progress([(lead, s) for lead in leads for s in scenes], desc, unit="play"):
+            shift_s = lead / sr
+            out.append((ctx.scorer.stream([np.zeros(lead, np.float32), audio]),
+                        [(a + shift_s, b + shift_s) for a, b in groups], whole, ALARM_LEAD_S + shift_s))
+        return out
+
+    scenes, quiet_scenes = (played(alarm_scenes(ctx, quiet), "alarms") for quiet in (False, True))
+    variants = {name: played(found, "alarm variants") for name, found in alarm_variant_scenes(ctx).items()}
     stream = negative_stream(ctx)
     negative, hours, n_negative = stream.scored, stream.hours, len(stream.names)
-    n_groups = sum(len(g) for _, g, _ in scenes)
-    n_whole = sum(sum(w) for _, _, w in scenes)
+    n_groups = sum(len(g) for _, g, _, _ in scenes)  # of all plays
+    n_whole = sum(sum(w) for _, _, w, _ in scenes)
 
     def detected(scenes, cfg) -> tuple[int, int, int]:
         """(beep groups the tag was on for, of them whole groups, segments starting inside the alarms)"""
         hits = whole_hits = segments_in_alarms = 0
-        for scored, groups, whole in scenes:
+        for scored, groups, whole, alarm_s in scenes:
             segments = smoothed_segments(ALARM_TAG, scored.scores[:, column], scored.end_samples, cfg, sr, hop)
             found = [any(s.onset_s <= b + ALARM_LATE_S and s.offset_s >= a for s in segments) for a, b in groups]
             hits += sum(found)
             whole_hits += sum(f and w for f, w in zip(found, whole))
-            segments_in_alarms += sum(s.onset_s >= ALARM_LEAD_S for s in segments)
+            segments_in_alarms += sum(s.onset_s >= alarm_s for s in segments)
         return hits, whole_hits, segments_in_alarms
 
     rows = []
@@ -121,9 +130,9 @@ def eval_alarms(ctx: Context) -> dict:
         hits, whole_hits, segments_in_alarms = detected(scenes, cfg)
         quiet_hits, _, _ = detected(quiet_scenes, cfg)
         variant_hits = {name: detected(v, cfg) for name, v in variants.items()}
-        variant_pct = {name: round(100.0 * variant_hits[name][0] / max(1, sum(len(g) for _, g, _ in v)), 1)
+        variant_pct = {name: round(100.0 * variant_hits[name][0] / max(1, sum(len(g) for _, g, _, _ in v)), 1)
                        for name, v in variants.items()}
-        variant_whole_pct = {name: round(100.0 * variant_hits[name][1] / max(1, sum(sum(w) for _, _, w in v)), 1)
+        variant_whole_pct = {name: round(100.0 * variant_hits[name][1] / max(1, sum(sum(w) for _, _, w, _ in v)), 1)
                              for name, v in variants.items()}
         false_starts = len(smoothed_segments(ALARM_TAG, negative.scores[:, column], negative.end_samples, cfg, sr, hop))
         rows.append({"threshold": float(threshold), "off_threshold": cfg.off_threshold,
@@ -135,12 +144,14 @@ def eval_alarms(ctx: Context) -> dict:
                      "false_starts": false_starts, "false_starts_per_h": round(false_starts / hours, 2) if hours else None})
     within = [r for r in rows if r["false_starts_per_h"] is not None and r["false_starts_per_h"] <= ALARM_FA_PER_H]
     best = max(within, key=lambda r: (r["detected_pct"], -r["segments_per_group"], -r["threshold"]), default=None)
-    return {"alarms": len(scenes), "beep_groups": n_groups, "whole_groups": n_whole, "kinds": "temporal-three and temporal-four, half each",
+    # alarms and groups per play of every scene; the percentages count plays
+    return {"alarms": len(scenes) // len(leads), "beep_groups": n_groups // len(leads),
+            "whole_groups": n_whole // len(leads), "kinds": "temporal-three and temporal-four, half each",
             "generator": f"export.data.synth_alarms, seed {ALARM_SEED} (training uses seed 0)",
             "variants": {name: {"kind": kind, "f0_range_hz": list(f0) if kind != "t3low" else None,
                                 "alarms": ALARM_VARIANT_CLIPS, "seed": ALARM_VARIANT_SEED}
                          for name, (kind, f0) in ALARM_VARIANTS.items()},
             "snr_db": round(20 * np.log10(EVENT_RMS / BACKGROUND_RMS), 1), "negative_hours": round(hours, 4),
-            "phases": stream.passes, "negative_clips": n_negative, "window_hops": ALARM_WINDOW_HOPS,
-            "late_s": ALARM_LATE_S,
+            "phases": stream.passes, "leads_ms": ctx.scorer.leads_ms, "negative_clips": n_negative,
+            "window_hops": ALARM_WINDOW_HOPS, "late_s": ALARM_LATE_S,
             f"best_within_{ALARM_FA_PER_H:g}_false_starts_per_h": best, "table": rows}

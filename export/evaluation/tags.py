@@ -24,15 +24,19 @@ def eval_tags(ctx: Context) -> dict:
     if not kept:
         return {"skipped": "no clips of the model's tags"}
     columns = [ctx.label_index(t) for t in tags]
+    leads = ctx.scorer.leads
+    plays = [(lead, clip, tag) for lead in leads for clip, tag in kept]  # each clip at each phase of the hop grid
+    by_phase = (len(leads), len(kept))  # intervals count clips, not plays: a clip's phases are not independent
     peak, mean, smoothed_peak = [], [], []
     window = ctx.tag_window_hops
-    for clip, _ in ctx.progress(kept, "tags"):
-        scores = ctx.scorer.clip(clip).scores[:, columns]
+    for lead, clip, _ in ctx.progress(plays, "tags", unit="play"):
+        scores = ctx.scorer.clip(clip, lead_samples=lead).scores[:, columns]
         peak.append(scores.max(axis=0))
         mean.append(scores.mean(axis=0))
         smoothed_peak.append(moving_mean(scores, window).max(axis=0))
-    truth = np.array([tags.index(t) for _, t in kept])
-    out = {"n_clips": len(kept), "skipped_labels": sorted({t for t in truths if t and t not in tags})}
+    truth = np.array([tags.index(t) for _, _, t in plays])
+    out = {"n_clips": len(kept), "phases": len(leads), "leads_ms": ctx.scorer.leads_ms,
+           "skipped_labels": sorted({t for t in truths if t and t not in tags})}
     per_class = {}
     for name, clip_scores in (("max", np.array(peak)), ("mean", np.array(mean))):
         aps = {tag: average_precision(truth == i, clip_scores[:, i]) for i, tag in enumerate(tags) if (truth == i).any()}
@@ -41,14 +45,14 @@ def eval_tags(ctx: Context) -> dict:
         # a few recordings of one class can fill most of the clips; the balanced mean weighs labels equally
         out[f"clip_score_{name}"] = {"mAP": round(float(np.mean(list(aps.values()))), 4),
                                      "top1_accuracy": round(float(top1.mean()), 4),
-                                     "top1_ci95": ci95(top1),
+                                     "top1_ci95": ci95(top1.reshape(by_phase)),
                                      "top1_balanced": round(float(np.mean(list(top1_of.values()))), 4),
                                      "labels_in_map": len(aps)}
         for tag, ap in aps.items():
-            row = per_class.setdefault(tag, {"clips": int((truth == tags.index(tag)).sum())})
+            row = per_class.setdefault(tag, {"clips": int((truth == tags.index(tag)).sum()) // len(leads)})
             row[f"ap_{name}"] = round(ap, 4)
             row[f"top1_{name}"] = round(top1_of[tag], 4)
-    # what each tag's clips were heard as (top-1 of the peak scores), most common first: the confusions
+    # what each tag's plays were heard as (top-1 of the peak scores), most common first: the confusions
     heard = np.array(peak).argmax(axis=1)
     for tag, row in per_class.items():
         row["heard_as"] = dict(Counter(tags[i] for i in heard[truth == tags.index(tag)]).most_common())
@@ -56,13 +60,13 @@ def eval_tags(ctx: Context) -> dict:
     # the headline mixes datasets that fare very differently (a few UrbanSound8K street recordings
     # against ESC-50's many): top-1 of the peak scores per dataset folder says which one moves it
     sources = np.array([tag_source(ctx.groups.get(clip.path, "")) for clip, _ in kept])
-    right = heard == truth
+    right = (heard == truth).reshape(by_phase)
     out["top1_by_source"] = {source: {"clips": int((sources == source).sum()),
-                                      "top1_accuracy": round(float(right[sources == source].mean()), 4),
-                                      "top1_ci95": ci95(right[sources == source])}
+                                      "top1_accuracy": round(float(right[:, sources == source].mean()), 4),
+                                      "top1_ci95": ci95(right[:, sources == source])}
                              for source in sorted(set(sources))}
-    points = tag_operating_points([t for _, t in kept], np.array(smoothed_peak), tags)
-    out["thresholds"] = {"rule": f"best clip-level F1 of the peak {window}-hop mean score, searched from "
+    points = tag_operating_points([t for _, _, t in plays], np.array(smoothed_peak), tags, phases=len(leads))
+    out["thresholds"] = {"rule": f"best F1 over the plays of the peak {window}-hop mean score, searched from "
                                  f"{TAG_THRESHOLDS[0]} to {TAG_THRESHOLDS[-1]}; tags with fewer than "
                                  f"{points['min_positives']} clips take the pooled threshold", **points}
     ctx.tag_thresholds = {tag: p["threshold"] for tag, p in points["per_tag"].items()}
