@@ -30,7 +30,7 @@ from export.evaluation.context import Context, noise_background
 from export.evaluation.keywords import eval_kws, eval_wakeword
 from export.evaluation.plots import plot_det, write_plots
 from export.evaluation.streaming import HUM_HZ, Scorer
-from export.evaluation.tags import eval_mixtures, eval_tags
+from export.evaluation.tags import TAG_PAD_S, eval_mixtures, eval_tags
 from export.labels import COMMANDS, WAKE_WORD
 from export.metrics import TARGET_FA_PER_H
 from streamd.bench import machine
@@ -38,7 +38,7 @@ from streamd.config import KeywordDefaults
 from streamd.model import load_model
 
 TASKS = ("kws", "wakeword", "tags", "mixtures", "alarms")
-PHASES = 4  # --phases: keyword clips and the negative stream at 0, 1/4, 1/2 and 3/4 of a hop
+PHASES = 4  # --phases: keyword and tag clips, alarm scenes and the negative stream at 0, 1/4, 1/2, 3/4 of a hop
 TASK_FUNCTIONS = {"kws": eval_kws, "wakeword": eval_wakeword, "tags": eval_tags, "mixtures": eval_mixtures,
                   "alarms": eval_alarms}
 
@@ -146,7 +146,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
     p.add_argument("--threshold", type=float, default=0.5, help="keyword score threshold (0..1) for accuracy")
     p.add_argument("--pad", choices=("zeros", "noise"), default="zeros",
-                   help="what surrounds each keyword clip: digital silence or -45 dBFS white noise")
+                   help="what surrounds each keyword and tag clip: digital silence or -45 dBFS white noise")
     p.add_argument("--gain-db", type=float, default=0.0,
                    help="scale all audio read (clips, negatives, backgrounds) by this many dB, e.g. -25 for a far speaker")
     p.add_argument("--snr-db", type=float, default=None,
@@ -177,15 +177,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="audio this many dB below the word for 0.32 s is a pause too (default: the service's, "
                         "%(default)s; 0 = the speech score alone)")
     p.add_argument("--phases", type=int, default=PHASES,
-                   help="play every keyword clip and the negative stream this many times, each starting hop/N later "
-                        "against the hop grid, and pool the counts (default %(default)s; 1 = once): where a word "
-                        "falls in a hop changes its scores, and one phase's false accepts are a small sample")
+                   help="play every keyword and tag clip, alarm scene and the negative stream this many times, each "
+                        "starting hop/N later against the hop grid, and pool the counts (default %(default)s; 1 = "
+                        "once): where a word falls in a hop changes its scores, and one phase's false accepts are a "
+                        "small sample")
+    p.add_argument("--tag-pad-s", type=float, default=TAG_PAD_S,
+                   help="seconds of --pad streamed before and after each tag clip (default %(default)s): a sound "
+                        "arrives into a running stream; 0 streams each clip alone from a zero state (before "
+                        "session 45)")
     p.add_argument("--mixture-events", type=int, default=60, help="sounds inserted into the long mixture")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixture and noise padding")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.phases < 1:
         p.error(f"--phases must be at least 1, got {args.phases}")
+    if args.tag_pad_s < 0:
+        p.error(f"--tag-pad-s must be 0 or more, got {args.tag_pad_s}")
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:

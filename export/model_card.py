@@ -66,6 +66,12 @@ def played(task: dict, what: str = "", minutes: bool = False) -> str:
     return once if phases == 1 else f"{once}, played at {phases} phases of the hop grid: {size(total)} in all"
 
 
+def tag_stream_words(tags: dict) -> str:
+    """How the tags task streamed each clip: with padding around it (since session 45), or alone."""
+    pad_s = tags.get("pad_s", 0.0)
+    return f"streamed with {pad_s:g} s around each clip" if pad_s else "each streamed alone from a zero state"
+
+
 def phase_words(task: dict, plays: bool = False) -> str:
     """', each at 4 phases of the hop grid' where clips were played at several phases ('' before --phases);
     plays: and say that the counts are of plays."""
@@ -388,7 +394,8 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f"{phase_words(kws)}, threshold {kws.get('threshold')}):"
         f" 11-class accuracy **{fmt(kws.get('accuracy_11'), 1, True)}**{kws_notes}, 12-class (MLPerf Tiny classes) {fmt(kws.get('accuracy_12'), 1, True)};"
         f" best threshold {kws.get('best_threshold_11', {}).get('threshold')} gives {fmt(kws.get('best_threshold_11', {}).get('accuracy_11'), 1, True)}.",
-        f"- Tags ({tags.get('n_clips', 0)} clips{phase_words(tags)}): top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
+        f"- Tags ({tags.get('n_clips', 0)} clips, {tag_stream_words(tags)}{phase_words(tags)}):"
+        f" top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
         f" mAP {fmt(clip_max.get('mAP'), 3)} (clip score = max over hops).",
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"

@@ -197,6 +197,20 @@ def test_shipped_config_yaml_takes_its_keyword_thresholds_from_the_default_model
             "before, as evaluated") in card
 
 
+def test_shipped_config_yaml_takes_its_tag_thresholds_from_the_default_models_card():
+    """The card's tag block (the tags task's on-thresholds, off at 0.6 x on; smoke_alarm from its alarm table)
+    is what config.yaml lists, speech's enabled: false aside."""
+    import yaml
+
+    card = (REPO / "models" / "streamd-sat.md").read_text()
+    block = card.split("takes these for its tags")[1].split("```yaml\n")[1].split("```")[0]
+    from_card = {tag.pop("name"): tag for tag in yaml.safe_load(block)}
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    in_config = {tag.pop("name"): tag for tag in raw["tags"]}
+    in_config["speech"].pop("enabled")
+    assert in_config == from_card
+
+
 def test_the_service_loads_each_model_with_its_configured_hop_fixed():
     from streamd.service import load_models
 

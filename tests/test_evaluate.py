@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from export import evaluate as ev
 from export import metrics
 from export.evaluation.alarms import (ALARM_CLIPS_PER_KIND, ALARM_LEAD_S, ALARM_SECONDS, ALARM_VARIANT_CLIPS,
                                       ALARM_VARIANTS, alarm_scenes, alarm_variant_scenes, beep_groups, whole_groups)
-from export.evaluation.clips import clip_audio, in_group, keyword_positives, select_clips, tag_source
+from export.evaluation.clips import clip_audio, in_group, keyword_positives, select_clips, tag_source, tag_truth
 from export.evaluation.context import Context, NegativeStream
 from export.evaluation.decisions import (DET_THRESHOLDS, TAG_WINDOW_S, count_detections, det_table, detections,
                                          moving_mean, tag_segments)
@@ -391,6 +392,41 @@ def test_clips_and_negatives_are_played_at_every_phase_of_the_hop_grid(tiny_data
     half = np.array([[1, 1, 0, 1], [1, 0, 0, 1]], bool)  # 2 phases x 4 clips: 1, 0.5, 0, 1 right
     assert metrics.ci95(half) == [round(v, 4) for v in metrics.wilson_interval(2.5, 4)]
     assert metrics.ci95(np.array([1, 0, 1], bool)) == metrics.ci95(np.array([[1, 0, 1]], bool))
+
+
+def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_data, tiny_models):
+    """Each tag clip is streamed with --tag-pad-s of padding before and after it, at each phase; its top-1 is the
+    highest peak score over that stream, and its mean score is over the hops that hold the clip; 0: alone."""
+    from export.evaluation.tags import TAG_PAD_S, eval_tags
+    from streamd.contract import KIND_TAG
+    from streamd.model import load_model
+
+    clips, groups = select_clips(tiny_data, "all")
+    model = load_model(tiny_models[0])
+    tags = list(model.info.names_of_kind(KIND_TAG))
+    columns = [model.info.label_names.index(t) for t in tags]
+    kept = [c for c in clips if c.path.parent.name in ("dog", "dog_bark") or in_group(c, groups, "speech")]
+    for pad_s, phases in ((TAG_PAD_S, 4), (0.0, 1)):
+        scorer = Scorer(model, HOP, phases=phases)
+        args = argparse.Namespace(quiet=True, tag_pad_s=pad_s)
+        out = eval_tags(Context(scorer, clips, groups, args))
+        assert out["pad_s"] == pad_s and out["phases"] == phases and out["n_clips"] == len(kept) == 3
+        heard, means = [], []
+        for lead in scorer.leads:
+            for clip in kept:
+                n_lead = round(pad_s * SR) + lead
+                audio = scorer.audio(clip)
+                silence = [np.zeros(n_lead, np.float32), np.zeros(round(pad_s * SR), np.float32)]
+                scored = scorer.stream([np.concatenate([silence[0], audio, silence[1]])])
+                heard.append(tags[int(scored.scores[:, columns].max(axis=0).argmax())])
+                inside = (scored.end_samples > n_lead) & (scored.end_samples - HOP < n_lead + len(audio))
+                means.append(scored.scores[inside][:, columns].mean(axis=0))
+        truth = [tag_truth(c, groups) for c in kept] * phases
+        for tag, row in out["per_class"].items():
+            assert row["heard_as"] == dict(Counter(h for h, t in zip(heard, truth) if t == tag).most_common())
+        means = np.array(means)
+        aps = [metrics.average_precision(np.array(truth) == tag, means[:, tags.index(tag)]) for tag in set(truth)]
+        assert out["clip_score_mean"]["mAP"] == round(float(np.mean(aps)), 4)
 
 
 def test_snr_db_mixes_noise_into_keyword_clips_only(tiny_data, tiny_models, tmp_path):
