@@ -508,6 +508,30 @@ def test_a_tag_bed_puts_noise_under_the_tag_at_the_asked_level():
 
 
 
+def test_a_late_tag_arrives_into_a_room_that_was_there_before_it():
+    """p_tag_late: the sound starts tag_late_s into the scene, the room (noise/ at tag_bed_db) before it and under
+    it; its tag is a known negative (unmasked 0) in the columns before it and on where it is loud."""
+    barks = np.tile(tone(0.16, 1000), 40)  # a sound that fills every column it is in
+    noise = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.01
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), p_tag_late=1.0,
+                      tag_late_s=(0.8, 0.8), tag_bed_db=(-20.0, -20.0))
+    sampler = SceneSampler(Pools(tags={"dog": [barks]}, noise=[noise]), NAMES, cfg)
+    dog, before = NAMES.index("dog"), 12800 // 2560  # 0.8 s: columns 0-4 end before the sound
+    for seed in range(6):
+        audio, targets, mask = sampler.sample(np.random.default_rng(seed))
+        cols = audio.reshape(10, -1)
+        room = np.mean(cols[:before] ** 2, axis=1)
+        assert (room > 0).all() and (targets[:before, dog] == 0).all() and (mask[:before, dog] == 1).all()
+        assert (targets[before + 1:, dog] == 1).all()  # the whole columns after the start hold the sound
+        sound_db = 10 * np.log10(np.mean(audio[12800:] ** 2))
+        if 10 * np.log10(room.mean()) > -70:  # a noise/ room (else near-silence): 20 dB below the sound
+            assert -22 < 10 * np.log10(room.mean()) - sound_db < -18
+    off = SceneSampler(Pools(tags={"dog": [barks]}, noise=[noise]), NAMES,
+                       SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0)))
+    audio, targets, _ = off.sample(np.random.default_rng(0))
+    assert targets[0, dog] == 1  # without it the sound opens the scene
+
+
 def test_a_lookalike_is_a_scene_of_its_own_with_every_tag_negative_and_never_a_bed():
     alarm = np.tile(np.concatenate([tone(0.5, 3200), np.zeros(8000, np.float32)]), 8)
     piezo = np.tile(np.concatenate([tone(0.2, 3200), np.zeros(3200, np.float32)]), 20)  # the tone, steady beeping

@@ -97,6 +97,11 @@ class SceneConfig:
     # chance that a burst is the loudest stretch of a tag clip (a knock, a bark), its tag marked, rather
     # than noise: short sounds after quiet that are neither speech nor a keyword (no draw when 0)
     p_tag_burst: float = 0.0
+    # chance that a tag scene's sound starts tag_late_s into the scene, over a room (a noise/ excerpt, or
+    # near-silence) that runs on under it: the service hears a sound arrive into a stream that already
+    # holds other audio, where a scene that opens on the sound teaches it only from a cold start (no draw when 0)
+    p_tag_late: float = 0.0
+    tag_late_s: tuple[float, float] = (0.3, 1.5)
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -235,7 +240,9 @@ class SceneSampler:
 
     def _background(self, rng, targets, mask) -> np.ndarray:
         kind = rng.choice(4, p=np.array(self.cfg.p_background) / sum(self.cfg.p_background))
-        if kind == 0 and self.tag_names:
+        if kind == 0 and self.tag_names and self.cfg.p_tag_late and rng.random() < self.cfg.p_tag_late:
+            audio = self._late_tag(rng, targets, mask)
+        elif kind == 0 and self.tag_names:
             if self.cfg.p_lookalike and self.pools.lookalikes and rng.random() < self.cfg.p_lookalike:
                 audio = self._at_level(rng, self._excerpt(rng, self.pools.lookalikes[rng.integers(len(self.pools.lookalikes))]))
             else:
@@ -263,8 +270,23 @@ class SceneSampler:
                 audio += self._burst(rng, audio)
         return audio
 
-    def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None) -> np.ndarray:
-        """A tag clip's excerpt at a random level (or relative to a first one), its targets marked."""
+    def _late_tag(self, rng, targets, mask) -> np.ndarray:
+        """A tag clip's excerpt from tag_late_s into the scene, over a room that is there before it and
+        under it: a noise/ excerpt tag_bed_db below the sound, or near-silence (-80..-50 dBFS)."""
+        cfg = self.cfg
+        start = min(int(rng.uniform(*cfg.tag_late_s) * cfg.sample_rate_hz), self.n_samples - 2 * cfg.column_samples)
+        sound = self._tag_excerpt(rng, targets, mask, start=start)
+        if self.pools.noise and rng.random() < 0.7:
+            room = self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))])
+            gain_db = rms_db(sound[start:]) + rng.uniform(*cfg.tag_bed_db) - rms_db(room)
+        else:
+            room = rng.standard_normal(self.n_samples).astype(np.float32)
+            gain_db = rng.uniform(-80, -50)
+        return sound + room * np.float32(10 ** (gain_db / 20))
+
+    def _tag_excerpt(self, rng, targets, mask, relative_to: np.ndarray | None = None, start: int = 0) -> np.ndarray:
+        """A tag clip's excerpt at a random level (or relative to a first one), its targets marked; start:
+        the excerpt begins that many samples into the scene, and its tag is a known negative before."""
         name = draw(rng, self.tag_names, self.tag_p)
         i = int(rng.integers(len(self.pools.tags[name])))
         clip = self.pools.tags[name][i]
@@ -280,12 +302,17 @@ class SceneSampler:
             if audioset is not None:
                 audioset = columns_at_speed(audioset, factor, n_columns)
         audio, offset = self._excerpt_at(rng, clip)
+        if start:
+            audio = np.concatenate([np.zeros(start, np.float32), audio[: self.n_samples - start]])
+            offset -= start
         if relative_to is None:
             audio = self._at_level(rng, audio)
         else:
             gain_db = rms_db(relative_to) + rng.uniform(*self.cfg.second_tag_db) - rms_db(audio)
             audio *= np.float32(10 ** (gain_db / 20))
         self._mark(audio, targets, mask, name)
+        if start and name in self.index:  # the columns that end before the sound starts
+            mask[: start // self.cfg.column_samples, self.index[name]] = 1.0
         if soft is not None:
             self._blend_teacher(soft, offset, targets, mask)
         if audioset is not None:
