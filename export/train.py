@@ -494,10 +494,10 @@ class ModelDistiller:
     The teacher steps over the whole scene from a zero state as the student does, with the same column
     length, so its columns are the student's. Where a target is known, target = (1 - weight) * hard +
     weight * teacher; where the scene left it masked, the teacher's probability alone, and it counts.
-    Labels the teacher lacks keep their hard targets and mask."""
+    Labels the teacher lacks, or not among only (when given), keep their hard targets and mask."""
 
     def __init__(self, path: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
-                 device: torch.device = torch.device("cpu")):
+                 device: torch.device = torch.device("cpu"), only: tuple[str, ...] = ()):
         teacher, meta = load_weights(path)
         teacher_columns = getattr(teacher, "column_samples", None)  # windowed families have none
         if teacher_columns != column_samples:
@@ -508,7 +508,7 @@ class ModelDistiller:
             parameter.requires_grad_(False)
         self.weight = weight
         names = [name for name, _ in meta["labels"]]
-        shared = [n for n in label_names if n in names]
+        shared = [n for n in label_names if n in names and (not only or n in only)]
         self.student_index = torch.tensor([label_names.index(n) for n in shared], device=device)
         self.teacher_index = torch.tensor([names.index(n) for n in shared], device=device)
 
@@ -526,8 +526,8 @@ class ModelDistiller:
 def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_samples: int,
                device: torch.device = torch.device("cpu")) -> list:
     """The teachers a recipe names, on device: {dscnn: checkpoint, weight} for the commands, {efficientat:
-    folder, tag_weight, tag_every, tag_window_columns} for the tags, {model: file, model_weight} for all
-    labels. The model teacher comes last: it blends into what the others made."""
+    folder, tag_weight, tag_every, tag_window_columns} for the tags, {model: file, model_weight, model_labels}
+    for all labels (or those listed). The model teacher comes last: it blends into what the others made."""
     out = []
     teacher = recipe.teacher
     if teacher.get("dscnn"):
@@ -546,9 +546,11 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
                                 window_columns=int(teacher.get("tag_window_columns", 8)), device=device))
         log.info("distilling the tags from %s (weight %.2f)", teacher["efficientat"], out[-1].weight)
     if teacher.get("model"):
+        only = tuple(teacher.get("model_labels", ()))
         out.append(ModelDistiller(root / teacher["model"], float(teacher.get("model_weight", 0.8)), label_names,
-                                  column_samples, device=device))
-        log.info("distilling every label from the model %s (weight %.2f)", teacher["model"], out[-1].weight)
+                                  column_samples, device=device, only=only))
+        log.info("distilling %s from the model %s (weight %.2f)", ", ".join(only) if only else "every label",
+                 teacher["model"], out[-1].weight)
     return out
 
 

@@ -819,6 +819,17 @@ def test_a_model_teacher_blends_into_known_targets_and_fills_masked_ones(tmp_pat
     assert torch.all(out_mask[..., :-1] == 1), "the teacher knows every label it has"
     assert torch.equal(out[..., -1], targets[..., -1]) and torch.equal(out_mask[..., -1], mask[..., -1])
 
+    # only: the listed labels blend as above, every other label keeps its targets and mask
+    listed = (NAMES[0], NAMES[5])
+    out, out_mask = ModelDistiller(path, 0.75, names, COLUMN, only=listed)(audio, targets, mask)
+    for j, name in enumerate(names):
+        if name in listed:
+            blended = 0.25 * targets[..., j] + 0.75 * soft[..., j]
+            torch.testing.assert_close(out[..., j], torch.where(mask[..., j] > 0, blended, soft[..., j]))
+            assert torch.all(out_mask[..., j] == 1)
+        else:
+            assert torch.equal(out[..., j], targets[..., j]) and torch.equal(out_mask[..., j], mask[..., j])
+
 
 def test_a_model_teacher_must_stream_in_the_students_columns(tmp_path):
     from export.families import build_model, save_checkpoint
