@@ -237,7 +237,8 @@ def alarm_section(alarms: dict, music: dict | None = None) -> list[str]:
         "",
         f"The validation data holds no smoke alarms, so `smoke_alarm` is measured on {alarms['alarms']} held-out synthetic "
         f"alarms ({alarms['kinds']}; {alarms['generator']}) over noise/ background {alarms['snr_db']:g} dB below them, "
-        f"{alarms['beep_groups']} beep groups{phase_words(alarms)}, and for false starts on the negative stream ({played(alarms)}). "
+        f"{alarms['beep_groups']} beep groups{phase_words(alarms)}, and for false starts on the negative stream "
+        f"({played(alarms)}). "
         f"The smoother's window is {alarms['window_hops']} hops, longer than the 0.5 s gap between temporal-three beeps, "
         f"so the tag stays on through a group; a group is detected when the tag is on before {alarms['late_s']:g} s after "
         "its last beep. Not a substitute for real recordings.",

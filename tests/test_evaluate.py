@@ -693,7 +693,8 @@ def test_tag_operating_points_per_tag_and_pooled():
     twice = metrics.tag_operating_points(truth * 3, np.tile(peaks, (3, 1)), tags, min_positives=5, phases=3)
     assert twice["per_tag"]["dog"]["positives"] == 6 and twice["per_tag"]["dog"]["tp"] == 15
     assert twice["per_tag"]["siren"]["from"] == "pooled" and twice["per_tag"]["siren"]["positives"] == 2
-    assert {t: p["threshold"] for t, p in twice["per_tag"].items()} == {t: p["threshold"] for t, p in points["per_tag"].items()}
+    thresholds = {t: p["threshold"] for t, p in points["per_tag"].items()}
+    assert {t: p["threshold"] for t, p in twice["per_tag"].items()} == thresholds
 
 
 def test_moving_mean_matches_the_services_smoother():
