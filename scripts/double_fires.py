@@ -30,20 +30,19 @@ def main() -> None:
     scorer = Scorer(model, hop, "val", phases=args.phases)
     fired_counts, pairs = Counter(), Counter()
     right_and_other = right_higher = right_first = 0
-    for lead in scorer.leads:
-        for clip in clips:
-            scored = scorer.clip(clip, PAD_S, lead_samples=lead)
-            fired = {k: ends for k, ends in keywords.fired(scored).items() if ends}
-            fired_counts[min(len(fired), 2)] += 1
-            if len(fired) < 2:
-                continue
-            pairs[" + ".join(sorted(fired))] += 1
-            if clip.label in fired:
-                right_and_other += 1
-                score = {k: max(scored.scores[end // hop - 1, labels.index(k)] for end in ends)
-                         for k, ends in fired.items()}
-                right_higher += max(score, key=score.get) == clip.label
-                right_first += min(fired, key=lambda k: fired[k][0]) == clip.label
+    for lead, clip in scorer.plays(clips):
+        scored = scorer.clip(clip, PAD_S, lead_samples=lead)
+        fired = {k: ends for k, ends in keywords.fired(scored).items() if ends}
+        fired_counts[min(len(fired), 2)] += 1
+        if len(fired) < 2:
+            continue
+        pairs[" + ".join(sorted(fired))] += 1
+        if clip.label in fired:
+            right_and_other += 1
+            score = {k: max(scored.scores[end // hop - 1, labels.index(k)] for end in ends)
+                     for k, ends in fired.items()}
+            right_higher += max(score, key=score.get) == clip.label
+            right_first += min(fired, key=lambda k: fired[k][0]) == clip.label
     plays = sum(fired_counts.values())
     print(f"{plays} plays ({len(clips)} validation keyword clips x {args.phases} phases), {args.config}:")
     print(f"  no keyword {fired_counts[0]}, one {fired_counts[1]}, two or more {fired_counts[2]}")

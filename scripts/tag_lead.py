@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.evaluation.clips import TAG_GROUPS, in_group, select_clips, tag_truth
+from export.evaluation.clips import SPEECH_TAG, select_clips, tag_clips
 from export.evaluation.streaming import BACKGROUND_RMS, Scorer
 from streamd.contract import KIND_TAG
 from streamd.model import load_model
@@ -32,8 +32,7 @@ def main() -> None:
     tags = list(model.info.names_of_kind(KIND_TAG))
     columns = [model.info.label_names.index(t) for t in tags]
     clips, groups = select_clips(args.data.resolve(), "val")
-    kept = [(c, tag_truth(c, groups)) for c in clips if any(in_group(c, groups, g) for g in TAG_GROUPS)]
-    kept = [(c, t) for c, t in kept if t in tags and t != "speech"]
+    kept = [(c, t) for c, t in tag_clips(clips, groups) if t in tags and t != SPEECH_TAG]
     scorer = Scorer(model, round(args.hop_ms * rate / 1000), "val")
     print(f"{args.model}: {len(kept)} validation tag clips (speech aside), top-1 of the peak scores")
     for lead_s in args.leads_s:

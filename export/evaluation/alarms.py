@@ -98,8 +98,8 @@ def eval_alarms(ctx: Context) -> dict:
 
     def played(scenes, desc: str) -> list:
         """Each scene at each phase of the hop grid: (scores, beep groups, whole, where the alarm starts), in s."""
-        out, plays = [], [(lead, scene) for lead in leads for scene in scenes]
-        for lead, (audio, groups, whole) in ctx.progress(plays, desc, unit="play"):
+        out = []
+        for lead, (audio, groups, whole) in ctx.progress(ctx.scorer.plays(scenes), desc, unit="play"):
             shift_s = lead / sr
             out.append((ctx.scorer.stream([np.zeros(lead, np.float32), audio]),
                         [(a + shift_s, b + shift_s) for a, b in groups], whole, ALARM_LEAD_S + shift_s))

@@ -67,6 +67,11 @@ def tag_truth(clip: Clip, groups: dict[Path, str]) -> str | None:
     return None
 
 
+def tag_clips(clips: list[Clip], groups: dict[Path, str]) -> list[tuple[Clip, str | None]]:
+    """The clips under TAG_GROUPS with their tag (tag_truth; None where there is none)."""
+    return [(c, tag_truth(c, groups)) for c in clips if any(in_group(c, groups, g) for g in TAG_GROUPS)]
+
+
 def tag_source(group: str) -> str:
     """The dataset a tag clip comes from: its folder's first two parts under tags/ ('tags/esc50'), else the first."""
     parts = group.split("/")

@@ -39,7 +39,7 @@ def eval_kws(ctx: Context) -> dict:
     labels12 = list(COMMANDS) + [SILENCE, UNKNOWN]
     speech = ctx.speech_index
     leads = ctx.scorer.leads
-    plays = [(lead, clip) for lead in leads for clip in clips]  # each clip at each phase of the hop grid
+    plays = ctx.scorer.plays(clips)  # each clip at each phase of the hop grid
     max_scores, speechlike, truth12 = [], [], []
     for lead, clip in ctx.progress(plays, "kws", unit="play"):
         scored = ctx.gated(ctx.scorer.clip(clip, PAD_S, noisy=True, lead_samples=lead))
@@ -110,7 +110,7 @@ def eval_wakeword(ctx: Context) -> dict:
     for keyword in ctx.progress(keywords, "wakeword thresholds", unit="keyword"):
         clips = keyword_positives(ctx.clips, ctx.groups, keyword)
         positives = [ctx.gated(ctx.scorer.clip(c, PAD_S, noisy=True, lead_samples=lead))
-                     for lead in leads for c in clips]
+                     for lead, c in ctx.scorer.plays(clips)]
         rows = det_table(positives, negative, ctx.label_index(keyword), keyword, hours, ctx.scorer.sample_rate_hz,
                          ctx.scorer.hop_samples, n_of_m=ctx.args.n_of_m, refractory_s=ctx.args.refractory_s,
                          phases=len(leads))

@@ -3,6 +3,7 @@ with what a microphone adds (gain, hum, DC offset, noise), and the levels the sc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ class Scored:
     end_samples: np.ndarray  # int64 [n_hops], stream position after each hop
     levels_db: np.ndarray | None = None  # float64 [n_hops], each hop's audio level (streamd.gate.level_db)
     opened: np.ndarray | None = None  # bool [n_hops, n_labels]: hops whose score may fire (the gates); None: all
+    clip_span: tuple[int, int] | None = None  # Scorer.clip: the stream samples the clip itself fills, from, to
 
     def counted(self) -> np.ndarray:
         """The scores a trigger can fire on: 0 where a gate closed the hop."""
@@ -144,8 +146,12 @@ class Scorer:
             if noisy:
                 rng = np.random.default_rng([self.seed, sum(str(clip.path).encode())])
                 audio = with_noise(audio, slice(n_lead, len(audio) - n_pad), self.background, self.snr_db, rng)
-            self._cache[key] = self.stream([audio])
+            self._cache[key] = dataclasses.replace(self.stream([audio]), clip_span=(n_lead, len(audio) - n_pad))
         return self._cache[key]
+
+    def plays(self, items: list) -> list[tuple[int, object]]:
+        """(lead, item) for each item at each lead, lead-major: per-play results reshape to [phases, items]."""
+        return [(lead, item) for lead in self.leads for item in items]
 
     def padding(self, n_samples: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         if self.pad == "zeros":

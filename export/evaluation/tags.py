@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from export.evaluation.clips import TAG_GROUPS, in_group, tag_source, tag_truth
+from export.evaluation.clips import in_group, tag_clips, tag_source, tag_truth
 from export.evaluation.context import Context, noise_background
 from export.evaluation.decisions import moving_mean, smoother_config, tag_segments
 from export.evaluation.streaming import BACKGROUND_RMS, EVENT_RMS, active_region, at_rms
@@ -24,32 +24,30 @@ TAG_PAD_S = 0.5
 
 def eval_tags(ctx: Context) -> dict:
     tags = list(ctx.model.info.names_of_kind(KIND_TAG))
-    clips = [c for c in ctx.clips if any(in_group(c, ctx.groups, g) for g in TAG_GROUPS)]
-    truths = [tag_truth(c, ctx.groups) for c in clips]
-    kept = [(c, t) for c, t in zip(clips, truths) if t in tags]
+    labelled = tag_clips(ctx.clips, ctx.groups)
+    kept = [(c, t) for c, t in labelled if t in tags]
     if not kept:
         return {"skipped": "no clips of the model's tags"}
     columns = [ctx.label_index(t) for t in tags]
     leads = ctx.scorer.leads
-    plays = [(lead, clip, tag) for lead in leads for clip, tag in kept]  # each clip at each phase of the hop grid
+    plays = ctx.scorer.plays(kept)  # each clip at each phase of the hop grid
     by_phase = (len(leads), len(kept))  # intervals count clips, not plays: a clip's phases are not independent
     peak, mean, smoothed_peak = [], [], []
-    window, pad_s = ctx.tag_window_hops, ctx.args.tag_pad_s
-    hop, n_pad = ctx.scorer.hop_samples, round(pad_s * ctx.scorer.sample_rate_hz)
-    for lead, clip, _ in ctx.progress(plays, "tags", unit="play"):
+    window, pad_s, hop = ctx.tag_window_hops, ctx.args.tag_pad_s, ctx.scorer.hop_samples
+    for lead, (clip, _) in ctx.progress(plays, "tags", unit="play"):
         scored = ctx.scorer.clip(clip, pad_s, lead_samples=lead)
         scores = scored.scores[:, columns]
-        start = n_pad + lead  # the hops that hold some of the clip, for its mean score
-        inside = (scored.end_samples > start) & (scored.end_samples - hop < start + len(ctx.scorer.audio(clip)))
+        start, end = scored.clip_span  # the hops that hold some of the clip, for its mean score
+        inside = (scored.end_samples > start) & (scored.end_samples - hop < end)
         peak.append(scores.max(axis=0))
         mean.append(scores[inside].mean(axis=0))
         smoothed_peak.append(moving_mean(scores, window).max(axis=0))
-    truth = np.array([tags.index(t) for _, _, t in plays])
+    truth = np.array([tags.index(t) for _, (_, t) in plays])
     out = {"n_clips": len(kept), "phases": len(leads), "leads_ms": ctx.scorer.leads_ms, "pad_s": pad_s,
            "stream": f"{pad_s:g} s of {ctx.scorer.pad} before and after each clip, max score over the stream (mean: "
                      f"over the hops that hold the clip); each clip played at each phase of the hop grid, "
                      f"{ctx.scorer.leads_ms} ms more before it",
-           "skipped_labels": sorted({t for t in truths if t and t not in tags})}
+           "skipped_labels": sorted({t for _, t in labelled if t and t not in tags})}
     per_class = {}
     for name, clip_scores in (("max", np.array(peak)), ("mean", np.array(mean))):
         aps = {tag: average_precision(truth == i, clip_scores[:, i]) for i, tag in enumerate(tags) if (truth == i).any()}
@@ -78,7 +76,7 @@ def eval_tags(ctx: Context) -> dict:
                                       "top1_accuracy": round(float(right[:, sources == source].mean()), 4),
                                       "top1_ci95": ci95(right[:, sources == source])}
                              for source in sorted(set(sources))}
-    points = tag_operating_points([t for _, _, t in plays], np.array(smoothed_peak), tags, phases=len(leads))
+    points = tag_operating_points([t for _, (_, t) in plays], np.array(smoothed_peak), tags, phases=len(leads))
     out["thresholds"] = {"rule": f"best F1 over the plays of the peak {window}-hop mean score, searched from "
                                  f"{TAG_THRESHOLDS[0]} to {TAG_THRESHOLDS[-1]}; tags with fewer than "
                                  f"{points['min_positives']} clips take the pooled threshold", **points}
