@@ -72,6 +72,16 @@ def tag_stream_words(tags: dict) -> str:
     return f"streamed with {pad_s:g} s around each clip" if pad_s else "each streamed alone from a zero state"
 
 
+def speech_in_sounds_line(tags: dict) -> list[str]:
+    """The card's line on the speech score over the tag clips that are no speech (none for older results)."""
+    heard = tags.get("speech_in_sounds")
+    if not heard or heard.get("share_at_threshold") is None:
+        return []
+    return [f"- Speech in the other tag clips ({heard['plays']} plays): the speech score reaches {heard['threshold']:g},"
+            f" where the speech gate opens, in {fmt(heard['share_at_threshold'], 1, True)} of them (median peak"
+            f" {fmt(heard['median_peak'], 2)}); lower is better (docs/data.md \"Speech at every onset\")."]
+
+
 def phase_words(task: dict, plays: bool = False) -> str:
     """', each at 4 phases of the hop grid' where clips were played at several phases ('' before --phases);
     plays: and say that the counts are of plays."""
@@ -398,6 +408,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f"- Tags ({tags.get('n_clips', 0)} clips, {tag_stream_words(tags)}{phase_words(tags)}):"
         f" top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
         f" mAP {fmt(clip_max.get('mAP'), 3)} (clip score = max over hops).",
+        *speech_in_sounds_line(tags),
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"
         f" detected (a segment of the right tag starting inside the event) F1 **{fmt(mix.get('event_f1_detected', {}).get('f1'), 3)}**,"

@@ -411,7 +411,7 @@ def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_da
         args = argparse.Namespace(quiet=True, tag_pad_s=pad_s)
         out = eval_tags(Context(scorer, clips, groups, args))
         assert out["pad_s"] == pad_s and out["phases"] == phases and out["n_clips"] == len(kept) == 3
-        heard, means = [], []
+        heard, means, speech_peaks = [], [], []
         for lead in scorer.leads:
             for clip in kept:
                 n_lead = round(pad_s * SR) + lead
@@ -419,6 +419,8 @@ def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_da
                 silence = [np.zeros(n_lead, np.float32), np.zeros(round(pad_s * SR), np.float32)]
                 scored = scorer.stream([np.concatenate([silence[0], audio, silence[1]])])
                 heard.append(tags[int(scored.scores[:, columns].max(axis=0).argmax())])
+                if not in_group(clip, groups, "speech"):
+                    speech_peaks.append(scored.scores[:, model.info.label_names.index("speech")].max())
                 inside = (scored.end_samples > n_lead) & (scored.end_samples - HOP < n_lead + len(audio))
                 means.append(scored.scores[inside][:, columns].mean(axis=0))
         truth = [tag_truth(c, groups) for c in kept] * phases
@@ -427,6 +429,11 @@ def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_da
         means = np.array(means)
         aps = [metrics.average_precision(np.array(truth) == tag, means[:, tags.index(tag)]) for tag in set(truth)]
         assert out["clip_score_mean"]["mAP"] == round(float(np.mean(aps)), 4)
+        # the speech score over the clips that are no speech, the speech clips left out
+        speech_peaks = np.array(speech_peaks)
+        assert out["speech_in_sounds"] == {"plays": 2 * phases, "threshold": 0.5,
+                                           "share_at_threshold": round(float(np.mean(speech_peaks >= 0.5)), 4),
+                                           "median_peak": round(float(np.median(speech_peaks)), 4)}
 
 
 def test_snr_db_mixes_noise_into_keyword_clips_only(tiny_data, tiny_models, tmp_path):

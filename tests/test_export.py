@@ -149,6 +149,17 @@ def test_card_states_the_interval_the_evaluation_gives_and_nothing_for_older_res
     assert interval(None) == "" and interval([]) == ""  # an evaluation JSON written before the intervals
 
 
+def test_card_says_how_often_other_sounds_reach_the_speech_gate_and_nothing_for_older_results():
+    from export.model_card import speech_in_sounds_line
+
+    heard = {"plays": 1556, "threshold": 0.5, "share_at_threshold": 0.6503, "median_peak": 0.7019}
+    assert speech_in_sounds_line({"speech_in_sounds": heard}) == [
+        "- Speech in the other tag clips (1556 plays): the speech score reaches 0.5, where the speech gate opens, in "
+        '65.0% of them (median peak 0.70); lower is better (docs/data.md "Speech at every onset").']
+    assert speech_in_sounds_line({}) == []  # an evaluation JSON written before the measure, or a model without speech
+    assert speech_in_sounds_line({"speech_in_sounds": {**heard, "plays": 0, "share_at_threshold": None}}) == []
+
+
 def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
     from export.model_card import alarm_point
 

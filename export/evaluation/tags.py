@@ -7,12 +7,13 @@ from collections import Counter
 
 import numpy as np
 
-from export.evaluation.clips import in_group, tag_clips, tag_source, tag_truth
+from export.evaluation.clips import SPEECH_TAG, in_group, tag_clips, tag_source, tag_truth
 from export.evaluation.context import Context, noise_background
 from export.evaluation.decisions import moving_mean, smoother_config, tag_segments
 from export.evaluation.streaming import BACKGROUND_RMS, EVENT_RMS, active_region, at_rms
 from export.metrics import (COLLAR_S, OFF_FRACTION, TAG_THRESHOLDS, Event, average_precision, boundary_errors, ci95,
                             f1_score, match_events, match_overlaps, tag_operating_points)
+from streamd.config import KeywordDefaults
 from streamd.contract import KIND_TAG
 
 
@@ -20,6 +21,7 @@ from streamd.contract import KIND_TAG
 # that already holds other audio. Streamed alone from a zero state, as before session 45, the default model
 # named the validation sounds (speech aside) 22.6 % of the time; after 0.5 s of silence, 15.4 %.
 TAG_PAD_S = 0.5
+SPEECH_AT = KeywordDefaults().speech_gate  # where the service's speech gate opens by default (0.5)
 
 
 def eval_tags(ctx: Context) -> dict:
@@ -76,12 +78,26 @@ def eval_tags(ctx: Context) -> dict:
                                       "top1_accuracy": round(float(right[:, sources == source].mean()), 4),
                                       "top1_ci95": ci95(right[:, sources == source])}
                              for source in sorted(set(sources))}
+    if SPEECH_TAG in tags:
+        speech = tags.index(SPEECH_TAG)
+        out["speech_in_sounds"] = speech_in_sounds(np.array(peak)[:, speech], truth != speech)
     points = tag_operating_points([t for _, (_, t) in plays], np.array(smoothed_peak), tags, phases=len(leads))
     out["thresholds"] = {"rule": f"best F1 over the plays of the peak {window}-hop mean score, searched from "
                                  f"{TAG_THRESHOLDS[0]} to {TAG_THRESHOLDS[-1]}; tags with fewer than "
                                  f"{points['min_positives']} clips take the pooled threshold", **points}
     ctx.tag_thresholds = {tag: p["threshold"] for tag, p in points["per_tag"].items()}
     return out
+
+
+def speech_in_sounds(speech_peak: np.ndarray, sound: np.ndarray) -> dict:
+    """How often the speech score takes a sound that is no speech for a voice: the share of those plays whose
+    speech peak over the stream reaches SPEECH_AT (where the service's speech gate opens for the keywords), and
+    the median peak. A model that learnt "anything arriving after quiet is a
+    word" reaches it at most onsets (docs/data.md "Speech at every onset")."""
+    peaks = speech_peak[sound]
+    return {"plays": int(sound.sum()), "threshold": SPEECH_AT,
+            "share_at_threshold": round(float(np.mean(peaks >= SPEECH_AT)), 4) if len(peaks) else None,
+            "median_peak": round(float(np.median(peaks)), 4) if len(peaks) else None}
 
 
 def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, sample_rate_hz: int,
