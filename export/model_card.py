@@ -77,9 +77,10 @@ def speech_in_sounds_line(tags: dict) -> list[str]:
     heard = tags.get("speech_in_sounds")
     if not heard or heard.get("share_at_threshold") is None:
         return []
-    return [f"- Speech in the other tag clips ({heard['plays']} plays): the speech score reaches {heard['threshold']:g},"
-            f" where the speech gate opens, in {fmt(heard['share_at_threshold'], 1, True)} of them (median peak"
-            f" {fmt(heard['median_peak'], 2)}); lower is better (docs/data.md \"Speech at every onset\")."]
+    return [f"- Speech in the other tag clips ({heard['plays']} plays): the speech score reaches"
+            f" {heard['threshold']:g}, where the speech gate opens, in {fmt(heard['share_at_threshold'], 1, True)}"
+            f" of them (median peak {fmt(heard['median_peak'], 2)}); lower is better"
+            " (docs/data.md \"Speech at every onset\")."]
 
 
 def phase_words(task: dict, plays: bool = False) -> str:

@@ -92,8 +92,8 @@ def eval_tags(ctx: Context) -> dict:
 def speech_in_sounds(speech_peak: np.ndarray, sound: np.ndarray) -> dict:
     """How often the speech score takes a sound that is no speech for a voice: the share of those plays whose
     speech peak over the stream reaches SPEECH_AT (where the service's speech gate opens for the keywords), and
-    the median peak. A model that learnt "anything arriving after quiet is a
-    word" reaches it at most onsets (docs/data.md "Speech at every onset")."""
+    the median peak. A model that learnt "anything arriving after quiet is a word" reaches it at most onsets
+    (docs/data.md "Speech at every onset")."""
     peaks = speech_peak[sound]
     return {"plays": int(sound.sum()), "threshold": SPEECH_AT,
             "share_at_threshold": round(float(np.mean(peaks >= SPEECH_AT)), 4) if len(peaks) else None,
