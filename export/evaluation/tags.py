@@ -44,6 +44,7 @@ def eval_tags(ctx: Context) -> dict:
         peak.append(scores.max(axis=0))
         mean.append(scores[inside].mean(axis=0))
         smoothed_peak.append(moving_mean(scores, window).max(axis=0))
+    peak, mean = np.array(peak), np.array(mean)  # [plays, tags]
     truth = np.array([tags.index(t) for _, (_, t) in plays])
     out = {"n_clips": len(kept), "phases": len(leads), "leads_ms": ctx.scorer.leads_ms, "pad_s": pad_s,
            "stream": f"{pad_s:g} s of {ctx.scorer.pad} before and after each clip, max score over the stream (mean: "
@@ -51,7 +52,7 @@ def eval_tags(ctx: Context) -> dict:
                      f"{ctx.scorer.leads_ms} ms more before it",
            "skipped_labels": sorted({t for _, t in labelled if t and t not in tags})}
     per_class = {}
-    for name, clip_scores in (("max", np.array(peak)), ("mean", np.array(mean))):
+    for name, clip_scores in (("max", peak), ("mean", mean)):
         aps = {tag: average_precision(truth == i, clip_scores[:, i]) for i, tag in enumerate(tags) if (truth == i).any()}
         top1 = clip_scores.argmax(axis=1) == truth
         top1_of = {tag: float(top1[truth == tags.index(tag)].mean()) for tag in aps}
@@ -66,7 +67,7 @@ def eval_tags(ctx: Context) -> dict:
             row[f"ap_{name}"] = round(ap, 4)
             row[f"top1_{name}"] = round(top1_of[tag], 4)
     # what each tag's plays were heard as (top-1 of the peak scores), most common first: the confusions
-    heard = np.array(peak).argmax(axis=1)
+    heard = peak.argmax(axis=1)
     for tag, row in per_class.items():
         row["heard_as"] = dict(Counter(tags[i] for i in heard[truth == tags.index(tag)]).most_common())
     out["per_class"] = per_class
@@ -80,7 +81,7 @@ def eval_tags(ctx: Context) -> dict:
                              for source in sorted(set(sources))}
     if SPEECH_TAG in tags:
         speech = tags.index(SPEECH_TAG)
-        out["speech_in_sounds"] = speech_in_sounds(np.array(peak)[:, speech], truth != speech)
+        out["speech_in_sounds"] = speech_in_sounds(peak[:, speech], truth != speech)
     points = tag_operating_points([t for _, (_, t) in plays], np.array(smoothed_peak), tags, phases=len(leads))
     out["thresholds"] = {"rule": f"best F1 over the plays of the peak {window}-hop mean score, searched from "
                                  f"{TAG_THRESHOLDS[0]} to {TAG_THRESHOLDS[-1]}; tags with fewer than "
