@@ -186,8 +186,10 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
             pools.unknown.append(make_word(audio, bool(clip.attrs.get("synthetic"))))
         elif role == "speech":
             pools.speech.append(audio)
-        elif role == "noise":
+        elif role == "noise":  # synthetic beeps, chimes, squeaks: negatives by design, no teacher
             pools.noise.append(audio)
+            pools.noise_recorded.append(False)
+            pools.noise_teacher.append(None)
         elif role == "lookalike":
             pools.lookalikes.append(audio)
         else:
@@ -202,6 +204,17 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
 def split_noise(clips: list[Clip], split: str, sample_rate_hz: int) -> list[np.ndarray]:
     """Long noise recordings are split in time (export.data.splits.time_split)."""
     return [time_split(load_audio(c.path, sample_rate_hz), split) for c in clips]
+
+
+def noise_teacher(clips: list[Clip], split: str, sample_rate_hz: int, targets: TeacherTargets) -> list[np.ndarray]:
+    """The teacher's column targets of each long noise recording's part in the split: computed over the
+    whole recording (cached by file), cut where split_noise cuts it."""
+    out = []
+    for clip in clips:
+        audio = load_audio(clip.path, sample_rate_hz)
+        n_columns = -(-len(time_split(audio, split)) // targets.column_samples)
+        out.append(targets(clip.path, audio)[:n_columns])
+    return out
 
 
 def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], list[Clip]]:
@@ -227,12 +240,17 @@ def train_clips(recipe: Recipe, root: Path) -> list[Clip]:
 def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
                teacher_targets: TeacherTargets | None = None,
                audioset_targets: TeacherTargets | None = None) -> tuple[Pools, Pools]:
+    """(train, val) pools; with teacher_targets and the scene's noise_unsure, the training noise recordings
+    carry the teacher's column targets too (validation scenes keep every noise column negative, as before)."""
     train_clips, val_clips, noise_files = split_clips(recipe, root)
     keywords = recipe_keywords(recipe)
     train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets, keywords, audioset_targets)
     val = build_pools(val_clips, sample_rate_hz, label_names, keywords=keywords)
-    train.noise += split_noise(noise_files, "train", sample_rate_hz)
-    val.noise += split_noise(noise_files, "val", sample_rate_hz)
+    for split, pools in (("train", train), ("val", val)):
+        pools.noise += split_noise(noise_files, split, sample_rate_hz)
+        pools.noise_recorded += [True] * len(noise_files)
+    if teacher_targets is not None and recipe.scene.get("noise_unsure"):
+        train.noise_teacher += noise_teacher(noise_files, "train", sample_rate_hz, teacher_targets)
     return train, val
 
 
@@ -696,6 +714,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     audioset_weight = float(kd.get("audioset_weight", 0.0))
     if audioset_weight and columns_kd is None:
         raise SystemExit("teacher.audioset_weight needs teacher.efficientat with tag_columns: true")
+    if scene_cfg.noise_unsure and columns_kd is None:
+        raise SystemExit("scene.noise_unsure needs teacher.efficientat with tag_columns: true")
     audioset_kd = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=True) \
         if audioset_weight else None
     train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names, columns_kd, audioset_kd)

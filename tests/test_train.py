@@ -988,3 +988,112 @@ def test_the_precompute_command_keys_its_cache_by_the_recipe_models_columns(tmp_
     assert not any(TeacherTargets(teacher, 2560, 8).cached(c.path) for c in clips)
     moved = shutil.copytree(corpus, tmp_path / "fresh copy")  # new paths and mtimes, the same bytes
     assert all(TeacherTargets(teacher, 1280, 8).cached(moved / c.path.relative_to(corpus)) for c in clips)
+
+
+def room_with_teacher(n_columns: int, heard: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A recorded room of n_columns (low noise) and its teacher column targets: NaN but for the tags in heard."""
+    from export.labels import TAGS
+
+    room = np.random.default_rng(5).standard_normal(n_columns * COLUMN).astype(np.float32) * 0.01
+    soft = np.full((n_columns, len(TAGS)), np.nan, np.float16)
+    for tag, p in heard.items():
+        soft[:, TAGS.index(tag)] = p
+    return room, soft
+
+
+def test_a_recorded_room_leaves_unsure_the_tags_its_teacher_hears_there():
+    # the room's first half is a 500 Hz hum in which the teacher hears speech, its second half 1500 Hz where
+    # it hears none; a cat nowhere above 0.1
+    room, soft = room_with_teacher(40, {"speech": np.repeat([0.8, 0.0], 20), "cat": np.full(40, 0.1)})
+    room = np.concatenate([tone(20 * COLUMN / SR, 500), tone(20 * COLUMN / SR, 1500)])
+    pools = Pools(noise=[room], noise_recorded=[True], noise_teacher=[soft])
+    j_speech, j_cat = NAMES.index("speech"), NAMES.index("cat")
+
+    def scene(seed: int, **kw):
+        cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(0, 0, 1, 0), **kw)
+        return SceneSampler(pools, NAMES, cfg).sample(np.random.default_rng(seed))
+
+    both = 0
+    for seed in range(12):
+        audio, targets, mask = scene(seed, noise_unsure=0.3)
+        spectra = np.abs(np.fft.rfft(audio.reshape(10, COLUMN), axis=1)) ** 2
+        share_500 = spectra[:, 80] / (spectra[:, 80] + spectra[:, 240])  # 500 and 1500 Hz bins of 160 ms
+        unsure = mask[:, j_speech] == 0
+        assert (targets[:, j_speech] == 0).all()
+        assert unsure[share_500 > 0.9].all() and not unsure[share_500 < 0.1].any(), f"seed {seed}: where it is heard"
+        assert (mask[:, j_cat] == 1).all(), "0.1 is below noise_unsure: still a negative"
+        both += unsure.any() and not unsure.all()
+    assert both >= 2, "some scenes hold both halves"
+    _, _, mask_off = scene(0)
+    assert (mask_off[:, j_speech] == 1).all(), "off (the default): every noise column a negative, as before"
+
+
+def test_a_word_or_a_sound_placed_over_the_room_keeps_its_own_targets():
+    room, soft = room_with_teacher(40, {"speech": np.full(40, 0.9), "dog": np.full(40, 0.9)})
+    bark = tone(5 * COLUMN / SR, 800)  # loud throughout: its tag is on in every column
+    word = np.zeros(SR, np.float32)
+    word[3200:11200] = tone(0.5, 700)
+    pools = Pools(unknown=[Word(word, 3200, 11200)], tags={"dog": [bark]}, noise=[room], noise_recorded=[True],
+                  noise_teacher=[soft])
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=1.0, p_background=(1, 0, 0, 0), p_tag_bed=1.0,
+                      noise_unsure=0.3)
+    _, targets, mask = SceneSampler(pools, NAMES, cfg).sample(np.random.default_rng(4))
+    j_speech, j_dog = NAMES.index("speech"), NAMES.index("dog")
+    barking = targets[:, j_dog] == 1
+    assert barking.any() and (mask[barking, j_dog] == 1).all(), "the bark's own columns stay positive"
+    assert (mask[~barking, j_dog] == 0).all(), "the room's dog is unsure where no bark marks it"
+    spoken = targets[:, j_speech] == 1
+    assert 3 <= spoken.sum() <= 5 and (mask[spoken, j_speech] == 1).all(), "the word marks speech again"
+    assert (mask[~spoken, j_speech] == 0).all()
+
+
+def test_a_burst_of_a_recorded_room_is_unsure_only_where_it_lies():
+    room, soft = room_with_teacher(40, {"speech": np.full(40, 0.9)})
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_burst=1.0,
+                      burst_s=(0.5, 0.5), noise_unsure=0.3)
+    pools = Pools(noise=[room], noise_recorded=[True], noise_teacher=[soft])
+    audio, _, mask = SceneSampler(pools, NAMES, cfg).sample(np.random.default_rng(6))
+    unsure = np.flatnonzero(mask[:, NAMES.index("speech")] == 0)
+    assert len(unsure) in (4, 5) and (np.diff(unsure) == 1).all(), "0.5 s spans 4 or 5 columns, one stretch"
+    power = np.mean(audio.reshape(10, COLUMN) ** 2, axis=1)
+    assert np.argmax(power) in unsure, "where the burst lies: the rest is near-silence"
+
+
+def test_p_recorded_noise_draws_the_recorded_rooms_that_often():
+    synthetic = [tone(3.0, 2000)] * 9
+    recorded = tone(3.0, 500)
+    pools = Pools(noise=synthetic + [recorded], noise_recorded=[False] * 9 + [True])
+
+    def recorded_share(p: float) -> float:
+        cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(0, 0, 1, 0), p_recorded_noise=p)
+        sampler, rng = SceneSampler(pools, NAMES, cfg), np.random.default_rng(0)
+        peaks = [np.argmax(np.abs(np.fft.rfft(sampler.sample(rng)[0]))) * SR / (10 * COLUMN) for _ in range(400)]
+        return float(np.mean(np.abs(np.array(peaks) - 500) < 20))
+
+    assert 0.06 < recorded_share(0.0) < 0.15  # by clip: 1 in 10
+    assert 0.42 < recorded_share(0.5) < 0.58
+
+
+def test_the_recorded_rooms_carry_their_teacher_targets_into_the_training_pools(tmp_path, monkeypatch, capsys):
+    from export.data.teacher_targets import TeacherTargets, main
+    from export.train import load_pools, load_recipe, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")  # one noise/ recording of 10 s beside tone words and tags
+    teacher = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "efficientat-mn04"
+    recipe = tmp_path / "rooms.yaml"
+    recipe.write_text(f"name: rooms\nshared_data: {corpus}\nscene: {{noise_unsure: 0.3, p_recorded_noise: 0.5}}\n"
+                      f"teacher: {{efficientat: {teacher}, tag_columns: true}}\n")
+    main([str(recipe)])
+    assert capsys.readouterr().out.splitlines()[0].endswith("and 1 recorded rooms, 0 with tag targets cached already")
+    targets = TeacherTargets(teacher, COLUMN, 8)
+    assert targets.cached(corpus / "noise" / "white.wav"), "the precompute filled the whole room's cache"
+    train_pools, val_pools = load_pools(load_recipe(recipe), tmp_path, SR, NAMES, targets)
+    assert train_pools.noise_recorded == [True] and val_pools.noise_recorded == [True]
+    room, soft = train_pools.noise[0], train_pools.noise_teacher[0]
+    assert soft.shape == (-(-len(room) // COLUMN), 58), "the columns of the training part, cut where the audio is"
+    assert val_pools.noise_teacher == [], "validation scenes keep every noise column negative"
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(f"name: bare\nshared_data: {corpus}\nscene: {{noise_unsure: 0.3}}\n")
+    with pytest.raises(SystemExit, match="noise_unsure needs teacher.efficientat with tag_columns"):
+        train(load_recipe(bare), tmp_path / "bare", resume=False, root=tmp_path)

@@ -11,7 +11,10 @@ Targets say when a streaming model should fire:
   short burst of broadband sound after quiet is only ever a word, and ``speech`` fired on any such burst;
 - with teacher targets (export/data/teacher_targets.py), a tag clip's columns take
   max(hard, (1 - w) * hard + w * teacher) for every tag the teacher knows, quiet parts included (the
-  teacher heard them), so a scene also says which other sounds it resembles.
+  teacher heard them), so a scene also says which other sounds it resembles;
+- a noise/ recording is no certain negative: with its teacher targets and ``noise_unsure``, a tag the
+  teacher hears in it (speech in the kitchen recording, a cat in the miaowing one) is ignored in the
+  columns that hold that part, unless something placed there marks the tag.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class Pools:
     unknown: list[Word] = field(default_factory=list)  # words that are no keyword (hard negatives)
     speech: list[np.ndarray] = field(default_factory=list)  # long non-keyword speech
     noise: list[np.ndarray] = field(default_factory=list)  # long backgrounds without labels
+    noise_recorded: list[bool] = field(default_factory=list)  # per noise clip: a real room (noise/), not synthetic
+    # per noise clip: the teacher's [n_columns, n_tags] column targets, or None (synthetic, or none asked for)
+    noise_teacher: list[np.ndarray | None] = field(default_factory=list)
     lookalikes: list[np.ndarray] = field(default_factory=list)  # sounds made to resemble a tag's, which are none
     tags: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> clips
     tag_teacher: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> per clip [n_columns, n_tags] or empty
@@ -102,6 +108,13 @@ class SceneConfig:
     # holds other audio, where a scene that opens on the sound teaches it only from a cold start (no draw when 0)
     p_tag_late: float = 0.0
     tag_late_s: tuple[float, float] = (0.3, 1.5)
+    # teacher probability from which a tag counts as heard in a noise/ recording (Pools.noise_teacher): its
+    # target is then ignored where that part lies, not taught as absent (0: off, every noise column negative)
+    noise_unsure: float = 0.0
+    # chance that a noise draw takes one of the recorded rooms (Pools.noise_recorded) rather than a synthetic
+    # clip: drawn by clip, the 7 recordings are 2 % of ~330 noise clips beside the music, beeps and squeaks
+    # (0: by clip, the draw older recipes made)
+    p_recorded_noise: float = 0.0
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -195,6 +208,8 @@ class SceneSampler:
         # with AudioSet targets, each scene's targets and mask have 527 more columns after the labels'
         # (mask 0 except where a tag clip the teacher heard lies), for a head that only training has
         self.n_audioset = 527 if pools.tag_audioset else 0
+        recorded = np.array(pools.noise_recorded, bool)
+        self.recorded_noise, self.synthetic_noise = np.flatnonzero(recorded), np.flatnonzero(~recorded)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> audio float32 [n_samples], targets float32 [n_columns, n_labels (+ 527 AudioSet)], mask float32 (same)."""
@@ -221,6 +236,38 @@ class SceneSampler:
 
     def _excerpt(self, rng, clip: np.ndarray) -> np.ndarray:
         return self._excerpt_at(rng, clip)[0]
+
+    def _noise_excerpt(self, rng, targets, mask) -> np.ndarray:
+        """A noise/ recording's excerpt as long as the scene, the tags the teacher hears in it left unsure."""
+        i = self._draw_noise(rng)
+        audio, offset = self._excerpt_at(rng, self.pools.noise[i])
+        self._unsure_in_noise(i, offset, 0, self.n_samples, targets, mask)
+        return audio
+
+    def _draw_noise(self, rng) -> int:
+        """Index of a noise clip: a recorded room with p_recorded_noise, else a synthetic clip; all alike when off."""
+        p = self.cfg.p_recorded_noise
+        if p and 0 < len(self.recorded_noise) < len(self.pools.noise):
+            pool = self.recorded_noise if rng.random() < p else self.synthetic_noise
+            return int(pool[rng.integers(len(pool))])
+        return int(rng.integers(len(self.pools.noise)))
+
+    def _unsure_in_noise(self, i: int, offset: int, first: int, end: int, targets, mask) -> None:
+        """Noise recording i lies in scene samples [first, end), its sample offset + x at scene sample x: in
+        the columns that overlap it, each tag its teacher targets reach noise_unsure for is ignored (mask 0)
+        where no sound placed before marked it (a target of 0.5 or more); words placed later mark speech again."""
+        soft = self.pools.noise_teacher[i] if i < len(self.pools.noise_teacher) else None
+        if soft is None or not self.cfg.noise_unsure:
+            return
+        rows, k = self._clip_columns(offset, len(soft))
+        column_end = (rows + 1) * self.cfg.column_samples
+        overlap = (column_end > first) & (column_end - self.cfg.column_samples < end)
+        rows, k = rows[overlap], k[overlap]
+        known = self.teacher_columns >= 0
+        cols = self.teacher_columns[known]
+        heard = np.nan_to_num(soft[k][:, known].astype(np.float32)) >= self.cfg.noise_unsure
+        unsure = heard & (targets[np.ix_(rows, cols)] < 0.5)
+        mask[np.ix_(rows, cols)] = np.where(unsure, 0.0, mask[np.ix_(rows, cols)])
 
     def _excerpt_at(self, rng, clip: np.ndarray) -> tuple[np.ndarray, int]:
         """A random n_samples excerpt, placed at a random offset if the clip is shorter; with the clip
@@ -251,14 +298,14 @@ class SceneSampler:
                     audio += self._tag_excerpt(rng, targets, mask, relative_to=audio)
             # sounds also happen in noisy rooms: without this a synthetic alarm is only ever heard in silence
             if self.cfg.p_tag_bed and self.pools.noise and rng.random() < self.cfg.p_tag_bed:
-                bed = self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))])
+                bed = self._noise_excerpt(rng, targets, mask)
                 gain_db = rms_db(audio) + rng.uniform(*self.cfg.tag_bed_db) - rms_db(bed)
                 audio += bed * np.float32(10 ** (gain_db / 20))
         elif kind == 1 and self.pools.speech:
             audio = self._at_level(rng, self._excerpt(rng, self.pools.speech[rng.integers(len(self.pools.speech))]))
             self._mark(audio, targets, mask, "speech")
         elif kind == 2 and self.pools.noise:
-            audio = self._at_level(rng, self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))]))
+            audio = self._at_level(rng, self._noise_excerpt(rng, targets, mask))
         else:
             audio = (rng.standard_normal(self.n_samples) * 10 ** (rng.uniform(-80, -50) / 20)).astype(np.float32)
         # part of the background, so a word placed later stays above it; never over a labelled sound,
@@ -267,7 +314,7 @@ class SceneSampler:
             if self.cfg.p_tag_burst and self.tag_names and rng.random() < self.cfg.p_tag_burst:
                 audio += self._tag_burst(rng, audio, targets, mask)
             else:
-                audio += self._burst(rng, audio)
+                audio += self._burst(rng, audio, targets, mask)
         return audio
 
     def _late_tag(self, rng, targets, mask) -> np.ndarray:
@@ -277,7 +324,7 @@ class SceneSampler:
         start = min(int(rng.uniform(*cfg.tag_late_s) * cfg.sample_rate_hz), self.n_samples - 2 * cfg.column_samples)
         sound = self._tag_excerpt(rng, targets, mask, start=start)
         if self.pools.noise and rng.random() < 0.7:
-            room = self._excerpt(rng, self.pools.noise[rng.integers(len(self.pools.noise))])
+            room = self._noise_excerpt(rng, targets, mask)
             gain_db = rms_db(sound[start:]) + rng.uniform(*cfg.tag_bed_db) - rms_db(room)
         else:
             room = rng.standard_normal(self.n_samples).astype(np.float32)
@@ -395,12 +442,13 @@ class SceneSampler:
         self._label_word(targets, mask, start, end, keyword)
         return placed
 
-    def _burst(self, rng, background: np.ndarray) -> np.ndarray:
+    def _burst(self, rng, background: np.ndarray, targets, mask) -> np.ndarray:
         """A noise/ excerpt of burst_s that starts and stops inside the scene (edges faded over 0-50 ms),
-        as loud against the background as a word would be; it changes no target."""
+        as loud against the background as a word would be; it is no tag, but those its teacher hears are unsure."""
         cfg = self.cfg
         length = min(self.n_samples, int(rng.uniform(*cfg.burst_s) * cfg.sample_rate_hz))
-        source = self.pools.noise[rng.integers(len(self.pools.noise))]
+        i = self._draw_noise(rng)
+        source = self.pools.noise[i]
         start_in_source = int(rng.integers(max(1, len(source) - length + 1)))
         burst = source[start_in_source : start_in_source + length].astype(np.float32)
         fade = min(len(burst) // 2, int(rng.uniform(0.0, 0.05) * cfg.sample_rate_hz))
@@ -408,18 +456,21 @@ class SceneSampler:
             ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
             burst[:fade] *= ramp
             burst[-fade:] *= ramp[::-1]
-        return self._place_burst(rng, burst, background, lambda placed: rms_db(burst))
+        placed, start = self._place_burst(rng, burst, background, lambda placed: rms_db(burst))
+        self._unsure_in_noise(i, start_in_source - start, start, start + len(burst), targets, mask)
+        return placed
 
-    def _place_burst(self, rng, burst: np.ndarray, background: np.ndarray, loudness_db) -> np.ndarray:
-        """burst at a random place in the scene, scaled so that loudness_db(placed) comes out as loud as
-        a word would be there: the scene level over quiet, snr_db above a noise background."""
+    def _place_burst(self, rng, burst: np.ndarray, background: np.ndarray, loudness_db) -> tuple[np.ndarray, int]:
+        """(burst at a random place in the scene, the scene sample it starts at), scaled so that
+        loudness_db(placed) comes out as loud as a word would be there: the scene level over quiet, snr_db
+        above a noise background."""
         cfg = self.cfg
         start = int(rng.integers(self.n_samples - len(burst) + 1))
         placed = np.zeros(self.n_samples, np.float32)
         placed[start : start + len(burst)] = burst
         background_db = rms_db(background[start : start + len(burst)])
         level_db = rng.uniform(*cfg.level_db) if background_db < -60 else background_db + rng.uniform(*cfg.snr_db)
-        return placed * np.float32(10 ** ((level_db - loudness_db(placed)) / 20))
+        return placed * np.float32(10 ** ((level_db - loudness_db(placed)) / 20)), start
 
     def _tag_burst(self, rng, background: np.ndarray, targets, mask) -> np.ndarray:
         """burst_s of a tag clip around its loudest 10 ms, placed as _burst places noise, its loudest
@@ -434,7 +485,7 @@ class SceneSampler:
         first = int(np.clip(loudest - rng.integers(length), 0, len(clip) - length))
         burst = clip[first : first + length].astype(np.float32)
         # by its loudest column: a knock is mostly quiet
-        placed = self._place_burst(rng, burst, background, lambda x: loudest_column_db(x, cfg.column_samples))
+        placed, _ = self._place_burst(rng, burst, background, lambda x: loudest_column_db(x, cfg.column_samples))
         self._mark(placed, targets, mask, name)
         return placed
 

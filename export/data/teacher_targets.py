@@ -96,9 +96,10 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     from export.data.audio import load_audio
-    from export.train import build, clip_role, load_recipe, recipe_labels, train_clips
+    from export.train import build, clip_role, load_recipe, recipe_labels, split_clips
 
-    parser = argparse.ArgumentParser(description="Precompute the teacher's column targets for a recipe's tag clips.")
+    parser = argparse.ArgumentParser(description="Precompute the teacher's column targets for a recipe's tag clips "
+                                                 "(and its noise/ recordings, with scene noise_unsure).")
     parser.add_argument("recipe")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -111,14 +112,17 @@ def main(argv=None) -> None:
     labels = recipe_labels(recipe)
     label_names = tuple(label.name for label in labels)
     column_samples = build(recipe, labels).card.hop_samples[0]  # as training keys the cache
-    clips = [c for c in train_clips(recipe, root) if clip_role(c) == ("tag", clip_role(c)[1])
-             and clip_role(c)[1] in label_names]
+    train, _, noise_files = split_clips(recipe, root)
+    clips = [c for c in train if clip_role(c) == ("tag", clip_role(c)[1]) and clip_role(c)[1] in label_names]
+    rooms = noise_files if recipe.scene.get("noise_unsure") else []  # whole: training cuts them in time
     kinds = [False, True] if kd.get("audioset_weight") else [False]
     for audioset in kinds:
         targets = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=audioset)
-        todo = [c for c in clips if not targets.cached(c.path)]
+        every = clips if audioset else clips + rooms  # the rooms' AudioSet columns have no use
+        todo = [c for c in every if not targets.cached(c.path)]
         what = "AudioSet" if audioset else "tag"
-        print(f"{len(clips)} tag clips, {len(clips) - len(todo)} with {what} targets cached already")
+        rooms_said = f" and {len(every) - len(clips)} recorded rooms" if len(every) > len(clips) else ""
+        print(f"{len(clips)} tag clips{rooms_said}, {len(every) - len(todo)} with {what} targets cached already")
         for clip in tqdm(todo, desc=f"teacher {what} targets", unit="clip", mininterval=5):
             targets(clip.path, load_audio(clip.path, 16000))
 
