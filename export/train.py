@@ -249,7 +249,7 @@ def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
     for split, pools in (("train", train), ("val", val)):
         pools.noise += split_noise(noise_files, split, sample_rate_hz)
         pools.noise_recorded += [True] * len(noise_files)
-    if teacher_targets is not None and recipe.scene.get("noise_unsure"):
+    if teacher_targets is not None and (recipe.scene.get("noise_unsure") or recipe.scene.get("noise_teacher_weight")):
         train.noise_teacher += noise_teacher(noise_files, "train", sample_rate_hz, teacher_targets)
     return train, val
 
@@ -714,8 +714,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     audioset_weight = float(kd.get("audioset_weight", 0.0))
     if audioset_weight and columns_kd is None:
         raise SystemExit("teacher.audioset_weight needs teacher.efficientat with tag_columns: true")
-    if scene_cfg.noise_unsure and columns_kd is None:
-        raise SystemExit("scene.noise_unsure needs teacher.efficientat with tag_columns: true")
+    if (scene_cfg.noise_unsure or scene_cfg.noise_teacher_weight) and columns_kd is None:
+        raise SystemExit("scene.noise_unsure and noise_teacher_weight need teacher.efficientat with tag_columns: true")
     audioset_kd = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=True) \
         if audioset_weight else None
     train_pools, val_pools = load_pools(recipe, root, model.card.sample_rate_hz, label_names, columns_kd, audioset_kd)

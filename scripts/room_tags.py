@@ -47,7 +47,8 @@ def main() -> None:
         audio = time_split(load_audio(room.path, rate), "val")
         ends = np.arange(window, len(audio) + 1, hop)  # hops with a whole teacher window behind them
         windows = torch.from_numpy(np.stack([audio[e - window : e] for e in ends]))
-        heard = np.nan_to_num(torch.cat([teacher.tag_probs(windows[i : i + 64]) for i in range(0, len(ends), 64)]).numpy())
+        probs = [teacher.tag_probs(windows[i : i + 64]) for i in range(0, len(ends), 64)]
+        heard = np.nan_to_num(torch.cat(probs).numpy())
         tags = [t for t in TAGS if (heard[:, TAGS.index(t)] >= HEARD).any()]
         if not tags:
             continue

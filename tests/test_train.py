@@ -1095,5 +1095,23 @@ def test_the_recorded_rooms_carry_their_teacher_targets_into_the_training_pools(
     assert val_pools.noise_teacher == [], "validation scenes keep every noise column negative"
     bare = tmp_path / "bare.yaml"
     bare.write_text(f"name: bare\nshared_data: {corpus}\nscene: {{noise_unsure: 0.3}}\n")
-    with pytest.raises(SystemExit, match="noise_unsure needs teacher.efficientat with tag_columns"):
+    with pytest.raises(SystemExit, match="noise_teacher_weight need teacher.efficientat with tag_columns"):
         train(load_recipe(bare), tmp_path / "bare", resume=False, root=tmp_path)
+
+
+def test_a_recorded_room_can_teach_what_its_teacher_hears_at_the_teachers_belief():
+    heard = {"speech": np.full(40, 0.7), "cat": np.full(40, 0.1), "siren": np.full(40, 0.9)}
+    room, soft = room_with_teacher(40, heard)
+    wail = np.concatenate([tone(2 * COLUMN / SR, 800), np.zeros(3 * COLUMN, np.float32)])  # quiet after: unsure
+    pools = Pools(tags={"siren": [wail]}, noise=[room], noise_recorded=[True], noise_teacher=[soft])
+    cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), p_tag_bed=1.0,
+                      noise_teacher_weight=0.5)
+    _, targets, mask = SceneSampler(pools, NAMES, cfg).sample(np.random.default_rng(4))
+    j_speech, j_cat, j_siren = NAMES.index("speech"), NAMES.index("cat"), NAMES.index("siren")
+    np.testing.assert_allclose(targets[:, j_speech], 0.35, atol=1e-3)  # 0.5 x 0.7, known
+    np.testing.assert_allclose(targets[:, j_cat], 0.05, atol=1e-3)
+    assert (mask[:, [j_speech, j_cat]] == 1).all()
+    wailing = targets[:, j_siren] == 1
+    assert wailing.any() and (mask[wailing, j_siren] == 1).all(), "the siren's own columns stay positive"
+    assert (mask[~wailing, j_siren] == 0).all() and (targets[~wailing, j_siren] == 0).all(), \
+        "where the placed siren left its tag unsure, the room teaches nothing"

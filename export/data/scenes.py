@@ -12,9 +12,10 @@ Targets say when a streaming model should fire:
 - with teacher targets (export/data/teacher_targets.py), a tag clip's columns take
   max(hard, (1 - w) * hard + w * teacher) for every tag the teacher knows, quiet parts included (the
   teacher heard them), so a scene also says which other sounds it resembles;
-- a noise/ recording is no certain negative: with its teacher targets and ``noise_unsure``, a tag the
-  teacher hears in it (speech in the kitchen recording, a cat in the miaowing one) is ignored in the
-  columns that hold that part, unless something placed there marks the tag.
+- a noise/ recording is no certain negative: with its teacher targets, a tag the teacher hears in it
+  (speech in the kitchen recording, a cat in the miaowing one) is ignored (``noise_unsure``) or taught at
+  the teacher's belief (``noise_teacher_weight``) in the columns that hold that part, unless something
+  placed there marks the tag.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class SceneConfig:
     # teacher probability from which a tag counts as heard in a noise/ recording (Pools.noise_teacher): its
     # target is then ignored where that part lies, not taught as absent (0: off, every noise column negative)
     noise_unsure: float = 0.0
+    # the same recordings' known negatives take the teacher's belief: target = max(target, w * teacher), as a tag
+    # clip's other tags do (0: off); the talk in the kitchen recording becomes speech at ~0.6 rather than unsure
+    noise_teacher_weight: float = 0.0
     # chance that a noise draw takes one of the recorded rooms (Pools.noise_recorded) rather than a synthetic
     # clip: drawn by clip, the 7 recordings are 2 % of ~330 noise clips beside the music, beeps and squeaks
     # (0: by clip, the draw older recipes made)
@@ -238,36 +242,45 @@ class SceneSampler:
         return self._excerpt_at(rng, clip)[0]
 
     def _noise_excerpt(self, rng, targets, mask) -> np.ndarray:
-        """A noise/ recording's excerpt as long as the scene, the tags the teacher hears in it left unsure."""
+        """A noise clip's excerpt as long as the scene; a recorded room's targets as _room_targets sets them."""
         i = self._draw_noise(rng)
         audio, offset = self._excerpt_at(rng, self.pools.noise[i])
-        self._unsure_in_noise(i, offset, 0, self.n_samples, targets, mask)
+        self._room_targets(i, offset, 0, self.n_samples, targets, mask)
         return audio
 
     def _draw_noise(self, rng) -> int:
-        """Index of a noise clip: a recorded room with p_recorded_noise, else a synthetic clip; all alike when off."""
+        """Index of a noise clip: a recorded room with p_recorded_noise, else a synthetic clip; all alike when off
+        or when the pool holds only one of the two."""
         p = self.cfg.p_recorded_noise
         if p and 0 < len(self.recorded_noise) < len(self.pools.noise):
             pool = self.recorded_noise if rng.random() < p else self.synthetic_noise
             return int(pool[rng.integers(len(pool))])
         return int(rng.integers(len(self.pools.noise)))
 
-    def _unsure_in_noise(self, i: int, offset: int, first: int, end: int, targets, mask) -> None:
-        """Noise recording i lies in scene samples [first, end), its sample offset + x at scene sample x: in
-        the columns that overlap it, each tag its teacher targets reach noise_unsure for is ignored (mask 0)
-        where no sound placed before marked it (a target of 0.5 or more); words placed later mark speech again."""
+    def _room_targets(self, i: int, offset: int, first: int, end: int, targets, mask) -> None:
+        """Noise recording i lies in scene samples [first, end), its sample offset + x at scene sample x. In the
+        columns that overlap it, each known target of a tag its teacher knows becomes max(target, w * teacher)
+        (noise_teacher_weight w); then each tag the teacher hears at noise_unsure or more is ignored (mask 0)
+        where no sound placed before marked it (a target of 0.5 or more). Words placed later mark speech again."""
         soft = self.pools.noise_teacher[i] if i < len(self.pools.noise_teacher) else None
-        if soft is None or not self.cfg.noise_unsure:
+        cfg = self.cfg
+        if soft is None or not (cfg.noise_unsure or cfg.noise_teacher_weight):
             return
         rows, k = self._clip_columns(offset, len(soft))
-        column_end = (rows + 1) * self.cfg.column_samples
-        overlap = (column_end > first) & (column_end - self.cfg.column_samples < end)
+        column_end = (rows + 1) * cfg.column_samples
+        overlap = (column_end > first) & (column_end - cfg.column_samples < end)
         rows, k = rows[overlap], k[overlap]
         known = self.teacher_columns >= 0
         cols = self.teacher_columns[known]
-        heard = np.nan_to_num(soft[k][:, known].astype(np.float32)) >= self.cfg.noise_unsure
-        unsure = heard & (targets[np.ix_(rows, cols)] < 0.5)
-        mask[np.ix_(rows, cols)] = np.where(unsure, 0.0, mask[np.ix_(rows, cols)])
+        p = soft[k][:, known].astype(np.float32)
+        cells = np.ix_(rows, cols)
+        if cfg.noise_teacher_weight:  # never where a placed sound left its own tag unsure
+            raised = np.isfinite(p) & (mask[cells] > 0)
+            targets[cells] = np.where(raised, np.maximum(targets[cells], cfg.noise_teacher_weight * np.nan_to_num(p)),
+                                      targets[cells])
+        if cfg.noise_unsure:
+            unsure = (np.nan_to_num(p) >= cfg.noise_unsure) & (targets[cells] < 0.5)
+            mask[cells] = np.where(unsure, 0.0, mask[cells])
 
     def _excerpt_at(self, rng, clip: np.ndarray) -> tuple[np.ndarray, int]:
         """A random n_samples excerpt, placed at a random offset if the clip is shorter; with the clip
@@ -444,7 +457,7 @@ class SceneSampler:
 
     def _burst(self, rng, background: np.ndarray, targets, mask) -> np.ndarray:
         """A noise/ excerpt of burst_s that starts and stops inside the scene (edges faded over 0-50 ms),
-        as loud against the background as a word would be; it is no tag, but those its teacher hears are unsure."""
+        as loud against the background as a word would be; no tag of its own (a recorded room's: _room_targets)."""
         cfg = self.cfg
         length = min(self.n_samples, int(rng.uniform(*cfg.burst_s) * cfg.sample_rate_hz))
         i = self._draw_noise(rng)
@@ -457,7 +470,7 @@ class SceneSampler:
             burst[:fade] *= ramp
             burst[-fade:] *= ramp[::-1]
         placed, start = self._place_burst(rng, burst, background, lambda placed: rms_db(burst))
-        self._unsure_in_noise(i, start_in_source - start, start, start + len(burst), targets, mask)
+        self._room_targets(i, start_in_source - start, start, start + len(burst), targets, mask)
         return placed
 
     def _place_burst(self, rng, burst: np.ndarray, background: np.ndarray, loudness_db) -> tuple[np.ndarray, int]:
