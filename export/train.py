@@ -201,20 +201,9 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
     return pools
 
 
-def split_noise(clips: list[Clip], split: str, sample_rate_hz: int) -> list[np.ndarray]:
-    """Long noise recordings are split in time (export.data.splits.time_split)."""
-    return [time_split(load_audio(c.path, sample_rate_hz), split) for c in clips]
-
-
-def noise_teacher(clips: list[Clip], split: str, sample_rate_hz: int, targets: TeacherTargets) -> list[np.ndarray]:
-    """The teacher's column targets of each long noise recording's part in the split: computed over the
-    whole recording (cached by file), cut where split_noise cuts it."""
-    out = []
-    for clip in clips:
-        audio = load_audio(clip.path, sample_rate_hz)
-        n_columns = -(-len(time_split(audio, split)) // targets.column_samples)
-        out.append(targets(clip.path, audio)[:n_columns])
-    return out
+def rooms_taught(scene: dict) -> bool:
+    """Whether a recipe's scenes take the recorded rooms' teacher targets (noise_unsure, noise_teacher_weight)."""
+    return bool(scene.get("noise_unsure") or scene.get("noise_teacher_weight"))
 
 
 def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], list[Clip]]:
@@ -240,17 +229,22 @@ def train_clips(recipe: Recipe, root: Path) -> list[Clip]:
 def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
                teacher_targets: TeacherTargets | None = None,
                audioset_targets: TeacherTargets | None = None) -> tuple[Pools, Pools]:
-    """(train, val) pools; with teacher_targets and the scene's noise_unsure, the training noise recordings
-    carry the teacher's column targets too (validation scenes keep every noise column negative, as before)."""
+    """(train, val) pools; the long noise recordings (the rooms) are split in time (export.data.splits.time_split).
+    With teacher_targets and rooms_taught, the training rooms carry the teacher's column targets too, computed over
+    each whole recording (cached by file) and cut where its audio is (validation scenes keep every noise column
+    negative, as before)."""
     train_clips, val_clips, noise_files = split_clips(recipe, root)
     keywords = recipe_keywords(recipe)
     train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets, keywords, audioset_targets)
     val = build_pools(val_clips, sample_rate_hz, label_names, keywords=keywords)
+    rooms = [load_audio(clip.path, sample_rate_hz) for clip in noise_files]
     for split, pools in (("train", train), ("val", val)):
-        pools.noise += split_noise(noise_files, split, sample_rate_hz)
-        pools.noise_recorded += [True] * len(noise_files)
-    if teacher_targets is not None and (recipe.scene.get("noise_unsure") or recipe.scene.get("noise_teacher_weight")):
-        train.noise_teacher += noise_teacher(noise_files, "train", sample_rate_hz, teacher_targets)
+        pools.noise += [time_split(audio, split) for audio in rooms]
+        pools.noise_recorded += [True] * len(rooms)
+    if teacher_targets is not None and rooms_taught(recipe.scene):
+        for clip, audio in zip(noise_files, rooms):
+            n_columns = -(-len(time_split(audio, "train")) // teacher_targets.column_samples)
+            train.noise_teacher.append(teacher_targets(clip.path, audio)[:n_columns])
     return train, val
 
 
@@ -714,7 +708,7 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     audioset_weight = float(kd.get("audioset_weight", 0.0))
     if audioset_weight and columns_kd is None:
         raise SystemExit("teacher.audioset_weight needs teacher.efficientat with tag_columns: true")
-    if (scene_cfg.noise_unsure or scene_cfg.noise_teacher_weight) and columns_kd is None:
+    if rooms_taught(recipe.scene) and columns_kd is None:
         raise SystemExit("scene.noise_unsure and noise_teacher_weight need teacher.efficientat with tag_columns: true")
     audioset_kd = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=True) \
         if audioset_weight else None

@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     from export.data.audio import load_audio
-    from export.train import build, clip_role, load_recipe, recipe_labels, split_clips
+    from export.train import build, clip_role, load_recipe, recipe_labels, rooms_taught, split_clips
 
     parser = argparse.ArgumentParser(description="Precompute the teacher's column targets for a recipe's tag clips "
                                                  "(and its noise/ recordings, with scene noise_unsure or "
@@ -115,8 +115,7 @@ def main(argv=None) -> None:
     column_samples = build(recipe, labels).card.hop_samples[0]  # as training keys the cache
     train, _, noise_files = split_clips(recipe, root)
     clips = [c for c in train if clip_role(c) == ("tag", clip_role(c)[1]) and clip_role(c)[1] in label_names]
-    # the recorded rooms, whole (training cuts them in time)
-    rooms = noise_files if recipe.scene.get("noise_unsure") or recipe.scene.get("noise_teacher_weight") else []
+    rooms = noise_files if rooms_taught(recipe.scene) else []  # the recorded rooms, whole: training cuts them in time
     kinds = [False, True] if kd.get("audioset_weight") else [False]
     for audioset in kinds:
         targets = TeacherTargets(root / kd["efficientat"], column_samples, window_columns, audioset=audioset)
