@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from export.data.audio import load_audio
-from export.data.splits import is_time_split, time_split
 from export.data.manifest import read_manifest
+from export.data.splits import is_time_split, time_split
+from export.data.teacher_targets import column_targets
 from export.evaluation.streaming import Scorer
 from export.labels import TAGS
 from export.teacher_efficientat import EfficientATTeacher
@@ -45,21 +46,19 @@ def main() -> None:
           f"hops teacher >= {HEARD} | model >= {SCORED} there | model >= {SCORED} where teacher < {NOT_HEARD}")
     for room in rooms:
         audio = time_split(load_audio(room.path, rate), "val")
-        ends = np.arange(window, len(audio) + 1, hop)  # hops with a whole teacher window behind them
-        windows = torch.from_numpy(np.stack([audio[e - window : e] for e in ends]))
-        probs = [teacher.tag_probs(windows[i : i + 64]) for i in range(0, len(ends), 64)]
-        heard = np.nan_to_num(torch.cat(probs).numpy())
+        # the hops with a whole teacher window behind them, and no padding after the recording's end
+        whole = slice(-(-window // hop) - 1, len(audio) // hop)
+        heard = np.nan_to_num(column_targets(teacher, audio, hop, window)[whole].astype(np.float32))
         tags = [t for t in TAGS if (heard[:, TAGS.index(t)] >= HEARD).any()]
         if not tags:
             continue
         print(f"{room.path.name} ({len(audio) / rate:.0f} s):")
         for model, path in zip(models, args.models):
-            scored = Scorer(model, hop).stream([audio])
-            at = np.searchsorted(scored.end_samples, ends)  # the model's hop that ends where each window ends
+            scores = Scorer(model, hop).stream([audio]).scores[whole]  # each hop ends where the teacher's column does
             names = model.info.label_names
             cells = []
             for tag in (t for t in tags if t in names):
-                teacher_p, model_p = heard[:, TAGS.index(tag)], scored.scores[at, names.index(tag)]
+                teacher_p, model_p = heard[:, TAGS.index(tag)], scores[:, names.index(tag)]
                 yes = teacher_p >= HEARD
                 cells.append(f"{tag} {yes.sum()} | {(model_p[yes] >= SCORED).sum()} | "
                              f"{(model_p[teacher_p < NOT_HEARD] >= SCORED).sum()}")
