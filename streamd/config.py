@@ -93,10 +93,19 @@ class KeywordDefaults:
     stop"); null = always. A keyword never waits for itself, so keyword_defaults may name the wake word."""
     after_s: float = _f(5.0, gt=0.0, max=600.0)
     """How long after the wake word's event the keyword may come (s)."""
+    group: str | None = _f(None)
+    """Keywords of one group are alternatives (the commands): when several fire for one word, only the one
+    the model scores highest is published (streamd/choice.py); null or "" = none, published as it fires."""
+    group_wait_s: float = _f(0.48, min=0.0, max=5.0)
+    """How long a grouped keyword's detection waits for a likelier one of its group before it is published (s)."""
 
     def wake_word(self, name: str) -> str | None:
         """The wake word the keyword called name waits for (after, unless that is name itself)."""
         return self.after if self.after and self.after != name else None
+
+    def group_name(self) -> str | None:
+        """The keyword's group, None for none ("" overrides a default group)."""
+        return self.group or None
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,10 @@ class KeywordConfig:
     """Overrides keyword_defaults.after (a keyword name; "" = waits for none)."""
     after_s: float | None = _f(None, gt=0.0, max=600.0)
     """Overrides keyword_defaults.after_s (s)."""
+    group: str | None = _f(None)
+    """Overrides keyword_defaults.group (a group name; "" = none)."""
+    group_wait_s: float | None = _f(None, min=0.0, max=5.0)
+    """Overrides keyword_defaults.group_wait_s (s)."""
     enabled: bool = _f(True)
     """Publish events for this keyword."""
 
@@ -424,6 +437,11 @@ def _check_config(config: Config) -> None:
             _check_pause_window(kw.pause_before_s, f"keywords[{i}].pause_before_s")
     _unique([k.name for k in config.keywords], "keywords", "name")
     _check_wake_words(config)
+    for i, kw in enumerate(config.keywords):
+        if kw.group:
+            _check_name(kw.group, f"keywords[{i}].group")
+    if config.keyword_defaults.group:
+        _check_name(config.keyword_defaults.group, "keyword_defaults.group")
     for i, tag in enumerate(config.tags):
         _check_name(tag.name, f"tags[{i}].name")
     _unique([t.name for t in config.tags], "tags", "name")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamd.arming import WakeArming
+from streamd.choice import KeywordChoice
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.events import Event, KeywordEvent, ScoresEvent, StatusEvent, TagEndEvent, TagStartEvent
@@ -36,7 +37,7 @@ from streamd.gate import KeywordGate, SpeechGate, level_db
 from streamd.model import Model
 from streamd.smoothing import TagDecision, TagSmoother
 from streamd.source import Source
-from streamd.triggers import KeywordTrigger, KeywordTriggerConfig
+from streamd.triggers import Detection, KeywordTrigger, KeywordTriggerConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class ModelRun:
         self._kw_gates: list[KeywordGate] = []  # per trigger
         self._gate: SpeechGate | None = None  # None: no keyword is gated
         self._arming: WakeArming | None = None  # None: no keyword waits for a wake word
+        self._choice: KeywordChoice | None = None  # None: no keyword has a group
         self._speech_index = next((i for i, label in enumerate(self.labels)
                                    if label.kind == KIND_TAG and label.name == SPEECH_TAG), None)
         self._tag: list[tuple[int, TagSmoother]] = []
@@ -100,6 +102,7 @@ class ModelRun:
         events: list[Event] = []
         gates: dict[int, KeywordGate] = {}
         wakes: dict[int, tuple[str | None, int]] = {}  # label -> (wake word, after_s in samples)
+        groups: dict[int, tuple[str | None, int]] = {}  # label -> (group, group_wait_s in samples)
         for i, label in enumerate(self.labels):
             if label.kind == KIND_KEYWORD:
                 wanted = keywords.get(label.name)
@@ -112,6 +115,7 @@ class ModelRun:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
                 gates[i] = KeywordGate.of(s, self.hop_samples, self.sample_rate_hz)
                 wakes[i] = (s.wake_word(label.name), round(s.after_s * self.sample_rate_hz))
+                groups[i] = (s.group_name(), round(s.group_wait_s * self.sample_rate_hz))
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -129,6 +133,17 @@ class ModelRun:
         self._configure_gate([gates[i] for i in self.triggers])
         self._rebuild_views()
         self._configure_arming([wakes[i] for i, _ in self._kw])
+        events += self._configure_choice([groups[i] for i, _ in self._kw])
+        return events
+
+    def _configure_choice(self, groups: list[tuple[str | None, int]]) -> list[Event]:
+        """One word, one keyword of a group (streamd/choice.py) over the triggers, in their order; kept, with
+        its open windows, while the settings stay the same. Windows open under other settings are decided now."""
+        choice = KeywordChoice([t.name for _, t in self._kw], [g for g, _ in groups], [w for _, w in groups])
+        if self._choice is not None and self._choice.key == choice.key:
+            return []
+        events = [self._keyword_event(d) for d in self._choice.flush()] if self._choice is not None else []
+        self._choice = choice if choice.any else None
         return events
 
     def _configure_arming(self, wakes: list[tuple[str | None, int]]) -> None:
@@ -211,9 +226,15 @@ class ModelRun:
                 if detection is not None:
                     if self._arming is not None:
                         self._arming.fired(pos, end)
-                    events.append(KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz,
-                                               self.spec.name, detection.name, detection.score))
+                    if self._choice is not None and self._choice.holds(pos):
+                        self._choice.hold(pos, detection)
+                    else:
+                        events.append(self._keyword_event(detection))
                 self._kw_awake[pos] = not trigger.quiet
+            if self._choice is not None and self._choice.pending:
+                if opened is None:  # no trigger was busy, so none fired: the gates read as they were
+                    opened = self._open_triggers(end)
+                events += [self._keyword_event(d) for d in self._choice.hop(kw_scores, opened, end)]
         if len(self._tag):
             todo = self._tag_awake | ~(scores[self._tag_index] < self._tag_cold)
             for pos in np.flatnonzero(todo):
@@ -254,8 +275,8 @@ class ModelRun:
         return events
 
     def flush(self) -> list[Event]:
-        """End every announced tag event (stream end or reset)."""
-        events: list[Event] = []
+        """Publish the keywords still held for a choice and end every announced tag event (stream end or reset)."""
+        events: list[Event] = [self._keyword_event(d) for d in self._choice.flush()] if self._choice is not None else []
         for smoother in self.smoothers.values():
             events += self._tag_events(smoother.flush(), self.next_index)
         self._tag_valid_from = dict.fromkeys(self.smoothers, self._hop_no)
@@ -273,6 +294,10 @@ class ModelRun:
             "rtf": round(self.busy_s / audio_s, 5) if audio_s else None,
             "lag_skips": self.lag_skips,
         }
+
+    def _keyword_event(self, detection: Detection) -> KeywordEvent:
+        return KeywordEvent(self.source.name, detection.end_sample, self.sample_rate_hz, self.spec.name, detection.name,
+                            detection.score)
 
     def _tag_events(self, decisions: list[TagDecision], position: int) -> list[Event]:
         sr, out = self.sample_rate_hz, []

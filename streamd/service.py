@@ -320,7 +320,7 @@ class Service:
             "runs": [run.stats() for run in self.scheduler.runs],
             "bus": {"endpoint": self.publisher.endpoint, "subscriptions": self.publisher.subscriber_count,
                     "sent_events": self.publisher.sent_events, "dropped_events": self.publisher.dropped_events},
-            "keywords": {n: {"threshold": s.threshold, "enabled": on, "after": s.wake_word(n)}
+            "keywords": {n: {"threshold": s.threshold, "enabled": on, "after": s.wake_word(n), "group": s.group_name()}
                          for n, (s, on) in self.keywords.items()},
             "tags": {n: {"on_threshold": s.on_threshold, "off_threshold": s.off_threshold, "enabled": on}
                      for n, (s, on) in self.tags.items()},

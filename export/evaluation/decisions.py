@@ -8,6 +8,7 @@ import numpy as np
 from export.evaluation.streaming import Scored
 from export.metrics import OFF_FRACTION, Event, wilson_interval
 from streamd.arming import WakeArming
+from streamd.choice import KeywordChoice
 from streamd.config import KeywordDefaults, TagDefaults
 from streamd.gate import KeywordGate
 from streamd.smoothing import TagSmoother, TagSmootherConfig
@@ -43,41 +44,54 @@ def detections(scores: np.ndarray, end_samples: np.ndarray, name: str, cfg: Keyw
 
 
 def armed_detections(scores: dict[str, np.ndarray], end_samples: np.ndarray, cfgs: dict[str, KeywordTriggerConfig],
-                     arming: WakeArming, sample_rate_hz: int,
-                     opened: dict[str, np.ndarray] | None = None) -> dict[str, list[int]]:
-    """Where each keyword's trigger fires over its score sequence with wake-word arming, hop by hop as the
-    service's scheduler does: keywords in arming's order, each hop's open set read before any fires.
-    opened: per keyword, the hops its gates leave open (bool [n_hops]); None: all."""
+                     arming: WakeArming, sample_rate_hz: int, opened: dict[str, np.ndarray] | None = None,
+                     choice: KeywordChoice | None = None) -> dict[str, list[int]]:
+    """Where each keyword is published over its score sequence with wake-word arming and a choice within
+    groups (None: none), hop by hop as the service's scheduler does: keywords in arming's order, each hop's
+    open set read before any fires, held detections decided after the hop's triggers. opened: per keyword,
+    the hops its gates leave open (bool [n_hops]); None: all."""
     names = list(arming.key[0])
     triggers = [KeywordTrigger(name, cfgs[name], sample_rate_hz) for name in names]
     columns = np.stack([scores[name] for name in names], axis=1)
     gates = np.stack([opened[name] if opened else np.ones(len(columns), bool) for name in names], axis=1)
     fired: dict[str, list[int]] = {name: [] for name in names}
     for row, gated, end in zip(columns, gates, end_samples.tolist()):
-        armed = arming.open(end)
+        hop_open = arming.open(end) & gated
         for k, trigger in enumerate(triggers):
-            if trigger.update(float(row[k]), end, bool(armed[k] and gated[k])) is not None:
-                arming.fired(k, end)
+            detection = trigger.update(float(row[k]), end, bool(hop_open[k]))
+            if detection is None:
+                continue
+            arming.fired(k, end)
+            if choice is not None and choice.holds(k):
+                choice.hold(k, detection)
+            else:
                 fired[names[k]].append(end)
+        if choice is not None and choice.pending:
+            for d in choice.hop(row, hop_open, end):
+                fired[d.name].append(d.end_sample)
+    for d in choice.flush() if choice is not None else []:  # the stream's end
+        fired[d.name].append(d.end_sample)
     return fired
 
 
 class ServiceKeywords:
     """A service config's keyword settings (name -> its effective KeywordDefaults) over a model's score
-    sequences as the scheduler applies them: speech and pause gates, trigger, wake-word arming."""
+    sequences as the scheduler applies them: speech and pause gates, trigger, wake-word arming, the choice
+    within a group."""
 
     def __init__(self, settings: dict[str, KeywordDefaults], labels: list[str], hop_samples: int, sample_rate_hz: int):
         self.settings, self.labels = settings, labels
         self.hop_samples, self.rate = hop_samples, sample_rate_hz
         self.names = [k for k in settings if k in labels]
         self.wakes = [settings[k].wake_word(k) for k in self.names]
+        self.groups = [settings[k].group_name() for k in self.names]
 
     def fired(self, scored: Scored, names: list[str] | None = None) -> dict[str, list[int]]:
-        """keyword -> end samples where it fires over a stream's scores and levels (names: only these; with
-        wake-word arming every keyword is run, as their events depend on each other)."""
+        """keyword -> end samples where it is published over a stream's scores and levels (names: only these;
+        with wake-word arming or groups every keyword is run, as their events depend on each other)."""
         speech = scored.scores[:, self.labels.index("speech")] if "speech" in self.labels else None
-        armed = any(self.wakes)
-        todo = self.names if names is None or armed else names
+        linked = any(self.wakes) or any(self.groups)
+        todo = self.names if names is None or linked else names
         scores, opened, cfgs = {}, {}, {}
         for name in todo:
             s = self.settings[name]
@@ -86,10 +100,12 @@ class ServiceKeywords:
                             if speech is not None else np.ones(len(scored.scores), bool))
             cfgs[name] = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
         ends = (np.arange(len(scored.scores)) + 1) * self.hop_samples
-        if not armed:
+        if not linked:
             return {n: detections(scores[n], ends, n, cfgs[n], self.rate, self.hop_samples, opened[n]) for n in todo}
         arming = WakeArming(self.names, self.wakes, [round(self.settings[n].after_s * self.rate) for n in self.names])
-        fired = armed_detections(scores, ends, cfgs, arming, self.rate, opened)
+        choice = KeywordChoice(self.names, self.groups, [round(self.settings[n].group_wait_s * self.rate)
+                                                         for n in self.names])
+        fired = armed_detections(scores, ends, cfgs, arming, self.rate, opened, choice if choice.any else None)
         return fired if names is None else {n: fired[n] for n in names}
 
 
