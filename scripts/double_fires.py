@@ -1,15 +1,18 @@
 """Keyword clips that fire two keywords: one word, two events, as the service publishes them.
 
 Every setting comes from a service config (default config.yaml: each keyword's threshold, speech and pause
-gates, its first model at its latency). Each validation keyword clip of ../shared/data (Speech Commands and
-Precise) is streamed as the evaluation streams it (0.5 s of silence around it, at each phase of the hop
-grid); prints how many plays fire no keyword, one, or two and more, and of the plays that fire the right
-keyword and another, how often the right one has the higher event score and how often it fires first
-(README, "Where it is weak").
+gates, group, its first model at its latency). Each validation keyword clip of ../shared/data (Speech
+Commands and Precise) is streamed as the evaluation streams it (0.5 s of silence around it, at each phase of
+the hop grid). For each setting of the groups (--waits: `off` = no keyword in a group, `config` = as the
+config says, or seconds = every grouped keyword waiting that long), prints the plays of keyword clips that
+publish the right keyword alone, the right one and another, only others, or none; the plays of the other
+clips (other words, silence, not-wake-words) that publish any; and the keywords published together
+(docs/service.md "One word, one command").
 
-    .venv/bin/python scripts/double_fires.py [--config config.yaml]
+    .venv/bin/python scripts/double_fires.py [--config config.yaml] [--waits off config 0.96]
 """
 
+import dataclasses
 from collections import Counter
 
 from export.evaluation.clips import in_group, select_clips
@@ -18,37 +21,50 @@ from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
 from export.evaluation.streaming import Scorer
 
+WAKE_CLIPS = {"computer": "computer", "hey_computer": "computer"}  # kws/precise labels that say the wake word
+
+
+def with_waits(settings: dict, wait: str) -> dict:
+    """The settings with groups off, as they are, or every grouped keyword waiting `wait` seconds."""
+    if wait == "config":
+        return settings
+    if wait == "off":
+        return {k: dataclasses.replace(s, group=None) for k, s in settings.items()}
+    return {k: dataclasses.replace(s, group_wait_s=float(wait)) for k, s in settings.items()}
+
 
 def main() -> None:
-    args = script_parser(__doc__).parse_args()
+    parser = script_parser(__doc__)
+    parser.add_argument("--waits", nargs="+", default=["off", "config"],
+                        help="group settings to compare: off, config, or seconds (default: off config)")
+    args = parser.parse_args()
     spec, settings = config_keywords(args.config)
     model, hop = spec.model, spec.hop_samples
     labels = model.info.label_names
-    keywords = ServiceKeywords(settings, labels, hop, model.info.sample_rate_hz)
     clips, groups = select_clips(args.data.resolve(), "val")
     clips = [c for c in clips if in_group(c, groups, "kws/gsc_v2") or in_group(c, groups, "kws/precise")]
     scorer = Scorer(model, hop, "val", phases=args.phases)
-    fired_counts, pairs = Counter(), Counter()
-    right_and_other = right_higher = right_first = 0
-    for lead, clip in scorer.plays(clips):
-        scored = scorer.clip(clip, PAD_S, lead_samples=lead)
-        fired = {k: ends for k, ends in keywords.fired(scored).items() if ends}
-        fired_counts[min(len(fired), 2)] += 1
-        if len(fired) < 2:
-            continue
-        pairs[" + ".join(sorted(fired))] += 1
-        if clip.label in fired:
-            right_and_other += 1
-            score = {k: max(scored.scores[end // hop - 1, labels.index(k)] for end in ends)
-                     for k, ends in fired.items()}
-            right_higher += max(score, key=score.get) == clip.label
-            right_first += min(fired, key=lambda k: fired[k][0]) == clip.label
-    plays = sum(fired_counts.values())
-    print(f"{plays} plays ({len(clips)} validation keyword clips x {args.phases} phases), {args.config}:")
-    print(f"  no keyword {fired_counts[0]}, one {fired_counts[1]}, two or more {fired_counts[2]}")
-    print(f"  two or more with the right one among them: {right_and_other}; the right one has the higher score in "
-          f"{right_higher}, fires first in {right_first}")
-    print("  keywords fired together: " + ", ".join(f"{k} {n}" for k, n in pairs.most_common()))
+    plays = scorer.plays(clips)
+    print(f"{len(plays)} plays ({len(clips)} validation keyword clips x {args.phases} phases), {args.config}:")
+    print("| groups | right alone | right + other | others only | none | other clips publishing | together |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for wait in args.waits:
+        keywords = ServiceKeywords(with_waits(settings, wait), labels, hop, model.info.sample_rate_hz)
+        counts, pairs = Counter(), Counter()
+        for lead, clip in plays:
+            published = {k for k, ends in keywords.fired(scorer.clip(clip, PAD_S, lead_samples=lead)).items() if ends}
+            truth = WAKE_CLIPS.get(clip.label, clip.label)
+            if len(published) > 1:
+                pairs[" + ".join(sorted(published))] += 1
+            if truth not in settings:
+                counts["other clips"] += bool(published)
+            elif truth in published:
+                counts["right alone" if len(published) == 1 else "right + other"] += 1
+            else:
+                counts["others only" if published else "none"] += 1
+        together = ", ".join(f"{k} {n}" for k, n in pairs.most_common())
+        print(f"| {wait} | {counts['right alone']} | {counts['right + other']} | {counts['others only']} | "
+              f"{counts['none']} | {counts['other clips']} | {together} |")
 
 
 if __name__ == "__main__":
