@@ -6,8 +6,10 @@ Commands and Precise) is streamed as the evaluation streams it (0.5 s of silence
 the hop grid). For each setting of the groups (--waits: `off` = no keyword in a group, `config` = as the
 config says, or seconds = every grouped keyword waiting that long), prints the plays of keyword clips that
 publish the right keyword alone, the right one and another, only others, or none; the plays of the other
-clips (other words, silence, not-wake-words) that publish any; and the keywords published together
-(docs/service.md "One word, one command").
+clips (other words, silence, not-wake-words) that publish any; the keywords published together; and the
+keyword events in the validation negative stream (speech/, noise/, tags/ and not-wake-words end to end, played
+at each phase, as export.evaluate's wakeword task plays it): false accepts (docs/service.md "One word, one
+command").
 
     .venv/bin/python scripts/double_fires.py [--config config.yaml] [--waits off config 0.96]
 """
@@ -17,6 +19,7 @@ from collections import Counter
 
 from export.evaluation.clips import in_group, select_clips
 from export.evaluation.config_run import config_keywords, script_parser
+from export.evaluation.context import negative_stream_of
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
 from export.evaluation.streaming import Scorer
@@ -45,9 +48,12 @@ def main() -> None:
     clips = [c for c in clips if in_group(c, groups, "kws/gsc_v2") or in_group(c, groups, "kws/precise")]
     scorer = Scorer(model, hop, "val", phases=args.phases)
     plays = scorer.plays(clips)
-    print(f"{len(plays)} plays ({len(clips)} validation keyword clips x {args.phases} phases), {args.config}:")
-    print("| groups | right alone | right + other | others only | none | other clips publishing | together |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    negative = negative_stream_of(args.data.resolve(), "val", model, hop, args.phases)
+    print(f"{len(plays)} plays ({len(clips)} validation keyword clips x {args.phases} phases), {args.config}; "
+          f"validation negatives {negative.hours:.2f} h:")
+    print("| groups | right alone | right + other | others only | none | other clips publishing | together "
+          "| events in the negatives |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|")
     for wait in args.waits:
         keywords = ServiceKeywords(with_waits(settings, wait), labels, hop, model.info.sample_rate_hz)
         counts, pairs = Counter(), Counter()
@@ -63,8 +69,9 @@ def main() -> None:
             else:
                 counts["others only" if published else "none"] += 1
         together = ", ".join(f"{k} {n}" for k, n in pairs.most_common())
+        false_accepts = sum(len(ends) for ends in keywords.fired(negative.scored).values())
         print(f"| {wait} | {counts['right alone']} | {counts['right + other']} | {counts['others only']} | "
-              f"{counts['none']} | {counts['other clips']} | {together} |")
+              f"{counts['none']} | {counts['other clips']} | {together} | {false_accepts} |")
 
 
 if __name__ == "__main__":
