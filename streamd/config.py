@@ -94,10 +94,12 @@ class KeywordDefaults:
     after_s: float = _f(5.0, gt=0.0, max=600.0)
     """How long after the wake word's event the keyword may come (s)."""
     group: str | None = _f(None)
-    """Keywords of one group are alternatives (the commands): when several fire for one word, only the one
-    the model scores highest is published (streamd/choice.py); null or "" = none, published as it fires."""
-    group_wait_s: float = _f(0.48, min=0.0, max=5.0)
-    """How long a grouped keyword's detection waits for a likelier one of its group before it is published (s)."""
+    """Keywords of one group are alternatives (the commands): one word publishes one of them, the likeliest
+    of those that fire within group_wait_s, and the group stays quiet for the winner's refractory_s
+    (streamd/choice.py); null or "" = none, published as it fires."""
+    group_wait_s: float = _f(0.0, min=0.0, max=5.0)
+    """How long a grouped keyword's detection waits for a likelier one of its group before it is published
+    (s; 0 = the first to fire wins, those of the same hop compared)."""
 
     def wake_word(self, name: str) -> str | None:
         """The wake word the keyword called name waits for (after, unless that is name itself)."""

@@ -102,7 +102,7 @@ class ModelRun:
         events: list[Event] = []
         gates: dict[int, KeywordGate] = {}
         wakes: dict[int, tuple[str | None, int]] = {}  # label -> (wake word, after_s in samples)
-        groups: dict[int, tuple[str | None, int]] = {}  # label -> (group, group_wait_s in samples)
+        groups: dict[int, tuple[str | None, int, int]] = {}  # label -> (group, group_wait_s, refractory_s in samples)
         for i, label in enumerate(self.labels):
             if label.kind == KIND_KEYWORD:
                 wanted = keywords.get(label.name)
@@ -113,9 +113,10 @@ class ModelRun:
                 cfg = KeywordTriggerConfig(s.threshold, tuple(s.n_of_m), s.refractory_s)
                 if i not in self.triggers or self.triggers[i].cfg != cfg:
                     self.triggers[i] = KeywordTrigger(label.name, cfg, self.sample_rate_hz)
+                trigger_refractory = self.triggers[i].refractory_samples
                 gates[i] = KeywordGate.of(s, self.hop_samples, self.sample_rate_hz)
                 wakes[i] = (s.wake_word(label.name), round(s.after_s * self.sample_rate_hz))
-                groups[i] = (s.group_name(), round(s.group_wait_s * self.sample_rate_hz))
+                groups[i] = (s.group_name(), round(s.group_wait_s * self.sample_rate_hz), trigger_refractory)
             elif label.kind == KIND_TAG:
                 wanted = tags.get(label.name)
                 old = self.smoothers.get(i)
@@ -136,10 +137,11 @@ class ModelRun:
         events += self._configure_choice([groups[i] for i, _ in self._kw])
         return events
 
-    def _configure_choice(self, groups: list[tuple[str | None, int]]) -> list[Event]:
+    def _configure_choice(self, groups: list[tuple[str | None, int, int]]) -> list[Event]:
         """One word, one keyword of a group (streamd/choice.py) over the triggers, in their order; kept, with
         its open windows, while the settings stay the same. Windows open under other settings are decided now."""
-        choice = KeywordChoice([t.name for _, t in self._kw], [g for g, _ in groups], [w for _, w in groups])
+        choice = KeywordChoice([t.name for _, t in self._kw], [g for g, _, _ in groups], [w for _, w, _ in groups],
+                               [r for _, _, r in groups])
         if self._choice is not None and self._choice.key == choice.key:
             return []
         events = [self._keyword_event(d) for d in self._choice.flush()] if self._choice is not None else []

@@ -130,6 +130,7 @@ def test_a_keyword_after_its_wake_word_fires_once_per_wake_word_and_status_says_
         ("computer", 0.1), ("yes", 0.8)]
     keywords = events[-1]["detail"]["keywords"]
     assert keywords["yes"]["after"] == "computer" and keywords["computer"]["after"] is None
+    assert keywords["yes"]["group"] is None  # no group in this config (docs/service.md "One word, one command")
     (workdir / "config.yaml").write_text(text.replace("{name: computer}", "{name: computer, threshold: 0.6}"))
     assert [e for e in run_bursts_fast(workdir) if e["type"] == "keyword"] == []  # no wake word: no "yes"
 

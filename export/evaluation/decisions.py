@@ -103,8 +103,9 @@ class ServiceKeywords:
         if not linked:
             return {n: detections(scores[n], ends, n, cfgs[n], self.rate, self.hop_samples, opened[n]) for n in todo}
         arming = WakeArming(self.names, self.wakes, [round(self.settings[n].after_s * self.rate) for n in self.names])
-        choice = KeywordChoice(self.names, self.groups, [round(self.settings[n].group_wait_s * self.rate)
-                                                         for n in self.names])
+        choice = KeywordChoice(self.names, self.groups,
+                               [round(self.settings[n].group_wait_s * self.rate) for n in self.names],
+                               [round(self.settings[n].refractory_s * self.rate) for n in self.names])
         fired = armed_detections(scores, ends, cfgs, arming, self.rate, opened, choice if choice.any else None)
         return fired if names is None else {n: fired[n] for n in names}
 
