@@ -7,10 +7,9 @@ keyword of the group whose trigger fires before the window ends is a candidate t
 that ends at or after the window's end, the candidate with the highest score over the open hops from
 its own firing on is published, the others are dropped (group_wait_s 0: the first to fire wins, those
 of the same hop compared). The event keeps the winner's firing position and score peak, and arrives up
-to group_wait_s (and a hop) after that position. The winner's
-``refractory_s`` then holds for the whole group: a keyword of the group that fires within it of the
-winner's position is the same word heard late, and is dropped too. Keywords without a group are
-published as their triggers fire.
+to group_wait_s (and a hop) after that position. The winner's ``refractory_s`` then holds for the whole
+group: a keyword of the group that fires within it of the winner's position is the same word heard
+late, and is dropped too. Keywords without a group are published as their triggers fire.
 
 Positions are those of the run's keyword triggers (one model on one stream); scores are the model's
 probabilities, so candidates compare as the model ranks them, whatever their thresholds.
