@@ -23,40 +23,23 @@ from pathlib import Path
 
 import numpy as np
 
+from export.evaluation.after_speech import LEAD_S, PAUSES_S, SpeechBefore
 from export.evaluation.clips import in_group, keyword_positives, select_clips
 from export.evaluation.config_run import config_keywords, script_parser
 from export.evaluation.context import negative_stream_of
 from export.evaluation.decisions import ServiceKeywords
 from export.evaluation.keywords import PAD_S
-from export.evaluation.streaming import Scorer, active_region, word_only
+from export.evaluation.streaming import Scorer
 from export.labels import COMMANDS
 
-PAUSES_S = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
-LEAD_S = 3.0  # speech before each command (s)
-TAIL_S = 0.8  # silence after it (s)
-BED_DB = -20.0  # the kitchen recording against the word (dB)
-WORD_MARGIN_S = 0.03  # kept around the word's active region (s)
 TALK_DB = (-20.0, -10.0)  # talk under the keyword clips, against the clip (dB)
 TALK_CLIPS = 60  # validation coffee orders end to end: the talk
-
-
-def after_speech(word: np.ndarray, lead: np.ndarray, bed: np.ndarray, pause_s: float, rate: int) -> np.ndarray:
-    """lead, pause_s of silence, word and TAIL_S of silence, over bed BED_DB below the word; the word on the
-    same stretch of bed whatever the pause."""
-    silence = np.zeros(round(pause_s * rate), np.float32)
-    stream = np.concatenate([lead, silence, word, np.zeros(round(TAIL_S * rate), np.float32)])
-    start = round((LEAD_S + max(PAUSES_S)) * rate) - len(lead) - len(silence)
-    bed = bed[start: start + len(stream)]
-    return stream + bed * np.sqrt(np.mean(word ** 2) / np.mean(bed ** 2)) * 10 ** (BED_DB / 20)
 
 
 def print_after_speech(setups: dict[str, ServiceKeywords], kinds: dict[str, list[str]], root: Path, scorer: Scorer) -> None:
     """Table 1: per kind of keyword and setup, clips missed alone and the share heard after each pause."""
     clips, groups = select_clips(root, "val")
-    orders = [c for c in clips if in_group(c, groups, "speech")]
-    kitchen = scorer.audio(next(c for c in clips if c.path.name == "kitchen.flac"))
-    rate = scorer.sample_rate_hz
-    rng = np.random.default_rng(0)
+    before = SpeechBefore(scorer, clips, groups)
     print("| keywords | pause gate | alone: missed | " + " | ".join(f"after {p:g} s" for p in PAUSES_S) + " |")
     print("|---|---|---|" + "---|" * len(PAUSES_S))
     for kind, names in kinds.items():
@@ -64,15 +47,12 @@ def print_after_speech(setups: dict[str, ServiceKeywords], kinds: dict[str, list
         missed = dict.fromkeys(setups, 0)
         positives = [(keyword, clip) for keyword in names for clip in keyword_positives(clips, groups, keyword)]
         for keyword, clip in positives:
-            word = word_only(scorer.audio(clip), round(WORD_MARGIN_S * rate))
-            order = scorer.audio(orders[rng.integers(len(orders))])
-            order_end = active_region(order)[1]
-            lead = order[max(0, order_end - round(LEAD_S * rate)): order_end]
+            word, lead = before.word_and_lead(clip)
             alone = scorer.clip(clip, PAD_S)
             for name, gates in setups.items():
                 missed[name] += not gates.fired(alone, [keyword])[keyword]
             for j, pause_s in enumerate(PAUSES_S):
-                scores = scorer.stream([after_speech(word, lead, kitchen, pause_s, rate)])
+                scores = scorer.stream([before.stream(word, lead, pause_s)])
                 for name, gates in setups.items():
                     heard[name][j] += any(e > len(lead) for e in gates.fired(scores, [keyword])[keyword])
         for name in setups:
