@@ -386,7 +386,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"fewer at long hops, at least {PACED_MIN_STEPS}, so that a row takes ~{PACED_ROW_S:g} s)")
     parser.add_argument("--threshold", type=float, default=0.5, help="keyword threshold in the latency section")
     parser.add_argument("--group-wait-s", type=float, help="latency section: put the keyword in a group whose choice "
-                        "waits this long (s; config.yaml's commands wait 0); default: in none")
+                        "waits this long (s; config.yaml's commands: 0.48); default: in none")
     parser.add_argument("--families", action="store_true",
                         help="sidebyside: also run `python -m export.bench_families` (needs torch; a separate process)")
     parser.add_argument("--service-model", type=Path, help="model for service sections (default: the first model "

@@ -97,7 +97,7 @@ class KeywordDefaults:
     """Keywords of one group are alternatives (the commands): one word publishes one of them, the likeliest
     of those that fire within group_wait_s, and the group stays quiet for the winner's refractory_s
     (streamd/choice.py); null or "" = none, published as it fires."""
-    group_wait_s: float = _f(0.0, min=0.0, max=5.0)
+    group_wait_s: float = _f(0.48, min=0.0, max=5.0)
     """How long a grouped keyword's detection waits for a likelier one of its group before it is published
     (s; 0 = the first to fire wins, those of the same hop compared)."""
 
