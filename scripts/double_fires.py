@@ -53,7 +53,8 @@ def print_after_speech(args, settings: dict, model, hop: int, clips: list, group
     for command in [k for k in settings if k in COMMANDS]:
         for clip in keyword_positives(clips, groups, command):
             word, lead = before.word_and_lead(clip)
-            played += [(command, len(lead), p, scorer.stream([before.stream(word, lead, p)])) for p in args.after_speech]
+            for pause in args.after_speech:
+                played.append((command, len(lead), pause, scorer.stream([before.stream(word, lead, pause)])))
     n_clips = len(played) // len(args.after_speech)
     print(f"\nThe {n_clips} command clips after the end of a coffee order and a pause (the commands published after "
           "it: right alone / right + other / others only / none):")
@@ -63,7 +64,8 @@ def print_after_speech(args, settings: dict, model, hop: int, clips: list, group
         keywords = ServiceKeywords(with_waits(settings, wait), model.info.label_names, hop, model.info.sample_rate_hz)
         counts = {p: Counter() for p in args.after_speech}
         for command, speech_end, pause, scored in played:
-            published = {k for k, ends in keywords.fired(scored).items() if k in COMMANDS and max(ends, default=0) > speech_end}
+            published = {k for k, ends in keywords.fired(scored).items()
+                         if k in COMMANDS and max(ends, default=0) > speech_end}
             counts[pause][outcome(command, published)] += 1
         cells = [" / ".join(str(c[k]) for k in ("right alone", "right + other", "others only", "none"))
                  for c in counts.values()]
@@ -75,7 +77,8 @@ def main() -> None:
     parser.add_argument("--waits", nargs="+", default=["off", "config"],
                         help="group settings to compare: off, config, or seconds (default: off config)")
     parser.add_argument("--after-speech", nargs="*", type=float, default=[0.2, 0.45, 1.0],
-                        help="pauses (s) between a coffee order and each command clip (default: 0.2 0.45 1; none: skip)")
+                        help="pauses (s) between a coffee order and each command clip (default: 0.2 0.45 1; "
+                             "none: skip)")
     args = parser.parse_args()
     spec, settings = config_keywords(args.config)
     model, hop = spec.model, spec.hop_samples
