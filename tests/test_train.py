@@ -70,6 +70,48 @@ def test_keyword_targets_fire_after_the_word_and_ignore_while_it_is_spoken(seed)
     assert targets[:, others].sum() == 0
 
 
+def test_a_word_after_speech_follows_the_end_of_the_talk_after_a_pause_and_keeps_its_targets():
+    talk = np.zeros(3 * SR, np.float32)
+    talk[: 2 * SR] = tone(2.0, 300)  # its talk ends at 2 s, then silence the scene must not take
+    cfg = SceneConfig(n_columns=20, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_speech_before=1.0,
+                      speech_pause_s=(0.2, 0.4), speech_before_db=(-3.0, -3.0), level_db=(-20.0, -20.0),
+                      snr_db=(40.0, 40.0))  # the word -20 dBFS or louder, far above the near-silence
+    sampler = keyword_only_sampler(cfg)
+    sampler.pools.speech.append(talk)
+    j, speech = NAMES.index("stop"), NAMES.index("speech")
+    column_end = (np.arange(cfg.n_columns) + 1) * COLUMN
+    db = lambda x: 10 * np.log10(np.mean(x ** 2))  # noqa: E731
+    with_talk = 0
+    for seed in range(10):
+        audio, targets, mask = sampler.sample(np.random.default_rng(seed))
+        # the talk is drawn after the word is placed, so the same seed without it gives the word alone
+        alone, alone_targets, _ = keyword_only_sampler(dataclasses.replace(cfg, p_speech_before=0.0)).sample(
+            np.random.default_rng(seed))
+        said = np.flatnonzero(np.abs(alone) > 0.05)  # above the near-silence (-50 dBFS at most), below the tones
+        talked = np.flatnonzero(np.abs(audio - alone) > 0.05)
+        np.testing.assert_array_equal(targets[:, j], alone_targets[:, j])  # the keyword's targets as without talk
+        if not len(talked):  # no room for a column of talk before the word and its pause
+            assert said[0] < COLUMN + 0.4 * SR + 1
+            continue
+        with_talk += 1
+        assert 0.2 <= (said[0] - talked[-1]) / SR <= 0.4 + 1e-3  # talk ends, a pause of speech_pause_s, the word
+        assert abs(db((audio - alone)[talked[0]: talked[-1]]) - db(alone[said[0]: said[-1]]) + 3) < 0.5  # 3 dB below
+        talking = (column_end > talked[0] + COLUMN) & (column_end <= talked[-1])
+        assert talking.any() and targets[talking, speech].all() and mask[talking, speech].all()
+        others = [i for i, n in enumerate(NAMES) if n not in ("stop", "speech")]
+        assert targets[:, others].sum() == 0
+    assert with_talk >= 5
+
+
+def test_without_speech_before_a_scene_is_drawn_as_before():
+    cfg = SceneConfig(n_columns=20, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1))
+    sampler = keyword_only_sampler(cfg)
+    sampler.pools.speech.append(tone(2.0, 300))
+    before = keyword_only_sampler(cfg).sample(np.random.default_rng(3))  # no speech pool: no draw either way
+    for x, y in zip(sampler.sample(np.random.default_rng(3)), before):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_tag_targets_are_active_columns_and_quiet_parts_are_ignored():
     clip = np.zeros(4 * SR, np.float32)
     clip[SR : 2 * SR] = tone(1.0, 3000)

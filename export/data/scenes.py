@@ -119,6 +119,13 @@ class SceneConfig:
     # clip: drawn by clip, the 7 recordings are 2 % of ~330 noise clips beside the music, beeps and squeaks
     # (0: by clip, the draw older recipes made)
     p_recorded_noise: float = 0.0
+    # chance that a placed word (keyword or not) follows the end of a long speech clip (a coffee order, talk)
+    # after a pause of speech_pause_s, at speech_before_db against the word: a command said after the speaker,
+    # or someone else, stopped talking. The word's own columns keep their targets, the speech is speech and
+    # no command (0: off, no draw)
+    p_speech_before: float = 0.0
+    speech_pause_s: tuple[float, float] = (0.1, 1.0)
+    speech_before_db: tuple[float, float] = (-6.0, 3.0)
 
 
 def word_bounds(audio: np.ndarray, sample_rate_hz: int = 16000) -> tuple[int, int]:
@@ -224,9 +231,9 @@ class SceneSampler:
         audio = self._background(rng, targets, mask)
         if rng.random() < cfg.p_keyword and self.keyword_names:
             name = draw(rng, self.keyword_names, self.keyword_p)
-            audio += self._place_word(rng, self._draw_word(rng, name), audio, targets, mask, name)
+            audio += self._word_in_scene(rng, self._draw_word(rng, name), audio, targets, mask, name)
         if rng.random() < cfg.p_unknown and self.pools.unknown:
-            audio += self._place_word(rng, self._draw_word(rng, None), audio, targets, mask, None)
+            audio += self._word_in_scene(rng, self._draw_word(rng, None), audio, targets, mask, None)
         if cfg.p_eq and rng.random() < cfg.p_eq:  # the whole scene, as the microphone colours everything
             audio = random_eq(audio, cfg.sample_rate_hz, rng, cfg.eq_db)
         if cfg.p_hum and rng.random() < cfg.p_hum:  # under everything, words and silence alike; no label
@@ -425,7 +432,35 @@ class SceneSampler:
             words = recorded if rng.random() < p else synthetic
         return words[rng.integers(len(words))]
 
-    def _place_word(self, rng, word: Word, background, targets, mask, keyword: str | None) -> np.ndarray:
+    def _word_in_scene(self, rng, word: Word, background, targets, mask, keyword: str | None) -> np.ndarray:
+        """The word placed over the background, after speech with p_speech_before."""
+        placed, start, end = self._place_word(rng, word, background, targets, mask, keyword)
+        if self.cfg.p_speech_before and self.pools.speech and rng.random() < self.cfg.p_speech_before:
+            placed += self._speech_before(rng, start, rms_db(placed[start:end]), targets, mask)
+        return placed
+
+    def _speech_before(self, rng, word_start: int, word_db: float, targets, mask) -> np.ndarray:
+        """The end of a speech clip's talk, ending speech_pause_s before word_start, speech_before_db against
+        the word (word_db), marked speech where it is active; nothing when less than a column fits."""
+        cfg = self.cfg
+        out = np.zeros(self.n_samples, np.float32)
+        end = word_start - round(rng.uniform(*cfg.speech_pause_s) * cfg.sample_rate_hz)
+        clip = self.pools.speech[rng.integers(len(self.pools.speech))]
+        talk_end = word_bounds(clip, cfg.sample_rate_hz)[1]
+        n = min(end, talk_end)
+        if n < cfg.column_samples:
+            return out
+        out[end - n: end] = clip[talk_end - n: talk_end]
+        out *= np.float32(10 ** ((word_db + rng.uniform(*cfg.speech_before_db) - rms_db(out[end - n: end])) / 20))
+        if "speech" in self.index:  # only where it is active: the word's own speech columns stay as labelled
+            active = active_columns(out, cfg.column_samples)
+            targets[active, self.index["speech"]] = 1.0
+            mask[active, self.index["speech"]] = 1.0
+        return out
+
+    def _place_word(self, rng, word: Word, background, targets, mask,
+                    keyword: str | None) -> tuple[np.ndarray, int, int]:
+        """The word placed over the background, labelled; with its start and end sample."""
         cfg = self.cfg
         if cfg.p_speed and rng.random() < cfg.p_speed:
             factor = rng.uniform(*cfg.speed_range)
@@ -453,7 +488,7 @@ class SceneSampler:
             gain_db = background_db + rng.uniform(*cfg.snr_db) - signal_db
         placed *= np.float32(10 ** (gain_db / 20))
         self._label_word(targets, mask, start, end, keyword)
-        return placed
+        return placed, start, end
 
     def _burst(self, rng, background: np.ndarray, targets, mask) -> np.ndarray:
         """A noise/ excerpt of burst_s that starts and stops inside the scene (edges faded over 0-50 ms),
