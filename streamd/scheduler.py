@@ -266,6 +266,8 @@ class ModelRun:
             self._gate.reset()
         if self._arming is not None:
             self._arming.reset()
+        if self._choice is not None:  # its windows were decided by flush; its group's quiet time ends too
+            self._choice.reset()
         self._refresh_awake()
         self.next_index = index
         self.lag_skips += 1

@@ -115,6 +115,32 @@ def test_scheduler_publishes_one_command_per_word_and_leaves_other_keywords_alon
     assert [(e[1] // HOP, e[2]) for e in quiet] == [(11, "no"), (12, "computer")]  # go: no's word, heard late
 
 
+def test_a_lag_skip_publishes_what_is_held_and_starts_the_group_afresh():
+    from test_decisions_fast import Pushed, ScriptedModel
+
+    from streamd.events import KeywordEvent, StatusEvent
+    from streamd.scheduler import ModelSpec, Scheduler
+
+    table = np.zeros((30, 3), np.float32)
+    table[10, 0] = 0.7  # no fires at hop 10, held for 0.3 s
+    table[13, 1] = 0.8  # go 0.3 s after the skip: within no's refractory second, but a fresh stream
+    source = Pushed()
+    scheduler = Scheduler([source], [ModelSpec("m", ScriptedModel(table, LABELS), HOP)],
+                          settings("commands", refractory_s=1.0), {}, 1e9)
+    events = []
+    for k in range(12):
+        source.ring.write(np.zeros(HOP, np.float32))
+        events += scheduler.tick(max_hops=10)
+    assert events == []  # no is held
+    events = scheduler.runs[0].skip_to(scheduler.runs[0].next_index, "a test")
+    assert [type(e) for e in events] == [KeywordEvent, StatusEvent] and events[0].keyword == "no"
+    events = []
+    for k in range(12, 20):
+        source.ring.write(np.zeros(HOP, np.float32))
+        events += scheduler.tick(max_hops=10)
+    assert [(e.position_samples // HOP, e.keyword) for e in events] == [(14, "go")]
+
+
 def test_a_window_open_at_the_end_of_the_stream_or_a_settings_change_is_decided_then():
     table = np.zeros((13, 3), np.float32)
     table[11, 0] = 0.7
