@@ -431,19 +431,18 @@ def _check_config(config: Config) -> None:
             raise _bad(f"inputs[{i}].channels", list(inp.channels), "a non-empty list of channel indices >= 0, or null")
     _check_n_of_m(config.keyword_defaults.n_of_m, "keyword_defaults.n_of_m")
     _check_pause_window(config.keyword_defaults.pause_before_s, "keyword_defaults.pause_before_s")
+    if config.keyword_defaults.group:
+        _check_name(config.keyword_defaults.group, "keyword_defaults.group")
     for i, kw in enumerate(config.keywords):
         _check_name(kw.name, f"keywords[{i}].name")
+        if kw.group:
+            _check_name(kw.group, f"keywords[{i}].group")
         if kw.n_of_m is not None:
             _check_n_of_m(kw.n_of_m, f"keywords[{i}].n_of_m")
         if kw.pause_before_s is not None:
             _check_pause_window(kw.pause_before_s, f"keywords[{i}].pause_before_s")
     _unique([k.name for k in config.keywords], "keywords", "name")
     _check_wake_words(config)
-    for i, kw in enumerate(config.keywords):
-        if kw.group:
-            _check_name(kw.group, f"keywords[{i}].group")
-    if config.keyword_defaults.group:
-        _check_name(config.keyword_defaults.group, "keyword_defaults.group")
     for i, tag in enumerate(config.tags):
         _check_name(tag.name, f"tags[{i}].name")
     _unique([t.name for t in config.tags], "tags", "name")

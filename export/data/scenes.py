@@ -415,13 +415,18 @@ class SceneSampler:
         targets[np.ix_(rows, cols)] = np.maximum(hard, blended)
         mask[np.ix_(rows, cols)] = np.where(finite, 1.0, mask[np.ix_(rows, cols)])
 
-    def _mark(self, placed, targets, mask, name: str) -> None:
+    def _mark(self, placed, targets, mask, name: str, weak: bool = True) -> None:
+        """name is on where placed is active; weak: its quiet parts are uncertain (a clip's label), else the
+        other columns keep what they were given (a sound laid into a labelled scene)."""
         if name not in self.index:
             return
         active = active_columns(placed, self.cfg.column_samples)
         j = self.index[name]
         targets[active, j] = 1.0
-        mask[~active, j] = 0.0  # weak label: quiet parts of the clip are uncertain
+        if weak:
+            mask[~active, j] = 0.0
+        else:
+            mask[active, j] = 1.0
 
     def _draw_word(self, rng, keyword: str | None) -> Word:
         """A word of the keyword (None: a non-keyword), recorded with probability p_recorded_word."""
@@ -452,10 +457,7 @@ class SceneSampler:
             return out
         out[end - n: end] = clip[talk_end - n: talk_end]
         out *= np.float32(10 ** ((word_db + rng.uniform(*cfg.speech_before_db) - rms_db(out[end - n: end])) / 20))
-        if "speech" in self.index:  # only where it is active: the word's own speech columns stay as labelled
-            active = active_columns(out, cfg.column_samples)
-            targets[active, self.index["speech"]] = 1.0
-            mask[active, self.index["speech"]] = 1.0
+        self._mark(out, targets, mask, "speech", weak=False)  # the word's own speech columns stay as labelled
         return out
 
     def _place_word(self, rng, word: Word, background, targets, mask,
