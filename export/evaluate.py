@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from export.data.manifest import Clip
+from export.data.rooms import Rooms
 from export.evaluation.alarms import ALARM_FA_PER_H, eval_alarms
 from export.evaluation.clips import select_clips
 from export.evaluation.context import Context, noise_background
@@ -50,8 +51,10 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         accepted = [round(model.info.hop_ms(h), 1) for h in model.info.hop_samples]
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
     model = model.with_hop(hop_samples)  # as the service loads it
+    room = None if args.room_rt60_s is None else Rooms(args.room_rt60_s, args.room_distance_m,
+                                                       model.info.sample_rate_hz, args.seed)
     ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db, args.hum_db, args.dc_offset,
-                         args.phases), clips, groups, args)
+                         args.phases, room), clips, groups, args)
     if args.snr_db is not None:
         ctx.scorer.set_noise(noise_background(ctx), args.snr_db)
     result = {
@@ -68,6 +71,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         "snr_db": args.snr_db,
         "hum_db": args.hum_db,
         "dc_offset": args.dc_offset,
+        "room": None if room is None else room.summary(),
         "tasks": {},
         "wall_s": {},
     }
@@ -157,6 +161,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "streamed, as a humming microphone would, e.g. -40")
     p.add_argument("--dc-offset", type=float, default=0.0,
                    help="add this constant to every sample streamed, as a microphone's DC offset would, e.g. 0.05")
+    p.add_argument("--room-rt60-s", type=float, default=None,
+                   help="hear every clip read (clips, negatives, backgrounds) in a simulated room with this "
+                        "reverberation time, e.g. 0.6: one of 16 drawn shoebox rooms (export.data.rooms, another room "
+                        "model than training's), the talker --room-distance-m from the microphone")
+    p.add_argument("--room-distance-m", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"),
+                   help="with --room-rt60-s: how far the sound is from the microphone (default 1 4)")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")
@@ -191,6 +201,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.phases < 1:
         p.error(f"--phases must be at least 1, got {args.phases}")
+    if args.room_rt60_s is not None and not 0.05 <= args.room_rt60_s <= 2.0:
+        p.error(f"--room-rt60-s must be between 0.05 and 2 s, got {args.room_rt60_s}")
+    if not 0.1 <= args.room_distance_m[0] <= args.room_distance_m[1] <= 5.0:
+        p.error(f"--room-distance-m needs 0.1 <= MIN <= MAX <= 5, got {list(args.room_distance_m)}")
     if args.tag_pad_s < 0:
         p.error(f"--tag-pad-s must be 0 or more, got {args.tag_pad_s}")
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

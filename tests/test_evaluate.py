@@ -339,6 +339,40 @@ def test_gain_scales_every_clip_read_and_clips_at_full_scale(tiny_data, tiny_mod
     assert np.abs(loud).max() == pytest.approx(1.0) and np.allclose(loud[np.abs(plain) < 0.09], 10 * plain[np.abs(plain) < 0.09], atol=1e-5)
 
 
+def test_evaluate_hears_every_clip_through_the_room_and_says_so(tiny_data, tiny_models, tmp_path):
+    from export.data.rooms import Rooms
+    from streamd.model import load_model
+
+    clips, _ = select_clips(tiny_data, "all")
+    clip = next(c for c in clips if c.label == "yes")
+    model = load_model(tiny_models[0])
+    rooms = Rooms(0.6, (1.0, 4.0), SR)
+    dry = Scorer(model, 2560).audio(clip)
+    wet = Scorer(model, 2560, room=rooms).audio(clip)
+    assert np.array_equal(wet, rooms.play(dry, str(clip.path))) and not np.allclose(wet, dry, atol=1e-3)
+
+    out = tmp_path / "room"
+    assert ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out",
+                    str(out), "--tasks", "kws", "--quiet", "--phases", "1", "--room-rt60-s", "0.6"]) == 0
+    result = json.loads((out / f"{tiny_models[0].stem}.json").read_text())
+    assert result["room"]["rt60_s"] == 0.6 and result["room"]["rooms"] == 16
+    assert 1.0 <= result["room"]["distance_m"][0] <= result["room"]["distance_m"][1] <= 4.0
+    plain = tmp_path / "plain"
+    assert ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out",
+                    str(plain), "--tasks", "kws", "--quiet", "--phases", "1"]) == 0
+    assert json.loads((plain / f"{tiny_models[0].stem}.json").read_text())["room"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--room-rt60-s", "3"], "--room-rt60-s"),
+    (["--room-rt60-s", "0.5", "--room-distance-m", "3", "1"], "--room-distance-m"),
+])
+def test_evaluate_refuses_rooms_it_cannot_draw(args, message, capsys):
+    with pytest.raises(SystemExit):
+        ev.parse_args(["m.onnx", "--data", "d", "--hop-ms", "160", "--out", "o", *args])
+    assert message in capsys.readouterr().err
+
+
 def test_noise_is_mixed_at_the_asked_snr_over_the_clip_and_its_padding():
     rng = np.random.default_rng(0)
     clip = np.concatenate([np.zeros(800), 0.3 * np.sin(np.arange(8000) / 5.0), np.zeros(800)]).astype(np.float32)

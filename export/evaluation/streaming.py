@@ -1,5 +1,6 @@
 """Audio through a model as the service runs it (its loader and runner), hop by hop from a zero state,
-with what a microphone adds (gain, hum, DC offset, noise), and the levels the scenes are built at."""
+with what a room and a microphone add (reverberation, gain, hum, DC offset, noise), and the levels the scenes
+are built at."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from export.data.manifest import Clip
+from export.data.rooms import Rooms
 from export.evaluation.clips import clip_audio
 from streamd.gate import level_db
 from streamd.model import Model
@@ -65,7 +67,8 @@ class Scorer:
     """One model at one hop; counts compute time per second of audio, caches per-clip streams."""
 
     def __init__(self, model: Model, hop_samples: int, split: str = "all", pad: str = "zeros", seed: int = 0,
-                 gain_db: float = 0.0, hum_db: float | None = None, dc_offset: float = 0.0, phases: int = 1):
+                 gain_db: float = 0.0, hum_db: float | None = None, dc_offset: float = 0.0, phases: int = 1,
+                 room: Rooms | None = None):
         self.model = model
         # Where a sound falls against the hop grid changes the scores (the validation keyword clips' accuracy
         # moved 93.1-94.3 % with it); the keyword tasks play everything at each of these leads, hop / phases apart.
@@ -75,6 +78,7 @@ class Scorer:
         self.background: np.ndarray | None = None  # set_noise: mixed into the clips asked for noisy
         self.snr_db = 0.0
         self.gain = 10 ** (gain_db / 20)  # on every clip read, as a quieter (farther) or louder microphone would
+        self.room = room  # every clip read is heard through one of its rooms, before the gain
         self.split = split
         self.hop_samples = hop_samples
         self.sample_rate_hz = model.info.sample_rate_hz
@@ -86,6 +90,8 @@ class Scorer:
 
     def audio(self, clip: Clip) -> np.ndarray:
         audio = clip_audio(clip, self.sample_rate_hz, self.split)
+        if self.room is not None:
+            audio = self.room.play(audio, str(clip.path))
         return audio if self.gain == 1.0 else np.clip(audio * self.gain, -1.0, 1.0).astype(np.float32)
 
     def stream(self, blocks) -> Scored:
