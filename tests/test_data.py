@@ -508,6 +508,18 @@ def test_reverb_keeps_length_is_causal_and_decays_with_rt60():
     assert augment.rms(augment.random_reverb(dry, 16000, rng)) == pytest.approx(augment.rms(dry), rel=1e-3)
 
 
+def test_a_room_sets_its_direct_to_reverberant_ratio_in_the_range_asked():
+    late = int(0.06 * 16000)  # past every early reflection: the diffuse tail alone
+    near = augment.room_impulse_response(0.6, 16000, np.random.default_rng(3), (10.0, 10.0)).astype(np.float64)
+    far = augment.room_impulse_response(0.6, 16000, np.random.default_rng(3), (-10.0, -10.0)).astype(np.float64)
+    np.testing.assert_array_equal(near[:1], far[:1])  # the same room from the same seed but for its tail's level
+    assert 10 * np.log10(np.sum(far[late:] ** 2) / np.sum(near[late:] ** 2)) == pytest.approx(20.0, abs=0.01)
+    assert np.sum(far[1:] ** 2) > 10 * far[0] ** 2  # -10 dB: the room is louder than the direct sound
+    # the default is the range every recipe drew from before it could be asked: the same room from the same seed
+    np.testing.assert_array_equal(augment.room_impulse_response(0.5, 16000, np.random.default_rng(9)),
+                                  augment.room_impulse_response(0.5, 16000, np.random.default_rng(9), (0.0, 10.0)))
+
+
 def test_random_eq_filters_by_its_curve_and_stays_linear():
     sr = 16000
     freqs = np.fft.rfftfreq(4096, 1 / sr)

@@ -112,6 +112,28 @@ def test_without_speech_before_a_scene_is_drawn_as_before():
         np.testing.assert_array_equal(x, y)
 
 
+def test_a_tag_sound_heard_across_a_room_rings_on_and_is_marked_where_it_rings():
+    """p_tag_reverb: the sound through one of the word rooms (reverb_rt60_s, reverb_drr_db) before its tag is
+    marked; off (0) it draws nothing, so older recipes' scenes are drawn as before."""
+    clip = np.zeros(4 * SR, np.float32)
+    clip[SR : SR + 2 * COLUMN] = tone(2 * COLUMN / SR, 3000)  # two whole columns of sound, then silence
+    base = dict(n_columns=25, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0))
+    dry = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES, SceneConfig(**base))
+    far = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES,
+                       SceneConfig(**base, p_tag_reverb=1.0, reverb_rt60_s=(0.8, 0.8), reverb_drr_db=(-10.0, -10.0)))
+    j = NAMES.index("smoke_alarm")
+    for seed in range(3):
+        (a, t, _), (b, u, _) = dry.sample(np.random.default_rng(seed)), far.sample(np.random.default_rng(seed))
+        assert t[:, j].sum() == 3  # the clip as it was: 2 columns of sound from 6.25 columns in
+        assert (u[t[:, j] == 1, j] == 1).all()  # where the sound was, it still is
+        assert 4 <= u[:, j].sum() <= 7  # and the room's tail, within 30 dB of the sound, rings into the next columns
+        ends = np.flatnonzero(t[:, j])[-1]
+        assert u[ends + 1, j] == 1 and np.abs(b[(ends + 1) * COLUMN:(ends + 2) * COLUMN]).max() > 0
+    off = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES, SceneConfig(**base, p_tag_reverb=0.0))
+    for x, y in zip(off.sample(np.random.default_rng(4)), dry.sample(np.random.default_rng(4))):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_tag_targets_are_active_columns_and_quiet_parts_are_ignored():
     clip = np.zeros(4 * SR, np.float32)
     clip[SR : 2 * SR] = tone(1.0, 3000)

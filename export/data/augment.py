@@ -45,9 +45,12 @@ def mix_at_snr(signal: np.ndarray, background: np.ndarray, snr_db: float, rng: n
     return (signal + scale * noise).astype(np.float32)
 
 
-def room_impulse_response(rt60_s: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+def room_impulse_response(rt60_s: float, sample_rate_hz: int, rng: np.random.Generator,
+                          drr_db: tuple[float, float] = (0.0, 10.0)) -> np.ndarray:
     """A simulated room: a direct path at sample 0, 3-10 early reflections within 3-50 ms, and a
-    diffuse exponentially decaying noise tail (-60 dB at rt60_s) from the first reflection on."""
+    diffuse exponentially decaying noise tail (-60 dB at rt60_s) from the first reflection on, the direct
+    and early sound drr_db (drawn) above the tail: 0..10 dB is a talker near the microphone, below 0 one across
+    the room."""
     n = max(2, int(min(1.2 * rt60_s, 1.0) * sample_rate_hz))
     t_s = np.arange(n) / sample_rate_hz
     decay = np.exp(-6.908 * t_s / rt60_s)  # ln(1000): amplitude -60 dB at rt60
@@ -60,9 +63,9 @@ def room_impulse_response(rt60_s: float, sample_rate_hz: int, rng: np.random.Gen
         rir[k] += rng.choice([-1, 1]) * rng.uniform(0.2, 0.7) * decay[k]
     tail = rng.standard_normal(n) * decay
     tail[:first] = 0.0
-    # direct-to-reverberant energy ratio 0..+10 dB, whatever the room size
-    drr_db = rng.uniform(0, 10)
-    rir[1:] += tail[1:] * np.sqrt(np.sum(rir ** 2) / (np.sum(tail ** 2) + EPS) / 10 ** (drr_db / 10))
+    # direct-to-reverberant energy ratio, whatever the room size
+    ratio_db = rng.uniform(*drr_db)
+    rir[1:] += tail[1:] * np.sqrt(np.sum(rir ** 2) / (np.sum(tail ** 2) + EPS) / 10 ** (ratio_db / 10))
     return rir.astype(np.float32)
 
 
@@ -75,8 +78,9 @@ def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
 
 
 def random_reverb(audio: np.ndarray, sample_rate_hz: int, rng: np.random.Generator,
-                  rt60_range_s: tuple[float, float] = (0.1, 0.8)) -> np.ndarray:
-    return reverberate(audio, room_impulse_response(rng.uniform(*rt60_range_s), sample_rate_hz, rng))
+                  rt60_range_s: tuple[float, float] = (0.1, 0.8),
+                  drr_db: tuple[float, float] = (0.0, 10.0)) -> np.ndarray:
+    return reverberate(audio, room_impulse_response(rng.uniform(*rt60_range_s), sample_rate_hz, rng, drr_db))
 
 
 def eq_curve_db(freqs_hz: np.ndarray, rng: np.random.Generator, max_db: float = 6.0,

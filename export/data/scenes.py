@@ -77,6 +77,9 @@ class SceneConfig:
     p_clip: float = 0.0  # chance that a scene is overdriven: its peak pushed past full scale and clipped at +-1
     clip_over_db: tuple[float, float] = (0.0, 12.0)  # by how much the peak is pushed past full scale (dB)
     p_reverb: float = 0.0  # chance that a spoken word is heard through a simulated room
+    reverb_rt60_s: tuple[float, float] = (0.1, 0.8)  # its reverberation time (augment.room_impulse_response)
+    reverb_drr_db: tuple[float, float] = (0.0, 10.0)  # its direct-to-reverberant ratio: below 0, across the room
+    p_tag_reverb: float = 0.0  # the same rooms for a tag clip's sound, before its tag is marked (no draw when 0)
     p_speed: float = 0.0  # chance that a spoken word is played faster or slower (a new voice)
     speed_range: tuple[float, float] = (0.85, 1.15)  # its speed factor, pitch and tempo together
     p_tag_speed: float = 0.0  # the same for a tag clip (a bigger dog, a slower engine)
@@ -372,6 +375,8 @@ class SceneSampler:
         if start:
             audio = np.concatenate([np.zeros(start, np.float32), audio[: self.n_samples - start]])
             offset -= start
+        if self.cfg.p_tag_reverb and rng.random() < self.cfg.p_tag_reverb:  # heard across a room, tail marked too
+            audio = random_reverb(audio, self.cfg.sample_rate_hz, rng, self.cfg.reverb_rt60_s, self.cfg.reverb_drr_db)
         if relative_to is None:
             audio = self._at_level(rng, audio)
         else:
@@ -469,7 +474,8 @@ class SceneSampler:
             if (word.offset - word.onset) / factor < self.n_samples - cfg.column_samples:  # a long phrase slowed may not fit
                 word = change_speed(word, factor)
         if rng.random() < cfg.p_reverb:  # the tail lengthens the clip; the word still ends at word.offset
-            word = Word(random_reverb(word.audio, cfg.sample_rate_hz, rng), word.onset, word.offset, word.synthetic)
+            word = Word(random_reverb(word.audio, cfg.sample_rate_hz, rng, cfg.reverb_rt60_s, cfg.reverb_drr_db),
+                        word.onset, word.offset, word.synthetic)
         length = word.offset - word.onset
         # The word must end after at least 2 columns of context and leave room to fire.
         earliest_end = 2 * cfg.column_samples
