@@ -45,12 +45,14 @@ class DSCNNTeacher(nn.Module):
 # ----------------------------------------------------------------------------------- check on real clips
 
 def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str = "all",
-                      snr_db: float | None = None) -> dict:
+                      snr_db: float | None = None, room_rt60_s: float | None = None) -> dict:
     """The teacher's 12- and 11-class accuracy on the 1 s clips of kws/gsc_v2 (zero-padded to 1 s),
     all of them or one side of training's validation split (export/data/splits.py); snr_db: with the
-    split's noise/ recordings mixed in that far below each window, as `export.evaluate --snr-db` does."""
+    split's noise/ recordings mixed in that far below each window, as `export.evaluate --snr-db` does;
+    room_rt60_s: each clip heard in the room `export.evaluate --room-rt60-s` plays it in (1-4 m, seed 0)."""
     import numpy as np
 
+    from export.data.rooms import Rooms
     from export.evaluation.clips import clip_audio, in_group, select_clips
     from export.evaluation.streaming import with_noise
     from export.labels import SILENCE, UNKNOWN
@@ -62,11 +64,15 @@ def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str =
         if not noise:
             raise SystemExit("--snr-db needs noise/ recordings in the data's split to mix in")
         noise = np.concatenate(noise)
+    rooms = None if room_rt60_s is None else Rooms(room_rt60_s, (1.0, 4.0), 16000)
     no_keyword = (SILENCE, UNKNOWN)
     hits_12, hits_11, per_class = [], [], {}
     for clip in clips:
         window = np.zeros(WINDOW_SAMPLES, np.float32)
-        audio = clip_audio(clip, 16000, split)[:WINDOW_SAMPLES]
+        audio = clip_audio(clip, 16000, split)
+        if rooms is not None:
+            audio = rooms.play(audio, str(clip.path))
+        audio = audio[:WINDOW_SAMPLES]
         window[: len(audio)] = audio
         if snr_db is not None:
             rng = np.random.default_rng([0, sum(str(clip.path).encode())])
@@ -94,10 +100,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="only this side of training's validation split")
     parser.add_argument("--snr-db", type=float, default=None,
                         help="mix the split's noise/ recordings into each 1 s window this many dB below it")
+    parser.add_argument("--room-rt60-s", type=float, default=None,
+                        help="hear each clip in the room export.evaluate --room-rt60-s plays it in (1-4 m away)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(json.dumps(evaluate_commands(DSCNNTeacher(args.checkpoint), args.data, args.split, args.snr_db), indent=1))
+    print(json.dumps(evaluate_commands(DSCNNTeacher(args.checkpoint), args.data, args.split, args.snr_db,
+                                       args.room_rt60_s), indent=1))
 
 
 if __name__ == "__main__":

@@ -33,3 +33,14 @@ def test_teacher_in_noise_loses_accuracy_as_the_snr_falls():
     at_0 = evaluate_commands(teacher, SHARED / "data", split="val", snr_db=0.0)["accuracy_11"]
     assert 0.70 < at_10 < 0.88  # measured 0.789 (0.966 clean)
     assert 0.35 < at_0 < at_10  # measured 0.439
+
+
+@pytest.mark.skipif(not CHECKPOINT.exists(), reason="needs ../shared/teachers (present in CI)")
+def test_teacher_across_a_room_loses_accuracy_as_the_room_rings_longer():
+    """The yardstick docs/evaluation.md "Keywords across a room" compares the student with: the same rooms."""
+    torch.set_num_threads(1)
+    teacher = DSCNNTeacher(CHECKPOINT)
+    at_03 = evaluate_commands(teacher, SHARED / "data", split="val", room_rt60_s=0.3)["accuracy_11"]
+    at_09 = evaluate_commands(teacher, SHARED / "data", split="val", room_rt60_s=0.9)["accuracy_11"]
+    assert 0.88 < at_03 < 0.95  # measured 0.922 (0.966 dry)
+    assert 0.70 < at_09 < at_03 - 0.08  # measured 0.782
