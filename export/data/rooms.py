@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import fftconvolve
+
+from export.data.augment import reverberate
 
 SPEED_OF_SOUND_M_S = 343.0
 WALL_MARGIN_M = 0.5  # source and microphone stay this far from every wall
@@ -30,7 +31,7 @@ class Room:
         return float(np.linalg.norm(np.subtract(self.source_m, self.mic_m)))
 
 
-def wall_reflection(size_m, rt60_s: float) -> float:
+def wall_reflection(size_m: tuple[float, float, float], rt60_s: float) -> float:
     """The pressure reflection coefficient of every wall that gives the room rt60_s by Sabine's formula."""
     lx, ly, lz = size_m
     volume, surface = lx * ly * lz, 2 * (lx * ly + lx * lz + ly * lz)
@@ -116,11 +117,7 @@ class Rooms:
         """audio as the microphone hears it in the room for name: same length, RMS kept (the level is
         --gain-db's to change), the tail past the end cut as training's reverberate cuts it."""
         rir = self.responses[sum(name.encode()) % len(self.responses)]
-        wet = fftconvolve(audio.astype(np.float64), rir.astype(np.float64))[: len(audio)]
-        dry_power = np.mean(audio.astype(np.float64) ** 2)
-        if dry_power > 0:
-            wet *= np.sqrt(dry_power / max(np.mean(wet ** 2), 1e-20))
-        return np.clip(wet, -1.0, 1.0).astype(np.float32)
+        return np.clip(reverberate(audio, rir), -1.0, 1.0)
 
     def summary(self) -> dict:
         drr = [direct_to_reverberant_db(r) for r in self.responses]
