@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from export.data.manifest import Clip
-from export.data.rooms import Rooms
+from export.data.rooms import DISTANCE_M, Rooms
 from export.evaluation.alarms import ALARM_FA_PER_H, eval_alarms
 from export.evaluation.clips import select_clips
 from export.evaluation.context import Context, noise_background
@@ -165,8 +165,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hear every clip read (clips, negatives, backgrounds) in a simulated room with this "
                         "reverberation time, e.g. 0.6: one of 16 drawn shoebox rooms (export.data.rooms, another room "
                         "model than training's), the talker --room-distance-m from the microphone")
-    p.add_argument("--room-distance-m", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"),
-                   help="with --room-rt60-s: how far the sound is from the microphone (default 1 4)")
+    p.add_argument("--room-distance-m", type=float, nargs=2, default=DISTANCE_M, metavar=("MIN", "MAX"),
+                   help="with --room-rt60-s: how far the sound is from the microphone (default %(default)s)")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")

@@ -52,7 +52,7 @@ def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str =
     room_rt60_s: each clip heard in the room `export.evaluate --room-rt60-s` plays it in (1-4 m, seed 0)."""
     import numpy as np
 
-    from export.data.rooms import Rooms
+    from export.data.rooms import DISTANCE_M, Rooms
     from export.evaluation.clips import clip_audio, in_group, select_clips
     from export.evaluation.streaming import with_noise
     from export.labels import SILENCE, UNKNOWN
@@ -64,7 +64,7 @@ def evaluate_commands(teacher: DSCNNTeacher, data_root: str | Path, split: str =
         if not noise:
             raise SystemExit("--snr-db needs noise/ recordings in the data's split to mix in")
         noise = np.concatenate(noise)
-    rooms = None if room_rt60_s is None else Rooms(room_rt60_s, (1.0, 4.0), 16000)
+    rooms = None if room_rt60_s is None else Rooms(room_rt60_s, DISTANCE_M, 16000)
     no_keyword = (SILENCE, UNKNOWN)
     hits_12, hits_11, per_class = [], [], {}
     for clip in clips:

@@ -17,6 +17,7 @@ from export.data.augment import reverberate
 
 SPEED_OF_SOUND_M_S = 343.0
 WALL_MARGIN_M = 0.5  # source and microphone stay this far from every wall
+DISTANCE_M = (1.0, 4.0)  # the evaluation's talker, from the microphone: across a living room
 
 
 @dataclass(frozen=True)
