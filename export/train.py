@@ -77,7 +77,8 @@ class Recipe:
     # keywords ({p, max_alpha}); empty: off
     freq_warp: dict = field(default_factory=dict)
     # {dscnn: checkpoint, weight: 0..1, agree_only: true to blend only where the command teacher decides as
-    # the scene does, efficientat: folder, tag_weight: 0..1, tag_columns: true for precomputed targets on
+    # the scene does, efficientat: folder, tag_weight: 0..1, tag_label_weight: 0..1 the floor of a tag clip's
+    # own label under the teacher's blend (1: the label always wins), tag_columns: true for precomputed targets on
     # every column (export/data/teacher_targets.py), else tag_every/tag_window_columns; audioset_weight: w > 0
     # (with tag_columns) also teaches a training-only head the teacher's 527 AudioSet probabilities on the
     # tag clips, each class's loss weighted w (AudioSetHead)}
@@ -194,6 +195,7 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
             pools.lookalikes.append(audio)
         else:
             pools.tags.setdefault(name, []).append(audio)
+            pools.tag_synthetic.setdefault(name, []).append(bool(clip.attrs.get("synthetic")))
             if teacher_targets is not None:
                 pools.tag_teacher.setdefault(name, []).append(teacher_targets(clip.path, audio))
             if audioset_targets is not None:
@@ -698,7 +700,8 @@ def train(recipe: Recipe, out: Path, resume: bool, root: Path, device: torch.dev
     model = build(recipe, labels)
     column_samples = model.card.hop_samples[0]
     scene_cfg = SceneConfig(**{**recipe.scene, "column_samples": column_samples,
-                               "teacher_weight": float(recipe.teacher.get("tag_weight", 0.5))})
+                               "teacher_weight": float(recipe.teacher.get("tag_weight", 0.5)),
+                               "label_weight": float(recipe.teacher.get("tag_label_weight", 1.0))})
 
     t0 = time.time()
     kd = recipe.teacher

@@ -53,6 +53,8 @@ class Pools:
     noise_teacher: list[np.ndarray | None] = field(default_factory=list)
     lookalikes: list[np.ndarray] = field(default_factory=list)  # sounds made to resemble a tag's, which are none
     tags: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> clips
+    # tag -> per clip: made to be its tag (a synthetic alarm), so no teacher lowers its label; empty: none is
+    tag_synthetic: dict[str, list[bool]] = field(default_factory=dict)
     tag_teacher: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tag -> per clip [n_columns, n_tags] or empty
     # tag -> per clip [n_columns, 527] AudioSet probabilities of the teacher, or empty (no auxiliary targets)
     tag_audioset: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -96,6 +98,11 @@ class SceneConfig:
     p_lookalike: float = 0.0
     tag_bed_db: tuple[float, float] = (-30.0, -5.0)  # its level relative to the tag sound (dB)
     teacher_weight: float = 0.5  # target = (1 - w) * hard + w * teacher where the teacher knows the tag
+    # the floor a recorded clip's own label keeps under that blend: target = max(label_weight * hard, blend) for
+    # its own tag. 1: the label always wins where the sound is active; below 1 the teacher may lower it, so a
+    # recording the teacher hears as something else is not learnt as sure (the student learns few recordings by
+    # heart). A synthetic clip's label always wins: it is made to be its tag, which the teacher may not know
+    label_weight: float = 1.0
     # how often a tag is drawn for a tag scene, relative to the others' 1 (e.g. {smoke_alarm: 4}: a
     # label that matters more than its 1/58 share); empty: all alike
     tag_weights: dict = field(default_factory=dict)
@@ -386,7 +393,9 @@ class SceneSampler:
         if start and name in self.index:  # the columns that end before the sound starts
             mask[: start // self.cfg.column_samples, self.index[name]] = 1.0
         if soft is not None:
-            self._blend_teacher(soft, offset, targets, mask)
+            synthetic = self.pools.tag_synthetic.get(name, [])
+            label_weight = 1.0 if i < len(synthetic) and synthetic[i] else self.cfg.label_weight
+            self._blend_teacher(soft, offset, targets, mask, name, label_weight)
         if audioset is not None:
             self._place_audioset(audioset, offset, targets, mask)
         return audio
@@ -406,8 +415,9 @@ class SceneSampler:
         targets[rows, first:] = np.maximum(targets[rows, first:], probs[k].astype(np.float32))
         mask[rows, first:] = 1.0
 
-    def _blend_teacher(self, soft: np.ndarray, offset: int, targets, mask) -> None:
-        """Blend a clip's teacher column targets into the scene columns that hold the clip."""
+    def _blend_teacher(self, soft: np.ndarray, offset: int, targets, mask, name: str, label_weight: float) -> None:
+        """Blend a clip's teacher column targets into the scene columns that hold the clip (of tag name, whose
+        label keeps label_weight)."""
         cfg = self.cfg
         rows, k = self._clip_columns(offset, len(soft))
         known = self.teacher_columns >= 0
@@ -416,8 +426,10 @@ class SceneSampler:
         finite = np.isfinite(p)
         hard = targets[np.ix_(rows, cols)]
         blended = np.where(finite, (1 - cfg.teacher_weight) * hard + cfg.teacher_weight * np.nan_to_num(p), hard)
-        # the teacher may raise a target, never lower a hard positive (nor the first clip's, with two)
-        targets[np.ix_(rows, cols)] = np.maximum(hard, blended)
+        # the teacher may raise a target, never lower a hard positive (nor the first clip's, with two) but
+        # this clip's own label, down to label_weight
+        floor = np.where(cols == self.index.get(name, -1), np.float32(label_weight) * hard, hard)
+        targets[np.ix_(rows, cols)] = np.maximum(floor, blended)
         mask[np.ix_(rows, cols)] = np.where(finite, 1.0, mask[np.ix_(rows, cols)])
 
     def _mark(self, placed, targets, mask, name: str, weak: bool = True) -> None:
