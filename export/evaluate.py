@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from export.data.manifest import Clip
-from export.data.rooms import DISTANCE_M, Rooms
+from export.data.rooms import DISTANCE_M, MODELS, Rooms
 from export.evaluation.alarms import ALARM_FA_PER_H, eval_alarms
 from export.evaluation.clips import select_clips
 from export.evaluation.context import Context, noise_background
@@ -52,7 +52,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         raise SystemExit(f"{path}: hop {args.hop_ms} ms ({hop_samples} samples) is not one it accepts: {accepted} ms")
     model = model.with_hop(hop_samples)  # as the service loads it
     room = None if args.room_rt60_s is None else Rooms(args.room_rt60_s, args.room_distance_m,
-                                                       model.info.sample_rate_hz, args.seed)
+                                                       model.info.sample_rate_hz, args.seed, model=args.room_model)
     ctx = Context(Scorer(model, hop_samples, args.split, args.pad, args.seed, args.gain_db, args.hum_db, args.dc_offset,
                          args.phases, room), clips, groups, args)
     if args.snr_db is not None:
@@ -167,6 +167,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "model than training's), the talker --room-distance-m from the microphone")
     p.add_argument("--room-distance-m", type=float, nargs=2, default=DISTANCE_M, metavar=("MIN", "MAX"),
                    help="with --room-rt60-s: how far the sound is from the microphone (default %(default)s)")
+    p.add_argument("--room-model", choices=MODELS, default="shoebox",
+                   help="with --room-rt60-s: image-source rooms (default), or training's kind of room (a few early "
+                        "reflections and a noise tail, export.data.augment) at the same times and direct-to-reverberant "
+                        "ratios, to tell what a model learnt of rooms from what it learnt of one room simulator")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")

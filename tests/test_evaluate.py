@@ -357,6 +357,13 @@ def test_evaluate_hears_every_clip_through_the_room_and_says_so(tiny_data, tiny_
     result = json.loads((out / f"{tiny_models[0].stem}.json").read_text())
     assert result["room"]["rt60_s"] == 0.6 and result["room"]["rooms"] == 16
     assert 1.0 <= result["room"]["distance_m"][0] <= result["room"]["distance_m"][1] <= 4.0
+    tail = tmp_path / "tail"  # training's kind of room at the same times and ratios
+    assert ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out",
+                    str(tail), "--tasks", "kws", "--quiet", "--phases", "1", "--room-rt60-s", "0.6",
+                    "--room-model", "tail"]) == 0
+    tail_room = json.loads((tail / f"{tiny_models[0].stem}.json").read_text())["room"]
+    assert result["room"]["model"] == "shoebox" and tail_room["model"] == "tail"
+    assert tail_room["direct_to_reverberant_db"] == pytest.approx(result["room"]["direct_to_reverberant_db"], abs=0.1)
     plain = tmp_path / "plain"
     assert ev.main([str(tiny_models[0]), "--data", str(tiny_data), "--split", "all", "--hop-ms", "160", "--out",
                     str(plain), "--tasks", "kws", "--quiet", "--phases", "1"]) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from export.data.rooms import (SPEED_OF_SOUND_M_S, WALL_MARGIN_M, Room, Rooms, decay_time_s, direct_to_reverberant_db,
-                               draw_room, impulse_response)
+                               draw_room, impulse_response, room_bank)
 
 SR = 16000
 
@@ -67,3 +67,29 @@ def test_playing_in_a_room_keeps_length_and_level_and_is_the_same_for_the_same_n
     summary = rooms.summary()
     assert summary["rooms"] == 4 and summary["rt60_s"] == 0.5
     assert summary["direct_to_reverberant_db"]["min"] <= summary["direct_to_reverberant_db"]["median"] < 0
+
+
+def test_training_bank_spreads_its_rooms_over_the_times_asked_and_shares_none_with_the_evaluation():
+    bank = room_bank((0.3, 0.6), (1.0, 4.0), SR, count=4)
+    assert len(bank) == 4
+    times = [decay_time_s(rir, SR) for rir in bank]
+    assert times == pytest.approx([0.3, 0.4, 0.5, 0.6], rel=0.05)  # evenly spread, each as asked
+    assert all(rir[0] == pytest.approx(1.0) for rir in bank)
+    assert room_bank((0.3, 0.6), (1.0, 4.0), SR, count=4) is bank  # built once per process
+    # the evaluation's rooms at the bank's first time come from another random stream: none is the bank's room
+    evaluation = Rooms(0.3, (1.0, 4.0), SR, seed=0, count=4).responses
+    assert not any(len(e) == len(bank[0]) and np.allclose(e, bank[0]) for e in evaluation)
+
+
+def test_training_kind_of_room_keeps_each_shoebox_time_and_ratio_but_not_its_reflections():
+    shoebox = Rooms(0.5, (1.0, 4.0), SR, seed=0, count=4)
+    tail = Rooms(0.5, (1.0, 4.0), SR, seed=0, count=4, model="tail")
+    assert tail.rooms == shoebox.rooms and tail.summary()["model"] == "tail" and shoebox.summary()["model"] == "shoebox"
+    for a, b in zip(shoebox.responses, tail.responses):
+        assert direct_to_reverberant_db(b) == pytest.approx(direct_to_reverberant_db(a), abs=0.01)
+        assert 0.7 * 0.5 <= decay_time_s(b, SR) <= 1.05 * 0.5  # its early reflections shorten the T20 measured
+        assert b[0] == pytest.approx(1.0)
+        n = min(len(a), len(b))
+        assert np.corrcoef(a[1:n], b[1:n])[0, 1] < 0.2  # another room's fine structure: a noise tail, no mirrors
+    with pytest.raises(ValueError, match="room model 'hall'"):
+        Rooms(0.5, (1.0, 4.0), SR, model="hall")

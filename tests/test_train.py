@@ -16,7 +16,9 @@ import torch
 from scipy.signal import resample_poly
 
 from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
+from export.data.augment import reverberate
 from export.data.manifest import Clip
+from export.data.rooms import room_bank
 from export.labels import COMMANDS, DEFAULT_LABELS
 
 NAMES = tuple(label.name for label in DEFAULT_LABELS)
@@ -112,15 +114,17 @@ def test_without_speech_before_a_scene_is_drawn_as_before():
         np.testing.assert_array_equal(x, y)
 
 
-def test_a_tag_sound_heard_across_a_room_rings_on_and_is_marked_where_it_rings():
-    """p_tag_reverb: the sound through one of the word rooms (reverb_rt60_s, reverb_drr_db) before its tag is
-    marked; off (0) it draws nothing, so older recipes' scenes are drawn as before."""
+@pytest.mark.parametrize("room", [{"room_model": "tail", "reverb_drr_db": (-10.0, -10.0)},
+                                  {"room_model": "shoebox", "room_distance_m": (2.5, 3.5)}])
+def test_a_tag_sound_heard_across_a_room_rings_on_and_is_marked_where_it_rings(room):
+    """p_tag_reverb: the sound through one of the word rooms (reverb_rt60_s, and reverb_drr_db or the shoebox's
+    distance) before its tag is marked; off (0) it draws nothing, so older recipes' scenes are drawn as before."""
     clip = np.zeros(4 * SR, np.float32)
     clip[SR : SR + 2 * COLUMN] = tone(2 * COLUMN / SR, 3000)  # two whole columns of sound, then silence
     base = dict(n_columns=25, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0))
     dry = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES, SceneConfig(**base))
     far = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES,
-                       SceneConfig(**base, p_tag_reverb=1.0, reverb_rt60_s=(0.8, 0.8), reverb_drr_db=(-10.0, -10.0)))
+                       SceneConfig(**base, p_tag_reverb=1.0, reverb_rt60_s=(0.8, 0.8), **room))
     j = NAMES.index("smoke_alarm")
     for seed in range(3):
         (a, t, _), (b, u, _) = dry.sample(np.random.default_rng(seed)), far.sample(np.random.default_rng(seed))
@@ -132,6 +136,18 @@ def test_a_tag_sound_heard_across_a_room_rings_on_and_is_marked_where_it_rings()
     off = SceneSampler(Pools(tags={"smoke_alarm": [clip]}), NAMES, SceneConfig(**base, p_tag_reverb=0.0))
     for x, y in zip(off.sample(np.random.default_rng(4)), dry.sample(np.random.default_rng(4))):
         np.testing.assert_array_equal(x, y)
+
+
+def test_a_word_heard_in_a_shoebox_room_is_one_of_the_banks_rooms_and_an_unknown_room_model_is_refused():
+    word = tone(0.4, 800)
+    cfg = {"p_reverb": 1.0, "reverb_rt60_s": (0.3, 0.5), "room_model": "shoebox", "room_distance_m": (1.0, 3.0)}
+    sampler = keyword_only_sampler(SceneConfig(**cfg))
+    wet = sampler._reverb(np.random.default_rng(0), word)
+    bank = room_bank((0.3, 0.5), (1.0, 3.0), SR)
+    assert any(np.allclose(wet, reverberate(word, rir)) for rir in bank)
+    assert not np.allclose(wet, word)
+    with pytest.raises(ValueError, match="room_model 'hall'"):
+        SceneSampler(Pools(), NAMES, SceneConfig(room_model="hall"))
 
 
 def test_tag_targets_are_active_columns_and_quiet_parts_are_ignored():

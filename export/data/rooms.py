@@ -9,15 +9,19 @@ follow from the geometry, and the direct-to-reverberant ratio falls with the dis
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from export.data.augment import reverberate
+from export.data.augment import reverberate, room_impulse_response
 
 SPEED_OF_SOUND_M_S = 343.0
 WALL_MARGIN_M = 0.5  # source and microphone stay this far from every wall
 DISTANCE_M = (1.0, 4.0)  # the evaluation's talker, from the microphone: across a living room
+BANK_ROOMS = 128  # training's shoebox rooms (room_bank), drawn once per process
+BANK_STREAM = 7161  # the bank's random stream, apart from the evaluation's (Rooms: 7160)
+MODELS = ("shoebox", "tail")  # Rooms(model=...): image-source rooms, or training's kind at their times and ratios
 
 
 @dataclass(frozen=True)
@@ -104,15 +108,39 @@ def draw_room(rng: np.random.Generator, rt60_s: float, distance_m: tuple[float, 
             return Room(tuple(size), tuple(source), tuple(mic), rt60_s)
 
 
+def tail_like(rir: np.ndarray, rt60_s: float, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
+    """Training's kind of room (augment.room_impulse_response: a few early reflections and a noise tail) with
+    the reverberation time rt60_s and rir's direct-to-reverberant ratio: the same room heard without its geometry."""
+    tail = room_impulse_response(rt60_s, sample_rate_hz, rng)
+    tail[1:] *= np.float32(10 ** ((direct_to_reverberant_db(tail) - direct_to_reverberant_db(rir)) / 20))
+    return tail
+
+
+@functools.lru_cache(maxsize=4)
+def room_bank(rt60_s: tuple[float, float], distance_m: tuple[float, float], sample_rate_hz: int,
+              count: int = BANK_ROOMS, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Impulse responses of count drawn rooms for training (scene room_model "shoebox"): their reverberation times
+    evenly spread over rt60_s, each room and talker drawn as the evaluation draws them (draw_room) but from another
+    random stream, so no room is one the evaluation plays. ~0.1 s a room, so built once and kept."""
+    rng = np.random.default_rng([seed, BANK_STREAM])
+    rt60s = np.linspace(*rt60_s, count)
+    return tuple(impulse_response(draw_room(rng, float(t), distance_m), sample_rate_hz) for t in rt60s)
+
+
 class Rooms:
     """A fixed set of drawn rooms (count of them, one rt60_s, sources distance_m from the microphone) and the
     audio played in one of them: each clip in the room its name picks, so every run hears a clip alike."""
 
     def __init__(self, rt60_s: float, distance_m: tuple[float, float], sample_rate_hz: int, seed: int = 0,
-                 count: int = 16):
+                 count: int = 16, model: str = "shoebox"):
+        if model not in MODELS:
+            raise ValueError(f"room model {model!r} is not one of {', '.join(MODELS)}")
         rng = np.random.default_rng([seed, 7160])
+        self.model = model
         self.rooms = [draw_room(rng, rt60_s, distance_m) for _ in range(count)]
         self.responses = [impulse_response(room, sample_rate_hz) for room in self.rooms]
+        if model == "tail":  # each room as training's model makes one, at the shoebox's time and ratio
+            self.responses = [tail_like(rir, rt60_s, sample_rate_hz, rng) for rir in self.responses]
 
     def play(self, audio: np.ndarray, name: str) -> np.ndarray:
         """audio as the microphone hears it in the room for name: same length, RMS kept (the level is
@@ -122,7 +150,7 @@ class Rooms:
 
     def summary(self) -> dict:
         drr = [direct_to_reverberant_db(r) for r in self.responses]
-        return {"rooms": len(self.rooms), "rt60_s": self.rooms[0].rt60_s,
+        return {"rooms": len(self.rooms), "model": self.model, "rt60_s": self.rooms[0].rt60_s,
                 "distance_m": [round(min(r.distance_m for r in self.rooms), 2),
                                round(max(r.distance_m for r in self.rooms), 2)],
                 "direct_to_reverberant_db": {"median": round(float(np.median(drr)), 1),

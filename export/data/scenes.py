@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.data.augment import mains_hum, random_eq, random_reverb
+from export.data.augment import mains_hum, random_eq, random_reverb, reverberate
+from export.data.rooms import room_bank
 
 ACTIVE_DB = -30.0  # a column is active if its RMS is within this of the clip's loudest column
 WORD_DB = -25.0  # word boundaries: frames within this of the loudest 10 ms frame
+ROOM_MODELS = ("tail", "shoebox")  # SceneConfig.room_model
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class SceneConfig:
     reverb_rt60_s: tuple[float, float] = (0.1, 0.8)  # its reverberation time (augment.room_impulse_response)
     reverb_drr_db: tuple[float, float] = (0.0, 10.0)  # its direct-to-reverberant ratio: below 0, across the room
     p_tag_reverb: float = 0.0  # the same rooms for a tag clip's sound, before its tag is marked (no draw when 0)
+    # which rooms: "tail" (augment.room_impulse_response: a few early reflections and a noise tail at reverb_drr_db)
+    # or "shoebox" (one of rooms.room_bank's image-source rooms, the sound room_distance_m from the microphone: the
+    # direct-to-reverberant ratio follows from the room and the distance, as in the evaluation's rooms)
+    room_model: str = "tail"
+    room_distance_m: tuple[float, float] = (0.5, 4.0)
     p_speed: float = 0.0  # chance that a spoken word is played faster or slower (a new voice)
     speed_range: tuple[float, float] = (0.85, 1.15)  # its speed factor, pitch and tempo together
     p_tag_speed: float = 0.0  # the same for a tag clip (a bigger dog, a slower engine)
@@ -212,6 +219,8 @@ def draw(rng: np.random.Generator, names: list[str], p: np.ndarray | None) -> st
 
 class SceneSampler:
     def __init__(self, pools: Pools, label_names: tuple[str, ...], cfg: SceneConfig = SceneConfig()):
+        if cfg.room_model not in ROOM_MODELS:
+            raise ValueError(f"scene room_model {cfg.room_model!r} is not one of {', '.join(ROOM_MODELS)}")
         self.pools = pools
         self.cfg = cfg
         self.index = {name: i for i, name in enumerate(label_names)}
@@ -383,7 +392,7 @@ class SceneSampler:
             audio = np.concatenate([np.zeros(start, np.float32), audio[: self.n_samples - start]])
             offset -= start
         if self.cfg.p_tag_reverb and rng.random() < self.cfg.p_tag_reverb:  # heard across a room, tail marked too
-            audio = random_reverb(audio, self.cfg.sample_rate_hz, rng, self.cfg.reverb_rt60_s, self.cfg.reverb_drr_db)
+            audio = self._reverb(rng, audio)
         if relative_to is None:
             audio = self._at_level(rng, audio)
         else:
@@ -477,6 +486,14 @@ class SceneSampler:
         self._mark(out, targets, mask, "speech", weak=False)  # the word's own speech columns stay as labelled
         return out
 
+    def _reverb(self, rng, audio: np.ndarray) -> np.ndarray:
+        """audio heard through one of the scene's rooms (room_model), same length and RMS."""
+        cfg = self.cfg
+        if cfg.room_model == "shoebox":
+            bank = room_bank(tuple(cfg.reverb_rt60_s), tuple(cfg.room_distance_m), cfg.sample_rate_hz)
+            return reverberate(audio, bank[rng.integers(len(bank))])
+        return random_reverb(audio, cfg.sample_rate_hz, rng, cfg.reverb_rt60_s, cfg.reverb_drr_db)
+
     def _place_word(self, rng, word: Word, background, targets, mask,
                     keyword: str | None) -> tuple[np.ndarray, int, int]:
         """The word placed over the background, labelled; with its start and end sample."""
@@ -486,8 +503,7 @@ class SceneSampler:
             if (word.offset - word.onset) / factor < self.n_samples - cfg.column_samples:  # a long phrase slowed may not fit
                 word = change_speed(word, factor)
         if rng.random() < cfg.p_reverb:  # the tail lengthens the clip; the word still ends at word.offset
-            word = Word(random_reverb(word.audio, cfg.sample_rate_hz, rng, cfg.reverb_rt60_s, cfg.reverb_drr_db),
-                        word.onset, word.offset, word.synthetic)
+            word = Word(self._reverb(rng, word.audio), word.onset, word.offset, word.synthetic)
         length = word.offset - word.onset
         # The word must end after at least 2 columns of context and leave room to fire.
         earliest_end = 2 * cfg.column_samples
