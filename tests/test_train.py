@@ -150,6 +150,18 @@ def test_a_word_heard_in_a_shoebox_room_is_one_of_the_banks_rooms_and_an_unknown
         SceneSampler(Pools(), NAMES, SceneConfig(room_model="hall"))
 
 
+def test_a_dry_keyword_never_goes_through_a_room_and_the_others_do(monkeypatch):
+    rooms = []
+    for dry in [(), ("stop",)]:
+        cfg = SceneConfig(n_columns=20, p_keyword=1.0, p_unknown=0.0, p_background=(0, 0, 0, 1), p_reverb=1.0,
+                          dry_keywords=dry)
+        sampler = keyword_only_sampler(cfg)
+        monkeypatch.setattr(sampler, "_reverb", lambda rng, audio: rooms.append(dry) or audio)
+        for seed in range(3):
+            sampler.sample(np.random.default_rng(seed))
+    assert rooms == [()] * 3  # every scene's stop went through a room, and none once stop was dry
+
+
 def test_tag_targets_are_active_columns_and_quiet_parts_are_ignored():
     clip = np.zeros(4 * SR, np.float32)
     clip[SR : 2 * SR] = tone(1.0, 3000)

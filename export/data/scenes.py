@@ -89,6 +89,7 @@ class SceneConfig:
     # direct-to-reverberant ratio follows from the room and the distance, as in the evaluation's rooms)
     room_model: str = "tail"
     room_distance_m: tuple[float, float] = (0.5, 4.0)
+    dry_keywords: tuple[str, ...] = ()  # keywords never put through a room (p_reverb): heard only as recorded
     p_speed: float = 0.0  # chance that a spoken word is played faster or slower (a new voice)
     speed_range: tuple[float, float] = (0.85, 1.15)  # its speed factor, pitch and tempo together
     p_tag_speed: float = 0.0  # the same for a tag clip (a bigger dog, a slower engine)
@@ -502,7 +503,8 @@ class SceneSampler:
             factor = rng.uniform(*cfg.speed_range)
             if (word.offset - word.onset) / factor < self.n_samples - cfg.column_samples:  # a long phrase slowed may not fit
                 word = change_speed(word, factor)
-        if rng.random() < cfg.p_reverb:  # the tail lengthens the clip; the word still ends at word.offset
+        # the tail lengthens the clip; the word still ends at word.offset
+        if keyword not in cfg.dry_keywords and rng.random() < cfg.p_reverb:
             word = Word(self._reverb(rng, word.audio), word.onset, word.offset, word.synthetic)
         length = word.offset - word.onset
         # The word must end after at least 2 columns of context and leave room to fire.
