@@ -168,9 +168,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--room-distance-m", type=float, nargs=2, default=DISTANCE_M, metavar=("MIN", "MAX"),
                    help="with --room-rt60-s: how far the sound is from the microphone (default %(default)s)")
     p.add_argument("--room-model", choices=MODELS, default="shoebox",
-                   help="with --room-rt60-s: image-source rooms (default), or training's kind of room (a few early "
-                        "reflections and a noise tail, export.data.augment) at the same times and direct-to-reverberant "
-                        "ratios, to tell what a model learnt of rooms from what it learnt of one room simulator")
+                   help="with --room-rt60-s: image-source rooms (default), or training's kind of room (a few "
+                        "early reflections and a noise tail, export.data.augment) at the same times and "
+                        "direct-to-reverberant ratios, to tell what a model learnt of rooms from what it learnt of "
+                        "one room simulator")
     p.add_argument("--n-of-m", type=lambda s: tuple(int(x) for x in s.split("/")), default=None,
                    help="trigger N/M in hops, e.g. 2/3 (default: the service's KeywordTriggerConfig default)")
     p.add_argument("--refractory-s", type=float, default=None, help="trigger refractory in seconds (default: the service's)")

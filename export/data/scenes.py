@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from export.data.augment import mains_hum, random_eq, random_reverb, reverberate
+from export.data.rooms import MODELS as ROOM_MODELS
 from export.data.rooms import room_bank
 
 ACTIVE_DB = -30.0  # a column is active if its RMS is within this of the clip's loudest column
 WORD_DB = -25.0  # word boundaries: frames within this of the loudest 10 ms frame
-ROOM_MODELS = ("tail", "shoebox")  # SceneConfig.room_model
 
 
 @dataclass(frozen=True)
