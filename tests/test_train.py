@@ -481,14 +481,21 @@ def test_teacher_targets_blend_into_the_columns_of_the_excerpt():
     assert (targets[:, NAMES.index("cat")] == 0).all()
 
 
+def teacher_beliefs(n_columns: int, **probability_of) -> np.ndarray:
+    """A clip's teacher column targets: these tags' probabilities in every column, unknown (NaN) elsewhere."""
+    from export.labels import TAGS
+
+    soft = np.full((n_columns, len(TAGS)), np.nan, np.float16)
+    for tag, probability in probability_of.items():
+        soft[:, TAGS.index(tag)] = probability
+    return soft
+
+
 @pytest.mark.parametrize("label_weight, synthetic, dog_target",
                          [(1.0, False, 1.0), (0.5, False, 0.5), (0.0, False, 0.1 + 0.9 * 0.2), (0.0, True, 1.0)])
 def test_the_teacher_lowers_a_recorded_clip_s_own_label_down_to_its_floor(label_weight, synthetic, dog_target):
-    from export.labels import TAGS
-
     clip = np.tile(tone(0.16, 3000), 40)  # loud throughout: the dog is active in every column
-    soft = np.full((40, len(TAGS)), np.nan, np.float16)
-    soft[:, TAGS.index("dog")], soft[:, TAGS.index("cat")] = 0.2, 0.9  # the teacher hears a cat more than a dog
+    soft = teacher_beliefs(40, dog=0.2, cat=0.9)  # the teacher hears a cat more than a dog
     cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), teacher_weight=0.9,
                       label_weight=label_weight)
     pools = Pools(tags={"dog": [clip]}, tag_teacher={"dog": [soft]}, tag_synthetic={"dog": [synthetic]})
@@ -499,13 +506,8 @@ def test_the_teacher_lowers_a_recorded_clip_s_own_label_down_to_its_floor(label_
 
 
 def test_a_second_clip_s_teacher_never_lowers_the_first_clip_s_label():
-    from export.labels import TAGS
-
     clip = np.tile(tone(0.16, 3000), 40)
-    dog_soft = np.full((40, len(TAGS)), np.nan, np.float16)
-    dog_soft[:, TAGS.index("dog")], dog_soft[:, TAGS.index("cat")] = 0.2, 0.9
-    cat_soft = np.full((40, len(TAGS)), np.nan, np.float16)
-    cat_soft[:, TAGS.index("cat")], cat_soft[:, TAGS.index("dog")] = 0.3, 0.1
+    dog_soft, cat_soft = teacher_beliefs(40, dog=0.2, cat=0.9), teacher_beliefs(40, cat=0.3, dog=0.1)
     cfg = SceneConfig(n_columns=10, p_keyword=0.0, p_unknown=0.0, p_background=(1, 0, 0, 0), teacher_weight=0.9,
                       label_weight=0.0, p_second_tag=1.0, second_tag_db=(0.0, 0.0))
     pools = Pools(tags={"dog": [clip], "cat": [clip]}, tag_teacher={"dog": [dog_soft], "cat": [cat_soft]})
