@@ -156,6 +156,9 @@ class TagDefaults:
     """A tag must stay on this long before its start is published (s)."""
     max_event_s: float = _f(30.0, gt=0.0, max=86400.0)
     """Longer events are ended and restarted (s)."""
+    hold_s: float = _f(0.0, min=0.0, max=3600.0)
+    """An announced event ends only once it has been off this long (s): a sound back on within it (an
+    alarm's next beep group, a dog's next bark) continues the same event; its end is published this late."""
     window_s: float | None = _f(None, gt=0.0, max=600.0)
     """Smoothing window (s), in place of window_hops: each model smooths over the hops that span it
     (rounded up), so the window means the same time at every latency_ms."""
@@ -167,7 +170,7 @@ class TagDefaults:
         else:
             hops = DEFAULT_WINDOW_HOPS if self.window_hops is None else self.window_hops
         return TagSmootherConfig(self.on_threshold, self.off_threshold, hops, self.method,
-                                 self.min_duration_s, self.max_event_s)
+                                 self.min_duration_s, self.max_event_s, self.hold_s)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class TagConfig:
     method: str | None = _f(None, choices=METHODS)
     min_duration_s: float | None = _f(None, min=0.0, max=3600.0)
     max_event_s: float | None = _f(None, gt=0.0, max=86400.0)
+    hold_s: float | None = _f(None, min=0.0, max=3600.0)
     window_s: float | None = _f(None, gt=0.0, max=600.0)
     """Each null field takes its value from tag_defaults; a tag that sets window_hops or window_s
     takes neither from there."""

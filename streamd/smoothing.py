@@ -4,8 +4,11 @@ The score is smoothed over a window of hops (moving mean or median). A tag turns
 smoothed score reaches ``on_threshold`` and stays on until it falls below ``off_threshold``
 (hysteresis). It is only announced (``start``) once it has been on for ``min_duration_s``; a tag
 that stays on for ``max_event_s`` is ended there and, if still on, starts again at once, so a
-subscriber hears about a long sound at least every ``max_event_s``. Peak and mean are of the raw
-scores of the hops inside the event. Everything is counted in samples.
+subscriber hears about a long sound at least every ``max_event_s``. An announced event that turns off
+ends only once it has stayed off for ``hold_s``: a sound that comes back within it (an alarm's next beep
+group, a dog's next bark) continues the same event, and its end is published ``hold_s`` late, with the
+end of its last hop that was on. Peak and mean are of the raw scores of the hops inside the event.
+Everything is counted in samples.
 
 Cost per hop is O(1) for the mean (a running sum) and O(window) in C for the median (a sorted copy
 kept with bisect), never a numpy call: with every tag of a model enabled the smoothers run once per
@@ -41,6 +44,9 @@ class TagSmootherConfig:
     """A tag must stay on this long (seconds) before its start is announced."""
     max_event_s: float = 30.0
     """An event is ended after this long (seconds) and restarted if the sound goes on."""
+    hold_s: float = 0.0
+    """An announced event ends only once it has been off this long (seconds); back on (on_threshold)
+    within it, it goes on as the same event."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class TagSmoother:
         self.hop_samples = hop_samples
         self.min_samples = round(cfg.min_duration_s * sample_rate_hz)
         self.max_samples = max(hop_samples, round(cfg.max_event_s * sample_rate_hz))
+        self.hold_samples = round(cfg.hold_s * sample_rate_hz)
         self._window: deque[float] = deque(maxlen=cfg.window_hops)
         self._median = cfg.method == "median"
         self._sorted: list[float] = []  # the window, sorted (median)
@@ -76,15 +83,16 @@ class TagSmoother:
         self._updates = 0  # since the running sum was last recomputed
         self._nonfinite = 0  # NaN or inf in the window: then the plain definition decides
         self._cold_below = cfg.on_threshold - NEAR_THRESHOLD * max(1.0, abs(cfg.on_threshold))
-        self._state = "off"  # "off", "pending" (on but not yet announced), "on"
+        self._state = "off"  # "off", "pending" (on but not yet announced), "on", "holding" (announced, now off)
         self._start = 0
-        self._last_end = 0
+        self._last_end = 0  # end of the event's last hop that was on
         self._scores: list[float] = []
+        self._held: list[float] = []  # scores of the hops off while holding: the event's if it comes back
 
     @property
     def active(self) -> bool:
         """True while a start has been announced and its end has not."""
-        return self._state == "on"
+        return self._state in ("on", "holding")
 
     @property
     def dormant(self) -> bool:
@@ -105,6 +113,7 @@ class TagSmoother:
         self._nonfinite = 0
         self._state = "off"
         self._scores = []
+        self._held = []
 
     def refill(self, window: list[float]) -> None:
         """Replace the window by these scores (oldest first): after hops skipped while dormant."""
@@ -123,10 +132,18 @@ class TagSmoother:
             if self._level_below(self.cfg.on_threshold):
                 return []
             self._begin(end_sample - self.hop_samples)
+        elif self._state == "holding":
+            if self._level_below(self.cfg.on_threshold):
+                return self._hold(score, end_sample)
+            self._state = "on"  # back within hold_s: the same event, the hops it was off included
+            self._scores += self._held
         elif self._level_below(self.cfg.off_threshold):
-            decisions = [self._decision("end", "off")] if self._state == "on" else []
-            self._state = "off"
-            return decisions
+            if self._state == "pending":  # never announced: nothing to end
+                self._state = "off"
+                return []
+            self._state = "holding"
+            self._held = []
+            return self._hold(score, end_sample)
         self._scores.append(float(score))
         self._last_end = end_sample
         decisions = []
@@ -140,9 +157,18 @@ class TagSmoother:
 
     def flush(self) -> list[TagDecision]:
         """End an announced event now (stream end or reset); forget a pending one."""
-        decisions = [self._decision("end", "flush")] if self._state == "on" and self._scores else []
+        decisions = [self._decision("end", "flush")] if self.active and self._scores else []
         self.reset()
         return decisions
+
+    def _hold(self, score: float, end_sample: int) -> list[TagDecision]:
+        """An off hop of an announced event: the event ends once off for hold_s (at once without a hold)."""
+        if end_sample - self._last_end < self.hold_samples:
+            self._held.append(float(score))
+            return []
+        self._state = "off"
+        self._held = []
+        return [self._decision("end", "off")]
 
     def _push(self, score: float) -> None:
         window = self._window

@@ -1,7 +1,9 @@
 """The alarm pattern detector: hears temporal-three and temporal-four at any piezo pitch and the 520 Hz
 alarm, stays quiet for beeping that is not an alarm, matches the same at every hop, gives the service's
-smoother one event per beep group at each hop it accepts, and its ONNX file scores as torch does."""
+smoother one event per beep group at each hop it accepts (one per alarm with config.yaml's hold), and its
+ONNX file scores as torch does."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +69,12 @@ def test_hears_alarms_at_every_pitch_within_a_cycle(model, kind, f0_range_hz):
 @pytest.mark.parametrize("hop", [2560, 5120, 7680])
 @pytest.mark.parametrize("kind", ["t3", "t4"])
 def test_the_configs_smoother_starts_once_per_whole_group_at_every_hop(model, hop, kind):
-    """config.yaml's smoke_alarm settings (a mean over 5 hops) on the detector's scores: a start within
-    2.5 s of each whole group's last beep, and one start per group. A match lasts while the group's end is
-    within slack_s of the hop's end, one hop of 480 ms for a temporal-four group, whose mean over 5 hops
-    was then below on 0.3; the held score makes it two."""
+    """config.yaml's smoke_alarm settings (a mean over 5 hops) without their hold on the detector's scores:
+    a start within 2.5 s of each whole group's last beep, and one start per group. A match lasts while the
+    group's end is within slack_s of the hop's end, one hop of 480 ms for a temporal-four group, whose mean
+    over 5 hops was then below on 0.3; the held score makes it two."""
     config = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
-    settings = config.tag_settings()["smoke_alarm"][0].smoother(hop, SR)
+    settings = dataclasses.replace(config.tag_settings()["smoke_alarm"][0].smoother(hop, SR), hold_s=0.0)
     seconds = {"t3": 14.0, "t4": 20.0}[kind]
     found, expected = 0, 0
     for seed in range(4):
@@ -87,6 +89,32 @@ def test_the_configs_smoother_starts_once_per_whole_group_at_every_hop(model, ho
         found += len(starts_s)
         assert all(any(end <= s <= end + 2.5 for s in starts_s) for end in ends_s), (starts_s, ends_s)
     assert found == expected >= 8
+
+
+@pytest.mark.parametrize("hop", [2560, 7680])
+@pytest.mark.parametrize("kind", ["t3", "t4"])
+def test_the_configs_hold_makes_a_sounding_alarm_one_event(model, hop, kind):
+    """With config.yaml's hold (6 s) an alarm of two or three whole groups is one event: its start within
+    2.5 s of the first whole group's last beep, its end (off) after the last group, with its last hop on
+    within 4.5 s of that group's last beep (confirmed ~1.2 s after it, held 0.5 s, then the 5-hop mean), and
+    published hold_s after that hop."""
+    config = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
+    settings = config.tag_settings()["smoke_alarm"][0].smoother(hop, SR)
+    assert settings.hold_s == 6.0
+    seconds = {"t3": 14.0, "t4": 20.0}[kind]
+    for seed in range(4):
+        alarm, beeps = make_alarm_with_beeps(kind, seconds, SR, np.random.default_rng(seed), (2900.0, 3500.0))
+        p = probabilities(model, scene(np.concatenate([alarm, np.zeros(8 * SR, np.float32)])), hop)
+        smoother = TagSmoother("smoke_alarm", settings, SR, hop)
+        decisions = [(d, (i + 1) * hop / SR) for i, score in enumerate(p)
+                     for d in smoother.update(float(score), (i + 1) * hop)]
+        ends_s = [end for (_, end), is_whole in zip(beep_groups(beeps, LEAD_S), whole_groups(beeps, kind, seconds))
+                  if is_whole]
+        assert len(ends_s) >= 2 and [d.kind for d, _ in decisions] == ["start", "end"], (decisions, ends_s)
+        (_, started_s), (end, ended_s) = decisions
+        assert ends_s[0] <= started_s <= ends_s[0] + 2.5
+        assert end.reason == "off" and ends_s[-1] <= end.end_sample / SR <= ends_s[-1] + 4.5, (end, ends_s)
+        assert settings.hold_s <= ended_s - end.end_sample / SR <= settings.hold_s + hop / SR
 
 
 def test_a_quieter_alarm_under_noise_and_a_reverberant_one_are_heard(model):

@@ -42,6 +42,7 @@ ERRORS = [
     ({"tags": [{"name": "dog", "method": "max"}]}, ["tags[0].method: got 'max', expected one of mean, median"]),
     ({"tags": [{"name": "dog", "on_threshold": 0.2}]}, ["tags[0] (dog): off_threshold 0.3 exceeds on_threshold 0.2"]),
     ({"tag_defaults": {"max_event_s": 0}}, ["tag_defaults.max_event_s: got 0.0, expected a value > 0.0"]),
+    ({"tags": [{"name": "dog", "hold_s": -1}]}, ["tags[0].hold_s: got -1.0, expected a value in [0.0, 3600.0]"]),
     ({"tag_defaults": {"window_s": 0}}, ["tag_defaults.window_s: got 0.0, expected a value > 0.0"]),
     ({"tag_defaults": {"window_hops": 3, "window_s": 0.5}},
      ["tag_defaults: got window_hops 3 and window_s 0.5, expected one of them (hops or seconds)"]),
@@ -125,6 +126,17 @@ def test_the_shipped_tag_windows():
         assert settings["smoke_alarm"][0].smoother(hop_samples, 16000).window_hops == 5
 
 
+def test_a_tag_holds_from_the_defaults_or_its_own_and_only_smoke_alarm_holds_as_shipped():
+    """hold_s reaches the smoother from tag_defaults or the tag; config.yaml holds smoke_alarm 6 s (longer than
+    the models' longest gap between an alarm's beep groups, ~4.8 s) and nothing else."""
+    raw = {"tag_defaults": {"hold_s": 1.5}, "tags": [{"name": "dog"}, {"name": "cat", "hold_s": 0.0}]}
+    settings = config_from_dict(raw).tag_settings()
+    assert {name: tag.smoother(2560, 16000).hold_s for name, (tag, _) in settings.items()} == {"dog": 1.5, "cat": 0.0}
+    shipped = load_config(REPO / "config.yaml").tag_settings()
+    assert {name for name, (tag, _) in shipped.items() if tag.hold_s} == {"smoke_alarm"}
+    assert shipped["smoke_alarm"][0].hold_s == 6.0
+
+
 def test_load_yaml_resolves_paths_against_the_config_folder(tmp_path):
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "c.yaml"
@@ -199,7 +211,8 @@ def test_shipped_config_yaml_takes_its_keyword_thresholds_from_the_default_model
 
 def test_shipped_config_yaml_takes_its_tag_thresholds_from_the_default_models_card():
     """The card's tag block (the tags task's on-thresholds, off at 0.6 x on; smoke_alarm from its alarm table)
-    is what config.yaml lists, speech's enabled: false aside."""
+    is what config.yaml lists, speech's enabled: false and smoke_alarm's hold_s (the service's, not the
+    card's) aside."""
     import yaml
 
     card = (REPO / "models" / "streamd-sat.md").read_text()
@@ -208,6 +221,7 @@ def test_shipped_config_yaml_takes_its_tag_thresholds_from_the_default_models_ca
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     in_config = {tag.pop("name"): tag for tag in raw["tags"]}
     in_config["speech"].pop("enabled")
+    in_config["smoke_alarm"].pop("hold_s")
     assert in_config == from_card
 
 

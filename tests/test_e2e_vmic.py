@@ -53,17 +53,20 @@ KEYWORD_WINDOW_S = (-0.5, 1.0)
 EVENT_AFTER_PAPLAY_S = 1.5  # the keyword event is published within this long after paplay returns
 QUIET_AFTER_S = 2.5  # how long we keep listening for a second (wrong) event
 
-# A smoke alarm is tagged once per temporal-three group (the 1.5 s pause between groups turns the tag
-# off): where the tag's start and end may sit relative to the group's first beep start and last beep
-# end. Smoothing over config.yaml's window and the off threshold make the end trail the sound by ~0.5 s.
+# A sounding smoke alarm is one event per model: the 1.5 s pause between temporal-three groups turns the tag
+# off for a moment, and config.yaml holds smoke_alarm (hold_s) longer than that. Where the tag's start and
+# end may sit relative to the alarm's first beep start and last beep end: smoothing over config.yaml's window
+# and the off threshold make the end trail the sound by ~0.5 s; the end is published hold_s after it.
 TAG_START_WINDOW_S = (-0.2, 0.6)
 TAG_END_WINDOW_S = (-0.3, 1.0)
+HOLD_S = 6.0  # config.yaml's smoke_alarm hold_s
 
 ALARM_S = 6.5  # two temporal-three groups: 3 x (0.5 s on, 0.5 s off), 1.5 s off
 # config.yaml's second model, the alarm pattern detector: it confirms a whole group after the quiet that
 # follows it (about 1.2 s) and its 480 ms hop, then the smoother's minimum duration
 DETECTOR = "streamd-alarm"
 DETECTOR_CONFIRMS_S = 2.5
+DETECTOR_QUIET_S = 1.0  # a group is confirmed no sooner than this after its last beep
 STOP_WITHIN_S = 2.0
 DEVICE_GONE_S = 1.5  # how long the microphone stays removed
 
@@ -280,15 +283,17 @@ def _assert_one_keyword_at_the_word(service: Service, vmic, wav: Path, word_s: t
 
 def _assert_pattern_detector_heard_whole_groups(service: "Service", events: list[dict], beeps: list[tuple[float, float]],
                                                 first_s: float, last_s: float) -> None:
-    """The alarm pattern detector of config.yaml starts smoke_alarm once for each temporal-three group
-    that has all three beeps, after the group's last beep and within DETECTOR_CONFIRMS_S of it, and not
-    for a group the file holds only part of. first_s..last_s: where the file starts on the stream."""
+    """The alarm pattern detector of config.yaml starts smoke_alarm once for the alarm, after the last beep
+    of its first temporal-three group that has all three beeps and within DETECTOR_CONFIRMS_S of it (a group
+    the file holds only part of starts nothing), and holds it on through every later whole group: its last
+    hop on comes after the last whole group's confirmation. first_s..last_s: where the file starts on the
+    stream."""
     whole = _whole_groups(beeps)
-    assert service.decisions(events, model=DETECTOR) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(whole), (
-        service.summary(), whole)
-    starts = [e for e in events if e["type"] == "tag_start" and e["model"] == DETECTOR]
-    for start, (_, group_end_s) in zip(starts, whole):
-        assert first_s + group_end_s <= start["position_s"] <= last_s + group_end_s + DETECTOR_CONFIRMS_S, (start, group_end_s)
+    one_event = [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")]
+    assert whole and service.decisions(events, model=DETECTOR) == one_event, (service.summary(), whole)
+    start, end = [e for e in events if e["type"] in ("tag_start", "tag_end") and e["model"] == DETECTOR]
+    assert first_s + whole[0][1] <= start["position_s"] <= last_s + whole[0][1] + DETECTOR_CONFIRMS_S, (start, whole)
+    assert end["start_s"] + end["duration_s"] >= first_s + whole[-1][1] + DETECTOR_QUIET_S, (end, whole)
 
 
 def _whole_groups(beeps: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -324,25 +329,30 @@ def test_smoke_alarm_gives_tag_start_then_end(live, vmic, tmp_path):
     def ended(model: str) -> int:
         return sum(x["type"] == "tag_end" and x["model"] == model for x in live.events)
 
-    live.until(lambda e: ended(MODEL.stem) == len(groups) and ended(DETECTOR) == len(_whole_groups(beeps)), 15)
+    live.until(lambda e: ended(MODEL.stem) == 1 and ended(DETECTOR) == 1, 15)
     live.collect(QUIET_AFTER_S)
-    assert live.decisions(model=MODEL.stem) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(groups), live.summary()
+    assert len(groups) == 2  # one event for the two
+    assert live.decisions(model=MODEL.stem) == [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")], \
+        live.summary()
     # the file started on the stream between `before` and `after - file_s` (the capture timeline bracket)
     first_s, last_s = before / RATE_HZ, after / RATE_HZ - file_s
     assert first_s <= last_s + 0.2, (before, after, file_s)
     _assert_pattern_detector_heard_whole_groups(live, live.events, beeps, first_s, last_s)
-    tags = [e for e in live.events if e["type"] in ("tag_start", "tag_end") and e["model"] == MODEL.stem]
-    for (start, end), (group_start_s, group_end_s) in zip(zip(tags[::2], tags[1::2]), groups):
-        assert start["start_samples"] == end["start_samples"]
-        assert first_s + group_start_s + TAG_START_WINDOW_S[0] <= start["start_s"] <= last_s + group_start_s + TAG_START_WINDOW_S[1], (
-            start, group_start_s, first_s, last_s)
-        assert start["position_s"] >= start["start_s"] + 0.3  # min_duration_s before it is published
-        end_s = end["start_s"] + end["duration_s"]
-        assert abs(end_s - end["position_s"]) < 0.01 and end["reason"] == "off"
-        assert first_s + group_end_s + TAG_END_WINDOW_S[0] <= end_s <= last_s + group_end_s + TAG_END_WINDOW_S[1], (
-            end, group_end_s, first_s, last_s)
-        assert 0.5 <= start["peak_score"] <= end["peak_score"] <= 1.0
-        assert 0.3 <= end["mean_score"] <= end["peak_score"]
+    start, end = [e for e in live.events if e["type"] in ("tag_start", "tag_end") and e["model"] == MODEL.stem]
+    alarm_start_s, alarm_end_s = groups[0][0], groups[-1][1]
+    assert start["start_samples"] == end["start_samples"]
+    earliest_s = first_s + alarm_start_s + TAG_START_WINDOW_S[0]
+    latest_s = last_s + alarm_start_s + TAG_START_WINDOW_S[1]
+    assert earliest_s <= start["start_s"] <= latest_s, (start, alarm_start_s, first_s, last_s)
+    assert start["position_s"] >= start["start_s"] + 0.3  # min_duration_s before it is published
+    end_s = end["start_s"] + end["duration_s"]
+    assert abs(end_s - end["position_s"]) < 0.01 and end["reason"] == "off"
+    assert first_s + alarm_end_s + TAG_END_WINDOW_S[0] <= end_s <= last_s + alarm_end_s + TAG_END_WINDOW_S[1], (
+        end, alarm_end_s, first_s, last_s)
+    # published hold_s after its last hop on: the wall clock between the two events is the stream's plus the hold
+    assert end["time"] - start["time"] >= end_s - start["position_s"] + HOLD_S - 0.5, (start, end)
+    assert 0.5 <= start["peak_score"] <= end["peak_score"] <= 1.0
+    assert 0.3 <= end["mean_score"] <= end["peak_score"]
     _assert_stops_cleanly(live)
 
 
@@ -398,15 +408,16 @@ def test_fast_file_run_of_the_same_audio_makes_the_same_decisions(tmp_path):
         assert service.proc.wait(10) == 0, service.log()
     finally:
         service.close()
-    expected = [("keyword", KEYWORD)] + [("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")] * len(groups)
-    assert service.decisions(model=MODEL.stem) == expected, service.summary()
+    expected = [("keyword", KEYWORD), ("tag_start", "smoke_alarm"), ("tag_end", "smoke_alarm")]  # one for both groups
+    assert len(groups) == 2 and service.decisions(model=MODEL.stem) == expected, service.summary()
     _assert_pattern_detector_heard_whole_groups(service, service.events, beeps, alarm_at_s, alarm_at_s)
     keyword = next(e for e in service.events if e["type"] == "keyword")
     word_end_s = word_at_s + word_s[1]
     assert word_end_s + KEYWORD_WINDOW_S[0] <= keyword["position_s"] <= word_end_s + KEYWORD_WINDOW_S[1]
     assert keyword["score"] >= _threshold(KEYWORD)
-    ends = [e for e in service.events if e["type"] == "tag_end" and e["model"] == MODEL.stem]
-    for end, (group_start_s, group_end_s) in zip(ends, groups):
-        assert alarm_at_s + group_start_s + TAG_START_WINDOW_S[0] <= end["start_s"] <= alarm_at_s + group_start_s + TAG_START_WINDOW_S[1]
-        end_s = end["start_s"] + end["duration_s"]
-        assert alarm_at_s + group_end_s + TAG_END_WINDOW_S[0] <= end_s <= alarm_at_s + group_end_s + TAG_END_WINDOW_S[1]
+    end = next(e for e in service.events if e["type"] == "tag_end" and e["model"] == MODEL.stem)
+    (alarm_start_s, _), (_, alarm_end_s) = groups[0], groups[-1]
+    at_s = alarm_at_s + alarm_start_s
+    assert at_s + TAG_START_WINDOW_S[0] <= end["start_s"] <= at_s + TAG_START_WINDOW_S[1]
+    end_s = end["start_s"] + end["duration_s"]
+    assert alarm_at_s + alarm_end_s + TAG_END_WINDOW_S[0] <= end_s <= alarm_at_s + alarm_end_s + TAG_END_WINDOW_S[1]
