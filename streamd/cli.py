@@ -87,20 +87,21 @@ def _console_printer():
     return show
 
 
-def describe(event: dict) -> str:
-    """One line for people."""
+def describe(event: dict, with_model: bool = False) -> str:
+    """One line for people; with_model names the model that decided (where several publish the same label)."""
     at = f"[{event['position_s']:.2f}s]" if event.get("position_s") is not None else "[-]"
     kind = event["type"]
+    source = f"{event.get('stream')} {event['model']}" if with_model and event.get("model") else event.get("stream")
     if kind == "keyword":
-        return f"{at} {event['stream']} keyword {event['keyword']} {event['score']:.2f}"
+        return f"{at} {source} keyword {event['keyword']} {event['score']:.2f}"
     if kind == "tag_start":
-        return f"{at} {event['stream']} tag {event['tag']} start (from {event['start_s']:.2f}s, peak {event['peak_score']:.2f})"
+        return f"{at} {source} tag {event['tag']} start (from {event['start_s']:.2f}s, peak {event['peak_score']:.2f})"
     if kind == "tag_end":
-        return (f"{at} {event['stream']} tag {event['tag']} end after {event['duration_s']:.2f}s "
+        return (f"{at} {source} tag {event['tag']} end after {event['duration_s']:.2f}s "
                 f"(peak {event['peak_score']:.2f}, mean {event['mean_score']:.2f}, {event['reason']})")
     if kind == "scores":
         top = sorted(event["scores"].items(), key=lambda kv: -kv[1])[:5]
-        return f"{at} {event['stream']} " + ", ".join(f"{k} {v:.2f}" for k, v in top)
+        return f"{at} {source} " + ", ".join(f"{k} {v:.2f}" for k, v in top)
     return f"{at} {event.get('stream') or 'streamd'} {event['state']}: {event['message']}"
 
 
@@ -166,11 +167,13 @@ def cmd_scan(args) -> int:
     specs = load_models(config)
     rate = specs[0].model.info.sample_rate_hz
     stream = config.inputs[0].name
+    several = len(specs) > 1  # then each line names its model
 
     def show_hop(run, end_sample, scores):
         start_s, end_s = (end_sample - run.hop_samples) / rate, end_sample / rate
         top = sorted(zip(run.labels, scores), key=lambda ls: -ls[1])[: args.top]
-        print(f"[{start_s:.2f}s]-[{end_s:.2f}s] " + ", ".join(f"{l.name} {s:.2f}" for l, s in top))
+        model = f"{run.spec.name}: " if several else ""
+        print(f"[{start_s:.2f}s]-[{end_s:.2f}s] {model}" + ", ".join(f"{l.name} {s:.2f}" for l, s in top))
 
     for path in args.files:
         if not args.json:
@@ -186,16 +189,16 @@ def cmd_scan(args) -> int:
         while not scheduler.finished:
             events = scheduler.tick()
             for event in events:
-                _print_event(sequencer, event, args.json)
+                _print_event(sequencer, event, args.json, several)
         for event in scheduler.flush():
-            _print_event(sequencer, event, args.json)
+            _print_event(sequencer, event, args.json, several)
         source.stop()
     return EXIT_OK
 
 
-def _print_event(sequencer, event, as_json: bool) -> None:
+def _print_event(sequencer, event, as_json: bool, with_model: bool = False) -> None:
     body = sequencer.encode(event)[1]
-    print(body.decode() if as_json else "   " + describe(json.loads(body)), flush=True)
+    print(body.decode() if as_json else "   " + describe(json.loads(body), with_model), flush=True)
 
 
 # ------------------------------------------------------------------------------------------ check, devices, ctl

@@ -81,6 +81,22 @@ def test_scan_prints_hops_and_events(workdir):
     assert sum(line.startswith("[") for line in lines) == 30  # one per 100 ms hop of 3 s
 
 
+def test_scan_names_the_model_of_each_line_when_a_config_has_several(workdir):
+    """Two models that share labels (as config.yaml's two share smoke_alarm): each hop line and each event says
+    whose it is; with one model the lines stay as above."""
+    (workdir / "tiny2.onnx").write_bytes((workdir / "tiny.onnx").read_bytes())
+    config = workdir / "two.yaml"
+    two = "models: [{path: tiny.onnx, latency_ms: 100}, {path: tiny2.onnx, latency_ms: 200}]"
+    config.write_text((workdir / "config.yaml").read_text().replace("models: [{path: tiny.onnx, latency_ms: 100}]", two))
+    out = streamd("scan", "--config", str(config), str(workdir / "bursts.wav"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(line.startswith("[") and "] tiny: " in line for line in lines) == 30  # 100 ms hops of 3 s
+    assert sum(line.startswith("[") and "] tiny2: " in line for line in lines) == 15  # 200 ms hops
+    assert "   [0.80s] mic tiny keyword yes 0.99" in lines
+    assert sum(line.startswith("   ") and " mic tiny2 " in line for line in lines) >= 2
+
+
 def test_scan_json_is_exactly_the_events(workdir):
     out = streamd("scan", "--json", "--config", str(workdir / "config.yaml"), str(workdir / "bursts.wav"))
     assert out.returncode == 0, out.stderr
