@@ -322,8 +322,8 @@ class Service:
                     "sent_events": self.publisher.sent_events, "dropped_events": self.publisher.dropped_events},
             "keywords": {n: {"threshold": s.threshold, "enabled": on, "after": s.wake_word(n), "group": s.group_name()}
                          for n, (s, on) in self.keywords.items()},
-            "tags": {n: {"on_threshold": s.on_threshold, "off_threshold": s.off_threshold, "enabled": on}
-                     for n, (s, on) in self.tags.items()},
+            "tags": {n: {"on_threshold": s.on_threshold, "off_threshold": s.off_threshold, "hold_s": s.hold_s,
+                         "enabled": on} for n, (s, on) in self.tags.items()},
             "clips_saved": self.clips.saved if self.clips else 0,
             "clips_failed": self.clips.failed if self.clips else 0,  # could not be written (disk full, ...)
             "clips_refused": self.clips.refused if self.clips else 0,  # too many waiting for their post-roll

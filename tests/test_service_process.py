@@ -100,6 +100,21 @@ def test_fast_file_run_publishes_events_and_exits_0_at_end(workdir):
     assert not (workdir / "events").exists() and not (workdir / "control").exists()
 
 
+def test_a_tag_held_over_a_gap_is_one_event_and_status_says_so(workdir):
+    """siren held 1 s: the two bursts (off for 0.6 s between them) are one event, from the first burst's
+    start to the second's last hop on; the stream ends within the hold, so it ends as a flush."""
+    write_config(workdir)
+    text = (workdir / "config.yaml").read_text().replace("{name: siren, min_duration_s: 0.2}",
+                                                         "{name: siren, min_duration_s: 0.2, hold_s: 1.0}")
+    (workdir / "config.yaml").write_text(text)
+    events = run_bursts_fast(workdir)
+    decisions = [(e["type"], e["position_s"]) for e in events if e["type"] != "status"]
+    assert decisions == [("keyword", 0.8), ("tag_start", 0.8), ("keyword", 1.9), ("tag_end", 2.9)]
+    end = next(e for e in events if e["type"] == "tag_end")
+    assert (end["start_s"], end["reason"]) == (0.6, "flush")  # the first burst's event start, as without a hold
+    assert events[-1]["detail"]["tags"]["siren"]["hold_s"] == 1.0
+
+
 def test_keyword_events_leave_a_clip_with_the_event_as_sidecar(workdir):
     clips = workdir / "clips"
     write_config(workdir)
