@@ -329,7 +329,13 @@ def _resolve_device(device: str | int | None) -> tuple[int, dict]:
     if device is None:
         index = sd.default.device[0]
         if index is None or index < 0:
-            index = sd.query_devices(kind="input")["index"]
+            try:
+                index = sd.query_devices(kind="input")["index"]
+            except sd.PortAudioError:  # PortAudio's own words: "Error querying device -1"
+                names = ", ".join(repr(d["name"]) for d in sd.query_devices() if d["max_input_channels"] > 0)
+                if not names:
+                    raise ValueError("no input device at all (no microphone, or no sound server to reach)") from None
+                raise ValueError(f"no default input device; set inputs[].device to one of {names}") from None
     elif isinstance(device, int):
         index = device
     else:

@@ -168,3 +168,26 @@ def test_virtual_mic_says_when_its_daemon_died(vmic):
     vmic._daemon.wait(5)
     with pytest.raises(RuntimeError, match=r"(?s)Connection refused.*pulseaudio exited with -9; its log ends"):
         vmic.pactl("unload-module", "1")
+
+
+def test_no_default_input_device_is_said_plainly(monkeypatch):
+    """Without a sound server or card PortAudio has no default input and says "Error querying device -1";
+    the service's note says what is missing and what to set."""
+    import sounddevice as sd
+
+    from streamd import capture
+
+    devices = [{"name": "HDMI out", "max_input_channels": 0, "index": 0}]
+
+    def query_devices(device=None, kind=None):
+        if kind == "input":
+            raise sd.PortAudioError("Error querying device -1")
+        return devices
+
+    monkeypatch.setattr(sd, "query_devices", query_devices)
+    monkeypatch.setattr(sd.default, "device", [-1, -1])
+    with pytest.raises(ValueError, match=r"^no input device at all \(no microphone, or no sound server to reach\)$"):
+        capture._resolve_device(None)
+    devices.append({"name": "USB mic", "max_input_channels": 1, "index": 1})
+    with pytest.raises(ValueError, match=r"^no default input device; set inputs\[\]\.device to one of 'USB mic'$"):
+        capture._resolve_device(None)
