@@ -6,7 +6,9 @@ Needs only pyzmq. Prints one line per event of the given topic prefixes (all eve
 warning on stderr when not even a heartbeat has arrived for --stale-s seconds: the service publishes a
 `status` event every `heartbeat.interval_s` (30 s by default), so silence for longer means it is stopped,
 stuck or unreachable, never that nothing was heard. It goes on listening and says when the service is back
-(ZeroMQ reconnects by itself when the service restarts). Replace `act` with what your program does.
+(ZeroMQ reconnects by itself when the service restarts). A sound that several models hear (config.yaml's two
+both score smoke_alarm) is acted on once: at the first model's start, and at the last model's end. Replace
+`act` with what your program does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,26 @@ import sys
 import time
 
 import zmq
+
+
+class Sounds:
+    """Which models have each (stream, tag) on, so that one sound heard by two models is one sound."""
+
+    def __init__(self) -> None:
+        self.hearing: dict[tuple[str, str], set[str]] = {}
+
+    def starts(self, event: dict) -> bool:
+        """Note a tag_start; True if no other model had this tag on on this stream."""
+        models = self.hearing.setdefault((event["stream"], event["tag"]), set())
+        first = not models
+        models.add(event["model"])
+        return first
+
+    def ends(self, event: dict) -> bool:
+        """Note a tag_end; True if no model has this tag on on this stream any more."""
+        models = self.hearing.get((event["stream"], event["tag"]), set())
+        models.discard(event["model"])
+        return not models
 
 
 def act(event: dict) -> None:
@@ -41,6 +63,8 @@ def main() -> int:
     for topic in args.topics or [""]:
         sub.setsockopt_string(zmq.SUBSCRIBE, topic)
     sub.setsockopt_string(zmq.SUBSCRIBE, "status")  # heartbeats, so that silence can be told from quiet
+    sub.setsockopt_string(zmq.SUBSCRIBE, "tag.")  # every model's starts and ends, to tell one sound from two
+    sounds = Sounds()
 
     last_heard = time.monotonic()
     stale = False
@@ -56,12 +80,14 @@ def main() -> int:
             stale = False
             print("streamd is back", file=sys.stderr, flush=True)
         event = json.loads(body)
-        if event["type"] == "status":
-            if event["state"] == "stopping":
-                print(f"streamd {event['message']}", file=sys.stderr, flush=True)
-            if not any(topic.decode().startswith(t) for t in args.topics or [""]):
-                continue  # subscribed for liveness only
-        act(event)
+        if event["type"] == "status" and event["state"] == "stopping":
+            print(f"streamd {event['message']}", file=sys.stderr, flush=True)
+        if event["type"] == "tag_start" and not sounds.starts(event):
+            continue  # another model hears it already
+        if event["type"] == "tag_end" and not sounds.ends(event):
+            continue  # another model still hears it
+        if any(topic.decode().startswith(t) for t in args.topics or [""]):
+            act(event)  # else subscribed for liveness or bookkeeping only
 
 
 if __name__ == "__main__":

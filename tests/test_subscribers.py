@@ -30,6 +30,30 @@ def run_service(d: Path) -> None:
     assert run.returncode == 0, run.stderr
 
 
+def test_the_example_subscriber_acts_once_on_a_sound_two_models_hear(workdir):
+    """Two models with the same tag (as config.yaml's two score smoke_alarm): each burst is acted on once, at the
+    first model's start and at the last model's end, though the bus carries both models' events."""
+    two = workdir / "two"
+    two.mkdir()
+    (two / "bursts.wav").write_bytes((workdir / "bursts.wav").read_bytes())
+    for name in ("tiny.onnx", "tiny2.onnx"):  # the second at 200 ms: its events overlap the first's
+        (two / name).write_bytes((workdir / "tiny.onnx").read_bytes())
+    both = "models: [{path: tiny.onnx, latency_ms: 100}, {path: tiny2.onnx, latency_ms: 200}]"
+    config = (workdir / "config.yaml").read_text().replace("models: [{path: tiny.onnx, latency_ms: 100}]", both)
+    (two / "config.yaml").write_text(config.replace(str(workdir), str(two)))
+    example = subprocess.Popen([sys.executable, str(EXAMPLE), f"ipc://{two}/events", "tag."],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_service(two)
+        time.sleep(1.0)
+        example.terminate()
+        stdout, _ = example.communicate(timeout=10)
+    finally:
+        example.kill()
+    lines = stdout.splitlines()
+    assert [line.split(" on mic")[0] for line in lines] == ["siren started", "siren ended"] * 2, lines
+
+
 def test_event_env_names_what_was_heard_and_leaves_the_rest_empty():
     keyword = b'{"schema":1,"type":"keyword","seq":7,"stream":"mic","position_s":3.0,"keyword":"yes","score":0.93}'
     assert event_env(b"keyword.yes", keyword) == {
