@@ -173,6 +173,8 @@ def test_virtual_mic_says_when_its_daemon_died(vmic):
 def test_no_default_input_device_is_said_plainly(monkeypatch):
     """Without a sound server or card PortAudio has no default input and says "Error querying device -1";
     the service's note says what is missing and what to set."""
+    from types import SimpleNamespace
+
     import sounddevice as sd
 
     from streamd import capture
@@ -184,8 +186,10 @@ def test_no_default_input_device_is_said_plainly(monkeypatch):
             raise sd.PortAudioError("Error querying device -1")
         return devices
 
-    monkeypatch.setattr(sd, "query_devices", query_devices)
-    monkeypatch.setattr(sd.default, "device", [-1, -1])
+    # a stand-in for the module, not a patch of its defaults: sounddevice would keep a default set and restored
+    fake = SimpleNamespace(default=SimpleNamespace(device=[-1, -1]), query_devices=query_devices,
+                           PortAudioError=sd.PortAudioError)
+    monkeypatch.setattr(capture, "sd", fake)
     with pytest.raises(ValueError, match=r"^no input device at all \(no microphone, or no sound server to reach\)$"):
         capture._resolve_device(None)
     devices.append({"name": "USB mic", "max_input_channels": 1, "index": 1})
