@@ -7,8 +7,8 @@ warning on stderr when not even a heartbeat has arrived for --stale-s seconds: t
 `status` event every `heartbeat.interval_s` (30 s by default), so silence for longer means it is stopped,
 stuck or unreachable, never that nothing was heard. It goes on listening and says when the service is back
 (ZeroMQ reconnects by itself when the service restarts). A sound that several models hear (config.yaml's two
-both score smoke_alarm) is acted on once: at the first model's start, and at the last model's end. Replace
-`act` with what your program does.
+both score smoke_alarm) is acted on once: at the first model's start, and at the last model's end (what a
+killed service never ended is forgotten when it starts again). Replace `act` with what your program does.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class Sounds:
         models = self.hearing.get((event["stream"], event["tag"]), set())
         models.discard(event["model"])
         return not models
+
+    def forget(self) -> None:
+        """A service that started again, or went silent, holds no event its ends would close."""
+        self.hearing.clear()
 
 
 def act(event: dict) -> None:
@@ -72,6 +76,7 @@ def main() -> int:
         if not sub.poll(timeout=1000):
             if not stale and time.monotonic() - last_heard > args.stale_s:
                 stale = True
+                sounds.forget()
                 print(f"no message from streamd for {args.stale_s:g} s: is it running?", file=sys.stderr, flush=True)
             continue
         topic, body = sub.recv_multipart()[:2]
@@ -82,6 +87,8 @@ def main() -> int:
         event = json.loads(body)
         if event["type"] == "status" and event["state"] == "stopping":
             print(f"streamd {event['message']}", file=sys.stderr, flush=True)
+        if event["type"] == "status" and event["message"] == "started":
+            sounds.forget()  # a service that was killed sent no ends
         if event["type"] == "tag_start" and not sounds.starts(event):
             continue  # another model hears it already
         if event["type"] == "tag_end" and not sounds.ends(event):

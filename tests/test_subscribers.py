@@ -54,6 +54,24 @@ def test_the_example_subscriber_acts_once_on_a_sound_two_models_hear(workdir):
     assert [line.split(" on mic")[0] for line in lines] == ["siren started", "siren ended"] * 2, lines
 
 
+def test_the_example_subscribers_sounds_forget_what_a_restarted_service_never_ended():
+    """A service killed mid-alarm sends no tag_end: after forget (on its next start, or silence) the next start
+    is acted on again, where it would otherwise be taken for the same sound for ever."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("subscribe_example", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    sounds = example.Sounds()
+    alarm = {"stream": "mic", "tag": "smoke_alarm"}
+    assert sounds.starts({**alarm, "model": "streamd-sat"}) and not sounds.starts({**alarm, "model": "streamd-alarm"})
+    assert not sounds.ends({**alarm, "model": "streamd-sat"})  # the detector still hears it
+    assert not sounds.starts({**alarm, "model": "streamd-sat"})  # the same sound, heard again
+    sounds.forget()
+    assert sounds.starts({**alarm, "model": "streamd-alarm"})
+    assert sounds.starts({**alarm, "stream": "kitchen", "model": "streamd-alarm"})  # another stream, another sound
+
+
 def test_event_env_names_what_was_heard_and_leaves_the_rest_empty():
     keyword = b'{"schema":1,"type":"keyword","seq":7,"stream":"mic","position_s":3.0,"keyword":"yes","score":0.93}'
     assert event_env(b"keyword.yes", keyword) == {
