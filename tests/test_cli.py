@@ -87,7 +87,8 @@ def test_scan_names_the_model_of_each_line_when_a_config_has_several(workdir):
     (workdir / "tiny2.onnx").write_bytes((workdir / "tiny.onnx").read_bytes())
     config = workdir / "two.yaml"
     two = "models: [{path: tiny.onnx, latency_ms: 100}, {path: tiny2.onnx, latency_ms: 200}]"
-    config.write_text((workdir / "config.yaml").read_text().replace("models: [{path: tiny.onnx, latency_ms: 100}]", two))
+    one = "models: [{path: tiny.onnx, latency_ms: 100}]"
+    config.write_text((workdir / "config.yaml").read_text().replace(one, two))
     out = streamd("scan", "--config", str(config), str(workdir / "bursts.wav"))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
