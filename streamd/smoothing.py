@@ -87,7 +87,7 @@ class TagSmoother:
         self._start = 0
         self._last_end = 0  # end of the event's last hop that was on
         self._scores: list[float] = []
-        self._held: list[float] = []  # scores of the hops off while holding: the event's if it comes back
+        self._held: list[float] = []  # off hops while holding, the event's if it comes back; empty otherwise
 
     @property
     def active(self) -> bool:
@@ -137,12 +137,12 @@ class TagSmoother:
                 return self._hold(score, end_sample)
             self._state = "on"  # back within hold_s: the same event, the hops it was off included
             self._scores += self._held
+            self._held = []
         elif self._level_below(self.cfg.off_threshold):
             if self._state == "pending":  # never announced: nothing to end
                 self._state = "off"
                 return []
             self._state = "holding"
-            self._held = []
             return self._hold(score, end_sample)
         self._scores.append(float(score))
         self._last_end = end_sample
