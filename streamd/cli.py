@@ -11,11 +11,13 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from streamd.config import (Config, ConfigError, bus_endpoint, config_from_dict, control_endpoint,
                             load_config, runtime_dir)
 from streamd.contract import ContractError
+from streamd.sounds import Sounds
 
 log = logging.getLogger("streamd")
 
@@ -118,25 +120,31 @@ def cmd_listen(args) -> int:
     topics = args.topic or ([""] if not args.scores else [])
     if args.scores:
         topics.append("scores")
+    # --exec acts once per sound: it follows every model's tag events and the service's restarts
+    sounds = Sounds() if args.exec_command and not args.every_model else None
     context = zmq.Context()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.connect(endpoint)
-    for topic in topics:
+    for topic in topics + (["tag.", "status"] if sounds else []):
         sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    deadline_ms = int(args.timeout * 1000) if args.timeout else -1
-    sub.setsockopt(zmq.RCVTIMEO, deadline_ms)
+    last_shown = time.monotonic()  # --timeout counts from the last event of the asked topics
     try:
         while True:
-            try:
-                topic, body = sub.recv_multipart()[:2]
-            except zmq.Again:
-                return EXIT_OK
+            if args.timeout:
+                left_ms = (args.timeout - (time.monotonic() - last_shown)) * 1000
+                if left_ms <= 0 or not sub.poll(left_ms):
+                    return EXIT_OK
+            topic, body = sub.recv_multipart()[:2]
+            acts = sounds.acts_on(json.loads(body)) if sounds else True
+            if not any(topic.startswith(t.encode()) for t in topics):
+                continue  # followed for the bookkeeping only
+            last_shown = time.monotonic()
             if args.scores and topic == b"scores" and sys.stdout.isatty():
                 print("\r\033[K" + describe(json.loads(body)), end="", flush=True)
             else:
                 print(body.decode(), flush=True)
-            if args.exec_command:
+            if args.exec_command and acts:
                 _exec_for_event(args.exec_command, topic, body)
     except KeyboardInterrupt:
         return EXIT_OK
@@ -274,10 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--config")
     listen.add_argument("--topic", action="append", help="topic prefix, e.g. keyword. or tag.start.dog (repeatable)")
     listen.add_argument("--scores", action="store_true", help="also show live scores (needs bus.scores: true)")
-    listen.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without a message")
+    listen.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event of its topics")
     listen.add_argument("--exec", dest="exec_command", metavar="CMD",
                         help="run CMD with /bin/sh for each event, one at a time: the event's JSON on stdin, "
-                             "STREAMD_LABEL, STREAMD_SCORE, STREAMD_TOPIC, ... in its environment")
+                             "STREAMD_LABEL, STREAMD_SCORE, STREAMD_TOPIC, ... in its environment; a sound that "
+                             "several models hear once, at the first model's tag start and the last one's end")
+    listen.add_argument("--every-model", action="store_true",
+                        help="with --exec: run CMD for every model's tag events, not once per sound")
     listen.set_defaults(func=cmd_listen)
 
     scan = sub.add_parser("scan", help="run the pipeline over files as fast as possible")

@@ -30,17 +30,24 @@ def run_service(d: Path) -> None:
     assert run.returncode == 0, run.stderr
 
 
-def test_the_example_subscriber_acts_once_on_a_sound_two_models_hear(workdir):
-    """Two models with the same tag (as config.yaml's two score smoke_alarm): each burst is acted on once, at the
-    first model's start and at the last model's end, though the bus carries both models' events."""
+@pytest.fixture(scope="module")
+def two(workdir):
+    """The service folder with two models of the same tag (as config.yaml's two score smoke_alarm), the second
+    at 200 ms: their events for one burst overlap."""
     two = workdir / "two"
     two.mkdir()
     (two / "bursts.wav").write_bytes((workdir / "bursts.wav").read_bytes())
-    for name in ("tiny.onnx", "tiny2.onnx"):  # the second at 200 ms: its events overlap the first's
+    for name in ("tiny.onnx", "tiny2.onnx"):
         (two / name).write_bytes((workdir / "tiny.onnx").read_bytes())
     both = "models: [{path: tiny.onnx, latency_ms: 100}, {path: tiny2.onnx, latency_ms: 200}]"
     config = (workdir / "config.yaml").read_text().replace("models: [{path: tiny.onnx, latency_ms: 100}]", both)
     (two / "config.yaml").write_text(config.replace(str(workdir), str(two)))
+    return two
+
+
+def test_the_example_subscriber_acts_once_on_a_sound_two_models_hear(two):
+    """Each burst is acted on once, at the first model's start and at the last model's end, though the bus
+    carries both models' events."""
     example = subprocess.Popen([sys.executable, str(EXAMPLE), f"ipc://{two}/events", "tag."],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -70,6 +77,49 @@ def test_the_example_subscribers_sounds_forget_what_a_restarted_service_never_en
     sounds.forget()
     assert sounds.starts({**alarm, "model": "streamd-alarm"})
     assert sounds.starts({**alarm, "stream": "kitchen", "model": "streamd-alarm"})  # another stream, another sound
+
+
+@pytest.mark.parametrize("every_model", [False, True])
+def test_listen_exec_acts_once_per_sound_two_models_hear_unless_asked_for_every_model(two, every_model):
+    """It prints every event of its topic (both models' starts) and runs the command at the first model's start
+    of each burst; --every-model runs it for each. The tag ends it follows for that are not printed."""
+    out = two / f"exec-{every_model}.txt"
+    listen = subprocess.Popen([*STREAMD, "listen", "--endpoint", f"ipc://{two}/events", "--topic", "tag.start.",
+                               "--exec", f'echo "$STREAMD_EVENT" >> {out}', "--timeout", "3",
+                               *(["--every-model"] if every_model else [])],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_service(two)
+        stdout, stderr = listen.communicate(timeout=30)
+    finally:
+        listen.kill()
+    assert listen.returncode == 0, stderr
+    printed = [json.loads(line) for line in stdout.splitlines()]
+    assert [(e["type"], sorted((e["model"], o["model"]))) for e, o in zip(printed[::2], printed[1::2])] == [
+        ("tag_start", ["tiny", "tiny2"])] * 2, printed  # both models' start of each burst, in the bus's order
+    acted = [json.loads(line) for line in out.read_text().splitlines()]
+    assert acted == (printed if every_model else printed[::2])
+
+
+def test_listen_sounds_forget_what_a_service_that_started_again_never_ended():
+    """A service killed mid-alarm sends no tag_end: its next process (a lower seq, or its started status) starts
+    afresh, where the old start would otherwise hold the alarm as heard for ever."""
+    from streamd.sounds import Sounds
+
+    sounds = Sounds()
+    alarm = {"type": "tag_start", "stream": "mic", "tag": "smoke_alarm"}
+    assert sounds.acts_on({**alarm, "seq": 10, "model": "streamd-sat"})
+    assert not sounds.acts_on({**alarm, "seq": 11, "model": "streamd-alarm"})  # the same sound
+    assert not sounds.acts_on({**alarm, "type": "tag_end", "seq": 12, "model": "streamd-sat"})  # still heard
+    assert not sounds.acts_on({**alarm, "seq": 13, "model": "streamd-sat"})
+    assert sounds.acts_on({**alarm, "seq": 14, "stream": "kitchen", "model": "streamd-sat"})  # another stream
+    assert sounds.acts_on({**alarm, "seq": 3, "model": "streamd-sat"})  # a new process: seq went back
+    assert not sounds.acts_on({**alarm, "seq": 4, "model": "streamd-alarm"})
+    started = {"type": "status", "stream": None, "state": "running", "message": "started"}
+    assert sounds.acts_on({**started, "seq": 5})  # status events are acted on, and this one forgets
+    assert sounds.acts_on({**alarm, "seq": 6, "model": "streamd-alarm"})
+    assert sounds.acts_on({"type": "keyword", "seq": 7, "keyword": "stop"})
+    assert sounds.acts_on({**alarm, "type": "tag_end", "seq": 8, "model": "streamd-alarm"})  # the last model's end
 
 
 def test_event_env_names_what_was_heard_and_leaves_the_rest_empty():
