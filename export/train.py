@@ -38,7 +38,7 @@ from export.files import write_whole
 from export.onnx_import import load_weights
 from export.labels import COMMANDS, DEFAULT_LABELS, KEYWORDS, tag_name
 from export.streaming import StreamingModel, WindowedModel
-from streamd.contract import KIND_KEYWORD, Label
+from streamd.contract import KIND_KEYWORD, KIND_TAG, Label
 
 log = logging.getLogger("export.train")
 
@@ -69,6 +69,9 @@ class Recipe:
     # keywords beyond export.labels.KEYWORDS (a wake word of your own): labels appended to the model's;
     # their positives are clips labelled with the word (synth_speech --new-keywords, your recordings)
     new_keywords: tuple[str, ...] = ()
+    # sound tags beyond export.labels.TAGS (your doorbell, a cuckoo clock): labels appended after new_keywords;
+    # their positives are tag clips labelled with the name (a manifest of your recordings)
+    new_tags: tuple[str, ...] = ()
     keyword_pos_weight: float = 1.0  # weight of positive keyword targets in the loss (keywords are rare)
     # SpecAugment on the front end's output while training, export.data.specaug.spec_augment's keywords
     # ({time_masks, max_time_frames, freq_masks, max_freq_bins}); empty: off
@@ -115,12 +118,16 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
-    for key in ("synthetic", "new_keywords", "train_labels", "init_blocks"):
+    for key in ("synthetic", "new_keywords", "new_tags", "train_labels", "init_blocks"):
         if key in raw:
             raw[key] = tuple(raw[key])
-    clash = sorted(set(raw.get("new_keywords", ())) & {label.name for label in DEFAULT_LABELS})
-    if clash:
-        raise SystemExit(f"{path}: new_keywords {clash} are labels of the default model already")
+    for key in ("new_keywords", "new_tags"):
+        clash = sorted(set(raw.get(key, ())) & {label.name for label in DEFAULT_LABELS})
+        if clash:
+            raise SystemExit(f"{path}: {key} {clash} are labels of the default model already")
+    taken = sorted(set(raw.get("new_tags", ())) & (set(raw.get("new_keywords", ())) | set(NEGATIVE_LABELS)))
+    if taken:
+        raise SystemExit(f"{path}: new_tags {taken} name a new keyword or clips that training takes as negatives")
     recipe = Recipe(**raw)
     if recipe.train_labels and recipe.weight_decay:
         raise SystemExit(f"{path}: train_labels needs weight_decay: 0 (decay would shrink the frozen rows too)")
@@ -130,8 +137,9 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def recipe_labels(recipe: Recipe) -> tuple[Label, ...]:
-    """The model's labels: the default household set, then the recipe's new keywords."""
-    return DEFAULT_LABELS + tuple(Label(k, KIND_KEYWORD) for k in recipe.new_keywords)
+    """The model's labels: the default household set, then the recipe's new keywords and new tags."""
+    return (DEFAULT_LABELS + tuple(Label(k, KIND_KEYWORD) for k in recipe.new_keywords)
+            + tuple(Label(t, KIND_TAG) for t in recipe.new_tags))
 
 
 def recipe_keywords(recipe: Recipe) -> tuple[str, ...]:
@@ -139,6 +147,10 @@ def recipe_keywords(recipe: Recipe) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------------------- data
+
+# labels of clips that train as negatives, whatever the recipe's labels (clip_role)
+NEGATIVE_LABELS = ("_silence_", "_unknown_", "not_wake_word", "noise", "beep", "chime", "squeak", "lookalike")
+
 
 def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, str]:
     """(role, name) of a shared-data or synthetic clip: keyword/unknown/speech/noise/lookalike/tag/skip."""

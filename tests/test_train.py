@@ -820,6 +820,63 @@ def test_a_new_keyword_is_appended_to_the_labels_and_learns_from_its_clips(tmp_p
     assert not torch.equal(model.head.weight[-1], torch.zeros_like(model.head.weight[-1]))
 
 
+def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_path, monkeypatch):
+    """A sound of the user's (a cuckoo clock): clips labelled with it become that tag's positives only where the
+    recipe names it; the shipped rows stay, the new tag gets a row of its own after the new keyword's."""
+    from export.families import build_model, load_checkpoint, save_checkpoint
+    from export.train import build_pools, clip_role, load_recipe, recipe_labels, train
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    rows = (corpus / "manifest.csv").read_text().splitlines()
+    for i in range(6):  # two falling tones, labelled with the new tag
+        path = corpus / "sounds" / "cuckoo" / f"c{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.concatenate([tone(0.3, 700), tone(0.3, 580), np.zeros(SR, np.float32)]), SR)
+        rows.append(f"{path.relative_to(corpus)},cuckoo,,1.6")
+    (corpus / "manifest.csv").write_text("\n".join(rows) + "\n")
+    torch.manual_seed(0)
+    donor = build_model("sat", DEFAULT_LABELS, "tiny")
+    save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    recipe_path = tmp_path / "cuckoo.yaml"
+    recipe_path.write_text(
+        f"name: cuckoo\nfamily: sat\nsize: tiny\nsteps: 2\nbatch_size: 2\neval_every: 2\nval_scenes: 4\nthreads: 1\n"
+        f"shared_data: {corpus}\nscene: {{n_columns: 8, tag_weights: {{cuckoo: 4}}}}\ninit: donor.pt\n"
+        f"new_keywords: [hey kitchen]\nnew_tags: [cuckoo]\nlr: 0.0\n")
+    recipe = load_recipe(recipe_path)
+    labels = recipe_labels(recipe)
+    assert labels[:-2] == DEFAULT_LABELS
+    assert [(label.name, label.kind) for label in labels[-2:]] == [("hey kitchen", "keyword"), ("cuckoo", "tag")]
+    clip = Clip(path=corpus / "sounds" / "cuckoo" / "c0.wav", labels=("cuckoo",))
+    assert clip_role(clip) == ("tag", "cuckoo")
+    names = tuple(label.name for label in labels)
+    pools = build_pools([clip], SR, names)
+    assert len(pools.tags["cuckoo"]) == 1
+    assert build_pools([clip], SR, NAMES).tags == {}, "a model without the tag has no use for its clips"
+    cfg = SceneConfig(n_columns=8, p_background=(1.0, 0.0, 0.0, 0.0), p_keyword=0.0, p_unknown=0.0)
+    _, targets, _ = SceneSampler(pools, names, cfg).sample(np.random.default_rng(0))
+    assert targets[:, names.index("cuckoo")].max() == 1.0 and targets[:, names.index("dog")].max() == 0.0
+
+    train(recipe, tmp_path / "run", resume=False, root=tmp_path)
+    model, meta = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert meta["labels"][-1] == ["cuckoo", "tag"] and len(meta["labels"]) == len(DEFAULT_LABELS) + 2
+    torch.testing.assert_close(model.head.weight[:-2], donor.head.weight)  # lr 0: the donor's rows as they were
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("new_tags: [dog]", r"new_tags \['dog'\] are labels of the default model already"),
+    ("new_keywords: [cuckoo]\nnew_tags: [cuckoo]", r"new_tags \['cuckoo'\] name a new keyword or clips that training"),
+    ("new_tags: [chime]", r"new_tags \['chime'\] name a new keyword or clips that training takes as negatives"),
+])
+def test_a_recipe_cannot_add_a_tag_the_model_has_or_that_names_negatives(tmp_path, keys, message):
+    from export.train import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(f"name: r\n{keys}\n")
+    with pytest.raises(SystemExit, match=message):
+        load_recipe(path)
+
+
 def test_a_recipe_cannot_add_a_keyword_the_model_has(tmp_path):
     from export.train import load_recipe
 
