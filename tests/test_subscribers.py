@@ -30,6 +30,20 @@ def run_service(d: Path) -> None:
     assert run.returncode == 0, run.stderr
 
 
+def listen_during_a_run(folder: Path, *args: str) -> tuple[list[str], str]:
+    """`streamd listen ARGS` on the folder's bus while the service runs over its bursts once: (the lines it printed,
+    its stderr); asserts it ends cleanly on its --timeout of 3 s."""
+    listen = subprocess.Popen([*STREAMD, "listen", "--endpoint", f"ipc://{folder}/events", "--timeout", "3", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_service(folder)
+        stdout, stderr = listen.communicate(timeout=30)
+    finally:
+        listen.kill()
+    assert listen.returncode == 0, stderr
+    return stdout.splitlines(), stderr
+
+
 @pytest.fixture(scope="module")
 def two(workdir):
     """The service folder with two models of the same tag (as config.yaml's two score smoke_alarm), the second
@@ -84,17 +98,9 @@ def test_listen_exec_acts_once_per_sound_two_models_hear_unless_asked_for_every_
     """It prints every event of its topic (both models' starts) and runs the command at the first model's start
     of each burst; --every-model runs it for each. The tag ends it follows for that are not printed."""
     out = two / f"exec-{every_model}.txt"
-    listen = subprocess.Popen([*STREAMD, "listen", "--endpoint", f"ipc://{two}/events", "--topic", "tag.start.",
-                               "--exec", f'echo "$STREAMD_EVENT" >> {out}', "--timeout", "3",
-                               *(["--every-model"] if every_model else [])],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        run_service(two)
-        stdout, stderr = listen.communicate(timeout=30)
-    finally:
-        listen.kill()
-    assert listen.returncode == 0, stderr
-    printed = [json.loads(line) for line in stdout.splitlines()]
+    stdout, _ = listen_during_a_run(two, "--topic", "tag.start.", "--exec", f'echo "$STREAMD_EVENT" >> {out}',
+                                    *(["--every-model"] if every_model else []))
+    printed = [json.loads(line) for line in stdout]
     assert [(e["type"], sorted((e["model"], o["model"]))) for e, o in zip(printed[::2], printed[1::2])] == [
         ("tag_start", ["tiny", "tiny2"])] * 2, printed  # both models' start of each burst, in the bus's order
     acted = [json.loads(line) for line in out.read_text().splitlines()]
@@ -140,19 +146,11 @@ def test_listen_exec_runs_the_command_once_per_event_in_order_and_reports_failur
     # the command sees the event in its environment and on stdin, and fails for keywords
     command = (f'echo "$STREAMD_TYPE $STREAMD_LABEL $STREAMD_SCORE $STREAMD_TOPIC" >> {out}/env.txt; '
                f'cat >> {out}/stdin.txt; [ "$STREAMD_TYPE" != keyword ] || exit 3')
-    listen = subprocess.Popen([*STREAMD, "listen", "--endpoint", f"ipc://{workdir}/events", "--topic", "keyword.",
-                               "--topic", "tag.", "--exec", command, "--timeout", "3"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        run_service(workdir)
-        stdout, stderr = listen.communicate(timeout=30)
-    finally:
-        listen.kill()
-    assert listen.returncode == 0, stderr
-    printed = [json.loads(line) for line in stdout.splitlines()]
+    stdout, stderr = listen_during_a_run(workdir, "--topic", "keyword.", "--topic", "tag.", "--exec", command)
+    printed = [json.loads(line) for line in stdout]
     assert [(e["type"], e["position_s"]) for e in printed] == [
         ("keyword", 0.8), ("tag_start", 0.8), ("tag_end", 1.3), ("keyword", 1.9), ("tag_start", 1.9), ("tag_end", 2.9)]
-    assert (out / "stdin.txt").read_text().splitlines() == stdout.splitlines()  # each event's JSON, in order
+    assert (out / "stdin.txt").read_text().splitlines() == stdout  # each event's JSON, in order
     expected = [f"{e['type']} {e.get('keyword', e.get('tag'))} {e.get('score', e.get('peak_score'))} "
                 f"{'keyword.yes' if e['type'] == 'keyword' else e['type'].replace('_', '.') + '.siren'}" for e in printed]
     assert (out / "env.txt").read_text().splitlines() == expected

@@ -777,24 +777,38 @@ def test_an_overdriven_scene_is_clipped_at_full_scale_and_keeps_its_targets():
         assert targets[:, NAMES.index("stop")].max() == 1.0
 
 
+def add_clips(corpus: Path, folder: str, label: str, audio: np.ndarray, n: int = 6, speaker: str = "") -> None:
+    """n copies of audio in corpus/folder, each a row of the manifest labelled label (by speaker{i} with a speaker,
+    in Speech Commands' file names)."""
+    rows = (corpus / "manifest.csv").read_text().splitlines()
+    for i in range(n):
+        path = corpus / folder / (f"{speaker}{i}_nohash_0.wav" if speaker else f"{i}.wav")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, audio, SR)
+        rows.append(f"{path.relative_to(corpus)},{label},{speaker and f'{speaker}{i}'},{len(audio) / SR}")
+    (corpus / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+
+def tiny_donor(path: Path) -> torch.nn.Module:
+    """A tiny SAT model of the default labels, saved as a checkpoint to start a recipe from."""
+    from export.families import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    donor = build_model("sat", DEFAULT_LABELS, "tiny")
+    save_checkpoint(donor, path, "sat", "tiny")
+    return donor
+
+
 def test_a_new_keyword_is_appended_to_the_labels_and_learns_from_its_clips(tmp_path, monkeypatch):
-    from export.families import build_model, load_checkpoint, save_checkpoint
+    from export.families import load_checkpoint
     from export.train import clip_role, load_recipe, recipe_labels, train
 
     monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
     corpus = write_tiny_corpus(tmp_path / "data")
-    rows = (corpus / "manifest.csv").read_text().splitlines()
-    for i in range(6):  # a word of the user's: a 900 Hz tone, labelled with itself
-        path = corpus / "kws" / "hey_kitchen" / f"u{i}_nohash_0.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clip = np.zeros(SR, np.float32)
-        clip[3000:9000] = tone(6000 / SR, 900)
-        sf.write(path, clip, SR)
-        rows.append(f"{path.relative_to(corpus)},hey kitchen,u{i},1.0")
-    (corpus / "manifest.csv").write_text("\n".join(rows) + "\n")
-    torch.manual_seed(0)
-    donor = build_model("sat", DEFAULT_LABELS, "tiny")
-    save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    word = np.zeros(SR, np.float32)  # a word of the user's: a 900 Hz tone, labelled with itself
+    word[3000:9000] = tone(6000 / SR, 900)
+    add_clips(corpus, "kws/hey_kitchen", "hey kitchen", word, speaker="u")
+    donor = tiny_donor(tmp_path / "donor.pt")
     recipe_path = tmp_path / "kitchen.yaml"
     recipe_path.write_text(
         f"name: kitchen\nfamily: sat\nsize: tiny\nsteps: 2\nbatch_size: 2\neval_every: 2\nval_scenes: 4\nthreads: 1\n"
@@ -823,21 +837,14 @@ def test_a_new_keyword_is_appended_to_the_labels_and_learns_from_its_clips(tmp_p
 def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_path, monkeypatch):
     """A sound of the user's (a cuckoo clock): clips labelled with it become that tag's positives only where the
     recipe names it; the shipped rows stay, the new tag gets a row of its own after the new keyword's."""
-    from export.families import build_model, load_checkpoint, save_checkpoint
+    from export.families import load_checkpoint
     from export.train import build_pools, clip_role, load_recipe, recipe_labels, train
 
     monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
     corpus = write_tiny_corpus(tmp_path / "data")
-    rows = (corpus / "manifest.csv").read_text().splitlines()
-    for i in range(6):  # two falling tones, labelled with the new tag
-        path = corpus / "sounds" / "cuckoo" / f"c{i}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, np.concatenate([tone(0.3, 700), tone(0.3, 580), np.zeros(SR, np.float32)]), SR)
-        rows.append(f"{path.relative_to(corpus)},cuckoo,,1.6")
-    (corpus / "manifest.csv").write_text("\n".join(rows) + "\n")
-    torch.manual_seed(0)
-    donor = build_model("sat", DEFAULT_LABELS, "tiny")
-    save_checkpoint(donor, tmp_path / "donor.pt", "sat", "tiny")
+    call = np.concatenate([tone(0.3, 700), tone(0.3, 580), np.zeros(SR, np.float32)])  # two falling tones
+    add_clips(corpus, "sounds/cuckoo", "cuckoo", call)
+    donor = tiny_donor(tmp_path / "donor.pt")
     recipe_path = tmp_path / "cuckoo.yaml"
     recipe_path.write_text(
         f"name: cuckoo\nfamily: sat\nsize: tiny\nsteps: 2\nbatch_size: 2\neval_every: 2\nval_scenes: 4\nthreads: 1\n"
@@ -847,7 +854,7 @@ def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_
     labels = recipe_labels(recipe)
     assert labels[:-2] == DEFAULT_LABELS
     assert [(label.name, label.kind) for label in labels[-2:]] == [("hey kitchen", "keyword"), ("cuckoo", "tag")]
-    clip = Clip(path=corpus / "sounds" / "cuckoo" / "c0.wav", labels=("cuckoo",))
+    clip = Clip(path=corpus / "sounds" / "cuckoo" / "0.wav", labels=("cuckoo",))
     assert clip_role(clip) == ("tag", "cuckoo")
     names = tuple(label.name for label in labels)
     pools = build_pools([clip], SR, names)
