@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--config")
     listen.add_argument("--topic", action="append", help="topic prefix, e.g. keyword. or tag.start.dog (repeatable)")
     listen.add_argument("--scores", action="store_true", help="also show live scores (needs bus.scores: true)")
-    listen.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event of its topics")
+    listen.add_argument("--timeout", type=float, default=0.0,
+                        help="exit after this many seconds without an event of its topics")
     listen.add_argument("--exec", dest="exec_command", metavar="CMD",
                         help="run CMD with /bin/sh for each event, one at a time: the event's JSON on stdin, "
                              "STREAMD_LABEL, STREAMD_SCORE, STREAMD_TOPIC, ... in its environment; a sound that "

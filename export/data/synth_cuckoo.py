@@ -56,7 +56,8 @@ def cuckoo(n: int, sample_rate_hz: int, rng: np.random.Generator) -> np.ndarray:
             audio[a:a + len(note)] += level * note
         if clicks:
             a = max(0, int((at_s - rng.uniform(0.05, 0.15)) * sample_rate_hz))
-            click = rng.standard_normal(int(0.006 * sample_rate_hz)) * np.exp(-np.arange(96) / 20)[: int(0.006 * sample_rate_hz)]
+            n_click = int(0.006 * sample_rate_hz)
+            click = rng.standard_normal(n_click) * np.exp(-np.arange(n_click) / 20)
             audio[a:a + len(click)] += rng.uniform(0.1, 0.4) * click[: n - a]
     return audio / max(np.abs(audio).max(), 1e-9) * 0.5
 
