@@ -12,12 +12,12 @@ training data hold its nearest look-alike as a negative: the two-note door chime
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from export.data import generator_cli
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
 
@@ -82,14 +82,7 @@ def generate(out_dir: str | Path, count: int, seconds: float = 6.0, seed: int = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_cuckoo/seed<S>)")
-    p.add_argument("--count", type=int, default=400)
-    p.add_argument("--seconds", type=float, default=6.0)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    out = args.out or default_out_dir(args.seed)
-    clips = generate(out, args.count, args.seconds, args.seed)
+    clips, out, _ = generator_cli.run(__doc__, generate, default_out_dir, argv, count=400, seconds=6.0)
     print(f"{len(clips)} clips -> {out}/manifest.csv")
 
 

@@ -21,7 +21,6 @@ mechanism simple enough to synthesise from its physics, varied over what differs
 
 from __future__ import annotations
 
-import argparse
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from export.data import generator_cli
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
 
@@ -246,14 +246,8 @@ def generate(out_dir: str | Path, count: int, seconds: float = 4.0, seed: int = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_machines/seed<S>)")
-    p.add_argument("--count", type=int, default=480, help="clips, the kinds in turn (8 kinds)")
-    p.add_argument("--seconds", type=float, default=4.0)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    out = args.out or default_out_dir(args.seed)
-    clips = generate(out, args.count, args.seconds, args.seed)
+    clips, out, _ = generator_cli.run(__doc__, generate, default_out_dir, argv, count=480, seconds=4.0,
+                                      count_help="clips, the kinds in turn (8 kinds)")
     print(f"{len(clips)} clips -> {out}/manifest.csv")
 
 

@@ -20,13 +20,13 @@ accepts per hour and smoke-alarm false starts on the music alone.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from export.data import generator_cli
 from export.data.audio import cache_root
 from export.data.manifest import Clip, write_manifest
 
@@ -146,15 +146,9 @@ def generate(out_dir: str | Path, count: int, seconds: float = 15.0, seed: int =
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, help="output folder (default: $STREAMD_CACHE/synth_music/seed<S>)")
-    p.add_argument("--count", type=int, default=120, help="pieces")
-    p.add_argument("--seconds", type=float, default=15.0, help="length of each piece")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    out = args.out or default_out_dir(args.seed)
-    clips = generate(out, args.count, args.seconds, args.seed)
-    print(f"{len(clips)} pieces, {len(clips) * args.seconds / 60:.1f} min -> {out}/manifest.csv")
+    clips, out, seconds = generator_cli.run(__doc__, generate, default_out_dir, argv, count=120, seconds=15.0,
+                                            count_help="pieces", seconds_help="length of each piece")
+    print(f"{len(clips)} pieces, {len(clips) * seconds / 60:.1f} min -> {out}/manifest.csv")
 
 
 if __name__ == "__main__":
