@@ -1,7 +1,7 @@
 """Evaluate any contract model file on shared-style data, through onnxruntime as the service runs it.
 
-    python -m export.evaluate MODEL.onnx [MODEL2.onnx ...] --data ../shared/data --split val \\
-        --hop-ms 160 --out eval/ [--tasks kws,wakeword,tags,mixtures,alarms]
+    python -m export.evaluate MODEL.onnx [MODEL2.onnx ...] --data ../shared/data [--data MORE ...] \\
+        --split val --hop-ms 160 --out eval/ [--tasks kws,wakeword,tags,mixtures,alarms]
 
 Every clip is streamed hop by hop from a zero state with the service's own loader and runner
 (``streamd.model.load_model``, ``streamd.runner.StreamRunner``); keyword decisions use the service's
@@ -26,7 +26,7 @@ from pathlib import Path
 from export.data.manifest import Clip
 from export.data.rooms import DISTANCE_M, MODELS, Rooms
 from export.evaluation.alarms import ALARM_FA_PER_H, eval_alarms
-from export.evaluation.clips import select_clips
+from export.evaluation.clips import select_sources
 from export.evaluation.context import Context, noise_background
 from export.evaluation.keywords import eval_kws, eval_wakeword
 from export.evaluation.plots import plot_det, write_plots
@@ -65,7 +65,7 @@ def evaluate_model(path: Path, clips: list[Clip], groups: dict[Path, str], args:
         "receptive_field_s": model.info.receptive_field_s,
         "state_bytes": model.state_bytes,
         "labels": len(model.info.labels),
-        "data": str(args.data),
+        "data": [str(d) for d in args.data],
         "split": args.split,
         "gain_db": args.gain_db,
         "snr_db": args.snr_db,
@@ -142,7 +142,9 @@ def unique_stems(paths: list[Path]) -> list[str]:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m export.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", type=Path, help="contract ONNX model files")
-    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv (like ../shared/data)")
+    p.add_argument("--data", type=Path, required=True, action="append",
+                   help="folder with manifest.csv (like ../shared/data), or a manifest; again for more, e.g. your "
+                        "own recordings beside ../shared/data: their clips are pooled (the split applies to each)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val",
                    help="validation clips only (default), training clips only (to measure the gap), or all clips")
     p.add_argument("--hop-ms", type=float, required=True, help="hop (latency quantum) in ms; same for every model")
@@ -222,10 +224,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    root = args.data.resolve()
-    clips, groups = select_clips(root, args.split)
+    args.data = [d.expanduser().resolve() for d in args.data]
+    clips, groups = select_sources(args.data, args.split)
     if not clips:
-        raise SystemExit(f"no clips in {root / 'manifest.csv'} for split {args.split!r}")
+        raise SystemExit(f"no clips in {' + '.join(map(str, args.data))} for split {args.split!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
     for path, stem in zip(args.models, unique_stems(args.models)):
@@ -241,7 +243,7 @@ def main(argv=None) -> int:
                 wake[stem] = info[WAKE_WORD]["table"]
         if wake:
             plot_det(wake, f"{WAKE_WORD}: DET at hop {args.hop_ms:g} ms", args.out / f"comparison_det_{WAKE_WORD}.png")
-    comparison = {"hop_ms": args.hop_ms, "split": args.split, "data": str(root), "comparison": rows}
+    comparison = {"hop_ms": args.hop_ms, "split": args.split, "data": [str(d) for d in args.data], "comparison": rows}
     (args.out / "comparison.json").write_text(json.dumps(comparison, indent=1) + "\n")
     print_table(rows)
     return 0

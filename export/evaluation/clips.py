@@ -26,11 +26,17 @@ def in_group(clip: Clip, groups: dict[Path, str], prefix: str) -> bool:
     return group == prefix or group.startswith(prefix + "/")
 
 
+def manifest_file(source: Path) -> Path:
+    """A data folder's manifest.csv, or source itself where it is a manifest."""
+    return source if source.suffix == ".csv" else source / "manifest.csv"
+
+
 def select_clips(root: Path, split: str) -> tuple[list[Clip], dict[Path, str]]:
     """The manifest's clips (all, or those export.data.splits puts in split) and each clip's folder
     as written in the manifest ('kws/gsc_v2/yes'), which holds even where folders are links.
-    Long noise recordings are split in time, not by file: they stay, and clip_audio cuts them."""
-    manifest = root / "manifest.csv"
+    Long noise recordings are split in time, not by file: they stay, and clip_audio cuts them.
+    root: a data folder, or its manifest (manifest_file)."""
+    manifest = manifest_file(root)
     clips = read_manifest(manifest)
     with open(manifest, newline="") as f:
         folders = [Path(row["path"]).parent.as_posix() for row in csv.DictReader(f)]
@@ -39,6 +45,17 @@ def select_clips(root: Path, split: str) -> tuple[list[Clip], dict[Path, str]]:
         from export.data.splits import is_time_split, split_of  # training's rule: validation stays unseen
 
         clips = [c for c in clips if is_time_split(c) or split_of(c) == split]
+    return clips, groups
+
+
+def select_sources(sources: list[Path], split: str) -> tuple[list[Clip], dict[Path, str]]:
+    """select_clips of several data folders (../shared/data and your recordings) as one: each clip once, in
+    the order given, its folder relative to its own source."""
+    clips, groups = [], {}
+    for source in sources:
+        more, folders = select_clips(source, split)
+        clips += [c for c in more if c.path not in groups]
+        groups = {**folders, **groups}  # a clip listed twice keeps its first source's folder
     return clips, groups
 
 
