@@ -655,6 +655,34 @@ def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tm
         eval_set.main([str(tmp_path / "out"), str(tmp_path / "eval2"), "--tags"])
 
 
+def test_several_data_folders_are_evaluated_as_one(tiny_models, tiny_data, tmp_path):
+    """--data twice (../shared/data and your recordings beside it): the tags task scores both folders' clips,
+    each from its own folder, and the JSON names both; a folder given twice counts its clips once."""
+    from export.data import eval_set
+    from export.evaluation.clips import select_sources
+
+    mine = tmp_path / "my_house"
+    for name, audio in {"dog/a.wav": _tone(2, 2000), "dog/b.wav": _tone(2, 2100, seed=3)}.items():
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(mine / name, audio, SR, subtype="PCM_16")
+    eval_set.main([str(mine), str(tmp_path / "eval"), "--tags"])
+    every, _ = select_clips(tiny_data, "all")
+    clips, groups = select_sources([tiny_data, tmp_path / "eval" / "manifest.csv", tiny_data], "all")
+    assert len(clips) == len(every) + 2 and len(set(c.path for c in clips)) == len(clips)
+    assert [groups[c.path] for c in clips[-2:]] == ["tags/my_house/dog", "tags/my_house/dog"]
+
+    outs = {}
+    for name, data in (("one", [tiny_data]), ("both", [tiny_data, tmp_path / "eval"])):
+        outs[name] = tmp_path / name
+        assert ev.main([str(tiny_models[0]), *[a for d in data for a in ("--data", str(d))], "--split", "all",
+                        "--hop-ms", "160", "--tasks", "tags", "--out", str(outs[name]), "--quiet"]) == 0
+    one, both = (json.loads((outs[n] / "sat0.json").read_text()) for n in ("one", "both"))
+    assert both["data"] == [str(tiny_data.resolve()), str((tmp_path / "eval").resolve())]
+    assert both["tasks"]["tags"]["n_clips"] == one["tasks"]["tags"]["n_clips"] + 2
+    assert both["tasks"]["tags"]["top1_by_source"]["tags/my_house"]["clips"] == 2
+    assert "tags/my_house" not in one["tasks"]["tags"]["top1_by_source"]
+
+
 def test_a_folder_of_synthetic_music_is_a_negative_stream_of_its_own(tiny_models, tmp_path):
     """synth_music writes a shared-data-style folder: the wakeword task counts false accepts on the
     music alone (no positives there), as docs/evaluation.md tells users to measure it."""
