@@ -62,6 +62,10 @@ class Recipe:
     scene: dict = field(default_factory=dict)  # SceneConfig overrides
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
+    # your own recordings: manifests (or folders holding a manifest.csv) laid out like shared_data (kws/<word>/,
+    # tags/<sound>/, speech/, noise/); split as shared_data is, their validation part held out for training's
+    # validation and for scripts/ship.sh's evaluation, and recorded clips as shared_data's are
+    recordings: tuple[str, ...] = ()
     init: str = ""  # start from this checkpoint's (or shipped SAT/UiT .onnx file's) weights; empty: from scratch
     # a shallower model from init's: block i of the recipe's model starts as init's block init_blocks[i]
     # (e.g. [0, 2] of four); the other blocks are left out; empty: block for block
@@ -118,7 +122,7 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
-    for key in ("synthetic", "new_keywords", "new_tags", "train_labels", "init_blocks"):
+    for key in ("synthetic", "recordings", "new_keywords", "new_tags", "train_labels", "init_blocks"):
         if key in raw:
             raw[key] = tuple(raw[key])
     for key in ("new_keywords", "new_tags"):
@@ -220,15 +224,52 @@ def rooms_taught(scene: dict) -> bool:
     return bool(scene.get("noise_unsure") or scene.get("noise_teacher_weight"))
 
 
+def manifest_path(root: Path, source: str, key: str) -> Path:
+    """A recipe's manifest (or data folder: its manifest.csv) under key, relative to the repo root unless absolute
+    or ~; a clear exit where it is missing."""
+    path = Path(source).expanduser()
+    path = (path if path.is_absolute() else root / path).resolve()
+    path = path if path.suffix == ".csv" else path / "manifest.csv"
+    if not path.is_file():
+        raise SystemExit(f"{key}: {path} not found (make it first: the recipe's comments and docs/data.md say how)")
+    return path
+
+
+def read_recordings(path: Path) -> list[Clip]:
+    """A recordings manifest's clips, with a warning where its split holds nothing out (or trains nothing), and
+    where clips lie outside the folders the evaluation reads."""
+    from export.evaluation.clips import in_group, select_clips
+
+    clips, groups = select_clips(path, "all")  # groups: the folders as the manifest writes them (links unresolved)
+    if not clips:
+        raise SystemExit(f"{path}: lists no clips")
+    split = [c for c in clips if not is_time_split(c)]
+    n_val = sum(split_of(c) == "val" for c in split)
+    if split and n_val in (0, len(split)):
+        side = "validation" if n_val else "training"
+        log.warning("%s: all %d clips fall in the %s split (export.data.splits: by speaker, else by file name), "
+                    "so %s; give the clips distinct speakers (or none)", path, len(split), side,
+                    "none trains" if n_val else "none is held out to measure")
+    folders = ("kws", "tags", "speech", "noise")
+    unread = [c for c in clips if not any(in_group(c, groups, f) for f in folders)]
+    if unread:
+        log.warning("%s: %d clips (e.g. %s) are in none of the folders the evaluation reads (%s/): they train, but "
+                    "scripts/ship.sh will not measure them", path, len(unread), unread[0].path, "/, ".join(folders))
+    return clips
+
+
 def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], list[Clip]]:
-    """(train clips, val clips, long noise files split in time) of a recipe's data."""
-    shared = read_manifest((root / recipe.shared_data / "manifest.csv").resolve())
-    noise_files = [c for c in shared if is_time_split(c)]
-    rest = [c for c in shared if not is_time_split(c)]
+    """(train clips, val clips, long noise files split in time) of a recipe's data: shared_data's and the
+    recordings' split by export.data.splits, the synthetic manifests' training part (and their smoke alarms' val)."""
+    recorded = read_manifest((root / recipe.shared_data / "manifest.csv").resolve())
+    for source in recipe.recordings:
+        recorded += read_recordings(manifest_path(root, source, "recordings"))
+    noise_files = [c for c in recorded if is_time_split(c)]
+    rest = [c for c in recorded if not is_time_split(c)]
     train_clips = [c for c in rest if split_of(c) == "train"]
     val_clips = [c for c in rest if split_of(c) == "val"]
     for manifest in recipe.synthetic:
-        synth = read_manifest((root / manifest).expanduser().resolve() if not Path(manifest).expanduser().is_absolute() else Path(manifest).expanduser())
+        synth = read_manifest(manifest_path(root, manifest, "synthetic"))
         for clip in synth:
             clip.attrs["synthetic"] = True
         train_clips += [c for c in synth if split_of(c) == "train"]
@@ -251,6 +292,11 @@ def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
     keywords = recipe_keywords(recipe)
     train = build_pools(train_clips, sample_rate_hz, label_names, teacher_targets, keywords, audioset_targets)
     val = build_pools(val_clips, sample_rate_hz, label_names, keywords=keywords)
+    missing = [n for n in recipe.new_keywords if n not in train.keywords] + [n for n in recipe.new_tags
+                                                                             if n not in train.tags]
+    if missing:
+        raise SystemExit(f"{recipe.name}: no training clip of {missing}; label clips with the name in a manifest "
+                         "under the recipe's recordings: or synthetic:")
     rooms = [load_audio(clip.path, sample_rate_hz) for clip in noise_files]
     for split, pools in (("train", train), ("val", val)):
         pools.noise += [time_split(audio, split) for audio in rooms]

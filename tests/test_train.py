@@ -17,7 +17,7 @@ from scipy.signal import resample_poly
 
 from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
 from export.data.augment import reverberate
-from export.data.manifest import Clip
+from export.data.manifest import Clip, read_manifest
 from export.data.rooms import room_bank
 from export.labels import COMMANDS, DEFAULT_LABELS
 
@@ -844,6 +844,7 @@ def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_
     corpus = write_tiny_corpus(tmp_path / "data")
     call = np.concatenate([tone(0.3, 700), tone(0.3, 580), np.zeros(SR, np.float32)])  # two falling tones
     add_clips(corpus, "sounds/cuckoo", "cuckoo", call)
+    add_clips(corpus, "kws/hey_kitchen", "hey kitchen", tone(0.4, 900), speaker="u")  # every new label needs clips
     donor = tiny_donor(tmp_path / "donor.pt")
     recipe_path = tmp_path / "cuckoo.yaml"
     recipe_path.write_text(
@@ -868,6 +869,57 @@ def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_
     model, meta = load_checkpoint(tmp_path / "run" / "last.pt")
     assert meta["labels"][-1] == ["cuckoo", "tag"] and len(meta["labels"]) == len(DEFAULT_LABELS) + 2
     torch.testing.assert_close(model.head.weight[:-2], donor.head.weight)  # lr 0: the donor's rows as they were
+
+
+def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate_on_the_rest(tmp_path, monkeypatch,
+                                                                                             caplog):
+    """A folder of your own recordings under recordings: is split as ../shared/data is (by file name here): the
+    training part trains the new tag as recorded clips, the validation part only validates; a missing folder, a
+    new tag with no clip, a split that holds nothing out and clips the evaluation would not read are told."""
+    from export.data.splits import split_of
+    from export.train import load_pools, load_recipe, recipe_labels, split_clips
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    call = np.concatenate([tone(0.3, 700), tone(0.3, 580), np.zeros(SR, np.float32)])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.csv").write_text("path,labels,speaker,duration_s\n")
+    add_clips(mine, "tags/cuckoo", "cuckoo", call, n=20)
+    recipe_path = tmp_path / "r.yaml"
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [mine]\n")
+    recipe = load_recipe(recipe_path)
+    assert recipe.recordings == ("mine",)
+    train_clips, val_clips, noise_files = split_clips(recipe, tmp_path)
+    ours = [(c, split_of(c)) for c in train_clips + val_clips if c.label == "cuckoo"]
+    n_val = sum(split == "val" for _, split in ours)
+    assert len(ours) == 20 and 0 < n_val < 20 and [c.path.name for c in noise_files] == ["white.wav"]
+    assert all((c in val_clips) == (split == "val") and not c.attrs.get("synthetic") for c, split in ours)
+    names = tuple(label.name for label in recipe_labels(recipe))
+    train, val = load_pools(recipe, tmp_path, SR, names)
+    assert len(train.tags["cuckoo"]) == 20 - n_val and len(val.tags["cuckoo"]) == n_val
+    assert train.tag_synthetic["cuckoo"] == [False] * (20 - n_val)
+    assert not caplog.records
+
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [nowhere]\n")
+    with pytest.raises(SystemExit, match=r"recordings: .*nowhere/manifest.csv not found"):
+        split_clips(load_recipe(recipe_path), tmp_path)
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\n")
+    with pytest.raises(SystemExit, match=r"no training clip of \['cuckoo'\]"):
+        load_pools(load_recipe(recipe_path), tmp_path, SR, names)
+
+    one = tmp_path / "one"  # one speaker says every clip, in a folder the evaluation does not read
+    one.mkdir()
+    (one / "manifest.csv").write_text("path,labels,speaker,duration_s\n")
+    add_clips(one, "sounds", "cuckoo", call, n=3)
+    rows = (one / "manifest.csv").read_text().replace(",,", ",me,")
+    (one / "manifest.csv").write_text(rows)
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nrecordings: [{one / 'manifest.csv'}]\n")
+    split_clips(load_recipe(recipe_path), tmp_path)
+    side = "validation" if split_of(read_manifest(one / "manifest.csv")[0]) == "val" else "training"
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and f"all 3 clips fall in the {side} split" in warned[0]
+    assert "3 clips (e.g." in warned[1] and "in none of the folders the evaluation reads" in warned[1]
 
 
 @pytest.mark.parametrize("keys, message", [
