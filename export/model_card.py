@@ -44,6 +44,22 @@ DATA_LICENCES = """| data | use | licence |
 | synthetic sirens, car horns, jackhammers, drills, engines, air conditioners (`export.data.synth_machines`), where the recipe lists them | those tags | generated here |"""
 
 
+def recordings_of(result: dict) -> list[str]:
+    """The data folders evaluated beside ../shared/data (a recipe's recordings:, as scripts/ship.sh passes them),
+    with the home folder as ~."""
+    data = result.get("data")
+    sources = [data] if isinstance(data, str) else list(data or [])  # one path before session 54
+    return [source.replace(str(Path.home()), "~", 1) for source in sources[1:]]
+
+
+def recordings_row(recordings: list[str]) -> list[str]:
+    """The licence table's row for the recipe's own recordings, if it has any."""
+    if not recordings:
+        return []
+    return [f"| your recordings ({', '.join(f'`{r}`' for r in recordings)}, the recipe's `recordings:`) | "
+            "as labelled | yours |"]
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -366,6 +382,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
     keywords = info.names_of_kind(KIND_KEYWORD)
     tag_names = info.names_of_kind(KIND_TAG)
     clip_max = tags.get("clip_score_max", {})
+    recordings = recordings_of(result)
     kws_notes = f" ({interval(kws['accuracy_11_ci95'])})" if kws.get("accuracy_11_ci95") else ""
     tag_notes = "; ".join(filter(None, [interval(clip_max.get("top1_ci95")), f"{fmt(clip_max.get('top1_balanced'), 1, True)} balanced over labels"]))
     lines = [
@@ -394,10 +411,12 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         "### Training data and licences",
         "",
         DATA_LICENCES,
+        *recordings_row(recordings),
         "",
         f"## Validation results (`--split {result['split']}`, hop {result['hop_ms']} ms)",
         "",
-        "Measured by `python -m export.evaluate` on the validation split of `../shared/data` (speakers,",
+        "Measured by `python -m export.evaluate` on the validation split of `../shared/data`"
+        + "".join(f" and of `{r}`" for r in recordings) + " (speakers,",
         "recordings and files that training never saw; see docs/evaluation.md). These are small sets of the",
         "same corpora the model trained on; an independent evaluation on other speakers and real recordings",
         "will be lower.",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Export a trained checkpoint into models/, evaluate it on the validation split, and write its card.
 #   bash scripts/ship.sh CHECKPOINT NAME RECIPE [--int8]
+# The validation numbers are of ../shared/data's validation split and of the recipe's recordings:' (a new tag or
+# keyword of your own gets its threshold from its own held-out clips there).
 # e.g. bash scripts/ship.sh runs/sat-distil/best.pt streamd-sat export/recipes/sat-distil.yaml --int8
 # CHECKPOINT may be a SAT/UiT .onnx file export_model wrote (re-shipping a model without its run); the card
 # has a validation curve where history.jsonl sits beside CHECKPOINT. CHECKPOINT models/NAME.onnx itself
@@ -16,11 +18,18 @@ licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercia
 synthetic="espeak-ng keyword speech, synthetic alarms"
 # the recipe's manifests with its base recipes' (a recipe may name a base: and inherit them)
 manifests=$($py -c 'import sys; from export.train import load_recipe; print(" ".join(load_recipe(sys.argv[1]).synthetic))' "$recipe")
+# its own recordings (recordings:), whose validation split is evaluated beside ../shared/data's
+mapfile -t recordings < <($py -c 'import sys; from export.train import load_recipe, manifest_path
+from pathlib import Path
+print("\n".join(str(manifest_path(Path.cwd(), r, "recordings")) for r in load_recipe(sys.argv[1]).recordings))' "$recipe")
+data_args=(--data "$data")
+for r in "${recordings[@]}"; do [ -n "$r" ] && data_args+=(--data "$r"); done
 [[ $manifests == *synth/alarms-wide* ]] && synthetic+=" (also 2.5-4.3 kHz and 520 Hz)"
 [[ $manifests == *synth/music* ]] && synthetic+=", synthetic music"
 [[ $manifests == *synth/squeaks* ]] && synthetic+=", synthetic squeaks"
 [[ $manifests == *synth/talk* ]] && synthetic+=", synthetic talk"
 [[ $manifests == *synth/machines* ]] && synthetic+=", synthetic machine sounds"
+[ ${#data_args[@]} -gt 2 ] && synthetic+=", your recordings (validation split held out)"
 provenance=$(printf '{"recipe": "%s", "data": "../shared/data (validation split held out), %s"}' "$recipe" "$synthetic")
 
 recard=
@@ -41,7 +50,7 @@ squeaks=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_squeaks/seed1000
 talk=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_talk/seed1000
 [ -f "$talk/manifest.csv" ] || $py -m export.data.synth_talk --out "$talk" --count 300 --seed 1000
 for m in "${models[@]}"; do
-  $py -m export.evaluate "$m" --data "$data" --split val --hop-ms 160 --out "$out" --quiet
+  $py -m export.evaluate "$m" "${data_args[@]}" --split val --hop-ms 160 --out "$out" --quiet
 done
 $py -m export.evaluate "models/$name.onnx" --data "$music" --split all --hop-ms 160 --tasks wakeword,alarms --out "$out/music" --quiet
 $py -m export.evaluate "models/$name.onnx" --data "$squeaks" --split all --hop-ms 160 --tasks alarms --out "$out/squeaks" --quiet

@@ -160,6 +160,19 @@ def test_card_says_how_often_other_sounds_reach_the_speech_gate_and_nothing_for_
     assert speech_in_sounds_line({"speech_in_sounds": {**heard, "plays": 0, "share_at_threshold": None}}) == []
 
 
+def test_card_names_the_recordings_evaluated_beside_the_shared_data_and_nothing_without_them():
+    from export.model_card import recordings_of, recordings_row
+
+    home = str(Path.home())
+    both = {"data": ["/work/shared/data", f"{home}/rec/cuckoo", "/srv/doorbell/manifest.csv"]}
+    assert recordings_of(both) == ["~/rec/cuckoo", "/srv/doorbell/manifest.csv"]
+    assert recordings_row(recordings_of(both)) == [
+        "| your recordings (`~/rec/cuckoo`, `/srv/doorbell/manifest.csv`, the recipe's `recordings:`) | as labelled "
+        "| yours |"]
+    for older in ({"data": "/work/shared/data"}, {"data": ["/work/shared/data"]}, {}):  # one folder, or before
+        assert recordings_of(older) == [] and recordings_row([]) == []
+
+
 def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
     from export.model_card import alarm_point
 
