@@ -56,8 +56,18 @@ def recordings_row(recordings: list[str]) -> list[str]:
     """The licence table's row for the recipe's own recordings, if it has any."""
     if not recordings:
         return []
-    return [f"| your recordings ({', '.join(f'`{r}`' for r in recordings)}, the recipe's `recordings:`) | "
-            "as labelled | yours |"]
+    sources = ", ".join(f"`{r}`" for r in recordings)
+    return [f"| your recordings ({sources}, the recipe's `recordings:`) | as labelled | yours |"]
+
+
+def sources_line(tags: dict, recordings: list[str]) -> list[str]:
+    """With recordings evaluated beside ../shared/data, the tags' top-1 of each source folder, as the pooled number
+    mixes the shared clips with yours."""
+    by_source = tags.get("top1_by_source") or {}
+    if not recordings or not by_source:
+        return []
+    parts = [f"`{source}` {fmt(row['top1_accuracy'], 1, True)} of {row['clips']}" for source, row in by_source.items()]
+    return [f"- Tags top-1 by folder (the line above pools yours with the shared data's): {', '.join(parts)}."]
 
 
 def sha256(path: Path) -> str:
@@ -428,6 +438,7 @@ def render(name: str, model_path: Path, result: dict, int8: tuple[Path, dict] | 
         f"- Tags ({tags.get('n_clips', 0)} clips, {tag_stream_words(tags)}{phase_words(tags)}):"
         f" top-1 **{fmt(clip_max.get('top1_accuracy'), 1, True)}** ({tag_notes}),"
         f" mAP {fmt(clip_max.get('mAP'), 3)} (clip score = max over hops).",
+        *sources_line(tags, recordings),
         *speech_in_sounds_line(tags),
         f"- Tag start/end on a long mixture ({mix.get('events', 0)} events): event F1 (onset+offset, 0.5 s collar)"
         f" {fmt(mix.get('event_f1_onset_offset', {}).get('f1'), 3)}, onset-only F1 {fmt(mix.get('event_f1_onset', {}).get('f1'), 3)};"

@@ -668,7 +668,7 @@ def test_several_data_folders_are_evaluated_as_one(tiny_models, tiny_data, tmp_p
     eval_set.main([str(mine), str(tmp_path / "eval"), "--tags"])
     every, _ = select_clips(tiny_data, "all")
     clips, groups = select_sources([tiny_data, tmp_path / "eval" / "manifest.csv", tiny_data], "all")
-    assert len(clips) == len(every) + 2 and len(set(c.path for c in clips)) == len(clips)
+    assert len(clips) == len(every) + 2 and len({c.path for c in clips}) == len(clips)
     assert [groups[c.path] for c in clips[-2:]] == ["tags/my_house/dog", "tags/my_house/dog"]
 
     outs = {}

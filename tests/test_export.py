@@ -161,16 +161,22 @@ def test_card_says_how_often_other_sounds_reach_the_speech_gate_and_nothing_for_
 
 
 def test_card_names_the_recordings_evaluated_beside_the_shared_data_and_nothing_without_them():
-    from export.model_card import recordings_of, recordings_row
+    from export.model_card import recordings_of, recordings_row, sources_line
 
     home = str(Path.home())
     both = {"data": ["/work/shared/data", f"{home}/rec/cuckoo", "/srv/doorbell/manifest.csv"]}
     assert recordings_of(both) == ["~/rec/cuckoo", "/srv/doorbell/manifest.csv"]
-    assert recordings_row(recordings_of(both)) == [
+    assert recordings_row(recordings_of(both)) == [(
         "| your recordings (`~/rec/cuckoo`, `/srv/doorbell/manifest.csv`, the recipe's `recordings:`) | as labelled "
-        "| yours |"]
+        "| yours |")]
     for older in ({"data": "/work/shared/data"}, {"data": ["/work/shared/data"]}, {}):  # one folder, or before
         assert recordings_of(older) == [] and recordings_row([]) == []
+    tags = {"top1_by_source": {"tags/esc50": {"clips": 89, "top1_accuracy": 0.5197},
+                               "tags/cuckoo": {"clips": 93, "top1_accuracy": 1.0}}}
+    assert sources_line(tags, ["~/rec/cuckoo"]) == [
+        "- Tags top-1 by folder (the line above pools yours with the shared data's): `tags/esc50` 52.0% of 89, "
+        "`tags/cuckoo` 100.0% of 93."]
+    assert sources_line(tags, []) == [] and sources_line({}, ["~/rec/cuckoo"]) == []
 
 
 def test_alarm_point_with_music_keeps_the_false_start_limit_on_both():
