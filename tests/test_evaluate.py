@@ -631,6 +631,30 @@ def test_a_speech_commands_tree_is_evaluated_through_eval_set(tiny_models, tmp_p
         eval_set.read_source(tmp_path / "eval" / "kws", "testing")  # a folder without the official lists
 
 
+def test_a_tree_of_ones_own_keyword_is_laid_out_as_its_positives_with_keywords(tmp_path):
+    """--keywords "hey kitchen": a tree's hey_kitchen/ holds the word's positives, labelled as a recipe spells it,
+    under kws/other/; without it the same folder is other words (negatives)."""
+    from export.data import eval_set
+    from export.train import clip_role
+
+    tree = tmp_path / "mine"
+    for name, audio in {"hey_kitchen/me_nohash_0.wav": _tone(1, 600), "hey_kitchen/me_nohash_1.wav": _tone(1, 610),
+                        "marvin/me_nohash_0.wav": _tone(1, 700)}.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tree / name, audio, SR, subtype="PCM_16")
+    eval_set.main([str(tree), str(tmp_path / "own"), "--keywords", "hey kitchen"])
+    clips, groups = select_clips(tmp_path / "own", "all")
+    assert sorted((groups[c.path], c.label) for c in clips) == [
+        ("kws/gsc_v2/_unknown_", "_unknown_"), ("kws/other/hey_kitchen", "hey kitchen"),
+        ("kws/other/hey_kitchen", "hey kitchen")]
+    assert len(keyword_positives(clips, groups, "hey kitchen")) == 2
+    assert {clip_role(c, ("hey kitchen",)) for c in clips} == {("keyword", "hey kitchen"), ("unknown", "_unknown_")}
+    eval_set.main([str(tree), str(tmp_path / "plain")])
+    clips, groups = select_clips(tmp_path / "plain", "all")
+    assert keyword_positives(clips, groups, "hey kitchen") == []
+    assert sorted(c.attr("word") for c in clips) == ["hey_kitchen", "hey_kitchen", "marvin"]
+
+
 def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tmp_path):
     """Household recordings of one's own, one folder per class: the tags task scores the classes the model
     has (dog_bark is its dog), lists the others as skipped, and reports the folder as a source of its own."""

@@ -9,7 +9,11 @@ tree's `_background_noise_/` to noise/. Files are linked, not copied. `--sc-spli
 the clips of a tree's testing_list.txt (the official test speakers; `validation` and `train` likewise).
 `--negatives DATA` links DATA's noise/ recordings in as well, so the wake-word task has a stream to
 run; false accepts on them are not a rate on real speech, only the false rejects of the table are what
-such a folder measures.
+such a folder measures. `--keywords "hey kitchen"` makes a tree's `hey_kitchen/` (or `hey kitchen/`) the
+positives of a keyword of your own, labelled as the recipe's new_keywords spells it (else it is other words).
+
+A folder laid out here is also what a recipe's `recordings:` takes (docs/data.md "Adding a sound"): training
+reads its training split, and scripts/ship.sh evaluates its validation split beside ../shared/data.
 
 With `--tags`, each source is a folder of sound classes instead (`<root>/<class>/<clip>.wav`, class
 names as the model's tags, or ESC-50's and UrbanSound8K's, e.g. `dog_bark`): its clips go to
@@ -45,7 +49,9 @@ def folder_of(clip: Clip) -> str:
         return "noise"
     if clip.attr("tag_folder"):  # a sound class of sound_classes
         return f"tags/{clip.attr('tag_folder')}/{clip.label}"
-    return f"kws/gsc_v2/{clip.label}" if clip.label in COMMANDS + (UNKNOWN, SILENCE) else f"kws/other/{clip.label}"
+    if clip.label in COMMANDS + (UNKNOWN, SILENCE):
+        return f"kws/gsc_v2/{clip.label}"
+    return f"kws/other/{clip.label.replace(' ', '_')}"
 
 
 def sound_classes(root: Path) -> list[Clip]:
@@ -57,13 +63,18 @@ def sound_classes(root: Path) -> list[Clip]:
     return clips
 
 
-def read_source(source: Path, sc_split: str | None = None, tags: bool = False) -> list[Clip]:
-    """A manifest's clips, a folder of sound classes (tags), or a Speech Commands tree's (only sc_split's, if given)."""
+def read_source(source: Path, sc_split: str | None = None, tags: bool = False,
+                keywords: tuple[str, ...] = ()) -> list[Clip]:
+    """A manifest's clips, a folder of sound classes (tags), or a Speech Commands tree's (only sc_split's, if given);
+    a tree's folder of one of keywords (a recipe's new_keywords; `hey kitchen/` or `hey_kitchen/`) is labelled
+    with the keyword as the recipe spells it, not `_unknown_`."""
     if tags:
         return sound_classes(source)
     if not source.is_dir():
         return read_manifest(source)
-    clips = speech_commands_tree(source, keywords=TREE_KEYWORDS)
+    spelt = {folder: word for word in keywords for folder in (word, word.replace(" ", "_"))}
+    clips = [dataclasses.replace(c, labels=(spelt[c.label],) + c.labels[1:]) if c.label in spelt else c
+             for c in speech_commands_tree(source, keywords=TREE_KEYWORDS + tuple(spelt))]
     if sc_split is None:
         return clips
     if not any(c.attr("sc_split") for c in clips):
@@ -109,8 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tags", action="store_true",
                    help="the sources are folders of sound classes (<root>/<class>/*.wav)")
     p.add_argument("--negatives", type=Path, help="data folder whose noise/ recordings to link in (../shared/data)")
+    p.add_argument("--keywords", nargs="+", default=[], metavar="WORD",
+                   help="keywords of your own (a recipe's new_keywords): a tree's folder of one (`hey_kitchen/`) holds "
+                        "its positives, laid under kws/other/, rather than other words")
     args = p.parse_args(argv)
-    clips = [c for source in args.sources for c in read_source(source, args.sc_split, args.tags)]
+    clips = [c for source in args.sources for c in read_source(source, args.sc_split, args.tags, tuple(args.keywords))]
     laid = lay_out(clips, args.out, args.negatives)
     n_clips = sum(1 for c in laid if c.label != "noise")
     print(f"{n_clips} {'tag' if args.tags else 'keyword'} clips, {len(laid) - n_clips} noise recordings "
