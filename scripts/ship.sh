@@ -19,11 +19,11 @@ synthetic="espeak-ng keyword speech, synthetic alarms"
 # the recipe's manifests with its base recipes' (a recipe may name a base: and inherit them)
 manifests=$($py -c 'import sys; from export.train import load_recipe; print(" ".join(load_recipe(sys.argv[1]).synthetic))' "$recipe")
 # its own recordings (recordings:), whose validation split is evaluated beside ../shared/data's
-mapfile -t recordings < <($py -c 'import sys; from export.train import load_recipe, manifest_path
+recordings=$($py -c 'import sys; from export.train import load_recipe, manifest_path
 from pathlib import Path
 print("\n".join(str(manifest_path(Path.cwd(), r, "recordings")) for r in load_recipe(sys.argv[1]).recordings))' "$recipe")
 data_args=(--data "$data")
-for r in "${recordings[@]}"; do [ -n "$r" ] && data_args+=(--data "$r"); done
+while read -r r; do [ -n "$r" ] && data_args+=(--data "$r"); done <<< "$recordings"
 [[ $manifests == *synth/alarms-wide* ]] && synthetic+=" (also 2.5-4.3 kHz and 520 Hz)"
 [[ $manifests == *synth/music* ]] && synthetic+=", synthetic music"
 [[ $manifests == *synth/squeaks* ]] && synthetic+=", synthetic squeaks"
