@@ -245,6 +245,8 @@ def read_recordings(path: Path) -> list[Clip]:
         raise SystemExit(f"{path}: lists no clips")
     split = [c for c in clips if not is_time_split(c)]
     n_val = sum(split_of(c) == "val" for c in split)
+    log.info("%s: %d clips train, %d validate, %d long recordings split in time", path, len(split) - n_val, n_val,
+             len(clips) - len(split))
     if split and n_val in (0, len(split)):
         side = "validation" if n_val else "training"
         log.warning("%s: all %d clips fall in the %s split (export.data.splits: by speaker, else by file name), "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -880,6 +881,7 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     from export.train import load_pools, load_recipe, recipe_labels, split_clips
 
     monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    caplog.set_level(logging.INFO, logger="export.train")
     corpus = write_tiny_corpus(tmp_path / "data")
     call = np.concatenate([tone(0.3, 700), tone(0.3, 580), np.zeros(SR, np.float32)])
     mine = tmp_path / "mine"
@@ -899,7 +901,10 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     train, val = load_pools(recipe, tmp_path, SR, names)
     assert len(train.tags["cuckoo"]) == 20 - n_val and len(val.tags["cuckoo"]) == n_val
     assert train.tag_synthetic["cuckoo"] == [False] * (20 - n_val)
-    assert not caplog.records
+    told = [r.getMessage() for r in caplog.records]
+    assert f"{mine / 'manifest.csv'}: {20 - n_val} clips train, {n_val} validate, 0 long recordings" in told[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
 
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [nowhere]\n")
     with pytest.raises(SystemExit, match=r"recordings: .*nowhere/manifest.csv not found"):
@@ -917,7 +922,7 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nrecordings: [{one / 'manifest.csv'}]\n")
     split_clips(load_recipe(recipe_path), tmp_path)
     side = "validation" if split_of(read_manifest(one / "manifest.csv")[0]) == "val" else "training"
-    warned = [r.getMessage() for r in caplog.records]
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warned) == 2 and f"all 3 clips fall in the {side} split" in warned[0]
     assert "3 clips (e.g." in warned[1] and "in none of the folders the evaluation reads" in warned[1]
 
