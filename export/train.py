@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 import yaml
@@ -243,6 +244,15 @@ def read_recordings(path: Path) -> list[Clip]:
     clips, groups = select_clips(path, "all")  # groups: the folders as the manifest writes them (links unresolved)
     if not clips:
         raise SystemExit(f"{path}: lists no clips")
+    unreadable = []
+    for clip in clips:  # a header each: before a long run, not in the middle of loading
+        try:
+            sf.info(str(clip.path))
+        except RuntimeError as error:
+            unreadable.append(f"{clip.path}: {error}")
+    if unreadable:
+        raise SystemExit(f"{path}: {len(unreadable)} of {len(clips)} files cannot be read, e.g. {unreadable[0]}; "
+                         "list WAV, FLAC or OGG files (ffmpeg -i IN -ac 1 -ar 16000 OUT.wav converts others)")
     split = [c for c in clips if not is_time_split(c)]
     n_val = sum(split_of(c) == "val" for c in split)
     log.info("%s: %d clips train, %d validate, %d long recordings split in time", path, len(split) - n_val, n_val,

@@ -875,8 +875,9 @@ def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_
 def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate_on_the_rest(tmp_path, monkeypatch,
                                                                                              caplog):
     """A folder of your own recordings under recordings: is split as ../shared/data is (by file name here): the
-    training part trains the new tag as recorded clips, the validation part only validates; a missing folder, a
-    new tag with no clip, a split that holds nothing out and clips the evaluation would not read are told."""
+    training part trains the new tag as recorded clips, the validation part only validates; a missing folder, a file
+    that is no audio, a new tag with no clip, a split that holds nothing out and clips the evaluation would not read
+    are told."""
     from export.data.splits import split_of
     from export.train import load_pools, load_recipe, recipe_labels, split_clips
 
@@ -908,6 +909,10 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
 
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [nowhere]\n")
     with pytest.raises(SystemExit, match=r"recordings: .*nowhere/manifest.csv not found"):
+        split_clips(load_recipe(recipe_path), tmp_path)
+    (mine / "tags" / "cuckoo" / "3.wav").write_bytes(b"ftypM4A recorded on a phone")  # not audio soundfile reads
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [mine]\n")
+    with pytest.raises(SystemExit, match=r"mine/manifest.csv: 1 of 20 files cannot be read, e.g. .*/3.wav: .*ffmpeg"):
         split_clips(load_recipe(recipe_path), tmp_path)
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\n")
     with pytest.raises(SystemExit, match=r"no training clip of \['cuckoo'\]"):
