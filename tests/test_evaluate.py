@@ -655,9 +655,10 @@ def test_a_tree_of_ones_own_keyword_is_laid_out_as_its_positives_with_keywords(t
     assert sorted(c.attr("word") for c in clips) == ["hey_kitchen", "hey_kitchen", "marvin"]
 
 
-def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tmp_path):
+def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tmp_path, capsys):
     """Household recordings of one's own, one folder per class: the tags task scores the classes the model
-    has (dog_bark is its dog), lists the others as skipped, and reports the folder as a source of its own."""
+    has (dog_bark is its dog), lists the others as skipped, and reports the folder as a source of its own;
+    files it cannot read (a phone's .m4a) are left out and said to be."""
     from export.data import eval_set
 
     mine = tmp_path / "my_house"
@@ -665,7 +666,10 @@ def test_a_folder_of_sound_classes_is_evaluated_through_eval_set(tiny_models, tm
                         "dog_bark/c.flac": _tone(1.5, 2500), "toaster/d.wav": _tone(2, 3000)}.items():
         (mine / name).parent.mkdir(parents=True, exist_ok=True)
         sf.write(mine / name, audio, SR, subtype="PCM_16")
+    (mine / "dog" / "e.m4a").write_bytes(b"ftypM4A ")
     eval_set.main([str(mine), str(tmp_path / "eval"), "--tags"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "left out 1 file not in .wav/.flac/.ogg/.mp3" in err[0] and "e.m4a" in err[0] and "ffmpeg" in err[0]
     clips, groups = select_clips(tmp_path / "eval", "all")
     assert sorted(groups.values()) == ["tags/my_house/dog", "tags/my_house/dog", "tags/my_house/dog_bark",
                                        "tags/my_house/toaster"]

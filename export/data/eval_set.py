@@ -34,10 +34,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 from export.data.manifest import Clip, read_manifest, write_manifest
-from export.data.sources import audio_files, speech_commands_tree
+from export.data.sources import AUDIO_EXTENSIONS, audio_files, speech_commands_tree
 from export.labels import COMMANDS, KEYWORDS, SILENCE, UNKNOWN, WAKE_WORD
 
 TREE_KEYWORDS = KEYWORDS + ("hey_" + WAKE_WORD, SILENCE)  # a tree's folders labelled as themselves, not _unknown_
@@ -52,6 +53,12 @@ def folder_of(clip: Clip) -> str:
     if clip.label in COMMANDS + (UNKNOWN, SILENCE):
         return f"kws/gsc_v2/{clip.label}"
     return f"kws/other/{clip.label.replace(' ', '_')}"
+
+
+def passed_over(root: Path) -> list[Path]:
+    """Files in root's folders that are not audio the clips are read from (a phone's .m4a): said, not silently left."""
+    return sorted(p for folder in root.iterdir() if folder.is_dir() for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() not in AUDIO_EXTENSIONS + (".txt", ".csv", ".md"))
 
 
 def sound_classes(root: Path) -> list[Clip]:
@@ -125,6 +132,11 @@ def main(argv: list[str] | None = None) -> None:
                         "its positives, laid under kws/other/, rather than other words")
     args = p.parse_args(argv)
     clips = [c for source in args.sources for c in read_source(source, args.sc_split, args.tags, tuple(args.keywords))]
+    for source in (s for s in args.sources if s.is_dir()):
+        if other := passed_over(source):
+            kinds = "/".join(AUDIO_EXTENSIONS)
+            print(f"{source}: left out {len(other)} file{'s' * (len(other) > 1)} not in {kinds} (e.g. {other[0]}); "
+                  "convert them: ffmpeg -i IN -ac 1 -ar 16000 OUT.wav", file=sys.stderr)
     laid = lay_out(clips, args.out, args.negatives)
     n_clips = sum(1 for c in laid if c.label != "noise")
     print(f"{n_clips} {'tag' if args.tags else 'keyword'} clips, {len(laid) - n_clips} noise recordings "
