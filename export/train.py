@@ -237,8 +237,8 @@ def manifest_path(root: Path, source: str, key: str) -> Path:
 
 
 def read_recordings(path: Path) -> list[Clip]:
-    """A recordings manifest's clips, with a warning where its split holds nothing out (or trains nothing), and
-    where clips lie outside the folders the evaluation reads."""
+    """A recordings manifest's clips; a clear exit where it lists none or files that are no audio, a warning where
+    its split holds nothing out (or trains nothing) and where clips lie outside the folders the evaluation reads."""
     from export.evaluation.clips import in_group, select_clips
 
     clips, groups = select_clips(path, "all")  # groups: the folders as the manifest writes them (links unresolved)

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 checkpoint=$1 name=$2 recipe=$3 int8=${4:-}
 py=.venv/bin/python
+say() { echo "ship.sh: $*" >&2; }  # each stage, as the evaluations run quietly for minutes
 data=../shared/data
 out=runs/eval/$name
 licence="CC-BY-NC-3.0 (weights trained on ESC-50 and UrbanSound8K, non-commercial)"
@@ -50,8 +51,10 @@ squeaks=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_squeaks/seed1000
 talk=${STREAMD_CACHE:-$HOME/.cache/streamd}/synth_talk/seed1000
 [ -f "$talk/manifest.csv" ] || $py -m export.data.synth_talk --out "$talk" --count 300 --seed 1000
 for m in "${models[@]}"; do
+  say "evaluating $m on the validation split of $data${recordings:+ and of the recordings: of the recipe} (~5 min on 2 cores)"
   $py -m export.evaluate "$m" "${data_args[@]}" --split val --hop-ms 160 --out "$out" --quiet
 done
+say "evaluating models/$name.onnx on held-out synthetic music, squeaks and talk (~3 min)"
 $py -m export.evaluate "models/$name.onnx" --data "$music" --split all --hop-ms 160 --tasks wakeword,alarms --out "$out/music" --quiet
 $py -m export.evaluate "models/$name.onnx" --data "$squeaks" --split all --hop-ms 160 --tasks alarms --out "$out/squeaks" --quiet
 $py -m export.evaluate "models/$name.onnx" --data "$talk" --split all --hop-ms 160 --tasks wakeword --out "$out/talk" --quiet
@@ -70,6 +73,7 @@ print("\n".join(l for l in block if not l.startswith(("#", f"bash scripts/ship.s
           "models/$name.md" "$name")
   train+=$'\n'"# re-carded from the shipped file (its bytes as they were) after a change to the evaluation:"
 fi
+say "writing models/$name.md"
 $py -m export.model_card "models/$name.onnx" "${card_args[@]}" --reproduce "$(cat <<MSG
 $train
 bash scripts/ship.sh $checkpoint $name $recipe $int8
