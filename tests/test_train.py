@@ -1226,6 +1226,25 @@ def test_the_precompute_command_fills_the_audioset_cache_when_the_recipe_asks(tm
     assert shapes.count(58) == shapes.count(527) == n and len(shapes) == 2 * n
 
 
+def test_the_precompute_command_leaves_a_new_keywords_clips_to_the_words(tmp_path, monkeypatch, capsys):
+    """A new keyword's clips train as words (clip_role with the recipe's keywords), so the tag teacher has nothing
+    to compute for them."""
+    from export.data.teacher_targets import main
+    from export.train import load_recipe, train_clips
+
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    corpus = write_tiny_corpus(tmp_path / "data")
+    add_clips(corpus, "hey_kitchen", "hey kitchen", tone(0.4, 900), speaker="u")  # where synth_speech writes them
+    teacher = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "efficientat-mn04"
+    recipe = tmp_path / "kitchen.yaml"
+    recipe.write_text(f"name: kitchen\nshared_data: {corpus}\nnew_keywords: [hey kitchen]\n"
+                      f"teacher: {{efficientat: {teacher}, tag_columns: true}}\n")
+    main([str(recipe)])
+    labels = [c.label for c in train_clips(load_recipe(recipe), tmp_path)]
+    assert "hey kitchen" in labels
+    assert capsys.readouterr().out.splitlines() == [f"{labels.count('dog')} tag clips, 0 with tag targets cached already"]
+
+
 def test_the_precompute_command_keys_its_cache_by_the_recipe_models_columns(tmp_path, monkeypatch):
     from export.data.teacher_targets import TeacherTargets, main
     from export.train import clip_role, load_recipe, train_clips

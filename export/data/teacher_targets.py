@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     from export.data.audio import load_audio
-    from export.train import build, clip_role, load_recipe, recipe_labels, rooms_taught, split_clips
+    from export.train import build, clip_role, load_recipe, recipe_keywords, recipe_labels, rooms_taught, split_clips
 
     parser = argparse.ArgumentParser(description="Precompute the teacher's column targets for a recipe's tag clips "
                                                  "(and its noise/ recordings, with scene noise_unsure or "
@@ -114,7 +114,9 @@ def main(argv=None) -> None:
     label_names = tuple(label.name for label in labels)
     column_samples = build(recipe, labels).card.hop_samples[0]  # as training keys the cache
     train, _, noise_files = split_clips(recipe, root)
-    clips = [c for c in train if clip_role(c) == ("tag", clip_role(c)[1]) and clip_role(c)[1] in label_names]
+    keywords = recipe_keywords(recipe)  # a new keyword's clips are words, as training takes them, not tags
+    roles = [clip_role(c, keywords) for c in train]
+    clips = [c for c, (role, name) in zip(train, roles) if role == "tag" and name in label_names]
     rooms = noise_files if rooms_taught(recipe.scene) else []  # the recorded rooms, whole: training cuts them in time
     kinds = [False, True] if kd.get("audioset_weight") else [False]
     for audioset in kinds:
