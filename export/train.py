@@ -255,7 +255,7 @@ def read_recordings(path: Path) -> list[Clip]:
                          "list WAV, FLAC or OGG files (ffmpeg -i IN -ac 1 -ar 16000 OUT.wav converts others)")
     split = [c for c in clips if not is_time_split(c)]
     n_val = sum(split_of(c) == "val" for c in split)
-    log.info("%s: %d clips train, %d validate, %d long recordings split in time", path, len(split) - n_val, n_val,
+    log.info("%s: %d clips train, %d validate; long recordings split in time: %d", path, len(split) - n_val, n_val,
              len(clips) - len(split))
     if split and n_val in (0, len(split)):
         side = "validation" if n_val else "training"

@@ -889,6 +889,8 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     mine.mkdir()
     (mine / "manifest.csv").write_text("path,labels,speaker,duration_s\n")
     add_clips(mine, "tags/cuckoo", "cuckoo", call, n=20)
+    hum = (0.01 * np.sin(2 * np.pi * 100 * np.arange(10 * SR) / SR)).astype(np.float32)
+    add_clips(mine, "noise", "noise", hum, n=1)  # the home's own background: split in time, as noise/ is
     recipe_path = tmp_path / "r.yaml"
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [mine]\n")
     recipe = load_recipe(recipe_path)
@@ -896,14 +898,15 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     train_clips, val_clips, noise_files = split_clips(recipe, tmp_path)
     ours = [(c, split_of(c)) for c in train_clips + val_clips if c.label == "cuckoo"]
     n_val = sum(split == "val" for _, split in ours)
-    assert len(ours) == 20 and 0 < n_val < 20 and [c.path.name for c in noise_files] == ["white.wav"]
+    assert len(ours) == 20 and 0 < n_val < 20 and [c.path.name for c in noise_files] == ["white.wav", "0.wav"]
     assert all((c in val_clips) == (split == "val") and not c.attrs.get("synthetic") for c, split in ours)
     names = tuple(label.name for label in recipe_labels(recipe))
     train, val = load_pools(recipe, tmp_path, SR, names)
     assert len(train.tags["cuckoo"]) == 20 - n_val and len(val.tags["cuckoo"]) == n_val
     assert train.tag_synthetic["cuckoo"] == [False] * (20 - n_val)
     told = [r.getMessage() for r in caplog.records]
-    assert f"{mine / 'manifest.csv'}: {20 - n_val} clips train, {n_val} validate, 0 long recordings" in told[0]
+    assert f"{mine / 'manifest.csv'}: {20 - n_val} clips train, {n_val} validate; long recordings split in time: 1" in told[0]
+    assert len(train.noise) == len(val.noise) == 2 and len(val.noise[1]) == 2 * SR  # its last fifth validates
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     caplog.clear()
 
@@ -912,7 +915,7 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
         split_clips(load_recipe(recipe_path), tmp_path)
     (mine / "tags" / "cuckoo" / "3.wav").write_bytes(b"ftypM4A recorded on a phone")  # not audio soundfile reads
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [mine]\n")
-    with pytest.raises(SystemExit, match=r"mine/manifest.csv: 1 of 20 files cannot be read, e.g. .*/3.wav: .*ffmpeg"):
+    with pytest.raises(SystemExit, match=r"mine/manifest.csv: 1 of 21 files cannot be read, e.g. .*/3.wav: .*ffmpeg"):
         split_clips(load_recipe(recipe_path), tmp_path)
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\n")
     with pytest.raises(SystemExit, match=r"no training clip of \['cuckoo'\]"):
