@@ -173,9 +173,9 @@ def test_card_names_the_recordings_evaluated_beside_the_shared_data_and_nothing_
         assert recordings_of(older) == [] and recordings_row([]) == []
     tags = {"top1_by_source": {"tags/esc50": {"clips": 89, "top1_accuracy": 0.5197},
                                "tags/cuckoo": {"clips": 93, "top1_accuracy": 1.0}}}
-    assert sources_line(tags, ["~/rec/cuckoo"]) == [
+    assert sources_line(tags, ["~/rec/cuckoo"]) == [(
         "- Tags top-1 by folder (the line above pools yours with the shared data's): `tags/esc50` 52.0% of 89, "
-        "`tags/cuckoo` 100.0% of 93."]
+        "`tags/cuckoo` 100.0% of 93.")]
     assert sources_line(tags, []) == [] and sources_line({}, ["~/rec/cuckoo"]) == []
 
 
