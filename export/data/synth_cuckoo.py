@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from export.data import generator_cli
 from export.data.audio import cache_root
-from export.data.manifest import Clip, write_manifest
+from export.data.manifest import Clip
 
 SAMPLE_RATE_HZ = 16000
 LABEL = "cuckoo"
@@ -69,16 +68,8 @@ def default_out_dir(seed: int = 0) -> Path:
 def generate(out_dir: str | Path, count: int, seconds: float = 6.0, seed: int = 0,
              sample_rate_hz: int = SAMPLE_RATE_HZ) -> list[Clip]:
     """count clips labelled `cuckoo` and out_dir/manifest.csv."""
-    out_dir = Path(out_dir).resolve()
-    clips = []
-    for i in range(count):
-        path = out_dir / LABEL / f"{LABEL}_{i:05d}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        audio = cuckoo(int(seconds * sample_rate_hz), sample_rate_hz, np.random.default_rng([seed, i]))
-        sf.write(str(path), audio, sample_rate_hz, subtype="PCM_16")
-        clips.append(Clip(path=path, labels=(LABEL,), duration_s=seconds))
-    write_manifest(clips, out_dir / "manifest.csv")
-    return clips
+    return generator_cli.write_clips(out_dir, count, seconds, seed, sample_rate_hz, lambda i, rng: (
+        f"{LABEL}/{LABEL}_{i:05d}.wav", (LABEL,), cuckoo(int(seconds * sample_rate_hz), sample_rate_hz, rng)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,12 +25,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy import signal
 
 from export.data import generator_cli
 from export.data.audio import cache_root
-from export.data.manifest import Clip, write_manifest
+from export.data.manifest import Clip
 
 SAMPLE_RATE_HZ = 16000
 # kind -> label; generate() cycles through the kinds in this order
@@ -230,19 +229,14 @@ def default_out_dir(seed: int = 0) -> Path:
 def generate(out_dir: str | Path, count: int, seconds: float = 4.0, seed: int = 0,
              sample_rate_hz: int = SAMPLE_RATE_HZ) -> list[Clip]:
     """count clips, the kinds in turn, plus out_dir/manifest.csv. A clip depends on (seed, its index) only."""
-    out_dir = Path(out_dir).resolve()
     kinds = list(KINDS)
-    clips = []
-    for i in range(count):
+
+    def make(i: int, rng: np.random.Generator) -> tuple[str, tuple[str, ...], np.ndarray]:
         kind = kinds[i % len(kinds)]
         label = KINDS[kind]
-        path = out_dir / label / f"{kind}_{i:05d}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        audio = make_machine(kind, seconds, sample_rate_hz, np.random.default_rng([seed, i]))
-        sf.write(str(path), audio, sample_rate_hz, subtype="PCM_16")
-        clips.append(Clip(path=path, labels=(label, f"kind={kind}"), duration_s=seconds))
-    write_manifest(clips, out_dir / "manifest.csv")
-    return clips
+        return f"{label}/{kind}_{i:05d}.wav", (label, f"kind={kind}"), make_machine(kind, seconds, sample_rate_hz, rng)
+
+    return generator_cli.write_clips(out_dir, count, seconds, seed, sample_rate_hz, make)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,12 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy.signal import lfilter
 
 from export.data import generator_cli
 from export.data.audio import cache_root
-from export.data.manifest import Clip, write_manifest
+from export.data.manifest import Clip
 
 SAMPLE_RATE_HZ = 16000
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
@@ -133,16 +132,8 @@ def default_out_dir(seed: int = 0) -> Path:
 def generate(out_dir: str | Path, count: int, seconds: float = 15.0, seed: int = 0,
              sample_rate_hz: int = SAMPLE_RATE_HZ) -> list[Clip]:
     """count pieces under out_dir/noise/music/ plus out_dir/manifest.csv; piece i depends only on (seed, i)."""
-    out_dir = Path(out_dir).resolve()
-    clips = []
-    for i in range(count):
-        path = out_dir / "noise" / "music" / f"music_{seed}_{i:05d}.flac"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), make_piece(seconds, sample_rate_hz, np.random.default_rng([seed, i])), sample_rate_hz,
-                 subtype="PCM_16")
-        clips.append(Clip(path=path, labels=("noise", "music"), duration_s=seconds))
-    write_manifest(clips, out_dir / "manifest.csv")
-    return clips
+    return generator_cli.write_clips(out_dir, count, seconds, seed, sample_rate_hz, lambda i, rng: (
+        f"noise/music/music_{seed}_{i:05d}.flac", ("noise", "music"), make_piece(seconds, sample_rate_hz, rng)))
 
 
 def main(argv: list[str] | None = None) -> None:
