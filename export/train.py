@@ -255,12 +255,14 @@ def read_recordings(path: Path) -> list[Clip]:
                          "list WAV, FLAC or OGG files (ffmpeg -i IN -ac 1 -ar 16000 OUT.wav converts others)")
     split = [c for c in clips if not is_time_split(c)]
     n_val = sum(split_of(c) == "val" for c in split)
-    log.info("%s: %d clips train, %d validate; long recordings split in time: %d", path, len(split) - n_val, n_val,
-             len(clips) - len(split))
+    by_file = sum(bool(c.speaker) and c.attrs.get("split_by") == "file" for c in split)
+    log.info("%s: %d clips train, %d validate; long recordings split in time: %d%s", path, len(split) - n_val, n_val,
+             len(clips) - len(split), f"; {by_file} clips split by file name, as their speakers would all fall on "
+             "one side (the validation hears the speakers training heard)" if by_file else "")
     if split and n_val in (0, len(split)):
         side = "validation" if n_val else "training"
         log.warning("%s: all %d clips fall in the %s split (export.data.splits: by speaker, else by file name), "
-                    "so %s; give the clips distinct speakers (or none)", path, len(split), side,
+                    "so %s; record more clips", path, len(split), side,
                     "none trains" if n_val else "none is held out to measure")
     folders = ("kws", "tags", "speech", "noise")
     unread = [c for c in clips if not any(in_group(c, groups, f) for f in folders)]

@@ -192,6 +192,27 @@ def test_split_is_deterministic_disjoint_by_speaker_and_about_20_percent():
     assert 0.35 < len(val & held_out) / len(val) < 0.65
 
 
+def test_speakers_that_would_all_fall_on_one_side_split_by_file_in_training_and_evaluation_alike(tmp_path):
+    """One speaker (a household's own recordings) would put every clip in training: those clips split by file
+    name instead; speakers on both sides keep the speaker rule."""
+    from export.evaluation.clips import select_clips
+
+    assert splits.split_of(Clip(Path("/d/0.wav"), ("hey kitchen",), "me")) == "train"
+    rows = [f"kws/other/hey_kitchen/{i}.wav,hey kitchen,me,1.0" for i in range(20)] + ["noise/tv.wav,noise,me,60"]
+    (tmp_path / "manifest.csv").write_text("\n".join(["path,labels,speaker,duration_s"] + rows) + "\n")
+    clips = read_manifest(tmp_path / "manifest.csv")
+    by_file = [i for i in range(20) if splits.is_val_key(f"file:{i}.wav")]
+    assert by_file and [i for i, c in enumerate(clips[:20]) if splits.split_of(c) == "val"] == by_file
+    assert "split_by" not in clips[20].attrs  # the long recording is split in time, as before
+    val, _ = select_clips(tmp_path, "val")
+    assert [c.path.name for c in val] == [f"{i}.wav" for i in by_file] + ["tv.wav"]
+
+    both = next(s for s in map(str, range(100)) if splits.is_val_key(f"speaker:{s}"))  # a speaker of each side
+    rows = [f"kws/yes/{s}_nohash_{i}.wav,yes,{s},1.0" for s in (both, "me") for i in range(5)]
+    (tmp_path / "manifest.csv").write_text("\n".join(["path,labels,speaker,duration_s"] + rows) + "\n")
+    assert [splits.split_of(c) for c in read_manifest(tmp_path / "manifest.csv")] == ["val"] * 5 + ["train"] * 5
+
+
 def test_split_keeps_freesound_recordings_together_across_datasets():
     ids = range(300)
     esc = [Clip(Path(f"/d/tags/esc50/dog/4-{i}-{t}-18.flac"), ("dog",)) for i in ids for t in "ABC"]

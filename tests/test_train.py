@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 
 from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
 from export.data.augment import reverberate
-from export.data.manifest import Clip, read_manifest
+from export.data.manifest import Clip
 from export.data.rooms import room_bank
 from export.labels import COMMANDS, DEFAULT_LABELS
 
@@ -928,11 +928,21 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     rows = (one / "manifest.csv").read_text().replace(",,", ",me,")
     (one / "manifest.csv").write_text(rows)
     recipe_path.write_text(f"name: r\nshared_data: {corpus}\nrecordings: [{one / 'manifest.csv'}]\n")
-    split_clips(load_recipe(recipe_path), tmp_path)
-    side = "validation" if split_of(read_manifest(one / "manifest.csv")[0]) == "val" else "training"
+    assert split_of(Clip(one / "sounds" / "0.wav", ("cuckoo",), "me")) == "train"  # by speaker: nothing held out
+    caplog.clear()
+    train_clips, val_clips, _ = split_clips(load_recipe(recipe_path), tmp_path)
+    assert [c.path.name for c in val_clips if c.label == "cuckoo"] == ["0.wav"]  # by file name instead
+    assert sorted(c.path.name for c in train_clips if c.label == "cuckoo") == ["1.wav", "2.wav"]
+    told = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert "2 clips train, 1 validate; long recordings split in time: 0; 3 clips split by file name" in told[0]
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warned) == 2 and f"all 3 clips fall in the {side} split" in warned[0]
-    assert "3 clips (e.g." in warned[1] and "in none of the folders the evaluation reads" in warned[1]
+    assert len(warned) == 1 and "3 clips (e.g." in warned[0]
+    assert "in none of the folders the evaluation reads" in warned[0]
+    (one / "manifest.csv").write_text("\n".join(rows.splitlines()[:2]) + "\n")  # one clip: no split to make
+    caplog.clear()
+    split_clips(load_recipe(recipe_path), tmp_path)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "all 1 clips fall in the training split" in warned[0] and "none is held out" in warned[0]
 
 
 @pytest.mark.parametrize("keys, message", [

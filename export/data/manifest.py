@@ -26,7 +26,11 @@ class Clip:
 
 
 def read_manifest(csv_path: str | Path) -> list[Clip]:
-    """Rows of path,labels[,speaker][,duration_s]; paths relative to the CSV's folder."""
+    """Rows of path,labels[,speaker][,duration_s]; paths relative to the CSV's folder. Where the speakers named
+    would all fall on one side of the validation split, those clips split by file (splits.by_file_where_one_sided)."""
+    from export.data.splits import by_file_where_one_sided  # splits types with Clip, defined here
+
+
     csv_path = Path(csv_path)
     clips = []
     with open(csv_path, newline="") as f:
@@ -38,6 +42,7 @@ def read_manifest(csv_path: str | Path) -> list[Clip]:
                 duration_s=float(row.get("duration_s") or 0.0),
                 attrs={k: v for k, v in row.items() if k not in ("path", "labels", "speaker", "duration_s")},
             ))
+    by_file_where_one_sided(clips)
     return clips
 
 

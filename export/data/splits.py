@@ -10,6 +10,10 @@ The group keeps together what must not straddle the split:
 * everything else (Mycroft Precise, speech/, synthetic alarms, _silence_ excerpts, your own files):
   the file name.
 
+A manifest whose named speakers would all fall on one side (one speaker, or a household's few that all hash to
+training) splits those clips by file name instead (`by_file_where_one_sided`, applied by `read_manifest`, so
+training and evaluation agree): otherwise nothing of them would train, or nothing be held out to measure.
+
 This is independent of the dev/held-out rule in ../shared/data/README.md (sha256(speaker) % 2).
 Long noise recordings (`noise/`) are split in time instead: `time_split(audio, split)` gives the first
 80% to train and the last 20% to val; `split_of` calls them "train", so use `is_time_split` first.
@@ -38,7 +42,7 @@ def is_time_split(clip: Clip) -> bool:
 
 def group_key(clip: Clip) -> str:
     """What keeps related clips on the same side of the split (see module docstring)."""
-    if clip.speaker:
+    if clip.speaker and clip.attrs.get("split_by") != "file":
         return f"speaker:{clip.speaker}"
     m = _ESC50.match(clip.path.stem) or _URBANSOUND.match(clip.path.stem)
     if m is not None:
@@ -55,6 +59,17 @@ def split_of(clip: Clip) -> str:
     if is_time_split(clip):
         return "train"
     return "val" if is_val_key(group_key(clip)) else "train"
+
+
+def by_file_where_one_sided(clips: list[Clip]) -> bool:
+    """Mark a manifest's speaker-named clips to split by file name (attrs["split_by"]) where their speakers would
+    all fall on one side of the split; True if it did. The validation part then hears speakers training heard."""
+    named = [c for c in clips if c.speaker and not is_time_split(c)]
+    if len(named) < 2 or len({is_val_key(f"speaker:{c.speaker}") for c in named}) > 1:
+        return False
+    for clip in named:
+        clip.attrs["split_by"] = "file"
+    return True
 
 
 def time_split(audio: np.ndarray, split: str) -> np.ndarray:
