@@ -452,7 +452,7 @@ def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_da
         args = argparse.Namespace(quiet=True, tag_pad_s=pad_s)
         out = eval_tags(Context(scorer, clips, groups, args))
         assert out["pad_s"] == pad_s and out["phases"] == phases and out["n_clips"] == len(kept) == 3
-        heard, means, speech_peaks = [], [], []
+        heard, means, sound_peaks = [], [], []
         for lead in scorer.leads:
             for clip in kept:
                 n_lead = round(pad_s * SR) + lead
@@ -461,7 +461,7 @@ def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_da
                 scored = scorer.stream([np.concatenate([silence[0], audio, silence[1]])])
                 heard.append(tags[int(scored.scores[:, columns].max(axis=0).argmax())])
                 if not in_group(clip, groups, "speech"):
-                    speech_peaks.append(scored.scores[:, model.info.label_names.index("speech")].max())
+                    sound_peaks.append(scored.scores[:, columns].max(axis=0))
                 inside = (scored.end_samples > n_lead) & (scored.end_samples - HOP < n_lead + len(audio))
                 means.append(scored.scores[inside][:, columns].mean(axis=0))
         truth = [tag_truth(c, groups) for c in kept] * phases
@@ -470,11 +470,19 @@ def test_tag_clips_arrive_into_a_running_stream_with_padding_around_them(tiny_da
         means = np.array(means)
         aps = [metrics.average_precision(np.array(truth) == tag, means[:, tags.index(tag)]) for tag in set(truth)]
         assert out["clip_score_mean"]["mAP"] == round(float(np.mean(aps)), 4)
-        # the speech score over the clips that are no speech, the speech clips left out
-        speech_peaks = np.array(speech_peaks)
-        assert out["speech_in_sounds"] == {"plays": 2 * phases, "threshold": 0.5,
-                                           "share_at_threshold": round(float(np.mean(speech_peaks >= 0.5)), 4),
-                                           "median_peak": round(float(np.median(speech_peaks)), 4)}
+        # the speech score over the clips that are no speech, the speech clips left out, and their top-1 with and
+        # without speech among the answers
+        sound_peaks = np.array(sound_peaks)
+        speech_peaks, dog = sound_peaks[:, tags.index("speech")], tags.index("dog")
+        others = np.where(np.arange(len(tags)) == tags.index("speech"), -1.0, sound_peaks)
+        assert out["speech_in_sounds"] == {
+            "plays": 2 * phases, "threshold": 0.5,
+            "share_at_threshold": round(float(np.mean(speech_peaks >= 0.5)), 4),
+            "median_peak": round(float(np.median(speech_peaks)), 4),
+            "top1_speech_share": round(float(np.mean(sound_peaks.argmax(axis=1) == tags.index("speech"))), 4),
+            "top1": round(float(np.mean(sound_peaks.argmax(axis=1) == dog)), 4),
+            "top1_without_speech": round(float(np.mean(others.argmax(axis=1) == dog)), 4)}
+        assert out["speech_in_sounds"]["top1_without_speech"] >= out["speech_in_sounds"]["top1"]
 
 
 def test_snr_db_mixes_noise_into_keyword_clips_only(tiny_data, tiny_models, tmp_path):

@@ -80,8 +80,7 @@ def eval_tags(ctx: Context) -> dict:
                                       "top1_ci95": ci95(right[:, sources == source])}
                              for source in sorted(set(sources))}
     if SPEECH_TAG in tags:
-        speech = tags.index(SPEECH_TAG)
-        out["speech_in_sounds"] = speech_in_sounds(peak[:, speech], truth != speech)
+        out["speech_in_sounds"] = speech_in_sounds(peak, truth, tags.index(SPEECH_TAG))
     points = tag_operating_points([t for _, (_, t) in plays], np.array(smoothed_peak), tags, phases=len(leads))
     out["thresholds"] = {"rule": f"best F1 over the plays of the peak {window}-hop mean score, searched from "
                                  f"{TAG_THRESHOLDS[0]} to {TAG_THRESHOLDS[-1]}; tags with fewer than "
@@ -90,15 +89,24 @@ def eval_tags(ctx: Context) -> dict:
     return out
 
 
-def speech_in_sounds(speech_peak: np.ndarray, sound: np.ndarray) -> dict:
-    """How often the speech score takes a sound that is no speech for a voice: the share of those plays whose
-    speech peak over the stream reaches SPEECH_AT (where the service's speech gate opens for the keywords), and
-    the median peak. A model that learnt "anything arriving after quiet is a word" reaches it at most onsets
-    (docs/data.md "Speech at every onset")."""
-    peaks = speech_peak[sound]
+def speech_in_sounds(peak: np.ndarray, truth: np.ndarray, speech: int) -> dict:
+    """How often the speech score takes a sound that is no speech for a voice (peak: [plays, tags] peak scores,
+    truth: each play's tag index, speech: the speech column): the share of those plays whose speech peak over the
+    stream reaches SPEECH_AT (where the service's speech gate opens for the keywords), and the median peak. A model
+    that learnt "anything arriving after quiet is a word" reaches it at most onsets (docs/data.md "Speech at every
+    onset"). And what it costs the top-1: the share of those plays that speech wins, and their top-1 with speech
+    left out of the ranking (what a model whose speech score never outranked the sound could reach at most)."""
+    sound = truth != speech
+    if not sound.any():
+        return {"plays": 0, "threshold": SPEECH_AT, "share_at_threshold": None, "median_peak": None}
+    peaks, others = peak[sound, speech], peak[sound].copy()
+    others[:, speech] = -np.inf
     return {"plays": int(sound.sum()), "threshold": SPEECH_AT,
-            "share_at_threshold": round(float(np.mean(peaks >= SPEECH_AT)), 4) if len(peaks) else None,
-            "median_peak": round(float(np.median(peaks)), 4) if len(peaks) else None}
+            "share_at_threshold": round(float(np.mean(peaks >= SPEECH_AT)), 4),
+            "median_peak": round(float(np.median(peaks)), 4),
+            "top1_speech_share": round(float(np.mean(peak[sound].argmax(axis=1) == speech)), 4),
+            "top1": round(float(np.mean(peak[sound].argmax(axis=1) == truth[sound])), 4),
+            "top1_without_speech": round(float(np.mean(others.argmax(axis=1) == truth[sound])), 4)}
 
 
 def build_mixture(events: list[tuple[str, np.ndarray]], background: np.ndarray, sample_rate_hz: int,
