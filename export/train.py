@@ -168,7 +168,8 @@ def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, st
         return "skip", ""
     rel = str(clip.path)
     if "/kws/" in rel or label in ("_unknown_", "not_wake_word"):
-        said = " ".join(a for a in (clip.attr("text"), clip.attr("word")) if a)  # a carrier ("hey") + word
+        # a carrier ("hey") + word; the label too, which for your own recordings is what was said ("hey kitchen on")
+        said = " ".join(a for a in (label, clip.attr("text"), clip.attr("word")) if a)
         text = " " + said.replace("_", " ") + " "
         if any(f" {k} " in text for k in keywords):
             return "skip", ""  # "go on", "right now": a keyword inside is no negative

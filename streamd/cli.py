@@ -1,4 +1,4 @@
-"""The `streamd` command: run, listen, scan, check, devices, ctl.
+"""The `streamd` command: run, listen, scan, check, devices, record, ctl.
 
 Exit codes: 0 clean stop, 2 bad config or model (one line on stderr), 1 runtime failure.
 """
@@ -261,6 +261,21 @@ def cmd_ctl(args) -> int:
     return EXIT_OK if reply.get("ok") else EXIT_RUNTIME
 
 
+# ------------------------------------------------------------------------------------------ record
+
+
+def cmd_record(args) -> int:
+    from streamd.record import RecordError, run
+
+    try:
+        return run(args)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    except RecordError as err:  # what was kept stays
+        print(f"streamd: {_one_line(err)}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -306,6 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(func=cmd_devices)
+
+    record = sub.add_parser("record", help="record your own clips of a word or sound for training (manifest.csv)",
+                            description="Record takes of a word or a sound (or a long background) from a microphone "
+                                        "into FOLDER, laid out as training's recordings: key reads them.")
+    record.add_argument("label", help='the word ("hey kitchen"), sound (cuckoo) or background (television)')
+    record.add_argument("--out", required=True, metavar="FOLDER", help="recordings folder (its manifest.csv grows)")
+    record.add_argument("--kind", choices=("word", "sound", "background"), default="word",
+                        help="word: kws/<label>/, sound: tags/<label>/, background: one long noise/<label>-N.wav")
+    record.add_argument("--count", type=int, default=20, help="takes to keep (word, sound)")
+    record.add_argument("--seconds", type=float, default=2.0,
+                        help="length of each take (s); of the background recording, e.g. 600")
+    record.add_argument("--pause-s", type=float, default=1.0, help="pause before each prompt (s)")
+    record.add_argument("--speaker", default="", help="who speaks, for the manifest's speaker column (default none)")
+    record.add_argument("--device", help="input device index or name substring (default: the system default)")
+    record.set_defaults(func=cmd_record)
 
     ctl = sub.add_parser("ctl", help="send a control command to a running service")
     ctl.add_argument("command", choices=("status", "reload", "enable", "disable", "set_threshold"))

@@ -826,6 +826,10 @@ def test_a_new_keyword_is_appended_to_the_labels_and_learns_from_its_clips(tmp_p
     carried = Clip(path=Path("unknown/kitchen_00003.wav"), labels=("_unknown_", "word=kitchen", "text=hey kitchen"))
     assert clip_role(carried, ("hey kitchen",)) == ("skip", ""), "synth_speech's carrier 'hey' made it the keyword"
     assert clip_role(carried) == ("unknown", "_unknown_")
+    said = Clip(path=Path("/mine/kws/hey_kitchen_on/take-001.wav"), labels=("hey kitchen on",))  # streamd record
+    assert clip_role(said, ("hey kitchen",)) == ("skip", ""), "your own phrase holding the keyword is no negative"
+    near = Clip(path=Path("/mine/kws/hey_chicken/take-001.wav"), labels=("hey chicken",))
+    assert clip_role(near, ("hey kitchen",)) == ("unknown", "hey chicken"), "a near-miss you said is a negative"
 
     train(recipe, tmp_path / "run", resume=False, root=tmp_path)
     model, meta = load_checkpoint(tmp_path / "run" / "last.pt")

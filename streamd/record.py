@@ -1,0 +1,267 @@
+"""`streamd record`: your own clips of a word or a sound, from the microphone, laid out as training and the
+evaluation read them: FOLDER/kws/<word>/, FOLDER/tags/<sound>/ or FOLDER/noise/<name>.wav, each file a row of
+FOLDER/manifest.csv, so that a recipe names FOLDER under `recordings:` (docs/data.md "Adding a keyword").
+
+Each take starts at its prompt and lasts `seconds`. A word or sound is kept cut to where it is loud, with a margin;
+a take in which nothing rose above the room, or that clipped, or (a word) that ran into the take's edge, is asked
+again, and several failed tries in a row end the session. Every kept take is on disk, and its manifest row
+written, before the next prompt: an interrupted session keeps them all. A background (`noise`) is one long take
+written as it arrives; Ctrl-C ends it early and keeps what was heard.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+SAMPLE_RATE_HZ = 16000  # what training and the models read
+FRAME_S = 0.01  # level frames for trimming
+MIN_RISE_DB = 15.0  # a take counts only where its loudest frame stands this far above its quietest tenth
+ACTIVE_BELOW_PEAK_DB = 35.0  # a frame is part of the word or sound within this of the loudest frame...
+ACTIVE_ABOVE_FLOOR_DB = 10.0  # ...and this far above the room
+CLIPPED = 0.999  # |sample| at or above this: the input clipped
+MAX_TRIES = 3  # failed tries in a row before the session stops
+OPEN_TIMEOUT_S = 15.0  # how long to wait for the microphone to open
+MARGIN_S = {"word": 0.25, "sound": 0.5}  # kept before and after the loud part
+MANIFEST_COLUMNS = ("path", "labels", "speaker", "duration_s")
+FORBIDDEN = set(",;=\n\r\"/\\")  # separators of manifest.csv and of paths
+
+
+class RecordError(Exception):
+    """Exit 1 with this one line; what was kept stays."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a label's takes go and how the manifest labels them."""
+
+    folder: Path  # relative to the recordings folder
+    labels: str
+
+    @staticmethod
+    def of(kind: str, label: str) -> Layout:
+        if not label.strip() or FORBIDDEN & set(label):
+            raise ValueError(f"label: got {label!r}, expected a name without any of , ; = / \\ \" or a line break")
+        name = label.strip().replace(" ", "_")
+        if kind == "word":
+            return Layout(Path("kws") / name, label.strip())
+        if kind == "sound":
+            return Layout(Path("tags") / name, label.strip())
+        if kind == "background":
+            return Layout(Path("noise"), f"noise;{name}")
+        raise ValueError(f"kind: got {kind!r}, expected word, sound or background")
+
+
+def trim(audio: np.ndarray, kind: str, sample_rate_hz: int = SAMPLE_RATE_HZ) -> tuple[int, int] | str:
+    """(start, end) samples of a take to keep: its loud part with MARGIN_S around it; or why to take it again."""
+    if len(audio) and float(np.max(np.abs(audio))) >= CLIPPED:
+        return "the input clipped: move back a little or turn the microphone's gain down"
+    frame = round(FRAME_S * sample_rate_hz)
+    n_frames = len(audio) // frame
+    if n_frames < 10:
+        return "the take is too short"
+    frames = audio[:n_frames * frame].reshape(n_frames, frame)
+    level_db = 10 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
+    floor_db, peak_db = float(np.percentile(level_db, 10)), float(level_db.max())
+    if peak_db - floor_db < MIN_RISE_DB:
+        return "nothing louder than the room: come closer or turn the microphone's gain up"
+    active = np.flatnonzero(level_db >= max(peak_db - ACTIVE_BELOW_PEAK_DB, floor_db + ACTIVE_ABOVE_FLOOR_DB))
+    first, last = int(active[0]), int(active[-1])
+    if kind == "word" and first == 0:
+        return "it had begun before the take: speak after the prompt"
+    if kind == "word" and last == n_frames - 1:
+        return "it ran past the end of the take: speak right after the prompt, or give --seconds more"
+    margin = round(MARGIN_S[kind] * sample_rate_hz)
+    return max(0, first * frame - margin), min(len(audio), (last + 1) * frame + margin)
+
+
+class Manifest:
+    """FOLDER/manifest.csv, created with MANIFEST_COLUMNS where missing; rows appended one at a time."""
+
+    def __init__(self, root: Path):
+        self.path = root / "manifest.csv"
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                self.columns = tuple(csv.DictReader(f).fieldnames or ())
+            if "path" not in self.columns or "labels" not in self.columns:
+                raise RecordError(f"{self.path}: not a manifest (its header has no path and labels columns)")
+        else:
+            self.columns = MANIFEST_COLUMNS
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+
+    def add(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(c, "") for c in self.columns])
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def next_name(folder: Path, stem: str, suffix: str = ".wav") -> Path:
+    """folder/<stem>-<n>.wav with n one past the highest already there, so a second session adds to the first."""
+    taken = [int(p.stem[len(stem) + 1:]) for p in folder.glob(f"{stem}-*{suffix}") if p.stem[len(stem) + 1:].isdigit()]
+    return folder / f"{stem}-{max(taken, default=0) + 1:03d}{suffix}"
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    """Written under a hidden name and renamed: the folder never holds half a take."""
+    part = path.with_name(f".{path.name}.part")
+    soundfile.write(part, audio, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
+    os.replace(part, path)
+
+
+class Microphone:
+    """The service's capture (streamd.capture.MicSource) at the models' rate: device faults are its notes."""
+
+    def __init__(self, device: str | int | None):
+        from streamd.capture import MicSource
+
+        self.source = MicSource("record", SAMPLE_RATE_HZ, device=device, ring_seconds=30.0)
+        self.lost = False
+
+    def __enter__(self) -> Microphone:
+        self.source.start()
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        while not self.source.connected:
+            if time.monotonic() > deadline:
+                self.source.stop()
+                notes = [n.message for n in self.source.drain_notes()]
+                raise RecordError(notes[-1] if notes else f"no microphone opened within {OPEN_TIMEOUT_S:g} s")
+            time.sleep(0.05)
+        self.source.drain_notes()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.source.stop()
+
+    @property
+    def now(self) -> int:
+        return self.source.ring.end_index
+
+    def chunks(self, start: int, n_samples: int):
+        """The n_samples from sample index start, in pieces as they arrive; stops early (self.lost) if the device
+        went away meanwhile, since the take would have a hole."""
+        ring, end = self.source.ring, start + n_samples
+        while start < end:
+            self.source.wait_for_data(0.25)
+            for note in self.source.drain_notes():
+                if note.kind == "device_lost":
+                    print(f"microphone lost: {note.message}; waiting for it", flush=True)
+                    self.lost = True
+            if self.lost:
+                return
+            if ring.oldest_index > start:
+                raise RecordError("the audio fell behind the ring (the machine is too busy)")
+            n = min(ring.end_index, end) - start
+            if n > 0:
+                yield ring.read(start, n)
+                start += n
+
+    def take(self, seconds: float) -> np.ndarray | None:
+        """seconds of audio from now; None if the device was lost meanwhile (wait with reopened())."""
+        pieces = list(self.chunks(self.now, round(seconds * SAMPLE_RATE_HZ)))
+        return None if self.lost else np.concatenate(pieces)
+
+    def reopened(self) -> None:
+        while self.lost:
+            self.source.wait_for_data(0.25)
+            for note in self.source.drain_notes():
+                if note.kind in ("device_reopened", "device_opened"):
+                    print(f"microphone back: {note.message}", flush=True)
+                    self.lost = False
+
+
+def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, label: str, count: int,
+                 seconds: float, pause_s: float, speaker: str) -> int:
+    """count kept takes of a word or sound; returns how many were kept (fewer after Ctrl-C)."""
+    layout = Layout.of(kind, label)
+    (root / layout.folder).mkdir(parents=True, exist_ok=True)
+    say = f'say "{label}"' if kind == "word" else f"make the sound ({label})"
+    kept, failed = 0, 0
+    try:
+        while kept < count:
+            time.sleep(pause_s)
+            print(f"take {kept + 1} of {count}: {say} now", flush=True)
+            audio = mic.take(seconds)
+            if audio is None:
+                mic.reopened()
+                continue
+            cut = trim(audio, kind)
+            if isinstance(cut, str):
+                failed += 1
+                print(f"  again: {cut}", flush=True)
+                if failed >= MAX_TRIES:
+                    raise RecordError(f"{failed} tries in a row failed ({cut}); kept {kept} of {count}")
+                continue
+            failed = 0
+            path = next_name(root / layout.folder, speaker or "take")
+            clip = audio[cut[0]:cut[1]]
+            write_wav(path, clip)
+            manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels, "speaker": speaker,
+                          "duration_s": f"{len(clip) / SAMPLE_RATE_HZ:.6f}"})
+            kept += 1
+            print(f"  kept {path.relative_to(root)} ({len(clip) / SAMPLE_RATE_HZ:.2f} s, peak "
+                  f"{20 * np.log10(np.max(np.abs(clip)) + 1e-12):.0f} dBFS)", flush=True)
+    except KeyboardInterrupt:
+        print(f"stopped: kept {kept} of {count}", flush=True)
+    return kept
+
+
+def record_background(mic: Microphone, manifest: Manifest, root: Path, label: str, seconds: float) -> float:
+    """One long take of the room, written as it arrives; Ctrl-C ends it early and keeps it. Returns its seconds."""
+    layout = Layout.of("background", label)
+    (root / layout.folder).mkdir(parents=True, exist_ok=True)
+    path = next_name(root / layout.folder, label.strip().replace(" ", "_"))
+    part = path.with_name(f".{path.name}.part")
+    n_written, clipped, next_report_s = 0, 0, 0.0
+    print(f"recording the room for {seconds:g} s (Ctrl-C ends it early and keeps it)", flush=True)
+    with soundfile.SoundFile(part, "w", SAMPLE_RATE_HZ, 1, subtype="PCM_16", format="WAV") as out:
+        try:
+            for piece in mic.chunks(mic.now, round(seconds * SAMPLE_RATE_HZ)):
+                out.write(piece)
+                n_written += len(piece)
+                clipped += int(np.sum(np.abs(piece) >= CLIPPED))
+                if n_written / SAMPLE_RATE_HZ >= next_report_s:
+                    print(f"  {n_written / SAMPLE_RATE_HZ:.0f} of {seconds:g} s", flush=True)
+                    next_report_s += 10.0
+        except KeyboardInterrupt:
+            print("  stopped", flush=True)
+    if n_written == 0:
+        part.unlink(missing_ok=True)
+        raise RecordError("nothing was recorded")
+    os.replace(part, path)
+    duration_s = n_written / SAMPLE_RATE_HZ
+    manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels, "speaker": "",
+                  "duration_s": f"{duration_s:.6f}"})
+    print(f"  kept {path.relative_to(root)} ({duration_s:.1f} s{f', {clipped} samples clipped' if clipped else ''})"
+          f"{'; the microphone was lost, so it ends there' if mic.lost else ''}", flush=True)
+    return duration_s
+
+
+def run(args) -> int:
+    """The `streamd record` command (streamd.cli: a ValueError is a bad argument, exit 2; a RecordError, exit 1,
+    leaves what was kept). 0 when it stopped as asked: every take, or Ctrl-C."""
+    Layout.of(args.kind, args.label)
+    if args.speaker and FORBIDDEN & set(args.speaker):
+        raise ValueError(f"--speaker: got {args.speaker!r}, expected a name without , ; = / \\ \" or a line break")
+    if args.count < 1 or args.seconds <= 0 or args.pause_s < 0:
+        raise ValueError("--count must be 1 or more, --seconds more than 0 and --pause-s 0 or more")
+    root = Path(args.out).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(root)
+    device = int(args.device) if args.device and args.device.isdigit() else args.device  # as config.yaml's device
+    with Microphone(device) as mic:
+        if args.kind == "background":
+            record_background(mic, manifest, root, args.label, args.seconds)
+        else:
+            record_takes(mic, manifest, root, args.kind, args.label, args.count, args.seconds, args.pause_s,
+                         args.speaker)
+    print(f"{manifest.path}: name {root} under recordings: in a recipe to train on it "
+          '(docs/data.md "Adding a keyword", "Adding a sound")', flush=True)
+    return 0
