@@ -163,3 +163,26 @@ def test_record_refuses_a_label_that_would_break_the_manifest(tmp_path):
     done = subprocess.run([*STREAMD, "record", "a,b", "--out", str(tmp_path / "x")], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 2 and "label: got 'a,b'" in done.stderr and not (tmp_path / "x").exists()
+
+
+def test_a_take_the_microphone_vanished_in_is_asked_again_once_it_is_back(vmic, tmp_path):
+    out = tmp_path / "mine"
+    wav = tmp_path / "word.wav"
+    soundfile.write(wav, np.concatenate([np.zeros(SR // 10, np.float32), word()]), SR, subtype="PCM_16")
+    proc = subprocess.Popen([*STREAMD, "record", "computer", "--out", str(out), "--count", "1", "--seconds", "3",
+                             "--pause-s", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **vmic.env})
+    lines, prompts = [], 0
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if " now" in line:
+            prompts += 1
+            if prompts == 1:
+                vmic.remove_device()  # mid-take
+            else:
+                vmic.play(wav)
+        elif line.startswith("microphone lost"):
+            vmic.restore_device()
+    assert proc.wait(timeout=60) == 0, (lines, proc.stderr.read())
+    assert prompts == 2 and any(line.startswith("microphone back") for line in lines), lines
+    assert [r["path"] for r in rows(out)] == ["kws/computer/take-001.wav"]
