@@ -30,7 +30,6 @@ def read_manifest(csv_path: str | Path) -> list[Clip]:
     would all fall on one side of the validation split, those clips split by file (splits.by_file_where_one_sided)."""
     from export.data.splits import by_file_where_one_sided  # splits types with Clip, defined here
 
-
     csv_path = Path(csv_path)
     clips = []
     with open(csv_path, newline="") as f:
