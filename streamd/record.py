@@ -112,8 +112,12 @@ def next_name(folder: Path, stem: str, suffix: str = ".wav") -> Path:
 def write_wav(path: Path, audio: np.ndarray) -> None:
     """Written under a hidden name and renamed: the folder never holds half a take."""
     part = path.with_name(f".{path.name}.part")
-    soundfile.write(part, audio, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
-    os.replace(part, path)
+    try:
+        soundfile.write(part, audio, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
+        os.replace(part, path)
+    except (OSError, RuntimeError) as err:  # soundfile's errors are RuntimeErrors
+        part.unlink(missing_ok=True)
+        raise OSError(str(err)) from None
 
 
 class Microphone:
@@ -202,9 +206,12 @@ def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, lab
             failed = 0
             path = next_name(root / layout.folder, speaker or "take")
             clip = audio[cut[0]:cut[1]]
-            write_wav(path, clip)
-            manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels, "speaker": speaker,
-                          "duration_s": f"{len(clip) / SAMPLE_RATE_HZ:.6f}"})
+            try:
+                write_wav(path, clip)
+                manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels,
+                              "speaker": speaker, "duration_s": f"{len(clip) / SAMPLE_RATE_HZ:.6f}"})
+            except OSError as err:  # a full disk, a folder gone: the takes before this one stay
+                raise RecordError(f"cannot write {path}: {err.strerror or err}; kept {kept} of {count}") from None
             kept += 1
             print(f"  kept {path.relative_to(root)} ({len(clip) / SAMPLE_RATE_HZ:.2f} s, peak "
                   f"{20 * np.log10(np.max(np.abs(clip)) + 1e-12):.0f} dBFS)", flush=True)
@@ -221,17 +228,26 @@ def record_background(mic: Microphone, manifest: Manifest, root: Path, label: st
     part = path.with_name(f".{path.name}.part")
     n_written, clipped, next_report_s = 0, 0, 0.0
     print(f"recording the room for {seconds:g} s (Ctrl-C ends it early and keeps it)", flush=True)
-    with soundfile.SoundFile(part, "w", SAMPLE_RATE_HZ, 1, subtype="PCM_16", format="WAV") as out:
-        try:
-            for piece in mic.chunks(mic.now, round(seconds * SAMPLE_RATE_HZ)):
-                out.write(piece)
-                n_written += len(piece)
-                clipped += int(np.sum(np.abs(piece) >= CLIPPED))
-                if n_written / SAMPLE_RATE_HZ >= next_report_s:
-                    print(f"  {n_written / SAMPLE_RATE_HZ:.0f} of {seconds:g} s", flush=True)
-                    next_report_s += 10.0
-        except KeyboardInterrupt:
-            print("  stopped", flush=True)
+    try:
+        with soundfile.SoundFile(part, "w", SAMPLE_RATE_HZ, 1, subtype="PCM_16", format="WAV") as out:
+            try:
+                for piece in mic.chunks(mic.now, round(seconds * SAMPLE_RATE_HZ)):
+                    out.write(piece)
+                    n_written += len(piece)
+                    clipped += int(np.sum(np.abs(piece) >= CLIPPED))
+                    if n_written / SAMPLE_RATE_HZ >= next_report_s:
+                        print(f"  {n_written / SAMPLE_RATE_HZ:.0f} of {seconds:g} s", flush=True)
+                        next_report_s += 10.0
+            except KeyboardInterrupt:
+                print("  stopped", flush=True)
+            except (OSError, RuntimeError) as err:  # a full disk: keep what was written (soundfile: RuntimeErrors)
+                print(f"  stopped: cannot write more: {err}", flush=True)
+    except RecordError:
+        part.unlink(missing_ok=True)
+        raise
+    except (OSError, RuntimeError) as err:  # the file could not be opened or finished
+        part.unlink(missing_ok=True)
+        raise RecordError(f"cannot write {path}: {err}") from None
     if n_written == 0:
         part.unlink(missing_ok=True)
         raise RecordError("nothing was recorded")
@@ -253,8 +269,11 @@ def run(args) -> int:
     if args.count < 1 or args.seconds <= 0 or args.pause_s < 0:
         raise ValueError("--count must be 1 or more, --seconds more than 0 and --pause-s 0 or more")
     root = Path(args.out).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = Manifest(root)
+    except OSError as err:
+        raise RecordError(f"--out: cannot write to {root}: {err.strerror or err}") from None
     device = int(args.device) if args.device and args.device.isdigit() else args.device  # as config.yaml's device
     with Microphone(device) as mic:
         if args.kind == "background":

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from streamd.record import MARGIN_S, Layout, Manifest, next_name, trim
+from streamd.record import MARGIN_S, Layout, Manifest, next_name, trim, write_wav
 
 SR = 16000
 STREAMD = [sys.executable, "-m", "streamd.cli"]
@@ -71,6 +71,16 @@ def test_labels_lay_out_as_the_shared_data_and_numbering_goes_on(tmp_path):
     (tmp_path / "other" / "manifest.csv").write_text("file,label\n")
     with pytest.raises(Exception, match="not a manifest"):
         Manifest(tmp_path / "other")
+
+
+def test_a_take_is_written_whole_or_not_at_all(tmp_path):
+    write_wav(tmp_path / "take-001.wav", word())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take-001.wav"]  # no .part left
+    assert np.allclose(soundfile.read(tmp_path / "take-001.wav", dtype="float32")[0], word(), atol=1 / 32768)
+    (tmp_path / "gone").write_text("a file where the folder was")
+    with pytest.raises(OSError):
+        write_wav(tmp_path / "gone" / "take-002.wav", word())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone", "take-001.wav"]
 
 
 class Prompts:
@@ -159,10 +169,14 @@ def test_record_a_background_writes_one_long_take_split_in_time_by_training(vmic
     assert all(is_time_split(c) for c in read_recordings(out / "manifest.csv"))
 
 
-def test_record_refuses_a_label_that_would_break_the_manifest(tmp_path):
+def test_record_refuses_a_label_that_would_break_the_manifest_and_a_folder_it_cannot_write(tmp_path):
     done = subprocess.run([*STREAMD, "record", "a,b", "--out", str(tmp_path / "x")], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 2 and "label: got 'a,b'" in done.stderr and not (tmp_path / "x").exists()
+    (tmp_path / "file").write_text("not a folder")
+    done = subprocess.run([*STREAMD, "record", "yes", "--out", str(tmp_path / "file" / "x")], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1 and done.stderr.startswith(f"streamd: --out: cannot write to {tmp_path / 'file' / 'x'}")
 
 
 def test_a_take_the_microphone_vanished_in_is_asked_again_once_it_is_back(vmic, tmp_path):
