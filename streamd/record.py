@@ -136,7 +136,8 @@ class Microphone:
             if time.monotonic() > deadline:
                 self.source.stop()
                 notes = [n.message for n in self.source.drain_notes()]
-                raise RecordError(notes[-1] if notes else f"no microphone opened within {OPEN_TIMEOUT_S:g} s")
+                raise RecordError(f"{notes[-1] if notes else f'no microphone opened within {OPEN_TIMEOUT_S:g} s'} "
+                                  "(`streamd devices` lists the inputs; choose one with --device)")
             time.sleep(0.05)
         self.source.drain_notes()
         return self

@@ -179,6 +179,15 @@ def test_record_refuses_a_label_that_would_break_the_manifest_and_a_folder_it_ca
     assert done.returncode == 1 and done.stderr.startswith(f"streamd: --out: cannot write to {tmp_path / 'file' / 'x'}")
 
 
+def test_record_without_the_microphone_asked_for_says_which_inputs_there_are(vmic, tmp_path):
+    done = subprocess.run([*STREAMD, "record", "yes", "--out", str(tmp_path / "x"), "--device", "no such mic"],
+                          capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **vmic.env})
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and last.startswith("streamd: record: cannot open input device 'no such mic'"), last
+    assert "no input device matches 'no such mic' (inputs: " in last and "choose one with --device" in last
+    assert not list((tmp_path / "x").rglob("*.wav"))
+
+
 def test_a_take_the_microphone_vanished_in_is_asked_again_once_it_is_back(vmic, tmp_path):
     out = tmp_path / "mine"
     wav = tmp_path / "word.wav"
