@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--pause-s", type=float, default=1.0, help="pause before each prompt (s)")
     record.add_argument("--speaker", default="", help="who speaks, for the manifest's speaker column (default none)")
     record.add_argument("--device", help="input device index or name substring (default: the system default)")
+    record.add_argument("--from", dest="source", metavar="FOLDER",
+                        help="take the WAV/FLAC/OGG files of FOLDER instead of the microphone (e.g. detection clips "
+                             "you listened to), each kept whole; with --kind background laid end to end")
     record.set_defaults(func=cmd_record)
 
     ctl = sub.add_parser("ctl", help="send a control command to a running service")

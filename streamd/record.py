@@ -7,6 +7,12 @@ a take in which nothing rose above the room, or that clipped, or (a word) that r
 again, and several failed tries in a row end the session. Every kept take is on disk, and its manifest row
 written, before the next prompt: an interrupted session keeps them all. A background (`noise`) is one long take
 written as it arrives; Ctrl-C ends it early and keeps what was heard.
+
+`--from FOLDER` takes the WAV files of a folder instead of the microphone, each kept whole: the service's
+detection clips (`clips.enabled`) once you have listened to them, so that what fired a keyword by mistake trains
+as what it was. Kept as a word under another label ("tv talk"), a clip is a negative word (speech, no keyword);
+under the keyword that should have fired, a positive; as a background, the clips laid end to end are a recording
+with no keyword and no speech in it (a knock, a kettle).
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ MAX_TRIES = 3  # failed tries in a row before the session stops
 OPEN_TIMEOUT_S = 15.0  # how long to wait for the microphone to open
 MARGIN_S = {"word": 0.25, "sound": 0.5}  # kept before and after the loud part
 MANIFEST_COLUMNS = ("path", "labels", "speaker", "duration_s")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+GAP_S = 0.25  # silence between files laid end to end as one background
+SILENT = 1e-4  # a file whose every sample is below this (-80 dBFS) is left out
 FORBIDDEN = set(",;=\n\r\"/\\")  # separators of manifest.csv and of paths
 
 
@@ -103,10 +112,11 @@ class Manifest:
             os.fsync(f.fileno())
 
 
-def next_name(folder: Path, stem: str, suffix: str = ".wav") -> Path:
-    """folder/<stem>-<n>.wav with n one past the highest already there, so a second session adds to the first."""
+def next_name(folder: Path, stem: str, later: int = 0, suffix: str = ".wav") -> Path:
+    """folder/<stem>-<n>.wav with n one past the highest already there (plus later), so a second session adds to
+    the first."""
     taken = [int(p.stem[len(stem) + 1:]) for p in folder.glob(f"{stem}-*{suffix}") if p.stem[len(stem) + 1:].isdigit()]
-    return folder / f"{stem}-{max(taken, default=0) + 1:03d}{suffix}"
+    return folder / f"{stem}-{max(taken, default=0) + 1 + later:03d}{suffix}"
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
@@ -261,6 +271,77 @@ def record_background(mic: Microphone, manifest: Manifest, root: Path, label: st
     return duration_s
 
 
+def read_folder(folder: Path) -> list[tuple[Path, np.ndarray]]:
+    """The audio files of a folder (not its subfolders, not hidden ones), by name, as mono at SAMPLE_RATE_HZ."""
+    from streamd.resample import StreamResampler, mix_down
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise RecordError(f"--from: no {'/'.join(AUDIO_SUFFIXES)} files in {folder}")
+    out = []
+    for path in files:
+        try:
+            audio, rate_hz = soundfile.read(path, dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as err:
+            raise RecordError(f"--from: cannot read {path}: {err}") from None
+        mono = np.asarray(mix_down(audio), np.float32)
+        if rate_hz != SAMPLE_RATE_HZ:
+            resampler = StreamResampler(rate_hz, SAMPLE_RATE_HZ)
+            mono = np.concatenate([resampler.process(mono), resampler.flush()]).astype(np.float32)
+        out.append((path, mono))
+    return out
+
+
+def fired(paths: list[Path]) -> str:
+    """What the detection clips among paths fired (their .json sidecars), e.g. "stop 25, go 10"; "" for none."""
+    import json
+    from collections import Counter
+
+    heard = Counter()
+    for path in paths:
+        try:
+            heard[json.loads(path.with_suffix(".json").read_text()).get("keyword", "?")] += 1
+        except (OSError, ValueError, AttributeError):
+            continue
+    return ", ".join(f"{k} {n}" for k, n in heard.most_common())
+
+
+def import_files(folder: Path, manifest: Manifest, root: Path, kind: str, label: str, speaker: str) -> int:
+    """--from: each audio file of folder as one take (word, sound), or all of them end to end as one background;
+    returns the files kept (silent ones are left out, and said)."""
+    layout = Layout.of(kind, label)
+    (root / layout.folder).mkdir(parents=True, exist_ok=True)
+    files = read_folder(folder)
+    heard = []
+    for path, audio in files:
+        if len(audio) and float(np.max(np.abs(audio))) > SILENT:
+            heard.append((path, audio))
+        else:
+            print(f"  left out {path.name}: silent", flush=True)
+    if not heard:
+        raise RecordError(f"--from: every file in {folder} is silent")
+    if kind == "background":
+        gap = np.zeros(round(GAP_S * SAMPLE_RATE_HZ), np.float32)
+        takes = [np.concatenate([x for _, audio in heard for x in (audio, gap)][:-1])]
+        names = [next_name(root / layout.folder, label.strip().replace(" ", "_"))]
+    else:
+        takes = [audio for _, audio in heard]
+        names = [next_name(root / layout.folder, speaker or "take", later=i) for i in range(len(takes))]
+    try:
+        for path, audio in zip(names, takes):
+            write_wav(path, audio)
+            manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels,
+                          "speaker": "" if kind == "background" else speaker,
+                          "duration_s": f"{len(audio) / SAMPLE_RATE_HZ:.6f}"})
+    except OSError as err:
+        raise RecordError(f"cannot write {path}: {err.strerror or err}") from None
+    what = fired([p for p, _ in heard])
+    where = f"one background, {names[0].relative_to(root)}" if kind == "background" else f"{layout.folder}/"
+    print(f"kept {len(heard)} of {len(files)} files of {folder}{f' (they fired {what})' if what else ''} as {where} "
+          f"({sum(len(a) for a in takes) / SAMPLE_RATE_HZ:.1f} s), labelled {layout.labels!r}", flush=True)
+    return len(heard)
+
+
 def run(args) -> int:
     """The `streamd record` command (streamd.cli: a ValueError is a bad argument, exit 2; a RecordError, exit 1,
     leaves what was kept). 0 when it stopped as asked: every take, or Ctrl-C."""
@@ -275,6 +356,11 @@ def run(args) -> int:
         manifest = Manifest(root)
     except OSError as err:
         raise RecordError(f"--out: cannot write to {root}: {err.strerror or err}") from None
+    if args.source:
+        import_files(Path(args.source).expanduser(), manifest, root, args.kind, args.label, args.speaker)
+        print(f"{manifest.path}: name {root} under recordings: in a recipe to train on it "
+              '(docs/data.md "Adding a keyword", "Adding a sound")', flush=True)
+        return 0
     device = int(args.device) if args.device and args.device.isdigit() else args.device  # as config.yaml's device
     with Microphone(device) as mic:
         if args.kind == "background":

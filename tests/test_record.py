@@ -209,3 +209,46 @@ def test_a_take_the_microphone_vanished_in_is_asked_again_once_it_is_back(vmic, 
     assert proc.wait(timeout=60) == 0, (lines, proc.stderr.read())
     assert prompts == 2 and any(line.startswith("microphone back") for line in lines), lines
     assert [r["path"] for r in rows(out)] == ["kws/computer/take-001.wav"]
+
+
+def test_record_from_a_folder_of_detection_clips_keeps_each_whole_as_what_it_was(tmp_path):
+    """Detection clips listened to: kept as a word under another label they train as negatives, laid end to end
+    as a background they are a recording with no keyword; silent files are left out, other rates resampled."""
+    import json
+
+    from export.data.splits import is_time_split
+    from export.train import clip_role, read_recordings
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i, keyword in enumerate(["stop", "go"]):
+        soundfile.write(clips / f"20261207-1200{i}0-{i}-{keyword}.wav", take(0.5, word()), SR, subtype="PCM_16")
+        (clips / f"20261207-1200{i}0-{i}-{keyword}.json").write_text(json.dumps({"type": "keyword", "keyword": keyword}))
+    soundfile.write(clips / "silent.wav", np.zeros(SR, np.float32), SR)
+    stereo = np.stack([take(0.5, word(), total_s=1.0)] * 2, axis=1)
+    soundfile.write(clips / "phone.wav", np.repeat(stereo, 3, axis=0), 3 * SR)  # 48 kHz, two channels
+    (clips / ".half.wav.part").write_bytes(b"")  # a clip being written: not read
+    out = tmp_path / "mine"
+    done = subprocess.run([*STREAMD, "record", "tv talk", "--from", str(clips), "--out", str(out)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "left out silent.wav: silent" in done.stdout and "they fired stop 1, go 1" in done.stdout
+    kept = rows(out)
+    assert [(r["path"], r["labels"]) for r in kept] == [(f"kws/tv_talk/take-00{i}.wav", "tv talk") for i in (1, 2, 3)]
+    lengths = [len(soundfile.read(out / r["path"])[0]) for r in kept]
+    assert lengths == [2 * SR, 2 * SR, SR]  # whole, the 48 kHz file at 16 kHz
+    recorded = read_recordings(out / "manifest.csv")
+    assert [clip_role(c) for c in recorded] == [("unknown", "tv talk")] * 3  # negatives: no keyword was said
+
+    done = subprocess.run([*STREAMD, "record", "knocks", "--kind", "background", "--from", str(clips), "--out",
+                           str(out)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    row = rows(out)[-1]
+    assert (row["path"], row["labels"]) == ("noise/knocks-001.wav", "noise;knocks")
+    assert len(soundfile.read(out / row["path"])[0]) == 5 * SR + 2 * SR // 4  # three files, two gaps of 0.25 s
+    assert is_time_split(read_recordings(out / "manifest.csv")[-1])
+
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run([*STREAMD, "record", "x", "--from", str(tmp_path / "empty"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "--from: no .wav/.flac/.ogg files in" in done.stderr
