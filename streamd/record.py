@@ -275,6 +275,8 @@ def read_folder(folder: Path) -> list[tuple[Path, np.ndarray]]:
     """The audio files of a folder (not its subfolders, not hidden ones), by name, as mono at SAMPLE_RATE_HZ."""
     from streamd.resample import StreamResampler, mix_down
 
+    if not folder.is_dir():
+        raise RecordError(f"--from: {folder} is not a folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise RecordError(f"--from: no {'/'.join(AUDIO_SUFFIXES)} files in {folder}")

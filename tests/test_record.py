@@ -252,3 +252,6 @@ def test_record_from_a_folder_of_detection_clips_keeps_each_whole_as_what_it_was
     done = subprocess.run([*STREAMD, "record", "x", "--from", str(tmp_path / "empty"), "--out", str(out)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "--from: no .wav/.flac/.ogg files in" in done.stderr
+    done = subprocess.run([*STREAMD, "record", "x", "--from", str(tmp_path / "nowhere"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and f"--from: {tmp_path / 'nowhere'} is not a folder" in done.stderr
