@@ -6,8 +6,9 @@
 #     training half: every keyword event is a false accept, its clip kept;
 #  3. `streamd record "tv talk" --from CLIPS` lays the clips out as recordings; export/recipes/sat-home.yaml
 #     trains on them (15 min on 2 cores);
-#  4. the keyword events `streamd scan` publishes with config.yaml over each file, for the default model, the
-#     control run (runs/sat-afterspeech-control, when it is there) and runs/sat-home.
+#  4. the keyword events `streamd scan` publishes with config.yaml over each file, for the default model, runs/sat-home
+#     and, where they are trained, its control (sat-afterspeech-control), sat-home-gentle (export/recipes/
+#     sat-home-gentle.yaml: a third of the rate) and its control (sat-kwclose-gentle-control).
 #     bash scripts/false_accepts.sh [WORK_DIR]        (default /tmp/false-accepts; skips what is already made)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +68,7 @@ fi
 
 say "keyword events published over each file (config.yaml's thresholds, gates and group)"
 models=(models/streamd-sat.onnx)
-for run in sat-afterspeech-control sat-home; do
+for run in sat-afterspeech-control sat-home sat-kwclose-gentle-control sat-home-gentle; do  # those trained
   if [ -f "runs/$run/last.pt" ]; then
     [ -f "$work/$run.onnx" ] || $py -m export.export_model "runs/$run/last.pt" --out "$work/$run.onnx" > /dev/null
     models+=("$work/$run.onnx")
