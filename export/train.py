@@ -28,7 +28,7 @@ import yaml
 from tqdm import tqdm
 
 from export.data.audio import load_audio
-from export.data.manifest import Clip, read_manifest
+from export.data.manifest import Clip, manifest_file, read_manifest
 from export.data.scenes import Pools, SceneConfig, SceneSampler, make_word
 from export.data.freqwarp import freq_warp
 from export.data.specaug import spec_augment
@@ -230,8 +230,7 @@ def manifest_path(root: Path, source: str, key: str) -> Path:
     """A recipe's manifest (or data folder: its manifest.csv) under key, relative to the repo root unless absolute
     or ~; a clear exit where it is missing."""
     path = Path(source).expanduser()
-    path = (path if path.is_absolute() else root / path).resolve()
-    path = path if path.suffix == ".csv" else path / "manifest.csv"
+    path = manifest_file((path if path.is_absolute() else root / path).resolve())
     if not path.is_file():
         raise SystemExit(f"{key}: {path} not found (make it first: the recipe's comments and docs/data.md say how)")
     return path

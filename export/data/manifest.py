@@ -25,6 +25,11 @@ class Clip:
         return next((l[len(prefix):] for l in self.labels if l.startswith(prefix)), default)
 
 
+def manifest_file(source: Path) -> Path:
+    """A data folder's manifest.csv, or source itself where it is a manifest."""
+    return source if source.suffix == ".csv" else source / "manifest.csv"
+
+
 def read_manifest(csv_path: str | Path) -> list[Clip]:
     """Rows of path,labels[,speaker][,duration_s]; paths relative to the CSV's folder. Where the speakers named
     would all fall on one side of the validation split, those clips split by file (splits.by_file_where_one_sided)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from export.data.audio import load_audio
-from export.data.manifest import Clip, read_manifest
+from export.data.manifest import Clip, manifest_file, read_manifest
 from export.labels import WAKE_WORD, tag_name
 
 SPEECH_TAG = "speech"
@@ -24,11 +24,6 @@ def in_group(clip: Clip, groups: dict[Path, str], prefix: str) -> bool:
     """Is the clip in folder prefix ('kws/gsc_v2', 'speech', ...) of the data root, or below it?"""
     group = groups.get(clip.path, "")
     return group == prefix or group.startswith(prefix + "/")
-
-
-def manifest_file(source: Path) -> Path:
-    """A data folder's manifest.csv, or source itself where it is a manifest."""
-    return source if source.suffix == ".csv" else source / "manifest.csv"
 
 
 def select_clips(root: Path, split: str) -> tuple[list[Clip], dict[Path, str]]:
