@@ -66,6 +66,11 @@ class Layout:
             return Layout(Path("noise"), f"noise;{name}")
         raise ValueError(f"kind: got {kind!r}, expected word, sound or background")
 
+    @property
+    def name(self) -> str:
+        """The label as a file name ("hey_kitchen", "television")."""
+        return self.labels.split(";")[-1].replace(" ", "_")
+
 
 def trim(audio: np.ndarray, kind: str, sample_rate_hz: int = SAMPLE_RATE_HZ) -> tuple[int, int] | str:
     """(start, end) samples of a take to keep: its loud part with MARGIN_S around it; or why to take it again."""
@@ -110,6 +115,16 @@ class Manifest:
             csv.writer(f).writerow([row.get(c, "") for c in self.columns])
             f.flush()
             os.fsync(f.fileno())
+
+    def add_file(self, path: Path, labels: str, speaker: str, duration_s: float) -> None:
+        """The row of a file under the manifest's folder."""
+        self.add({"path": path.relative_to(self.path.parent).as_posix(), "labels": labels, "speaker": speaker,
+                  "duration_s": f"{duration_s:.6f}"})
+
+    def keep(self, path: Path, audio: np.ndarray, labels: str, speaker: str) -> None:
+        """A take on disk (whole, write_wav) and then its row; OSError where either cannot be written."""
+        write_wav(path, audio)
+        self.add_file(path, labels, speaker, len(audio) / SAMPLE_RATE_HZ)
 
 
 def next_name(folder: Path, stem: str, later: int = 0, suffix: str = ".wav") -> Path:
@@ -218,9 +233,7 @@ def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, lab
             path = next_name(root / layout.folder, speaker or "take")
             clip = audio[cut[0]:cut[1]]
             try:
-                write_wav(path, clip)
-                manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels,
-                              "speaker": speaker, "duration_s": f"{len(clip) / SAMPLE_RATE_HZ:.6f}"})
+                manifest.keep(path, clip, layout.labels, speaker)
             except OSError as err:  # a full disk, a folder gone: the takes before this one stay
                 raise RecordError(f"cannot write {path}: {err.strerror or err}; kept {kept} of {count}") from None
             kept += 1
@@ -235,7 +248,7 @@ def record_background(mic: Microphone, manifest: Manifest, root: Path, label: st
     """One long take of the room, written as it arrives; Ctrl-C ends it early and keeps it. Returns its seconds."""
     layout = Layout.of("background", label)
     (root / layout.folder).mkdir(parents=True, exist_ok=True)
-    path = next_name(root / layout.folder, label.strip().replace(" ", "_"))
+    path = next_name(root / layout.folder, layout.name)
     part = path.with_name(f".{path.name}.part")
     n_written, clipped, next_report_s = 0, 0, 0.0
     print(f"recording the room for {seconds:g} s (Ctrl-C ends it early and keeps it)", flush=True)
@@ -264,8 +277,7 @@ def record_background(mic: Microphone, manifest: Manifest, root: Path, label: st
         raise RecordError("nothing was recorded")
     os.replace(part, path)
     duration_s = n_written / SAMPLE_RATE_HZ
-    manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels, "speaker": "",
-                  "duration_s": f"{duration_s:.6f}"})
+    manifest.add_file(path, layout.labels, "", duration_s)
     print(f"  kept {path.relative_to(root)} ({duration_s:.1f} s{f', {clipped} samples clipped' if clipped else ''})"
           f"{'; the microphone was lost, so it ends there' if mic.lost else ''}", flush=True)
     return duration_s
@@ -325,16 +337,13 @@ def import_files(folder: Path, manifest: Manifest, root: Path, kind: str, label:
     if kind == "background":
         gap = np.zeros(round(GAP_S * SAMPLE_RATE_HZ), np.float32)
         takes = [np.concatenate([x for _, audio in heard for x in (audio, gap)][:-1])]
-        names = [next_name(root / layout.folder, label.strip().replace(" ", "_"))]
+        names = [next_name(root / layout.folder, layout.name)]
     else:
         takes = [audio for _, audio in heard]
         names = [next_name(root / layout.folder, speaker or "take", later=i) for i in range(len(takes))]
     try:
         for path, audio in zip(names, takes):
-            write_wav(path, audio)
-            manifest.add({"path": path.relative_to(root).as_posix(), "labels": layout.labels,
-                          "speaker": "" if kind == "background" else speaker,
-                          "duration_s": f"{len(audio) / SAMPLE_RATE_HZ:.6f}"})
+            manifest.keep(path, audio, layout.labels, "" if kind == "background" else speaker)
     except OSError as err:
         raise RecordError(f"cannot write {path}: {err.strerror or err}") from None
     what = fired([p for p, _ in heard])
@@ -360,16 +369,14 @@ def run(args) -> int:
         raise RecordError(f"--out: cannot write to {root}: {err.strerror or err}") from None
     if args.source:
         import_files(Path(args.source).expanduser(), manifest, root, args.kind, args.label, args.speaker)
-        print(f"{manifest.path}: name {root} under recordings: in a recipe to train on it "
-              '(docs/data.md "Adding a keyword", "Adding a sound")', flush=True)
-        return 0
-    device = int(args.device) if args.device and args.device.isdigit() else args.device  # as config.yaml's device
-    with Microphone(device) as mic:
-        if args.kind == "background":
-            record_background(mic, manifest, root, args.label, args.seconds)
-        else:
-            record_takes(mic, manifest, root, args.kind, args.label, args.count, args.seconds, args.pause_s,
-                         args.speaker)
+    else:
+        device = int(args.device) if args.device and args.device.isdigit() else args.device  # as inputs[].device
+        with Microphone(device) as mic:
+            if args.kind == "background":
+                record_background(mic, manifest, root, args.label, args.seconds)
+            else:
+                record_takes(mic, manifest, root, args.kind, args.label, args.count, args.seconds, args.pause_s,
+                             args.speaker)
     print(f"{manifest.path}: name {root} under recordings: in a recipe to train on it "
           '(docs/data.md "Adding a keyword", "Adding a sound")', flush=True)
     return 0
