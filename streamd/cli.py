@@ -1,4 +1,4 @@
-"""The `streamd` command: run, listen, scan, check, devices, record, ctl.
+"""The `streamd` command: run, listen, scan, check, devices, record, review, ctl.
 
 Exit codes: 0 clean stop, 2 bad config or model (one line on stderr), 1 runtime failure.
 """
@@ -213,8 +213,8 @@ def _print_event(sequencer, event, as_json: bool, with_model: bool = False) -> N
 
 
 def cmd_check(args) -> int:
-    from streamd.clips import folder_problem
-    from streamd.service import clips_dir, load_models
+    from streamd.clips import clips_dir, folder_problem
+    from streamd.service import load_models
 
     config, path = read_config(args.config)
     specs = load_models(config)
@@ -269,6 +269,22 @@ def cmd_record(args) -> int:
 
     try:
         return run(args)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    except RecordError as err:  # what was kept stays
+        print(f"streamd: {_one_line(err)}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def cmd_review(args) -> int:
+    from streamd.clips import clips_dir
+    from streamd.record import RecordError
+    from streamd.review import run
+
+    config = read_config(args.config)[0]  # where the service keeps its clips, and how much after each event
+    folder = Path(args.clips).expanduser() if args.clips else clips_dir(config)
+    try:
+        return run(args, folder, config.clips.post_roll_s, {k.name for k in config.keywords})
     except ValueError as err:
         raise UserError(str(err)) from None
     except RecordError as err:  # what was kept stays
@@ -339,6 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="take the WAV/FLAC/OGG files of FOLDER instead of the microphone (e.g. detection clips "
                              "you listened to), each kept whole; with --kind background laid end to end")
     record.set_defaults(func=cmd_record)
+
+    review = sub.add_parser("review", help="listen to the detection clips and keep each as what it was (manifest.csv)",
+                            description="Play each detection clip not yet reviewed and ask what it was; keep it in "
+                                        "FOLDER, laid out as training's recordings: key reads them (a positive of "
+                                        "the keyword, another word, other speech, or a background).")
+    review.add_argument("clips", nargs="?", metavar="CLIPS",
+                        help="the detection clips folder (default: the config's clips.dir)")
+    review.add_argument("--out", required=True, metavar="FOLDER",
+                        help="recordings folder (its manifest.csv grows; reviewed.csv says which clips were answered)")
+    review.add_argument("--config", help="config whose clips.dir to review (found as `streamd run` finds it)")
+    review.add_argument("--speech-label", default="other speech",
+                        help="label of the clips answered n (someone said something else): negative words")
+    review.add_argument("--background-label", default="household",
+                        help="label of the clips answered b (no one spoke): one background of them end to end")
+    review.add_argument("--speaker", default="", help="who speaks in the words kept, for the speaker column")
+    review.add_argument("--device", help="output device index or name substring (default: the system default)")
+    review.add_argument("--no-play", action="store_true", help="do not play the clips (answer from the events)")
+    review.set_defaults(func=cmd_review)
 
     ctl = sub.add_parser("ctl", help="send a control command to a running service")
     ctl.add_argument("command", choices=("status", "reload", "enable", "disable", "set_threshold"))

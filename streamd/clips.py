@@ -113,6 +113,15 @@ class ClipSaver:
             _remove(oldest.with_suffix(".json"))
 
 
+def clips_dir(config) -> Path:
+    """The folder a config keeps its clips in: clips.dir (relative to the config's folder), else systemd's
+    $STATE_DIRECTORY/clips, else ~/.local/state/streamd/clips."""
+    if config.clips.dir:
+        return config.resolve(config.clips.dir)
+    state = os.environ.get("STATE_DIRECTORY")
+    return Path(state.split(":")[0]) / "clips" if state else Path.home() / ".local/state/streamd/clips"
+
+
 def folder_problem(folder: Path) -> str | None:
     """Why clips could not be kept in folder, or None; creates nothing (for `streamd check`)."""
     existing = folder

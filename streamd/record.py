@@ -72,6 +72,12 @@ class Layout:
         return self.labels.split(";")[-1].replace(" ", "_")
 
 
+def check_speaker(speaker: str) -> None:
+    """ValueError for a --speaker the manifest cannot hold."""
+    if speaker and FORBIDDEN & set(speaker):
+        raise ValueError(f"--speaker: got {speaker!r}, expected a name without , ; = / \\ \" or a line break")
+
+
 def trim(audio: np.ndarray, kind: str, sample_rate_hz: int = SAMPLE_RATE_HZ) -> tuple[int, int] | str:
     """(start, end) samples of a take to keep: its loud part with MARGIN_S around it; or why to take it again."""
     if len(audio) and float(np.max(np.abs(audio))) >= CLIPPED:
@@ -283,27 +289,33 @@ def record_background(mic: Microphone, manifest: Manifest, root: Path, label: st
     return duration_s
 
 
-def read_folder(folder: Path) -> list[tuple[Path, np.ndarray]]:
-    """The audio files of a folder (not its subfolders, not hidden ones), by name, as mono at SAMPLE_RATE_HZ."""
+def read_audio(path: Path) -> np.ndarray:
+    """An audio file as mono at SAMPLE_RATE_HZ (the service's own mix-down and resampler); OSError where it cannot
+    be read."""
     from streamd.resample import StreamResampler, mix_down
 
+    try:
+        audio, rate_hz = soundfile.read(path, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as err:  # soundfile's errors are RuntimeErrors
+        raise OSError(f"cannot read {path}: {err}") from None
+    mono = np.asarray(mix_down(audio), np.float32)
+    if rate_hz != SAMPLE_RATE_HZ:
+        resampler = StreamResampler(rate_hz, SAMPLE_RATE_HZ)
+        mono = np.concatenate([resampler.process(mono), resampler.flush()]).astype(np.float32)
+    return mono
+
+
+def read_folder(folder: Path) -> list[tuple[Path, np.ndarray]]:
+    """The audio files of a folder (not its subfolders, not hidden ones), by name, as mono at SAMPLE_RATE_HZ."""
     if not folder.is_dir():
         raise RecordError(f"--from: {folder} is not a folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise RecordError(f"--from: no {'/'.join(AUDIO_SUFFIXES)} files in {folder}")
-    out = []
-    for path in files:
-        try:
-            audio, rate_hz = soundfile.read(path, dtype="float32", always_2d=True)
-        except (OSError, RuntimeError) as err:
-            raise RecordError(f"--from: cannot read {path}: {err}") from None
-        mono = np.asarray(mix_down(audio), np.float32)
-        if rate_hz != SAMPLE_RATE_HZ:
-            resampler = StreamResampler(rate_hz, SAMPLE_RATE_HZ)
-            mono = np.concatenate([resampler.process(mono), resampler.flush()]).astype(np.float32)
-        out.append((path, mono))
-    return out
+    try:
+        return [(path, read_audio(path)) for path in files]
+    except OSError as err:
+        raise RecordError(f"--from: {err}") from None
 
 
 def fired(paths: list[Path]) -> str:
@@ -318,6 +330,12 @@ def fired(paths: list[Path]) -> str:
         except (OSError, ValueError, AttributeError):
             continue
     return ", ".join(f"{k} {n}" for k, n in heard.most_common())
+
+
+def end_to_end(clips: list[np.ndarray]) -> np.ndarray:
+    """Clips as one background recording, GAP_S of silence between them."""
+    gap = np.zeros(round(GAP_S * SAMPLE_RATE_HZ), np.float32)
+    return np.concatenate([x for audio in clips for x in (audio, gap)][:-1])
 
 
 def import_files(folder: Path, manifest: Manifest, root: Path, kind: str, label: str, speaker: str) -> int:
@@ -335,8 +353,7 @@ def import_files(folder: Path, manifest: Manifest, root: Path, kind: str, label:
     if not heard:
         raise RecordError(f"--from: every file in {folder} is silent")
     if kind == "background":
-        gap = np.zeros(round(GAP_S * SAMPLE_RATE_HZ), np.float32)
-        takes = [np.concatenate([x for _, audio in heard for x in (audio, gap)][:-1])]
+        takes = [end_to_end([audio for _, audio in heard])]
         names = [next_name(root / layout.folder, layout.name)]
     else:
         takes = [audio for _, audio in heard]
@@ -357,8 +374,7 @@ def run(args) -> int:
     """The `streamd record` command (streamd.cli: a ValueError is a bad argument, exit 2; a RecordError, exit 1,
     leaves what was kept). 0 when it stopped as asked: every take, or Ctrl-C."""
     Layout.of(args.kind, args.label)
-    if args.speaker and FORBIDDEN & set(args.speaker):
-        raise ValueError(f"--speaker: got {args.speaker!r}, expected a name without , ; = / \\ \" or a line break")
+    check_speaker(args.speaker)
     if args.count < 1 or args.seconds <= 0 or args.pause_s < 0:
         raise ValueError("--count must be 1 or more, --seconds more than 0 and --pause-s 0 or more")
     root = Path(args.out).expanduser()

@@ -30,7 +30,7 @@ from pathlib import Path
 import zmq
 
 from streamd import sdnotify
-from streamd.clips import ClipSaver
+from streamd.clips import ClipSaver, clips_dir
 from streamd.config import (Config, ConfigError, bus_endpoint, check_against_models,
                             control_endpoint, hop_samples_for_latency, load_config)
 from streamd.contract import KIND_KEYWORD
@@ -75,13 +75,6 @@ def open_sources(config: Config, sample_rate_hz: int, fast: bool):
                                    ring_seconds=config.scheduler.ring_s, device_rate_hz=inp.device_sample_rate_hz,
                                    block_s=inp.block_ms / 1000.0))
     return sources
-
-
-def clips_dir(config: Config) -> Path:
-    if config.clips.dir:
-        return config.resolve(config.clips.dir)
-    state = os.environ.get("STATE_DIRECTORY")
-    return Path(state.split(":")[0]) / "clips" if state else Path.home() / ".local/state/streamd/clips"
 
 
 class Service:
