@@ -28,8 +28,7 @@ from streamd.record import (SAMPLE_RATE_HZ, Layout, Manifest, RecordError, check
 
 LOG_COLUMNS = ("clip", "keyword", "kind", "label", "kept")
 KEYWORD_BEFORE_S = 1.25  # a clip kept as a keyword starts this long before its event: the word, not what came before
-ANSWERS = ("y: it was {keyword} | n: someone said something else | b: no one spoke | WORD: it was WORD | "
-           "enter: play again | s: skip | q: quit")
+ANSWERS = "y: it was {keyword} | WORD: it was WORD | n: {speech} | b: no one spoke | enter: again | s: skip | q: quit"
 
 
 @dataclass(frozen=True)
@@ -210,7 +209,8 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
             except OSError:  # the service pruned it meanwhile
                 print(f"{i + 1} of {len(clips)}: {clip.path.name}: gone", flush=True)
                 continue
-            print(f"{i + 1} of {len(clips)}: {clip.header()}\n  {ANSWERS.format(keyword=clip.keyword)}", flush=True)
+            print(f"{i + 1} of {len(clips)}: {clip.header()}\n  "
+                  f"{ANSWERS.format(keyword=clip.keyword, speech=speech_label)}", flush=True)
             answer = Answer("again")
             while answer.action == "again":
                 player.play(audio)

@@ -133,6 +133,24 @@ def test_keyword_events_leave_a_clip_with_the_event_as_sidecar(workdir):
         "clips_saved": 2, "clips_failed": 0, "clips_refused": 0}
 
 
+def test_review_finds_the_clips_the_service_left_through_its_config_and_keeps_them(workdir):
+    """`streamd review --config` reviews the config's clips.dir: the service's own clips and sidecars, a keyword
+    kept from its clip (shorter than 1.25 s before the event here: whole), other speech kept whole."""
+    clips, out = workdir / "clips", workdir / "home"
+    write_config(workdir)
+    with open(workdir / "config.yaml", "a") as f:
+        f.write(f"clips: {{enabled: true, dir: {clips}, pre_roll_s: 0.5, post_roll_s: 0.3}}\n")
+    run_bursts_fast(workdir)
+    done = subprocess.run([*STREAMD, "review", "--config", str(workdir / "config.yaml"), "--out", str(out),
+                           "--no-play"], input="y\nn\n", text=True, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"2 detection clips in {clips} to review" in done.stdout and done.stdout.count('"yes" at 0.') == 2
+    lines = (out / "manifest.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in lines[1:]] == [["kws/yes/clip-001.wav", "yes"],
+                                                           ["kws/other_speech/clip-001.wav", "other speech"]]
+    assert [len(soundfile.read(out / line.split(",")[0])[0]) for line in lines[1:]] == [int(0.8 * 16000)] * 2
+
+
 def test_a_keyword_after_its_wake_word_fires_once_per_wake_word_and_status_says_so(workdir):
     # the tiny model scores computer 0.5 everywhere: at threshold 0.5 it fires at once (0.1 s) and opens a
     # 5 s window, where the first burst's "yes" (0.8 s) fires and closes it, so the second (1.9 s) does not
