@@ -62,8 +62,6 @@ class Clip:
 
 def waiting(folder: Path, reviewed: set[str]) -> list[Clip]:
     """The folder's detection clips not yet reviewed, oldest first (their names begin with the time)."""
-    if not folder.is_dir():
-        raise RecordError(f"{folder} is not a folder (clips.enabled in the config keeps them; or name the folder)")
     wavs = sorted(p for p in folder.glob("*.wav") if not p.name.startswith(".") and p.name not in reviewed)
     return [clip for clip in map(Clip.read, wavs) if clip is not None]
 
@@ -206,8 +204,9 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
         for i, clip in enumerate(clips):
             try:
                 audio = read_audio(clip.path)
-            except OSError:  # the service pruned it meanwhile
-                print(f"{i + 1} of {len(clips)}: {clip.path.name}: gone", flush=True)
+            except OSError as err:  # the service pruned it meanwhile, or it is no audio file
+                why = "gone (the service removed it)" if not clip.path.exists() else f"skipped: {err}"
+                print(f"{i + 1} of {len(clips)}: {clip.path.name}: {why}", flush=True)
                 continue
             print(f"{i + 1} of {len(clips)}: {clip.header()}\n  "
                   f"{ANSWERS.format(keyword=clip.keyword, speech=speech_label)}", flush=True)
@@ -250,6 +249,9 @@ def run(args, clips_folder: Path, post_roll_s: float, keywords: set[str]) -> int
     Layout.of("word", args.speech_label)
     Layout.of("background", args.background_label)
     check_speaker(args.speaker)
+    if not clips_folder.is_dir():
+        raise RecordError(f"{clips_folder} is not a folder (the service keeps its clips where clips.enabled; or name "
+                          "the folder)")
     root = Path(args.out).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -129,6 +129,7 @@ def test_review_keeps_each_clip_as_what_it_was_and_the_next_review_goes_on_where
 def test_review_refuses_what_it_cannot_do_with_a_clear_line(tmp_path):
     done = review(tmp_path / "nowhere", tmp_path / "out", "", "--no-play")
     assert done.returncode == 1 and f"{tmp_path / 'nowhere'} is not a folder" in done.stderr
+    assert not (tmp_path / "out").exists()  # nothing made for nothing
     detection_clips(tmp_path / "clips", ["stop"])
     done = review(tmp_path / "clips", tmp_path / "out", "", "--no-play", "--speech-label", "a;b")
     assert done.returncode == 2 and "label: got 'a;b'" in done.stderr
@@ -139,6 +140,11 @@ def test_review_refuses_what_it_cannot_do_with_a_clear_line(tmp_path):
     empty.mkdir()
     done = review(empty, tmp_path / "out", "", "--no-play")
     assert done.returncode == 0 and "no detection clips to review" in done.stdout
+    [broken] = detection_clips(empty, ["go"])
+    broken.write_text("not audio")
+    done = review(empty, tmp_path / "out", "y\n", "--no-play")
+    assert done.returncode == 0 and f"{broken.name}: skipped: cannot read" in done.stdout, done.stdout
+    assert (tmp_path / "out" / "manifest.csv").read_text().splitlines() == ["path,labels,speaker,duration_s"]
 
 
 def test_review_plays_each_clip_on_the_output_and_goes_on_without_one(vmic, tmp_path):
