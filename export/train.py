@@ -87,7 +87,9 @@ class Recipe:
     # {dscnn: checkpoint, weight: 0..1, agree_only: true to blend only where the command teacher decides as
     # the scene does, efficientat: folder, tag_weight: 0..1, tag_label_weight: 0..1 the floor of a tag clip's
     # own label under the teacher's blend (1: the label always wins), tag_columns: true for precomputed targets on
-    # every column (export/data/teacher_targets.py), else tag_every/tag_window_columns; audioset_weight: w > 0
+    # every column (export/data/teacher_targets.py), else tag_every/tag_window_columns; tag_scene_view: true (with
+    # tag_columns) has the teacher also hear the scene itself at every tag_every-th column those targets cover and
+    # replace them there (TagDistiller.scene_view; speech stays the scene's); audioset_weight: w > 0
     # (with tag_columns) also teaches a training-only head the teacher's 527 AudioSet probabilities on the
     # tag clips, each class's loss weighted w (AudioSetHead)}
     teacher: dict = field(default_factory=dict)
@@ -542,26 +544,43 @@ class TagDistiller:
     The teacher is costlier, so it hears ``window_columns`` columns ending at every ``every``-th
     column; there, for each tag it can name, target = (1 - weight) * hard + weight * teacher, and the
     target counts even where the weak clip label left it masked (the teacher knows whether the sound
-    is there)."""
+    is there).
+
+    ``scene_view``: with the precomputed column targets (``tag_columns``), which are the teacher's view of each
+    clip alone, the teacher hears the scene as the student does (the clip under a word, a bed, a second sound, a
+    room, another equaliser and level) at every ``every``-th column those targets cover, and its view there
+    replaces theirs: weight * teacher for every tag it can name but speech, except a label the scene holds at 1
+    (the clip's own), which stays."""
 
     def __init__(self, checkpoint_dir: Path, weight: float, label_names: tuple[str, ...], column_samples: int,
-                 every: int = 4, window_columns: int = 8, device: torch.device = torch.device("cpu")):
+                 every: int = 4, window_columns: int = 8, device: torch.device = torch.device("cpu"),
+                 scene_view: bool = False):
         from export.labels import TAGS
         from export.teacher_efficientat import EfficientATTeacher
 
         self.teacher = EfficientATTeacher(checkpoint_dir).eval().to(device)
         self.weight = weight
         self.columns = torch.tensor([label_names.index(t) for t in TAGS], device=device)
+        # the scene's view leaves speech to the scene: its targets there (words, talk) are what the speech gate
+        # learns, and are often soft where no tag clip lies
+        self.scene_tags = torch.tensor([i for i, t in enumerate(TAGS) if t != "speech"], device=device)
         self.column_samples = column_samples
         self.every = every
         self.window_samples = window_columns * column_samples
+        self.scene_view = scene_view
+
+    def windows(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, n_columns, window): the window_columns columns ending at each column, zeros before the scene."""
+        padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
+        return padded.unfold(1, self.window_samples, self.column_samples)
 
     @torch.no_grad()
     def __call__(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+        if self.scene_view:
+            return self.replace_taught(audio, targets, mask)
         B, n_columns = targets.shape[:2]
         chosen = torch.arange(self.every - 1, n_columns, self.every, device=audio.device)  # columns whose end gets a teacher window
-        padded = F.pad(audio, (self.window_samples - self.column_samples, 0))
-        windows = padded.unfold(1, self.window_samples, self.column_samples)[:, chosen]  # (B, K, window)
+        windows = self.windows(audio)[:, chosen]  # (B, K, window)
         soft = self.teacher.tag_probs(windows.reshape(-1, self.window_samples)).reshape(B, len(chosen), -1)
         known = torch.isfinite(soft)
         out, out_mask = targets.clone(), mask.clone()
@@ -571,6 +590,25 @@ class TagDistiller:
         seen = mask[:, chosen][..., self.columns]
         out_mask[:, chosen.unsqueeze(1), self.columns] = torch.where(known, torch.ones_like(seen), seen)
         return out, out_mask
+
+    def replace_taught(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+        """scene_view: the columns the precomputed targets taught (a tag strictly between 0 and 1 and counted, as
+        only a teacher's belief is), every every-th one, get the teacher's view of the scene itself."""
+        columns = self.columns[self.scene_tags]
+        tags = targets[..., columns]
+        taught = ((tags > 0) & (tags < 1) & (mask[..., columns] > 0)).any(dim=-1)  # (B, n_columns)
+        column = torch.arange(targets.shape[1], device=audio.device)
+        where = (taught & (column % self.every == self.every - 1)).nonzero()  # (K, 2): scene, column
+        if not len(where):
+            return targets, mask
+        soft = self.teacher.tag_probs(self.windows(audio)[where[:, 0], where[:, 1]])[:, self.scene_tags]
+        before = tags[where[:, 0], where[:, 1]]
+        after = torch.where(torch.isfinite(soft) & (before < 1), self.weight * soft.nan_to_num(), before)
+        out = targets.clone()
+        rows = out[where[:, 0], where[:, 1]]
+        rows[:, columns] = after
+        out[where[:, 0], where[:, 1]] = rows
+        return out, mask
 
 
 class ModelDistiller:
@@ -626,6 +664,13 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
     if teacher.get("efficientat") and teacher.get("tag_columns"):
         log.info("tags: the teacher's precomputed column targets (weight %.2f in the scenes)",
                  float(teacher.get("tag_weight", 0.5)))
+        if teacher.get("tag_scene_view"):
+            out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
+                                    column_samples, every=int(teacher.get("tag_every", 4)),
+                                    window_columns=int(teacher.get("tag_window_columns", 8)), device=device,
+                                    scene_view=True))
+            log.info("tags: the teacher also hears the scenes themselves, every %d-th column it taught",
+                     out[-1].every)
     elif teacher.get("efficientat"):
         out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
                                 column_samples, every=int(teacher.get("tag_every", 4)),

@@ -1222,6 +1222,40 @@ def test_training_with_the_audioset_head_resumes_and_exports_the_model_alone(tmp
         train(load_recipe(tmp_path / "bad.yaml"), tmp_path / "bad", resume=False, root=tmp_path)
 
 
+def test_the_tag_teacher_hearing_the_scene_replaces_only_what_its_precomputed_view_taught():
+    """scene_view: at every other column where the precomputed targets taught (a tag strictly between 0 and 1), the
+    teacher's view of the scene's own window replaces theirs, 0.9 x its probability; the clip's own label (1),
+    speech, the mask, the other columns and a scene nothing taught stay as they were."""
+    from export.labels import TAGS
+    from export.train import TagDistiller
+
+    teacher = Path(__file__).resolve().parents[2] / "shared" / "teachers" / "efficientat-mn04"
+    distil = TagDistiller(teacher, 0.9, NAMES, COLUMN, every=2, window_columns=8, scene_view=True)
+    rng = np.random.default_rng(0)
+    audio = torch.from_numpy(np.stack([tone(2.56, 700) + 0.05 * rng.standard_normal(int(2.56 * SR)).astype(np.float32),
+                                       tone(2.56, 300)]))
+    targets = torch.zeros(2, 16, len(NAMES))
+    dog, siren, speech = NAMES.index("dog"), NAMES.index("siren"), NAMES.index("speech")
+    targets[0, 4:12, dog] = 0.3  # the clean clip's teacher view
+    targets[0, 4:12, siren] = 1.0  # the clip's own label
+    targets[:, :, speech] = 0.5  # soft speech everywhere: no tag was taught by it
+    targets[1, :, siren] = 1.0
+    mask = torch.ones_like(targets)
+    out, out_mask = distil(audio, targets, mask)
+    assert torch.equal(out_mask, mask) and torch.equal(out[1], targets[1])
+    assert torch.equal(out[..., speech], targets[..., speech])
+    changed = sorted({int(c) for c in (out[0] != targets[0]).any(-1).nonzero()})
+    assert changed == [5, 7, 9, 11], "every other taught column (the 2nd, 4th, ...), and no other"
+    assert torch.equal(out[0, :, siren], targets[0, :, siren]), "the clip's own label stays"
+    windows = distil.windows(audio)[0, changed]
+    soft = distil.teacher.tag_probs(windows)
+    tags = [i for i, t in enumerate(TAGS) if t not in ("speech", "siren") and torch.isfinite(soft[:, i]).all()]
+    assert len(tags) >= 50
+    assert torch.allclose(out[0, changed][:, [NAMES.index(TAGS[i]) for i in tags]], 0.9 * soft[:, tags], atol=1e-6)
+    unknown = [NAMES.index(t) for i, t in enumerate(TAGS) if not torch.isfinite(soft[:, i]).all()]
+    assert torch.equal(out[0, :, unknown], targets[0, :, unknown]), "tags the teacher cannot name keep theirs"
+
+
 def test_the_precompute_command_fills_the_audioset_cache_when_the_recipe_asks(tmp_path, monkeypatch, capsys):
     from export.data.teacher_targets import main
 
