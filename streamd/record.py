@@ -39,6 +39,8 @@ MANIFEST_COLUMNS = ("path", "labels", "speaker", "duration_s")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 GAP_S = 0.25  # silence between files laid end to end as one background
 SILENT = 1e-4  # a file whose every sample is below this (-80 dBFS) is left out
+ROOM_S = 1.0  # the room heard before the first take, to say how loud it is
+MUTED_DB = -90.0  # a room quieter than this is digital silence: no real microphone is that quiet
 FORBIDDEN = set(",;=\n\r\"/\\")  # separators of manifest.csv and of paths
 
 
@@ -213,6 +215,26 @@ class Microphone:
                     self.lost = False
 
 
+def room_level_db(audio: np.ndarray) -> float:
+    """The level of a stretch of the room: mean power in dB re full scale."""
+    return float(10 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-12))
+
+
+def hear_the_room(mic: Microphone) -> None:
+    """Say how loud the room is before the first take: a muted or dead microphone (digital silence) shows at once,
+    not after three takes asked again."""
+    print(f"listening to the room for {ROOM_S:g} s: stay quiet", flush=True)
+    room = mic.take(ROOM_S)
+    if room is None:  # lost meanwhile: the first take waits for it
+        return
+    level_db = room_level_db(room)
+    if level_db < MUTED_DB:
+        print(f"  the room: {level_db:.0f} dBFS, digital silence: is the microphone muted, or the wrong one "
+              "(--device; `streamd devices`)?", flush=True)
+    else:
+        print(f"  the room: {level_db:.0f} dBFS; each take must rise {MIN_RISE_DB:g} dB above its quiet part", flush=True)
+
+
 def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, label: str, count: int,
                  seconds: float, pause_s: float, speaker: str) -> int:
     """count kept takes of a word or sound; returns how many were kept (fewer after Ctrl-C)."""
@@ -221,6 +243,7 @@ def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, lab
     say = f'say "{label}"' if kind == "word" else f"make the sound ({label})"
     kept, failed = 0, 0
     try:
+        hear_the_room(mic)
         while kept < count:
             time.sleep(pause_s)
             print(f"take {kept + 1} of {count}: {say} now", flush=True)

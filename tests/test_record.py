@@ -73,6 +73,16 @@ def test_labels_lay_out_as_the_shared_data_and_numbering_goes_on(tmp_path):
         Manifest(tmp_path / "other")
 
 
+def test_the_room_level_tells_a_muted_microphone_from_a_quiet_room():
+    from streamd.record import MUTED_DB, room_level_db
+
+    quiet_room = 10 ** (-70 / 20) * np.random.default_rng(0).standard_normal(SR).astype(np.float32)  # -70 dBFS
+    assert abs(room_level_db(quiet_room) + 70) < 0.5 and room_level_db(quiet_room) > MUTED_DB
+    assert room_level_db(np.zeros(SR, np.float32)) < MUTED_DB
+    one_bit = np.full(SR, 1 / 32768, np.float32)  # a 16-bit microphone's smallest step, all the time: -90.3 dBFS
+    assert room_level_db(one_bit) < MUTED_DB < room_level_db(4 * one_bit)
+
+
 def test_a_take_is_written_whole_or_not_at_all(tmp_path):
     write_wav(tmp_path / "take-001.wav", word())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["take-001.wav"]  # no .part left
@@ -116,6 +126,10 @@ def test_record_keeps_each_word_said_asks_again_after_silence_and_writes_what_tr
     code, err = prompts.answer(["word", None, "word"])
     assert code == 0, (prompts.lines, err)
     assert sum(" now" in line for line in prompts.lines) == 3
+    # before the first take, the room: the virtual microphone's null sink carries exact zeros, as a muted one would
+    first = next(i for i, line in enumerate(prompts.lines) if " now" in line)
+    assert any(line.startswith("  the room: ") and "digital silence: is the microphone muted" in line
+               for line in prompts.lines[:first]), prompts.lines
     assert any("again: nothing louder than the room" in line for line in prompts.lines)
     kept = rows(out)
     assert [(r["path"], r["labels"], r["speaker"]) for r in kept] == [
