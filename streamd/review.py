@@ -75,8 +75,10 @@ class Answer:
     label: str = ""
 
 
-def parse(reply: str, keyword: str, speech_label: str, background_label: str) -> Answer:
-    """An answer typed to a clip that fired keyword; ValueError (with the reason) for a label that cannot be one."""
+def parse(reply: str, keyword: str, speech_label: str, background_label: str,
+          keywords: set[str] = frozenset()) -> Answer:
+    """An answer typed to a clip that fired keyword (a word typed as one of keywords in other case is that keyword);
+    ValueError (with the reason) for a label that cannot be one."""
     text = reply.strip()
     short = {"": Answer("again"), "s": Answer("skip"), "q": Answer("quit"),
              "y": Answer("keep", "word", keyword), "n": Answer("keep", "word", speech_label),
@@ -84,7 +86,7 @@ def parse(reply: str, keyword: str, speech_label: str, background_label: str) ->
     if text.lower() in short:
         return short[text.lower()]
     Layout.of("word", text)  # a label the manifest can hold
-    return Answer("keep", "word", text)
+    return Answer("keep", "word", text.lower() if text.lower() in keywords | {keyword} else text)
 
 
 class Log:
@@ -214,7 +216,7 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
             while answer.action == "again":
                 player.play(audio)
                 try:
-                    answer = parse(ask("> "), clip.keyword, speech_label, background_label)
+                    answer = parse(ask("> "), clip.keyword, speech_label, background_label, keywords)
                 except EOFError:
                     answer = Answer("quit")
                 except ValueError as err:

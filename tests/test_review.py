@@ -63,6 +63,8 @@ def test_an_answer_is_the_keyword_another_word_other_speech_no_one_or_asks_again
     assert answer("n") == Answer("keep", "word", "other speech")
     assert answer("b") == Answer("keep", "background", "household")
     assert answer("no") == Answer("keep", "word", "no")  # it heard "go"; it was "no"
+    assert parse("No", "go", "other speech", "household", {"no"}) == Answer("keep", "word", "no")  # the keyword
+    assert answer("Go") == Answer("keep", "word", "go") and answer("Hey Jo") == Answer("keep", "word", "Hey Jo")
     assert answer("hey chicken") == Answer("keep", "word", "hey chicken")
     assert [answer(r).action for r in ("", "  ", "s", "q")] == ["again", "again", "skip", "quit"]
     with pytest.raises(ValueError, match="label: got 'a,b'"):
