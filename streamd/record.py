@@ -232,7 +232,8 @@ def hear_the_room(mic: Microphone) -> None:
         print(f"  the room: {level_db:.0f} dBFS, digital silence: is the microphone muted, or the wrong one "
               "(--device; `streamd devices`)?", flush=True)
     else:
-        print(f"  the room: {level_db:.0f} dBFS; each take must rise {MIN_RISE_DB:g} dB above its quiet part", flush=True)
+        print(f"  the room: {level_db:.0f} dBFS; each take must rise {MIN_RISE_DB:g} dB above its quiet part",
+              flush=True)
 
 
 def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, label: str, count: int,
