@@ -136,7 +136,7 @@ def test_keyword_events_leave_a_clip_with_the_event_as_sidecar(workdir):
 def test_review_finds_the_clips_the_service_left_through_its_config_and_keeps_them(workdir):
     """`streamd review --config` reviews the config's clips.dir: the service's own clips and sidecars, a keyword
     kept from its clip (shorter than 1.25 s before the event here: whole), other speech kept whole."""
-    clips, out = workdir / "clips", workdir / "home"
+    clips, out = workdir / "review-clips", workdir / "review-home"  # the module's workdir is shared: folders of its own
     write_config(workdir)
     with open(workdir / "config.yaml", "a") as f:
         f.write(f"clips: {{enabled: true, dir: {clips}, pre_roll_s: 0.5, post_roll_s: 0.3}}\n")
