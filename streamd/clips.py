@@ -77,7 +77,7 @@ class ClipSaver:
         if end <= start:
             log.warning("clip %s: its audio is no longer in the ring", item.stem)
             return 0
-        wav = self.directory / f"{item.stem}.wav"
+        wav = self._free_name(item.stem)
         sidecar = wav.with_suffix(".json")
         parts = [_part(wav), _part(sidecar)]
         try:
@@ -95,6 +95,15 @@ class ClipSaver:
         self.saved += 1
         self._enforce_limits()
         return 1
+
+    def _free_name(self, stem: str) -> Path:
+        """stem.wav, or stem-2.wav, -3, ... where a clip has that name already: seq restarts with each process, so
+        a run started within the same second as the last one's clip would otherwise write over it."""
+        wav, n = self.directory / f"{stem}.wav", 1
+        while wav.exists() or wav.with_suffix(".json").exists():
+            n += 1
+            wav = self.directory / f"{stem}-{n}.wav"
+        return wav
 
     def _enforce_limits(self) -> None:
         clips = []

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -30,6 +31,18 @@ def test_clip_waits_for_post_roll_and_holds_the_right_samples(tmp_path):
     expected = np.concatenate([(np.arange(SR, 2 * SR) % 1000 / 1000.0), np.zeros(SR // 2)])
     assert np.abs(audio - expected).max() < 1 / 32767 + 1e-6
     assert json.loads((tmp_path / "a-yes.json").read_text()) == {"seq": 1}
+
+
+def test_a_clip_of_a_name_already_taken_is_kept_beside_it(tmp_path):
+    """A service restarted within the same second numbers its events from 0 again: same stem, both clips kept."""
+    for seq in (1, 2, 3):
+        saver = ClipSaver(tmp_path, SR, pre_roll_s=0.5, post_roll_s=0.0, max_count=10, max_bytes=10**8)
+        saver.request(ramp_ring(1.0), SR, "20261207-120000-000000-yes", json.dumps({"seq": seq}).encode())
+        assert saver.service() == 1
+    stem = tmp_path / "20261207-120000-000000-yes"
+    kept = sorted(Path(f"{stem}{n}.{ext}") for n in ("", "-2", "-3") for ext in ("json", "wav"))
+    assert sorted(tmp_path.iterdir()) == kept
+    assert [json.loads(Path(f"{stem}{n}.json").read_text())["seq"] for n in ("", "-2", "-3")] == [1, 2, 3]
 
 
 def test_finishing_writes_what_is_there_and_pre_roll_is_clamped_to_the_ring(tmp_path):
