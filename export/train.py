@@ -564,6 +564,7 @@ class TagDistiller:
         # the scene's view leaves speech to the scene: its targets there (words, talk) are what the speech gate
         # learns, and are often soft where no tag clip lies
         self.scene_tags = torch.tensor([i for i, t in enumerate(TAGS) if t != "speech"], device=device)
+        self.scene_columns = self.columns[self.scene_tags]
         self.column_samples = column_samples
         self.every = every
         self.window_samples = window_columns * column_samples
@@ -594,20 +595,17 @@ class TagDistiller:
     def replace_taught(self, audio: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
         """scene_view: the columns the precomputed targets taught (a tag strictly between 0 and 1 and counted, as
         only a teacher's belief is), every every-th one, get the teacher's view of the scene itself."""
-        columns = self.columns[self.scene_tags]
-        tags = targets[..., columns]
-        taught = ((tags > 0) & (tags < 1) & (mask[..., columns] > 0)).any(dim=-1)  # (B, n_columns)
+        tags = targets[..., self.scene_columns]
+        taught = ((tags > 0) & (tags < 1) & (mask[..., self.scene_columns] > 0)).any(dim=-1)  # (B, n_columns)
         column = torch.arange(targets.shape[1], device=audio.device)
-        where = (taught & (column % self.every == self.every - 1)).nonzero()  # (K, 2): scene, column
-        if not len(where):
+        scene, at = (taught & (column % self.every == self.every - 1)).nonzero().unbind(dim=1)  # (K,), (K,)
+        if not len(scene):
             return targets, mask
-        soft = self.teacher.tag_probs(self.windows(audio)[where[:, 0], where[:, 1]])[:, self.scene_tags]
-        before = tags[where[:, 0], where[:, 1]]
-        after = torch.where(torch.isfinite(soft) & (before < 1), self.weight * soft.nan_to_num(), before)
+        soft = self.teacher.tag_probs(self.windows(audio)[scene, at])[:, self.scene_tags]
+        before = tags[scene, at]
         out = targets.clone()
-        rows = out[where[:, 0], where[:, 1]]
-        rows[:, columns] = after
-        out[where[:, 0], where[:, 1]] = rows
+        out[scene.unsqueeze(1), at.unsqueeze(1), self.scene_columns] = torch.where(
+            torch.isfinite(soft) & (before < 1), self.weight * soft.nan_to_num(), before)
         return out, mask
 
 
@@ -661,20 +659,21 @@ def distillers(recipe: Recipe, root: Path, label_names: tuple[str, ...], column_
         log.info("distilling the ten commands from %s (weight %.2f%s%s)", teacher["dscnn"], out[-1].weight,
                  ", where it agrees with the scene" if out[-1].agree_only else "",
                  ", not in speech without a command" if out[-1].speech is not None else "")
+    def tag_distiller(scene_view: bool = False) -> TagDistiller:
+        return TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
+                            column_samples, every=int(teacher.get("tag_every", 4)),
+                            window_columns=int(teacher.get("tag_window_columns", 8)), device=device,
+                            scene_view=scene_view)
+
     if teacher.get("efficientat") and teacher.get("tag_columns"):
         log.info("tags: the teacher's precomputed column targets (weight %.2f in the scenes)",
                  float(teacher.get("tag_weight", 0.5)))
         if teacher.get("tag_scene_view"):
-            out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
-                                    column_samples, every=int(teacher.get("tag_every", 4)),
-                                    window_columns=int(teacher.get("tag_window_columns", 8)), device=device,
-                                    scene_view=True))
+            out.append(tag_distiller(scene_view=True))
             log.info("tags: the teacher also hears the scenes themselves, every %d-th column it taught",
                      out[-1].every)
     elif teacher.get("efficientat"):
-        out.append(TagDistiller(root / teacher["efficientat"], float(teacher.get("tag_weight", 0.5)), label_names,
-                                column_samples, every=int(teacher.get("tag_every", 4)),
-                                window_columns=int(teacher.get("tag_window_columns", 8)), device=device))
+        out.append(tag_distiller())
         log.info("distilling the tags from %s (weight %.2f)", teacher["efficientat"], out[-1].weight)
     if teacher.get("model"):
         only = tuple(teacher.get("model_labels", ()))

@@ -264,32 +264,33 @@ def cmd_ctl(args) -> int:
 # ------------------------------------------------------------------------------------------ record
 
 
-def cmd_record(args) -> int:
-    from streamd.record import RecordError, run
+def _recording(run, *args) -> int:
+    """record and review: a ValueError is a bad argument (exit 2); a RecordError one line and exit 1, what was kept
+    stays."""
+    from streamd.record import RecordError
 
     try:
-        return run(args)
+        return run(*args)
     except ValueError as err:
         raise UserError(str(err)) from None
-    except RecordError as err:  # what was kept stays
+    except RecordError as err:
         print(f"streamd: {_one_line(err)}", file=sys.stderr)
         return EXIT_RUNTIME
+
+
+def cmd_record(args) -> int:
+    from streamd.record import run
+
+    return _recording(run, args)
 
 
 def cmd_review(args) -> int:
     from streamd.clips import clips_dir
-    from streamd.record import RecordError
     from streamd.review import run
 
     config = read_config(args.config)[0]  # where the service keeps its clips, and how much after each event
     folder = Path(args.clips).expanduser() if args.clips else clips_dir(config)
-    try:
-        return run(args, folder, config.clips.post_roll_s, {k.name for k in config.keywords})
-    except ValueError as err:
-        raise UserError(str(err)) from None
-    except RecordError as err:  # what was kept stays
-        print(f"streamd: {_one_line(err)}", file=sys.stderr)
-        return EXIT_RUNTIME
+    return _recording(run, args, folder, config.clips.post_roll_s, {k.name for k in config.keywords})
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -73,6 +73,11 @@ class Layout:
         """The label as a file name ("hey_kitchen", "television")."""
         return self.labels.split(";")[-1].replace(" ", "_")
 
+    def next_path(self, root: Path, stem: str, later: int = 0) -> Path:
+        """root/<folder>/<stem>-NNN.wav with the next free number (next_name); the folder made where missing."""
+        (root / self.folder).mkdir(parents=True, exist_ok=True)
+        return next_name(root / self.folder, stem, later)
+
 
 def check_speaker(speaker: str) -> None:
     """ValueError for a --speaker the manifest cannot hold."""
@@ -216,7 +221,8 @@ class Microphone:
 
 
 def room_level_db(audio: np.ndarray) -> float:
-    """The level of a stretch of the room: mean power in dB re full scale."""
+    """The level of a stretch of the room: mean power in dB re full scale, down to -120 dB (streamd.gate.level_db
+    stops at -100, too near the -90 dB that tells digital silence from a microphone's noise floor)."""
     return float(10 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-12))
 
 
@@ -227,12 +233,12 @@ def hear_the_room(mic: Microphone) -> None:
     room = mic.take(ROOM_S)
     if room is None:  # lost meanwhile: the first take waits for it
         return
-    level_db = room_level_db(room)
-    if level_db < MUTED_DB:
-        print(f"  the room: {level_db:.0f} dBFS, digital silence: is the microphone muted, or the wrong one "
+    room_db = room_level_db(room)
+    if room_db < MUTED_DB:
+        print(f"  the room: {room_db:.0f} dBFS, digital silence: is the microphone muted, or the wrong one "
               "(--device; `streamd devices`)?", flush=True)
     else:
-        print(f"  the room: {level_db:.0f} dBFS; each take must rise {MIN_RISE_DB:g} dB above its quiet part",
+        print(f"  the room: {room_db:.0f} dBFS; each take must rise {MIN_RISE_DB:g} dB above its quiet part",
               flush=True)
 
 
@@ -240,7 +246,6 @@ def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, lab
                  seconds: float, pause_s: float, speaker: str) -> int:
     """count kept takes of a word or sound; returns how many were kept (fewer after Ctrl-C)."""
     layout = Layout.of(kind, label)
-    (root / layout.folder).mkdir(parents=True, exist_ok=True)
     say = f'say "{label}"' if kind == "word" else f"make the sound ({label})"
     kept, failed = 0, 0
     try:
@@ -260,7 +265,7 @@ def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, lab
                     raise RecordError(f"{failed} tries in a row failed ({cut}); kept {kept} of {count}")
                 continue
             failed = 0
-            path = next_name(root / layout.folder, speaker or "take")
+            path = layout.next_path(root, speaker or "take")
             clip = audio[cut[0]:cut[1]]
             try:
                 manifest.keep(path, clip, layout.labels, speaker)
@@ -277,8 +282,7 @@ def record_takes(mic: Microphone, manifest: Manifest, root: Path, kind: str, lab
 def record_background(mic: Microphone, manifest: Manifest, root: Path, label: str, seconds: float) -> float:
     """One long take of the room, written as it arrives; Ctrl-C ends it early and keeps it. Returns its seconds."""
     layout = Layout.of("background", label)
-    (root / layout.folder).mkdir(parents=True, exist_ok=True)
-    path = next_name(root / layout.folder, layout.name)
+    path = layout.next_path(root, layout.name)
     part = path.with_name(f".{path.name}.part")
     n_written, clipped, next_report_s = 0, 0, 0.0
     print(f"recording the room for {seconds:g} s (Ctrl-C ends it early and keeps it)", flush=True)
@@ -366,7 +370,6 @@ def import_files(folder: Path, manifest: Manifest, root: Path, kind: str, label:
     """--from: each audio file of folder as one take (word, sound), or all of them end to end as one background;
     returns the files kept (silent ones are left out, and said)."""
     layout = Layout.of(kind, label)
-    (root / layout.folder).mkdir(parents=True, exist_ok=True)
     files = read_folder(folder)
     heard = []
     for path, audio in files:
@@ -378,10 +381,10 @@ def import_files(folder: Path, manifest: Manifest, root: Path, kind: str, label:
         raise RecordError(f"--from: every file in {folder} is silent")
     if kind == "background":
         takes = [end_to_end([audio for _, audio in heard])]
-        names = [next_name(root / layout.folder, layout.name)]
+        names = [layout.next_path(root, layout.name)]
     else:
         takes = [audio for _, audio in heard]
-        names = [next_name(root / layout.folder, speaker or "take", later=i) for i in range(len(takes))]
+        names = [layout.next_path(root, speaker or "take", later=i) for i in range(len(takes))]
     try:
         for path, audio in zip(names, takes):
             manifest.keep(path, audio, layout.labels, "" if kind == "background" else speaker)

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamd.record import (SAMPLE_RATE_HZ, Layout, Manifest, RecordError, check_speaker, end_to_end, next_name,
-                            read_audio)
+from streamd.record import SAMPLE_RATE_HZ, Layout, Manifest, RecordError, check_speaker, end_to_end, read_audio
 
 LOG_COLUMNS = ("clip", "keyword", "kind", "label", "kept")
 KEYWORD_BEFORE_S = 1.25  # a clip kept as a keyword starts this long before its event: the word, not what came before
@@ -161,8 +160,7 @@ def keyword_part(audio: np.ndarray, post_roll_s: float) -> np.ndarray:
 
 def keep_word(manifest: Manifest, root: Path, audio: np.ndarray, label: str, speaker: str) -> Path:
     layout = Layout.of("word", label)
-    (root / layout.folder).mkdir(parents=True, exist_ok=True)
-    path = next_name(root / layout.folder, speaker or "clip")
+    path = layout.next_path(root, speaker or "clip")
     manifest.keep(path, audio, layout.labels, speaker)
     return path
 
@@ -173,8 +171,7 @@ def keep_backgrounds(manifest: Manifest, log: Log, root: Path, label: str,
     if not clips:
         return
     layout = Layout.of("background", label)
-    (root / layout.folder).mkdir(parents=True, exist_ok=True)
-    path = next_name(root / layout.folder, layout.name)
+    path = layout.next_path(root, layout.name)
     try:
         manifest.keep(path, end_to_end([audio for _, audio in clips]), layout.labels, "")
     except OSError as err:
