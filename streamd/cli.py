@@ -290,7 +290,24 @@ def cmd_review(args) -> int:
 
     config = read_config(args.config)[0]  # where the service keeps its clips, and how much after each event
     folder = Path(args.clips).expanduser() if args.clips else clips_dir(config)
-    return _recording(run, args, folder, config.clips.post_roll_s, {k.name for k in config.keywords})
+    return _recording(run, args, folder, config.clips.post_roll_s, *_labels_known(config))
+
+
+def _labels_known(config) -> tuple[set[str], set[str]]:
+    """The keywords and tags of the config's models (review tells a word typed from a sound by them); where a model
+    cannot be read, the config's own keywords: and tags: stand in for its labels."""
+    from streamd.contract import KIND_KEYWORD, KIND_TAG, ContractError
+    from streamd.model import load_model
+
+    keywords, tags = {k.name for k in config.keywords}, {t.name for t in config.tags}
+    for mc in config.models:
+        try:
+            info = load_model(config.resolve(mc.path)).info
+        except ContractError:
+            continue
+        keywords |= set(info.names_of_kind(KIND_KEYWORD))
+        tags |= set(info.names_of_kind(KIND_TAG))
+    return keywords, tags
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -1,8 +1,8 @@
-"""Detection clips: the audio around a keyword event as WAV, with the event's JSON as a sidecar.
+"""Detection clips: the audio around a keyword event (or a whole tag event) as WAV, with the event's JSON as a sidecar.
 
 A clip is requested when the event is published and written once the post-roll has arrived (or the
-stream ends). The pre-roll comes from the stream's ring. The folder is kept within ``max_count``
-clips and ``max_bytes`` bytes, oldest removed first.
+stream ends). The pre-roll comes from the stream's ring: before a keyword's position, before a tag's start. The
+folder is kept within ``max_count`` clips and ``max_bytes`` bytes, oldest removed first.
 
 Both files are written under hidden ``.part`` names and renamed into place, sidecar first: a reader
 of the folder never sees half a clip, and a failed write (a full disk, a folder gone) is logged and
@@ -52,13 +52,15 @@ class ClipSaver:
         for stale in self.directory.glob(f".*{PART_SUFFIX}"):  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
 
-    def request(self, ring: Ring, position_samples: int, stem: str, sidecar: bytes) -> None:
-        """Ask for a clip around position_samples; the sidecar is the event's JSON as published."""
+    def request(self, ring: Ring, position_samples: int, stem: str, sidecar: bytes,
+                start_samples: int | None = None) -> None:
+        """Ask for a clip from pre-roll before start_samples (default: the position) to post-roll after
+        position_samples; the sidecar is the event's JSON as published."""
         if len(self._pending) >= MAX_PENDING:
             self.refused += 1
             log.warning("clip %s refused: %d clips already wait for their post-roll", stem, MAX_PENDING)
             return
-        start = max(0, position_samples - self.pre_roll_samples)
+        start = max(0, (position_samples if start_samples is None else start_samples) - self.pre_roll_samples)
         self._pending.append(_Pending(ring, start, position_samples + self.post_roll_samples, stem, sidecar))
 
     def service(self, finishing: bool = False) -> int:

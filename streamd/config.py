@@ -243,10 +243,12 @@ class LoggingConfig:
 class ClipsConfig:
     enabled: bool = _f(False)
     """Save audio around each keyword event as WAV with a JSON sidecar."""
+    tags: bool = _f(False)
+    """Also save each tag event whole: from pre_roll_s before its start to post_roll_s after its end."""
     dir: str | None = _f(None)
     """Folder (relative to the config folder); null = $STATE_DIRECTORY/clips or ~/.local/state/streamd/clips."""
     pre_roll_s: float = _f(1.5, min=0.0, max=60.0)
-    """Audio kept before the event position (s)."""
+    """Audio kept before the event position, or a tag's start (s)."""
     post_roll_s: float = _f(0.5, min=0.0, max=60.0)
     """Audio kept after it (s)."""
     max_count: int = _f(100, min=1, max=1_000_000)

@@ -1,10 +1,12 @@
 """`streamd review`: the service's detection clips one at a time, played, answered and kept as what they were.
 
-The service keeps the audio around each keyword event (`clips.enabled`). Heard back, a clip is one of: the keyword
-it fired (a real recording of it in this house: a positive), another word that should have fired (it heard "go",
-it was "no"), someone saying something else (a negative word), or no one speaking (a knock, a kettle). Each answer
-keeps the clip, whole, in a recordings folder laid out as `streamd record` lays it out, so that a recipe's
-`recordings:` trains on it. The clips folder is only read: the service may go on writing and pruning it.
+The service keeps the audio around each keyword event (`clips.enabled`), and each tag event whole (`clips.tags`).
+Heard back, a keyword's clip is one of: the keyword it fired (a real recording of it in this house: a positive),
+another word that should have fired (it heard "go", it was "no"), someone saying something else (a negative word),
+or no one speaking (a knock, a kettle). A tag's clip is the sound it fired (a positive), another sound (the kettle
+it took for a smoke alarm), or nothing worth naming. Each answer keeps the clip in a recordings folder laid out as
+`streamd record` lays it out, so that a recipe's `recordings:` trains on it. The clips folder is only read: the
+service may go on writing and pruning it.
 
 What was answered is logged in FOLDER/reviewed.csv, so that the next review starts where this one ended. A word
 is on disk, with its manifest row and its log row, before the next clip plays; the clips answered "no one spoke"
@@ -25,38 +27,56 @@ import numpy as np
 
 from streamd.record import SAMPLE_RATE_HZ, Layout, Manifest, RecordError, check_speaker, end_to_end, read_audio
 
-LOG_COLUMNS = ("clip", "keyword", "kind", "label", "kept")
+LOG_COLUMNS = ("clip", "fired", "kind", "label", "kept")  # fired: the keyword or tag of the clip's event
 KEYWORD_BEFORE_S = 1.25  # a clip kept as a keyword starts this long before its event: the word, not what came before
-ANSWERS = "y: it was {keyword} | WORD: it was WORD | n: {speech} | b: no one spoke | enter: again | s: skip | q: quit"
+SOUND_BEFORE_S = 0.5  # a tag's clip kept as a sound starts this long before the tag's start (as record keeps sounds)
+ANSWERS = {"keyword": "y: it was {label} | WORD: it was WORD | n: {speech} | b: no one spoke | enter: again | s: skip "
+                      "| q: quit",
+           "tag": "y: it was {label} | NAME: it was NAME (a sound, or a word) | n or b: nothing to name | enter: again "
+                  "| s: skip | q: quit"}
 
 
 @dataclass(frozen=True)
 class Clip:
-    """A detection clip and the keyword event of its sidecar."""
+    """A detection clip and the event of its sidecar: a keyword event, or a tag's end (the clip holds the whole tag)."""
 
     path: Path
-    keyword: str
-    score: float | None
+    label: str  # the keyword or the tag that fired
+    score: float | None  # a keyword's score, a tag's peak score
     time: float | None  # wall clock, seconds since the epoch
     stream: str
+    kind: str = "keyword"  # or "tag"
+    sound_s: float | None = None  # a tag: from its start to its end (the clip ends post-roll after that)
 
     @staticmethod
     def read(wav: Path) -> Clip | None:
-        """The clip of wav and its .json sidecar; None without a readable keyword event beside it."""
+        """The clip of wav and its .json sidecar; None without a readable keyword or tag_end event beside it."""
         try:
             event = json.loads(wav.with_suffix(".json").read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(event, dict) or not isinstance(event.get("keyword"), str):
+        if not isinstance(event, dict):
             return None
-        score, wall = event.get("score"), event.get("time")
-        return Clip(wav, event["keyword"], float(score) if isinstance(score, (int, float)) else None,
-                    float(wall) if isinstance(wall, (int, float)) else None, str(event.get("stream", "")))
+        kind = {"keyword": "keyword", "tag_end": "tag"}.get(event.get("type"))
+        label = event.get(kind or "")
+        if kind is None or not isinstance(label, str):
+            return None
+        score, wall = event.get("score" if kind == "keyword" else "peak_score"), event.get("time")
+        sound_s = event.get("duration_s") if kind == "tag" else None
+        return Clip(wav, label, _number(score), _number(wall), str(event.get("stream", "")), kind, _number(sound_s))
 
     def header(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.time)) if self.time is not None else "?"
+        if self.kind == "tag":
+            length = f" for {self.sound_s:.1f} s" if self.sound_s is not None else ""
+            score = f" peak {self.score:.2f}" if self.score is not None else ""
+            return f'{self.path.name}: tag "{self.label}"{length}{score}, stream {self.stream or "?"}, {when}'
         score = f" at {self.score:.2f}" if self.score is not None else ""
-        return f'{self.path.name}: "{self.keyword}"{score}, stream {self.stream or "?"}, {when}'
+        return f'{self.path.name}: "{self.label}"{score}, stream {self.stream or "?"}, {when}'
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def waiting(folder: Path, reviewed: set[str]) -> list[Clip]:
@@ -67,25 +87,33 @@ def waiting(folder: Path, reviewed: set[str]) -> list[Clip]:
 
 @dataclass(frozen=True)
 class Answer:
-    """What to do with a clip: play it again, skip it, quit, or keep it as kind ("word", "background") and label."""
+    """What to do with a clip: play it again, skip it, quit, or keep it as kind ("word", "sound", "background") and
+    label."""
 
     action: str  # "again", "skip", "quit" or "keep"
     kind: str = ""
     label: str = ""
 
 
-def parse(reply: str, keyword: str, speech_label: str, background_label: str,
-          keywords: set[str] = frozenset()) -> Answer:
-    """An answer typed to a clip that fired keyword (a word typed as one of keywords in other case is that keyword);
-    ValueError (with the reason) for a label that cannot be one."""
+def parse(reply: str, clip: Clip, speech_label: str, background_label: str, keywords: set[str] = frozenset(),
+          tags: set[str] = frozenset()) -> Answer:
+    """An answer typed to clip. A name typed is a word where it is one of keywords (in any case), a sound where it is
+    one of tags (in any case, spaces for underscores), else what the clip fired was: a word (a negative) for a
+    keyword's clip, a sound (a new one) for a tag's. ValueError (with the reason) for a label that cannot be one."""
+    keywords, tags = (keywords | {clip.label}, tags) if clip.kind == "keyword" else (keywords, tags | {clip.label})
     text = reply.strip()
-    short = {"": Answer("again"), "s": Answer("skip"), "q": Answer("quit"),
-             "y": Answer("keep", "word", keyword), "n": Answer("keep", "word", speech_label),
-             "b": Answer("keep", "background", background_label)}
+    fired = Answer("keep", "word" if clip.kind == "keyword" else "sound", clip.label)
+    background = Answer("keep", "background", background_label)
+    short = {"": Answer("again"), "s": Answer("skip"), "q": Answer("quit"), "y": fired, "b": background,
+             "n": Answer("keep", "word", speech_label) if clip.kind == "keyword" else background}
     if text.lower() in short:
         return short[text.lower()]
     Layout.of("word", text)  # a label the manifest can hold
-    return Answer("keep", "word", text.lower() if text.lower() in keywords | {keyword} else text)
+    if text.lower() in keywords:
+        return Answer("keep", "word", text.lower())
+    if text.lower().replace(" ", "_") in tags:
+        return Answer("keep", "sound", text.lower().replace(" ", "_"))
+    return Answer("keep", "word" if clip.kind == "keyword" else "sound", text)
 
 
 class Log:
@@ -101,7 +129,7 @@ class Log:
 
     def add(self, clip: Clip, kind: str, label: str, kept: str) -> None:
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([clip.path.name, clip.keyword, kind, label, kept])
+            csv.writer(f).writerow([clip.path.name, clip.label, kind, label, kept])
             f.flush()
             os.fsync(f.fileno())
         self.names.add(clip.path.name)
@@ -158,8 +186,18 @@ def keyword_part(audio: np.ndarray, post_roll_s: float) -> np.ndarray:
     return audio[max(0, event - round(KEYWORD_BEFORE_S * SAMPLE_RATE_HZ)):]
 
 
-def keep_word(manifest: Manifest, root: Path, audio: np.ndarray, label: str, speaker: str) -> Path:
-    layout = Layout.of("word", label)
+def sound_part(audio: np.ndarray, post_roll_s: float, sound_s: float | None) -> np.ndarray:
+    """A tag's clip to keep as a sound: from SOUND_BEFORE_S before the tag's start (sound_s before its end, which is
+    post_roll_s before the clip's) on; the pre-roll before it is the room, not the sound. Whole where sound_s is
+    unknown."""
+    if sound_s is None:
+        return audio
+    start = len(audio) - round((post_roll_s + sound_s + SOUND_BEFORE_S) * SAMPLE_RATE_HZ)
+    return audio[max(0, start):]
+
+
+def keep(manifest: Manifest, root: Path, audio: np.ndarray, kind: str, label: str, speaker: str) -> Path:
+    layout = Layout.of(kind, label)
     path = layout.next_path(root, speaker or "clip")
     manifest.keep(path, audio, layout.labels, speaker)
     return path
@@ -167,7 +205,7 @@ def keep_word(manifest: Manifest, root: Path, audio: np.ndarray, label: str, spe
 
 def keep_backgrounds(manifest: Manifest, log: Log, root: Path, label: str,
                      clips: list[tuple[Clip, np.ndarray]]) -> None:
-    """The clips where no one spoke, end to end as one background, then their log rows."""
+    """The clips with nothing to name (no one spoke), end to end as one background, then their log rows."""
     if not clips:
         return
     layout = Layout.of("background", label)
@@ -179,25 +217,41 @@ def keep_backgrounds(manifest: Manifest, log: Log, root: Path, label: str,
                           "next time") from None
     for clip, _ in clips:
         log.add(clip, "background", label, path.relative_to(root).as_posix())
-    print(f"kept the {len(clips)} clip{'s' * (len(clips) != 1)} where no one spoke as one background, "
+    print(f"kept the {len(clips)} clip{'s' * (len(clips) != 1)} with nothing to name as one background, "
           f"{path.relative_to(root)}", flush=True)
 
 
+VERDICTS = ("right", "another word", "other speech", "another sound", "no one spoke", "nothing to name", "skipped")
+
+
 def verdict(answer: Answer, clip: Clip, speech_label: str) -> str:
-    """How the closing line counts an answer kept."""
+    """How the closing line counts an answer kept (one of VERDICTS)."""
     if answer.kind == "background":
-        return "no one spoke"
-    if answer.label == clip.keyword:
+        return "no one spoke" if clip.kind == "keyword" else "nothing to name"
+    if answer.label == clip.label:
         return "right"
+    if answer.kind == "sound":
+        return "another sound"
     return "other speech" if answer.label == speech_label else "another word"
 
 
+def part_to_keep(audio: np.ndarray, answer: Answer, clip: Clip, keywords: set[str], post_roll_s: float) -> np.ndarray:
+    """What of a clip is kept for a word or sound answer: a keyword from shortly before the keyword's event, a tag's
+    clip from shortly before the tag's start, anything else whole."""
+    if clip.kind == "tag":
+        return sound_part(audio, post_roll_s, clip.sound_s)
+    if answer.kind == "word" and answer.label in keywords | {clip.label}:
+        return keyword_part(audio, post_roll_s)
+    return audio
+
+
 def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: Player, speech_label: str,
-           background_label: str, speaker: str, keywords: set[str], post_roll_s: float, ask=input) -> dict[str, int]:
+           background_label: str, speaker: str, keywords: set[str], tags: set[str], post_roll_s: float,
+           ask=input) -> dict[str, int]:
     """Each clip played and answered (ask: a prompt -> the reply; EOFError ends the review); returns how many clips
-    were kept per verdict, and skipped. A clip kept as one of keywords (or as the keyword it fired) is kept from
-    KEYWORD_BEFORE_S before its event (clips end post_roll_s after it), anything else whole."""
-    counts = dict.fromkeys(("right", "another word", "other speech", "no one spoke", "skipped"), 0)
+    were kept per verdict, and skipped. Clips end post_roll_s after their event; what of each is kept:
+    part_to_keep."""
+    counts = dict.fromkeys(VERDICTS, 0)
     backgrounds: list[tuple[Clip, np.ndarray]] = []
     try:
         for i, clip in enumerate(clips):
@@ -208,12 +262,12 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
                 print(f"{i + 1} of {len(clips)}: {clip.path.name}: {why}", flush=True)
                 continue
             print(f"{i + 1} of {len(clips)}: {clip.header()}\n  "
-                  f"{ANSWERS.format(keyword=clip.keyword, speech=speech_label)}", flush=True)
+                  f"{ANSWERS[clip.kind].format(label=clip.label, speech=speech_label)}", flush=True)
             answer = Answer("again")
             while answer.action == "again":
                 player.play(audio)
                 try:
-                    answer = parse(ask("> "), clip.keyword, speech_label, background_label, keywords)
+                    answer = parse(ask("> "), clip, speech_label, background_label, keywords, tags)
                 except EOFError:
                     answer = Answer("quit")
                 except ValueError as err:
@@ -227,13 +281,12 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
             if answer.kind == "background":
                 backgrounds.append((clip, audio))
                 continue
-            if answer.label in keywords | {clip.keyword}:
-                audio = keyword_part(audio, post_roll_s)
             try:
-                path = keep_word(manifest, root, audio, answer.label, speaker)
+                path = keep(manifest, root, part_to_keep(audio, answer, clip, keywords, post_roll_s), answer.kind,
+                            answer.label, speaker)
             except OSError as err:
                 raise RecordError(f"cannot write into {root}: {err.strerror or err}") from None
-            log.add(clip, "word", answer.label, path.relative_to(root).as_posix())
+            log.add(clip, answer.kind, answer.label, path.relative_to(root).as_posix())
             print(f"  kept {path.relative_to(root)} as {answer.label!r}", flush=True)
     except KeyboardInterrupt:
         print("stopped", flush=True)
@@ -242,9 +295,10 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
     return counts
 
 
-def run(args, clips_folder: Path, post_roll_s: float, keywords: set[str]) -> int:
-    """The `streamd review` command over clips_folder, whose clips end post_roll_s after their event; keywords: the
-    config's (streamd.cli: a ValueError is a bad argument, exit 2; a RecordError, exit 1, leaves what was kept)."""
+def run(args, clips_folder: Path, post_roll_s: float, keywords: set[str], tags: set[str]) -> int:
+    """The `streamd review` command over clips_folder, whose clips end post_roll_s after their event; keywords and
+    tags: the labels the config's models know (streamd.cli: a ValueError is a bad argument, exit 2; a RecordError,
+    exit 1, leaves what was kept)."""
     Layout.of("word", args.speech_label)
     Layout.of("background", args.background_label)
     check_speaker(args.speaker)
@@ -264,8 +318,8 @@ def run(args, clips_folder: Path, post_roll_s: float, keywords: set[str]) -> int
     print(f"{len(clips)} detection clips in {clips_folder} to review; answers go to {root}", flush=True)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     counts = review(clips, manifest, log, root, Player(device, enabled=not args.no_play), args.speech_label,
-                    args.background_label, args.speaker, keywords, post_roll_s)
-    kept = ", ".join(f"{n} {what}" for what, n in counts.items() if what != "skipped")
+                    args.background_label, args.speaker, keywords, tags, post_roll_s)
+    kept = ", ".join(f"{n} {what}" for what, n in counts.items() if what != "skipped" and n) or "nothing"
     print(f"kept {kept} ({counts['skipped']} skipped, asked again next time); {manifest.path}: name {root} under "
           'recordings: in a recipe to train on it (docs/data.md "What fired by mistake")', flush=True)
     return 0

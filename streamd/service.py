@@ -35,7 +35,7 @@ from streamd.config import (Config, ConfigError, bus_endpoint, check_against_mod
                             control_endpoint, hop_samples_for_latency, load_config)
 from streamd.contract import KIND_KEYWORD
 from streamd.control import CommandError, ControlServer
-from streamd.events import Event, KeywordEvent, Sequencer, StatusEvent
+from streamd.events import Event, KeywordEvent, Sequencer, StatusEvent, TagEndEvent
 from streamd.model import Model, load_model
 from streamd.publisher import Publisher
 from streamd.scheduler import ModelSpec, Scheduler
@@ -284,10 +284,20 @@ class Service:
         self.publisher.send(topic, body)
         if self.console is not None:
             self.console(body)
-        if self.clips is not None and isinstance(event, KeywordEvent):
-            source = next(s for s in self.sources if s.name == event.stream)
-            stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.sequencer.next_seq - 1:06d}-{event.keyword}"
-            self.clips.request(source.ring, event.position_samples, stem, body)
+        if self.clips is not None:
+            self._keep_clip(event, body)
+
+    def _keep_clip(self, event: Event, body: bytes) -> None:
+        """A keyword event's clip; with clips.tags, a tag event's whole, asked for at its end (its start is in it)."""
+        if isinstance(event, KeywordEvent):
+            label, start = event.keyword, None
+        elif isinstance(event, TagEndEvent) and self.config.clips.tags:
+            label, start = event.tag, event.start_samples
+        else:
+            return
+        source = next(s for s in self.sources if s.name == event.stream)
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.sequencer.next_seq - 1:06d}-{label}"
+        self.clips.request(source.ring, event.position_samples, stem, body, start)
 
     def _drain_notes(self) -> None:
         for source in self.sources:

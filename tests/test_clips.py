@@ -33,6 +33,19 @@ def test_clip_waits_for_post_roll_and_holds_the_right_samples(tmp_path):
     assert json.loads((tmp_path / "a-yes.json").read_text()) == {"seq": 1}
 
 
+def test_a_tag_clip_holds_its_whole_event_from_pre_roll_before_its_start(tmp_path):
+    ring = ramp_ring(3.0)
+    saver = ClipSaver(tmp_path, SR, pre_roll_s=0.5, post_roll_s=0.5, max_count=10, max_bytes=10**8)
+    saver.request(ring, 3 * SR, "t-dog", b"{}", start_samples=SR)  # a tag from 1 s to 3 s
+    ring.write(np.zeros(SR // 4, np.float32))
+    assert saver.service() == 0  # its end's post-roll has not arrived
+    ring.write(np.zeros(SR // 4, np.float32))
+    assert saver.service() == 1
+    audio = soundfile.read(tmp_path / "t-dog.wav", dtype="float32")[0]
+    expected = np.concatenate([np.arange(SR // 2, 3 * SR) % 1000 / 1000.0, np.zeros(SR // 2)])
+    assert len(audio) == 3 * SR and np.abs(audio - expected).max() < 1 / 32767 + 1e-6
+
+
 def test_a_clip_of_a_name_already_taken_is_kept_beside_it(tmp_path):
     """A service restarted within the same second numbers its events from 0 again: same stem, both clips kept."""
     for seq in (1, 2, 3):

@@ -151,6 +151,37 @@ def test_review_finds_the_clips_the_service_left_through_its_config_and_keeps_th
     assert [len(soundfile.read(out / line.split(",")[0])[0]) for line in lines[1:]] == [int(0.8 * 16000)] * 2
 
 
+def test_with_clips_tags_each_tag_event_leaves_a_clip_of_it_whole_which_review_keeps_as_a_sound(workdir):
+    """clips.tags: a clip per tag event, from pre_roll_s before its start to post_roll_s after its end (the stream's
+    end where that comes first), asked for at tag_end, whose event is its sidecar; review keeps it as the tag's sound
+    from 0.5 s before the start (here the clip's first 0.1 s go) or as a background."""
+    clips, out = workdir / "tag-clips", workdir / "tag-home"
+    write_config(workdir)
+    with open(workdir / "config.yaml", "a") as f:
+        f.write(f"clips: {{enabled: true, tags: true, dir: {clips}, pre_roll_s: 1.0, post_roll_s: 0.3}}\n")
+    events = run_bursts_fast(workdir)
+    ends = [e for e in events if e["type"] == "tag_end"]
+    wavs = sorted(clips.glob("*.wav"))
+    assert [p.name.split("-")[-1] for p in wavs] == ["yes.wav", "siren.wav", "yes.wav", "siren.wav"]
+    assert [json.loads(p.with_suffix(".json").read_text()) for p in wavs[1::2]] == ends
+    lengths_s = [len(soundfile.read(p)[0]) / 16000 for p in wavs[1::2]]
+    assert lengths_s == pytest.approx([min(e["position_s"] + 0.3, 3.0) - max(e["start_s"] - 1.0, 0.0) for e in ends])
+    assert lengths_s == pytest.approx([1.6, 2.3])  # 0-1.6 s (a tag at 0.6-1.3 s); 0.7 s to the stream's end at 3 s
+    assert events[-1]["detail"]["clips_saved"] == 4
+
+    done = subprocess.run([*STREAMD, "review", "--config", str(workdir / "config.yaml"), "--out", str(out),
+                           "--no-play"], input="y\ny\nb\nn\n", text=True, capture_output=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert 'tag "siren" for 0.7 s peak' in done.stdout
+    assert "kept 2 right, 1 no one spoke, 1 nothing to name" in done.stdout
+    lines = (out / "manifest.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in lines[1:]] == [["kws/yes/clip-001.wav", "yes"],
+                                                           ["tags/siren/clip-001.wav", "siren"],
+                                                           ["noise/household-001.wav", "noise;household"]]
+    assert len(soundfile.read(out / "tags/siren/clip-001.wav")[0]) == round((0.5 + 0.7 + 0.3) * 16000)
+
+
 def test_a_keyword_after_its_wake_word_fires_once_per_wake_word_and_status_says_so(workdir):
     # the tiny model scores computer 0.5 everywhere: at threshold 0.5 it fires at once (0.1 s) and opens a
     # 5 s window, where the first burst's "yes" (0.8 s) fires and closes it, so the second (1.9 s) does not
