@@ -279,7 +279,10 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
     recordings' split by export.data.splits, the synthetic manifests' training part (and their smoke alarms' val)."""
     recorded = read_manifest((root / recipe.shared_data / "manifest.csv").resolve())
     for source in recipe.recordings:
-        recorded += read_recordings(manifest_path(root, source, "recordings"))
+        mine = read_recordings(manifest_path(root, source, "recordings"))
+        for clip in mine:
+            clip.attrs["recording"] = True
+        recorded += mine
     noise_files = [c for c in recorded if is_time_split(c)]
     rest = [c for c in recorded if not is_time_split(c)]
     train_clips = [c for c in rest if split_of(c) == "train"]
@@ -291,6 +294,17 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
         train_clips += [c for c in synth if split_of(c) == "train"]
         val_clips += [c for c in synth if c.label == "smoke_alarm" and split_of(c) == "val"]
     return train_clips, val_clips, noise_files
+
+
+def unlabelled_sounds(clips: list[Clip], label_names, keywords: tuple[str, ...]) -> dict[str, int]:
+    """How many of the recordings' tag clips (streamd record --kind sound, streamd review) name each sound that is
+    no label of the model: build_pools leaves them out."""
+    counts: dict[str, int] = {}
+    for clip in clips:
+        role, name = clip_role(clip, keywords)
+        if clip.attrs.get("recording") and role == "tag" and name not in label_names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def train_clips(recipe: Recipe, root: Path) -> list[Clip]:
@@ -313,6 +327,11 @@ def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
     if missing:
         raise SystemExit(f"{recipe.name}: no training clip of {missing}; label clips with the name in a manifest "
                          "under the recipe's recordings: or synthetic:")
+    unlabelled = unlabelled_sounds(train_clips + val_clips, label_names, keywords)
+    if unlabelled:
+        log.warning("%d recorded clips are of sounds the model has no label for (%s): they do not train; name them "
+                    "under the recipe's new_tags: to learn them (docs/data.md \"Adding a sound\")",
+                    sum(unlabelled.values()), ", ".join(f"{name} {n}" for name, n in sorted(unlabelled.items())))
     rooms = [load_audio(clip.path, sample_rate_hz) for clip in noise_files]
     for split, pools in (("train", train), ("val", val)):
         pools.noise += [time_split(audio, split) for audio in rooms]

@@ -880,8 +880,8 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
                                                                                              caplog):
     """A folder of your own recordings under recordings: is split as ../shared/data is (by file name here): the
     training part trains the new tag as recorded clips, the validation part only validates; a missing folder, a file
-    that is no audio, a new tag with no clip, a split that holds nothing out and clips the evaluation would not read
-    are told."""
+    that is no audio, a new tag with no clip, a split that holds nothing out, clips the evaluation would not read and
+    sounds the model has no label for are told."""
     from export.data.splits import split_of
     from export.train import load_pools, load_recipe, recipe_labels, split_clips
 
@@ -947,6 +947,16 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     split_clips(load_recipe(recipe_path), tmp_path)
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert "all 1 clips fall in the training split" in warned[0] and "none is held out" in warned[0]
+
+    sf.write(mine / "tags" / "cuckoo" / "3.wav", call, SR)  # converted
+    add_clips(mine, "tags/kettle", "kettle", call, n=3)  # a sound `streamd review` kept under a name of its own
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [mine]\n")
+    caplog.clear()
+    train, val = load_pools(load_recipe(recipe_path), tmp_path, SR, names)
+    assert "kettle" not in train.tags and "kettle" not in val.tags
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "3 recorded clips are of sounds the model has no label for (kettle 3)" in warned[0]
+    assert "new_tags:" in warned[0]
 
 
 @pytest.mark.parametrize("keys, message", [
