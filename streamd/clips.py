@@ -1,8 +1,10 @@
 """Detection clips: the audio around a keyword event (or a whole tag event) as WAV, with the event's JSON as a sidecar.
 
-A clip is requested when the event is published and written once the post-roll has arrived (or the
-stream ends). The pre-roll comes from the stream's ring: before a keyword's position, before a tag's start. The
-folder is kept within ``max_count`` clips and ``max_bytes`` bytes, oldest removed first.
+A keyword's clip is requested when the event is published; a tag's is opened at its start and closed at its end,
+which is published ``hold_s`` late, so that it may be longer than the stream's ring holds. Each pending clip copies
+its audio out of the ring as it arrives (from the pre-roll before the keyword's position or the tag's start; at most
+its last MAX_CLIP_S) and is written once the post-roll has arrived (or the stream ends). The folder is kept within
+``max_count`` clips and ``max_bytes`` bytes, oldest removed first.
 
 Both files are written under hidden ``.part`` names and renamed into place, sidecar first: a reader
 of the folder never sees half a clip, and a failed write (a full disk, a folder gone) is logged and
@@ -13,26 +15,32 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import soundfile
 
 from streamd.source import Ring
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING = 32  # clips waiting for their post-roll; more are refused, not queued
+MAX_PENDING = 32  # clips waiting for their post-roll (or a tag for its end); more are refused, not queued
+MAX_CLIP_S = 40.0  # a clip keeps at most its last this long: a tag's 30 s events (max_event_s) whole, with rolls
 PART_SUFFIX = ".part"  # a file being written: hidden (".stem.wav.part") until it is complete
 
 
 @dataclass
 class _Pending:
     ring: Ring
-    start_index: int
-    end_index: int
+    next_index: int  # the next sample to copy out of the ring
+    end_index: int | None  # None: open (a tag still on; its end not yet known)
     stem: str
     sidecar: bytes
+    key: tuple = ()  # an open clip's event: (stream, model, tag)
+    chunks: list[np.ndarray] = field(default_factory=list)
+    n_samples: int = 0
+    lost_samples: int = 0  # left the ring before they were copied
 
 
 class ClipSaver:
@@ -56,35 +64,93 @@ class ClipSaver:
                 start_samples: int | None = None) -> None:
         """Ask for a clip from pre-roll before start_samples (default: the position) to post-roll after
         position_samples; the sidecar is the event's JSON as published."""
+        start = position_samples if start_samples is None else start_samples
+        self._add(_Pending(ring, start - self.pre_roll_samples, position_samples + self.post_roll_samples, stem,
+                           sidecar))
+
+    def open(self, key: tuple, ring: Ring, start_samples: int) -> None:
+        """Begin the clip of an event whose end is not known yet (a tag at its start): its audio from pre-roll
+        before start_samples is copied as it arrives, until close(key, ...)."""
+        self._add(_Pending(ring, start_samples - self.pre_roll_samples, None, f"{key}", b"", key))
+
+    def close(self, key: tuple, ring: Ring, position_samples: int, stem: str, sidecar: bytes,
+              start_samples: int) -> None:
+        """End the open clip of key post-roll after position_samples; without one (it was refused, or the event
+        began before the saver did), a clip from what the ring still holds."""
+        item = next((p for p in self._pending if p.key == key and p.end_index is None), None)
+        if item is None:
+            self.request(ring, position_samples, stem, sidecar, start_samples)
+            return
+        item.end_index, item.stem, item.sidecar = position_samples + self.post_roll_samples, stem, sidecar
+        beyond = item.next_index - item.end_index  # copied past its end already (a fast source runs ahead)
+        if beyond > 0:
+            audio = np.concatenate(item.chunks)[:max(0, item.n_samples - beyond)] if item.chunks else item.chunks
+            item.chunks, item.n_samples, item.next_index = [audio] if len(audio) else [], len(audio), item.end_index
+
+    def _add(self, item: _Pending) -> None:
         if len(self._pending) >= MAX_PENDING:
             self.refused += 1
-            log.warning("clip %s refused: %d clips already wait for their post-roll", stem, MAX_PENDING)
+            log.warning("clip %s refused: %d clips already wait for their post-roll", item.stem, MAX_PENDING)
             return
-        start = max(0, (position_samples if start_samples is None else start_samples) - self.pre_roll_samples)
-        self._pending.append(_Pending(ring, start, position_samples + self.post_roll_samples, stem, sidecar))
+        item.next_index = max(0, item.next_index)
+        self._pending.append(item)
+        self._copy(item)
 
     def service(self, finishing: bool = False) -> int:
-        """Write every clip whose post-roll has arrived (all of them when finishing); return how many."""
+        """Copy what arrived into each pending clip; write every clip whose post-roll has arrived (all of them
+        when finishing); return how many were written."""
         written = 0
         for item in list(self._pending):
-            if finishing or item.ring.end_index >= item.end_index:
+            self._copy(item)
+            if finishing or (item.end_index is not None and item.next_index >= item.end_index):
                 self._pending.remove(item)
+                if item.end_index is None:  # a tag whose end never came: nothing to name the clip by
+                    log.warning("clip of %s dropped: the event had not ended when the stream did", item.key)
+                    continue
                 written += self._write(item)
         return written
 
-    def _write(self, item: _Pending) -> int:
+    def _copy(self, item: _Pending) -> None:
+        """The samples of item that have arrived since the last copy, as far as its end; the oldest dropped beyond
+        MAX_CLIP_S."""
         ring = item.ring
-        start = max(item.start_index, ring.oldest_index)
-        end = min(item.end_index, ring.end_index)
-        if end <= start:
+        for _ in range(3):  # a source thread may overwrite the oldest sample between the bounds and the read
+            start = max(item.next_index, ring.oldest_index)
+            end = ring.end_index if item.end_index is None else min(ring.end_index, item.end_index)
+            item.lost_samples += max(0, min(start, end) - item.next_index)
+            item.next_index = max(item.next_index, min(start, end))
+            if end <= start:
+                return
+            try:
+                chunk = ring.read(start, end - start)
+                break
+            except IndexError:
+                continue
+        else:
+            return
+        item.chunks.append(chunk)
+        item.n_samples += len(chunk)
+        item.next_index = end
+        limit = round(MAX_CLIP_S * self.sample_rate_hz)
+        while item.n_samples - len(item.chunks[0]) >= limit:
+            item.n_samples -= len(item.chunks.pop(0))
+        if item.n_samples > limit:
+            item.chunks[0] = item.chunks[0][item.n_samples - limit:]
+            item.n_samples = limit
+
+    def _write(self, item: _Pending) -> int:
+        if not item.n_samples:
             log.warning("clip %s: its audio is no longer in the ring", item.stem)
             return 0
+        if item.lost_samples:
+            log.warning("clip %s: %.2f s of it had left the ring before it was copied", item.stem,
+                        item.lost_samples / self.sample_rate_hz)
         wav = self._free_name(item.stem)
         sidecar = wav.with_suffix(".json")
         parts = [_part(wav), _part(sidecar)]
         try:
             # libsndfile reports a failed write (ENOSPC, EFBIG) as SoundFileError, not OSError
-            soundfile.write(parts[0], ring.read(start, end - start), self.sample_rate_hz, format="WAV", subtype="PCM_16")
+            soundfile.write(parts[0], np.concatenate(item.chunks), self.sample_rate_hz, format="WAV", subtype="PCM_16")
             parts[1].write_bytes(item.sidecar + b"\n")
             parts[1].rename(sidecar)
             parts[0].rename(wav)

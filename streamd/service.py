@@ -35,10 +35,10 @@ from streamd.config import (Config, ConfigError, bus_endpoint, check_against_mod
                             control_endpoint, hop_samples_for_latency, load_config)
 from streamd.contract import KIND_KEYWORD
 from streamd.control import CommandError, ControlServer
-from streamd.events import Event, KeywordEvent, Sequencer, StatusEvent, TagEndEvent
+from streamd.events import Event, KeywordEvent, Sequencer, StatusEvent, TagEndEvent, TagStartEvent
 from streamd.model import Model, load_model
 from streamd.publisher import Publisher
-from streamd.scheduler import ModelSpec, Scheduler
+from streamd.scheduler import MAX_HOPS_PER_TICK, ModelSpec, Scheduler
 from streamd.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,12 @@ class Service:
         self.scheduler = Scheduler(self.sources, self.specs, self.keywords, self.tags, config.scheduler.max_lag_s,
                                    config.bus.scores_interval_s if config.bus.scores else None)
         self.sequencer = Sequencer()
+        self.hops_per_tick = MAX_HOPS_PER_TICK
+        if self.clips and any(not s.realtime for s in self.sources):
+            # a fast source moves as far as a tick steps: at most a quarter of the ring, so that a clip is copied
+            # out of the ring before it overwrites the pre-roll of the tick's first event
+            longest_hop = max(spec.hop_samples for spec in self.specs)
+            self.hops_per_tick = max(1, int(config.scheduler.ring_s * self.sample_rate_hz / 4 / longest_hop))
         self.publisher = Publisher(bus_endpoint(config), config.bus.high_water_mark, config.bus.drop_for_all,
                                    config.bus.linger_ms, self.sequencer)
         try:
@@ -145,7 +151,7 @@ class Service:
                     self.reload()
                 except CommandError:
                     pass  # logged and published as reload_failed; the running config stays
-            for event in self.scheduler.tick():
+            for event in self.scheduler.tick(self.hops_per_tick):
                 self._emit(event)
             self.control.poll()
             self._drain_notes()
@@ -231,8 +237,10 @@ class Service:
         if started:  # a file source that never started would otherwise be read here
             deadline = time.monotonic() + FINISH_BUDGET_S
             while self.scheduler.pending() and time.monotonic() < deadline:
-                for event in self.scheduler.tick():
+                for event in self.scheduler.tick(self.hops_per_tick):
                     self._emit(event)
+                if self.clips:
+                    self.clips.service()
             if self.scheduler.pending():
                 log.warning("stopped with unprocessed audio: the %.1f s budget to finish buffered hops ran out", FINISH_BUDGET_S)
             for event in self.scheduler.flush():
@@ -288,16 +296,21 @@ class Service:
             self._keep_clip(event, body)
 
     def _keep_clip(self, event: Event, body: bytes) -> None:
-        """A keyword event's clip; with clips.tags, a tag event's whole, asked for at its end (its start is in it)."""
-        if isinstance(event, KeywordEvent):
-            label, start = event.keyword, None
-        elif isinstance(event, TagEndEvent) and self.config.clips.tags:
-            label, start = event.tag, event.start_samples
-        else:
+        """A keyword event's clip; with clips.tags, a tag event's whole: opened at its start, named at its end."""
+        if not isinstance(event, KeywordEvent | TagStartEvent | TagEndEvent) or (
+                not isinstance(event, KeywordEvent) and not self.config.clips.tags):
             return
-        source = next(s for s in self.sources if s.name == event.stream)
+        ring = next(s for s in self.sources if s.name == event.stream).ring
+        if isinstance(event, TagStartEvent):
+            self.clips.open((event.stream, event.model, event.tag), ring, event.start_samples)
+            return
+        label = event.keyword if isinstance(event, KeywordEvent) else event.tag
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.sequencer.next_seq - 1:06d}-{label}"
-        self.clips.request(source.ring, event.position_samples, stem, body, start)
+        if isinstance(event, KeywordEvent):
+            self.clips.request(ring, event.position_samples, stem, body)
+        else:
+            self.clips.close((event.stream, event.model, event.tag), ring, event.position_samples, stem, body,
+                             event.start_samples)
 
     def _drain_notes(self) -> None:
         for source in self.sources:

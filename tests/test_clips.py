@@ -46,6 +46,44 @@ def test_a_tag_clip_holds_its_whole_event_from_pre_roll_before_its_start(tmp_pat
     assert len(audio) == 3 * SR and np.abs(audio - expected).max() < 1 / 32767 + 1e-6
 
 
+def ramp(start_s: float, end_s: float) -> np.ndarray:
+    return (np.arange(int(start_s * SR), int(end_s * SR)) % 1000 / 1000.0).astype(np.float32)
+
+
+def test_an_open_clip_holds_a_tag_longer_than_the_ring_and_ends_where_it_is_closed(tmp_path):
+    """A tag's clip is opened at its start and copied as the audio arrives, so a 6 s event is whole though the ring
+    holds 2 s; closed when the tag's end is published (later: hold_s), it ends post-roll after the tag's end."""
+    ring = RingBuffer(2 * SR)
+    ring.write(ramp(0.0, 1.5))
+    saver = ClipSaver(tmp_path, SR, pre_roll_s=0.5, post_roll_s=0.5, max_count=10, max_bytes=10**8)
+    saver.open(("mic", "m", "dog"), ring, start_samples=SR)  # a tag that began at 1 s
+    for t in np.arange(1.5, 9.0, 0.5):
+        ring.write(ramp(t, t + 0.5))
+        assert saver.service() == 0
+    saver.close(("mic", "m", "dog"), ring, 7 * SR, "t-dog", b"{}", start_samples=SR)  # ended at 7 s
+    assert saver.service() == 1  # its post-roll had arrived already
+    audio = soundfile.read(tmp_path / "t-dog.wav", dtype="float32")[0]
+    assert len(audio) == 7 * SR and np.abs(audio - ramp(0.5, 7.5)).max() < 1 / 32767 + 1e-6
+
+
+def test_an_open_clip_keeps_its_last_max_clip_s_and_one_never_closed_is_dropped(tmp_path, monkeypatch):
+    monkeypatch.setattr("streamd.clips.MAX_CLIP_S", 3.0)
+    ring = ramp_ring(1.0)
+    saver = ClipSaver(tmp_path, SR, pre_roll_s=0.5, post_roll_s=0.0, max_count=10, max_bytes=10**8)
+    saver.open(("mic", "m", "siren"), ring, start_samples=SR // 2)
+    saver.open(("mic", "m", "dog"), ring, start_samples=SR // 2)
+    for t in np.arange(1.0, 6.0, 0.5):
+        ring.write(ramp(t, t + 0.5))
+        saver.service()
+    saver.close(("mic", "m", "siren"), ring, 6 * SR, "t-siren", b"{}", start_samples=SR // 2)
+    saver.close(("mic", "m", "cat"), ring, 6 * SR, "t-cat", b"{}", start_samples=5 * SR)  # never opened: the ring's
+    assert saver.service(finishing=True) == 2
+    siren = soundfile.read(tmp_path / "t-siren.wav", dtype="float32")[0]
+    assert len(siren) == 3 * SR and np.abs(siren - ramp(3.0, 6.0)).max() < 1 / 32767 + 1e-6  # its last 3 s
+    assert soundfile.info(tmp_path / "t-cat.wav").frames == int(1.5 * SR)  # 0.5 s before 5 s to the end, 6 s
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t-cat.json", "t-cat.wav", "t-siren.json", "t-siren.wav"]
+
+
 def test_a_clip_of_a_name_already_taken_is_kept_beside_it(tmp_path):
     """A service restarted within the same second numbers its events from 0 again: same stem, both clips kept."""
     for seq in (1, 2, 3):

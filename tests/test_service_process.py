@@ -182,6 +182,33 @@ def test_with_clips_tags_each_tag_event_leaves_a_clip_of_it_whole_which_review_k
     assert len(soundfile.read(out / "tags/siren/clip-001.wav")[0]) == round((0.5 + 0.7 + 0.3) * 16000)
 
 
+def test_a_fast_run_keeps_whole_clips_though_its_ticks_would_outrun_a_short_ring(workdir):
+    """A fast file source moves as far as a tick steps (64 hops: 6.4 s here); with clips on, a tick steps at most a
+    quarter of the ring, so the first event's pre-roll is still there (3 s ring: before, the 0.8 s clip was gone)."""
+    clips = workdir / "short-ring-clips"
+    write_config(workdir)
+    with open(workdir / "config.yaml", "a") as f:
+        f.write("scheduler: {ring_s: 3.0, max_lag_s: 1.0}\n"
+                f"clips: {{enabled: true, tags: true, dir: {clips}, pre_roll_s: 0.5, post_roll_s: 0.3}}\n")
+    listener = Listener(f"ipc://{workdir}/events")
+    proc = start(workdir, "--source", f"file:{workdir}/long.wav", "--fast")
+    try:
+        events = listener.until(lambda e: e["type"] == "status" and e["state"] == "stopping", 60)
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        listener.close()
+    assert "ring" not in proc.stderr.read()  # no clip lost audio
+    keywords = [e for e in events if e["type"] == "keyword"]
+    ends = [e for e in events if e["type"] == "tag_end"]
+    assert len(keywords) == 2 and len(ends) == 2
+    assert events[-1]["detail"]["clips_saved"] == 4
+    for event in keywords + ends:
+        [wav] = [p for p in clips.glob("*.wav") if json.loads(p.with_suffix(".json").read_text()) == event]
+        start_s = event["position_s"] if event["type"] == "keyword" else event["start_s"]
+        assert len(soundfile.read(wav)[0]) == round((event["position_s"] + 0.3 - max(start_s - 0.5, 0)) * 16000)
+
+
 def test_a_keyword_after_its_wake_word_fires_once_per_wake_word_and_status_says_so(workdir):
     # the tiny model scores computer 0.5 everywhere: at threshold 0.5 it fires at once (0.1 s) and opens a
     # 5 s window, where the first burst's "yes" (0.8 s) fires and closes it, so the second (1.9 s) does not
