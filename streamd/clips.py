@@ -82,10 +82,10 @@ class ClipSaver:
             self.request(ring, position_samples, stem, sidecar, start_samples)
             return
         item.end_index, item.stem, item.sidecar = position_samples + self.post_roll_samples, stem, sidecar
-        beyond = item.next_index - item.end_index  # copied past its end already (a fast source runs ahead)
-        if beyond > 0:
-            audio = np.concatenate(item.chunks)[:max(0, item.n_samples - beyond)] if item.chunks else item.chunks
-            item.chunks, item.n_samples, item.next_index = [audio] if len(audio) else [], len(audio), item.end_index
+        beyond = item.next_index - item.end_index
+        if beyond > 0:  # copied past its end already (a fast source runs ahead of the events)
+            kept = np.concatenate([np.zeros(0, np.float32), *item.chunks])[:max(0, item.n_samples - beyond)]
+            item.chunks, item.n_samples, item.next_index = [kept], len(kept), item.end_index
 
     def _add(self, item: _Pending) -> None:
         if len(self._pending) >= MAX_PENDING:
