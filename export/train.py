@@ -196,7 +196,11 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
         clips = tqdm(clips, desc="clips (teacher targets on a cache miss)", unit="clip", mininterval=10)
     for clip in clips:
         role, name = clip_role(clip, keywords)
-        if role == "skip" or (role == "tag" and name not in label_names):
+        if role == "tag" and name not in label_names:
+            # a sound of your own the model has no label for (the kettle that set off the smoke alarm): heard with
+            # none of its tags on; shared data's other labels are left out
+            role = "lookalike" if clip.attrs.get("recording") else "skip"
+        if role == "skip":
             continue
         audio = load_audio(clip.path, sample_rate_hz)
         if len(audio) < sample_rate_hz // 10 or not np.any(audio):
@@ -298,7 +302,7 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
 
 def unlabelled_sounds(clips: list[Clip], label_names, keywords: tuple[str, ...]) -> dict[str, int]:
     """How many of the recordings' tag clips (streamd record --kind sound, streamd review) name each sound that is
-    no label of the model: build_pools leaves them out."""
+    no label of the model: build_pools takes them as lookalikes."""
     counts: dict[str, int] = {}
     for clip in clips:
         role, name = clip_role(clip, keywords)
@@ -329,9 +333,15 @@ def load_pools(recipe: Recipe, root: Path, sample_rate_hz: int, label_names,
                          "under the recipe's recordings: or synthetic:")
     unlabelled = unlabelled_sounds(train_clips + val_clips, label_names, keywords)
     if unlabelled:
-        log.warning("%d recorded clips are of sounds the model has no label for (%s): they do not train; name them "
-                    "under the recipe's new_tags: to learn them (docs/data.md \"Adding a sound\")",
-                    sum(unlabelled.values()), ", ".join(f"{name} {n}" for name, n in sorted(unlabelled.items())))
+        said = (f"{sum(unlabelled.values())} recorded clips are of sounds the model has no label for ("
+                + ", ".join(f"{name} {n}" for name, n in sorted(unlabelled.items())) + "): ")
+        if recipe.scene.get("p_lookalike"):
+            log.info(said + "they train as sounds with none of its tags on (scene.p_lookalike); name them under "
+                     "new_tags: to learn them instead")
+        else:
+            log.warning(said + "they would train as sounds with none of its tags on, but the recipe's "
+                        "scene.p_lookalike is 0, so they do not train; set it, or name them under new_tags: to "
+                        "learn them (docs/data.md \"What set a tag off by mistake\")")
     rooms = [load_audio(clip.path, sample_rate_hz) for clip in noise_files]
     for split, pools in (("train", train), ("val", val)):
         pools.noise += [time_split(audio, split) for audio in rooms]

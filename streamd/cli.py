@@ -384,9 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recordings folder (its manifest.csv grows; reviewed.csv says which clips were answered)")
     review.add_argument("--config", help="config whose clips.dir to review (found as `streamd run` finds it)")
     review.add_argument("--speech-label", default="other speech",
-                        help="label of the clips answered n (someone said something else): negative words")
+                        help="label of a keyword's clips answered n (someone said something else): negative words")
+    review.add_argument("--sound-label", default="other sound",
+                        help="label of a tag's clips answered n: a sound that is none of the tags")
     review.add_argument("--background-label", default="household",
-                        help="label of the clips answered b (no one spoke): one background of them end to end")
+                        help="label of the clips answered b (no one spoke; the room alone): one background of them "
+                        "end to end")
     review.add_argument("--speaker", default="", help="who speaks in the words kept, for the speaker column")
     review.add_argument("--device", help="output device index or name substring (default: the system default)")
     review.add_argument("--no-play", action="store_true", help="do not play the clips (answer from the events)")

@@ -3,15 +3,15 @@
 The service keeps the audio around each keyword event (`clips.enabled`), and each tag event whole (`clips.tags`).
 Heard back, a keyword's clip is one of: the keyword it fired (a real recording of it in this house: a positive),
 another word that should have fired (it heard "go", it was "no"), someone saying something else (a negative word),
-or no one speaking (a knock, a kettle). A tag's clip is the sound it fired (a positive), another sound (the kettle
-it took for a smoke alarm), or nothing worth naming. Each answer keeps the clip in a recordings folder laid out as
-`streamd record` lays it out, so that a recipe's `recordings:` trains on it. The clips folder is only read: the
-service may go on writing and pruning it.
+or no one speaking (a knock, a kettle). A tag's clip is the sound it fired (a positive), another tag's, a sound that
+is none of them (the kettle it took for a smoke alarm: heard, no tag on), or just the room. Each answer keeps the
+clip in a recordings folder laid out as `streamd record` lays it out, so that a recipe's `recordings:` trains on it.
+The clips folder is only read: the service may go on writing and pruning it.
 
-What was answered is logged in FOLDER/reviewed.csv, so that the next review starts where this one ended. A word
-is on disk, with its manifest row and its log row, before the next clip plays; the clips answered "no one spoke"
-are laid end to end as one background when the review ends (also after q, end of input or Ctrl-C), as `streamd
-record --kind background --from` lays them.
+What was answered is logged in FOLDER/reviewed.csv, so that the next review starts where this one ended. A word or
+sound is on disk, with its manifest row and its log row, before the next clip plays; the clips answered b (no one
+spoke, the room alone) are laid end to end as one background when the review ends (also after q, end of input or
+Ctrl-C), as `streamd record --kind background --from` lays them.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ KEYWORD_BEFORE_S = 1.25  # a clip kept as a keyword starts this long before its 
 SOUND_BEFORE_S = 0.5  # a tag's clip kept as a sound starts this long before the tag's start (as record keeps sounds)
 ANSWERS = {"keyword": "y: it was {label} | WORD: it was WORD | n: {speech} | b: no one spoke | enter: again | s: skip "
                       "| q: quit",
-           "tag": "y: it was {label} | NAME: it was NAME (a sound, or a word) | n or b: nothing to name | enter: again "
-                  "| s: skip | q: quit"}
+           "tag": "y: it was {label} | NAME: it was NAME | n: {sound} (none of the tags) | b: nothing, the room | "
+                  "enter: again | s: skip | q: quit"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,18 @@ def waiting(folder: Path, reviewed: set[str]) -> list[Clip]:
 
 
 @dataclass(frozen=True)
+class Labels:
+    """What the answers keep clips as: the labels of n (a keyword's clip: speech; a tag's: a sound) and of b, and
+    the keywords and tags the config's models know, which a name typed is (in any case)."""
+
+    speech: str = "other speech"
+    sound: str = "other sound"
+    background: str = "household"
+    keywords: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Answer:
     """What to do with a clip: play it again, skip it, quit, or keep it as kind ("word", "sound", "background") and
     label."""
@@ -95,17 +107,18 @@ class Answer:
     label: str = ""
 
 
-def parse(reply: str, clip: Clip, speech_label: str, background_label: str, keywords: set[str] = frozenset(),
-          tags: set[str] = frozenset()) -> Answer:
-    """An answer typed to clip. A name typed is a word where it is one of keywords (in any case), a sound where it is
-    one of tags (in any case, spaces for underscores), else what the clip fired was: a word (a negative) for a
-    keyword's clip, a sound (a new one) for a tag's. ValueError (with the reason) for a label that cannot be one."""
-    keywords, tags = (keywords | {clip.label}, tags) if clip.kind == "keyword" else (keywords, tags | {clip.label})
+def parse(reply: str, clip: Clip, labels: Labels = Labels()) -> Answer:
+    """An answer typed to clip. A name typed is a word where it is one of the keywords (in any case), a sound where it
+    is one of the tags (in any case, spaces for underscores), else what the clip fired was: a word (a negative) for
+    a keyword's clip, a sound for a tag's (one the model has no label for trains as none of its tags). ValueError
+    (with the reason) for a label that cannot be one."""
+    keywords = labels.keywords | {clip.label} if clip.kind == "keyword" else labels.keywords
+    tags = labels.tags | {clip.label} if clip.kind == "tag" else labels.tags
     text = reply.strip()
     fired = Answer("keep", "word" if clip.kind == "keyword" else "sound", clip.label)
-    background = Answer("keep", "background", background_label)
-    short = {"": Answer("again"), "s": Answer("skip"), "q": Answer("quit"), "y": fired, "b": background,
-             "n": Answer("keep", "word", speech_label) if clip.kind == "keyword" else background}
+    other = Answer("keep", "word", labels.speech) if clip.kind == "keyword" else Answer("keep", "sound", labels.sound)
+    short = {"": Answer("again"), "s": Answer("skip"), "q": Answer("quit"), "y": fired, "n": other,
+             "b": Answer("keep", "background", labels.background)}
     if text.lower() in short:
         return short[text.lower()]
     Layout.of("word", text)  # a label the manifest can hold
@@ -205,7 +218,7 @@ def keep(manifest: Manifest, root: Path, audio: np.ndarray, kind: str, label: st
 
 def keep_backgrounds(manifest: Manifest, log: Log, root: Path, label: str,
                      clips: list[tuple[Clip, np.ndarray]]) -> None:
-    """The clips with nothing to name (no one spoke), end to end as one background, then their log rows."""
+    """The clips answered b (no one spoke; the room alone), end to end as one background, then their log rows."""
     if not clips:
         return
     layout = Layout.of("background", label)
@@ -217,25 +230,27 @@ def keep_backgrounds(manifest: Manifest, log: Log, root: Path, label: str,
                           "next time") from None
     for clip, _ in clips:
         log.add(clip, "background", label, path.relative_to(root).as_posix())
-    print(f"kept the {len(clips)} clip{'s' * (len(clips) != 1)} with nothing to name as one background, "
+    print(f"kept the {len(clips)} clip{'s' * (len(clips) != 1)} answered b as one background, "
           f"{path.relative_to(root)}", flush=True)
 
 
-VERDICTS = ("right", "another word", "other speech", "another sound", "no one spoke", "nothing to name", "skipped")
+VERDICTS = ("right", "another word", "other speech", "another sound", "other sound", "no one spoke", "the room",
+            "skipped")
 
 
-def verdict(answer: Answer, clip: Clip, speech_label: str) -> str:
+def verdict(answer: Answer, clip: Clip, labels: Labels) -> str:
     """How the closing line counts an answer kept (one of VERDICTS)."""
     if answer.kind == "background":
-        return "no one spoke" if clip.kind == "keyword" else "nothing to name"
+        return "no one spoke" if clip.kind == "keyword" else "the room"
     if answer.label == clip.label:
         return "right"
     if answer.kind == "sound":
-        return "another sound"
-    return "other speech" if answer.label == speech_label else "another word"
+        return "other sound" if answer.label == labels.sound else "another sound"
+    return "other speech" if answer.label == labels.speech else "another word"
 
 
-def part_to_keep(audio: np.ndarray, answer: Answer, clip: Clip, keywords: set[str], post_roll_s: float) -> np.ndarray:
+def part_to_keep(audio: np.ndarray, answer: Answer, clip: Clip, keywords: frozenset[str],
+                 post_roll_s: float) -> np.ndarray:
     """What of a clip is kept for a word or sound answer: a keyword from shortly before the keyword's event, a tag's
     clip from shortly before the tag's start, anything else whole."""
     if clip.kind == "tag":
@@ -245,9 +260,8 @@ def part_to_keep(audio: np.ndarray, answer: Answer, clip: Clip, keywords: set[st
     return audio
 
 
-def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: Player, speech_label: str,
-           background_label: str, speaker: str, keywords: set[str], tags: set[str], post_roll_s: float,
-           ask=input) -> dict[str, int]:
+def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: Player, labels: Labels, speaker: str,
+           post_roll_s: float, ask=input) -> dict[str, int]:
     """Each clip played and answered (ask: a prompt -> the reply; EOFError ends the review); returns how many clips
     were kept per verdict, and skipped. Clips end post_roll_s after their event; what of each is kept:
     part_to_keep."""
@@ -262,12 +276,13 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
                 print(f"{i + 1} of {len(clips)}: {clip.path.name}: {why}", flush=True)
                 continue
             print(f"{i + 1} of {len(clips)}: {clip.header()}\n  "
-                  f"{ANSWERS[clip.kind].format(label=clip.label, speech=speech_label)}", flush=True)
+                  f"{ANSWERS[clip.kind].format(label=clip.label, speech=labels.speech, sound=labels.sound)}",
+                  flush=True)
             answer = Answer("again")
             while answer.action == "again":
                 player.play(audio)
                 try:
-                    answer = parse(ask("> "), clip, speech_label, background_label, keywords, tags)
+                    answer = parse(ask("> "), clip, labels)
                 except EOFError:
                     answer = Answer("quit")
                 except ValueError as err:
@@ -277,13 +292,13 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
             if answer.action == "skip":
                 counts["skipped"] += 1
                 continue
-            counts[verdict(answer, clip, speech_label)] += 1
+            counts[verdict(answer, clip, labels)] += 1
             if answer.kind == "background":
                 backgrounds.append((clip, audio))
                 continue
             try:
-                path = keep(manifest, root, part_to_keep(audio, answer, clip, keywords, post_roll_s), answer.kind,
-                            answer.label, speaker)
+                kept = part_to_keep(audio, answer, clip, labels.keywords, post_roll_s)
+                path = keep(manifest, root, kept, answer.kind, answer.label, speaker)
             except OSError as err:
                 raise RecordError(f"cannot write into {root}: {err.strerror or err}") from None
             log.add(clip, answer.kind, answer.label, path.relative_to(root).as_posix())
@@ -291,7 +306,7 @@ def review(clips: list[Clip], manifest: Manifest, log: Log, root: Path, player: 
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
-        keep_backgrounds(manifest, log, root, background_label, backgrounds)
+        keep_backgrounds(manifest, log, root, labels.background, backgrounds)
     return counts
 
 
@@ -299,8 +314,10 @@ def run(args, clips_folder: Path, post_roll_s: float, keywords: set[str], tags: 
     """The `streamd review` command over clips_folder, whose clips end post_roll_s after their event; keywords and
     tags: the labels the config's models know (streamd.cli: a ValueError is a bad argument, exit 2; a RecordError,
     exit 1, leaves what was kept)."""
-    Layout.of("word", args.speech_label)
-    Layout.of("background", args.background_label)
+    labels = Labels(args.speech_label, args.sound_label, args.background_label, frozenset(keywords), frozenset(tags))
+    Layout.of("word", labels.speech)
+    Layout.of("sound", labels.sound)
+    Layout.of("background", labels.background)
     check_speaker(args.speaker)
     if not clips_folder.is_dir():
         raise RecordError(f"{clips_folder} is not a folder (the service keeps its clips where clips.enabled; or name "
@@ -317,8 +334,8 @@ def run(args, clips_folder: Path, post_roll_s: float, keywords: set[str], tags: 
         return 0
     print(f"{len(clips)} detection clips in {clips_folder} to review; answers go to {root}", flush=True)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
-    counts = review(clips, manifest, log, root, Player(device, enabled=not args.no_play), args.speech_label,
-                    args.background_label, args.speaker, keywords, tags, post_roll_s)
+    counts = review(clips, manifest, log, root, Player(device, enabled=not args.no_play), labels, args.speaker,
+                    post_roll_s)
     kept = ", ".join(f"{n} {what}" for what, n in counts.items() if what != "skipped" and n) or "nothing"
     print(f"kept {kept} ({counts['skipped']} skipped, asked again next time); {manifest.path}: name {root} under "
           'recordings: in a recipe to train on it (docs/data.md "What fired by mistake")', flush=True)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from streamd.review import KEYWORD_BEFORE_S, SOUND_BEFORE_S, Answer, Clip, keyword_part, parse, sound_part, waiting
+from streamd.review import (KEYWORD_BEFORE_S, SOUND_BEFORE_S, Answer, Clip, Labels, keyword_part, parse, sound_part,
+                            waiting)
 
 SR = 16000
 STREAMD = [sys.executable, "-m", "streamd.cli"]
@@ -77,31 +78,32 @@ def test_an_answer_is_the_keyword_another_word_other_speech_no_one_or_asks_again
     go = Clip(Path("go.wav"), "go", 0.9, None, "mic")
 
     def answer(reply):
-        return parse(reply, go, "other speech", "household")
+        return parse(reply, go)
 
     assert answer("y") == Answer("keep", "word", "go")
     assert answer(" Y ") == Answer("keep", "word", "go")
     assert answer("n") == Answer("keep", "word", "other speech")
     assert answer("b") == Answer("keep", "background", "household")
     assert answer("no") == Answer("keep", "word", "no")  # it heard "go"; it was "no"
-    assert parse("No", go, "other speech", "household", {"no"}) == Answer("keep", "word", "no")  # the keyword
+    assert parse("No", go, Labels(keywords=frozenset({"no"}))) == Answer("keep", "word", "no")  # the keyword
     assert answer("Go") == Answer("keep", "word", "go") and answer("Hey Jo") == Answer("keep", "word", "Hey Jo")
     assert answer("hey chicken") == Answer("keep", "word", "hey chicken")
     assert answer("dog") == Answer("keep", "word", "dog")  # no tag of that name known: a word
-    assert parse("Dog", go, "other speech", "household", tags={"dog"}) == Answer("keep", "sound", "dog")
+    assert parse("Dog", go, Labels(tags=frozenset({"dog"}))) == Answer("keep", "sound", "dog")
     assert [answer(r).action for r in ("", "  ", "s", "q")] == ["again", "again", "skip", "quit"]
     with pytest.raises(ValueError, match="label: got 'a,b'"):
         answer("a,b")
 
 
-def test_an_answer_to_a_tag_is_the_sound_another_sound_a_word_or_nothing_to_name():
+def test_an_answer_to_a_tag_is_the_sound_another_sound_a_word_or_the_room():
     dog = Clip(Path("dog.wav"), "dog", 0.8, None, "mic", "tag", 1.0)
 
     def answer(reply):
-        return parse(reply, dog, "other speech", "household", {"stop"}, {"speech", "crying_baby"})
+        return parse(reply, dog, Labels(keywords=frozenset({"stop"}), tags=frozenset({"speech", "crying_baby"})))
 
     assert answer("y") == Answer("keep", "sound", "dog")
-    assert answer("n") == answer("b") == Answer("keep", "background", "household")  # no speech label for a sound
+    assert answer("n") == Answer("keep", "sound", "other sound")  # none of the tags
+    assert answer("b") == Answer("keep", "background", "household")
     assert answer("Crying baby") == Answer("keep", "sound", "crying_baby")  # a tag of the model, as it spells it
     assert answer("speech") == Answer("keep", "sound", "speech")
     assert answer("kettle") == Answer("keep", "sound", "kettle")  # a new sound
@@ -146,7 +148,7 @@ def test_review_keeps_each_clip_as_what_it_was_and_the_next_review_goes_on_where
     done = review(clips, out, "y\nno\nn\n\nb\ns\n", "--no-play", "--speaker", "ann")
     assert done.returncode == 0, done.stderr
     assert "6 detection clips in" in done.stdout and done.stdout.count('at 0.90, stream mic') == 6
-    assert "kept the 1 clip with nothing to name as one background, noise/household-001.wav" in done.stdout
+    assert "kept the 1 clip answered b as one background, noise/household-001.wav" in done.stdout
     assert "kept 1 right, 1 another word, 1 other speech, 1 no one spoke (1 skipped" in done.stdout
     kept = rows(out / "manifest.csv")
     assert [(r["path"], r["labels"], r["speaker"]) for r in kept] == [
@@ -174,31 +176,38 @@ def test_review_keeps_each_clip_as_what_it_was_and_the_next_review_goes_on_where
     assert len(list(clips.iterdir())) == 12 and all(p.exists() for p in paths)  # the clips folder is only read
 
 
-def test_review_keeps_a_tag_clip_as_its_sound_another_sound_or_a_background(tmp_path):
+def test_review_keeps_a_tag_clip_as_its_sound_another_sound_none_of_them_or_the_room(tmp_path):
     """The service's tag clips (clips.tags: each tag event whole, with its tag_end event): y keeps the sound from
-    shortly before the tag's start, a name another sound (a tag of the model in its own spelling, or a new one),
-    n a background; training reads the sounds as tag clips of those names."""
-    from export.train import clip_role, read_recordings
+    shortly before the tag's start, a name another sound (a tag of the model in its own spelling, or one it has no
+    label for), n a sound that is none of the tags, b the room (a background); what training makes of each."""
+    from export.labels import DEFAULT_LABELS
+    from export.train import build_pools, read_recordings
 
     clips, out = tmp_path / "clips", tmp_path / "home"
-    paths = tag_clips(clips, ["dog", "smoke_alarm", "glass_breaking", "siren"], sound_s=2.0)
-    done = review(clips, out, "y\nkettle\nn\nchurch bells\n", "--no-play")
+    paths = tag_clips(clips, ["dog", "smoke_alarm", "glass_breaking", "siren", "crying_baby"], sound_s=2.0)
+    done = review(clips, out, "y\nkettle\nn\nb\nchurch bells\n", "--no-play")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("for 2.0 s peak 0.80, stream mic") == 4 and "NAME: it was NAME" in done.stdout
-    assert "kept 1 right, 2 another sound, 1 nothing to name (0 skipped" in done.stdout
+    assert done.stdout.count("for 2.0 s peak 0.80, stream mic") == 5
+    assert "n: other sound (none of the tags)" in done.stdout
+    assert "kept 1 right, 2 another sound, 1 other sound, 1 the room (0 skipped" in done.stdout
     kept = rows(out / "manifest.csv")
     assert [(r["path"], r["labels"]) for r in kept] == [
         ("tags/dog/clip-001.wav", "dog"), ("tags/kettle/clip-001.wav", "kettle"),
-        ("tags/church_bells/clip-001.wav", "church_bells"), ("noise/household-001.wav", "noise;household")]
+        ("tags/other_sound/clip-001.wav", "other sound"), ("tags/church_bells/clip-001.wav", "church_bells"),
+        ("noise/household-001.wav", "noise;household")]
     lengths = [len(soundfile.read(out / r["path"])[0]) for r in kept]
-    assert lengths == [round((SOUND_BEFORE_S + 2.0 + 0.5) * SR)] * 3 + [4 * SR]  # sounds cut, the background whole
+    assert lengths == [round((SOUND_BEFORE_S + 2.0 + 0.5) * SR)] * 4 + [4 * SR]  # sounds cut, the background whole
     dog = soundfile.read(out / "tags/dog/clip-001.wav", dtype="float32")[0]
     assert np.array_equal(dog, soundfile.read(paths[0], dtype="float32")[0][-len(dog):])
     assert [(r["fired"], r["kind"], r["label"]) for r in rows(out / "reviewed.csv")] == [
-        ("dog", "sound", "dog"), ("smoke_alarm", "sound", "kettle"), ("siren", "sound", "church_bells"),
-        ("glass_breaking", "background", "household")]
+        ("dog", "sound", "dog"), ("smoke_alarm", "sound", "kettle"), ("glass_breaking", "sound", "other sound"),
+        ("crying_baby", "sound", "church_bells"), ("siren", "background", "household")]
     recorded = read_recordings(out / "manifest.csv")
-    assert [clip_role(c) for c in recorded[:3]] == [("tag", "dog"), ("tag", "kettle"), ("tag", "church_bells")]
+    for clip in recorded:
+        clip.attrs["recording"] = True  # as the recipe's recordings: are read
+    pools = build_pools(recorded, SR, tuple(label.name for label in DEFAULT_LABELS))
+    assert {name: len(v) for name, v in pools.tags.items()} == {"dog": 1, "church_bells": 1}
+    assert len(pools.lookalikes) == 2  # kettle and other sound: heard, none of the tags on
 
 
 def test_review_refuses_what_it_cannot_do_with_a_clear_line(tmp_path):

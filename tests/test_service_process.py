@@ -154,7 +154,7 @@ def test_review_finds_the_clips_the_service_left_through_its_config_and_keeps_th
 def test_with_clips_tags_each_tag_event_leaves_a_clip_of_it_whole_which_review_keeps_as_a_sound(workdir):
     """clips.tags: a clip per tag event, from pre_roll_s before its start to post_roll_s after its end (the stream's
     end where that comes first), asked for at tag_end, whose event is its sidecar; review keeps it as the tag's sound
-    from 0.5 s before the start (here the clip's first 0.1 s go) or as a background."""
+    from 0.5 s before the start (here the clip's first 0.1 s go), or as a sound that is none of the tags."""
     clips, out = workdir / "tag-clips", workdir / "tag-home"
     write_config(workdir)
     with open(workdir / "config.yaml", "a") as f:
@@ -174,10 +174,11 @@ def test_with_clips_tags_each_tag_event_leaves_a_clip_of_it_whole_which_review_k
                           check=False)
     assert done.returncode == 0, done.stderr
     assert 'tag "siren" for 0.7 s peak' in done.stdout
-    assert "kept 2 right, 1 no one spoke, 1 nothing to name" in done.stdout
+    assert "kept 2 right, 1 other sound, 1 no one spoke" in done.stdout
     lines = (out / "manifest.csv").read_text().splitlines()
     assert [line.split(",")[:2] for line in lines[1:]] == [["kws/yes/clip-001.wav", "yes"],
                                                            ["tags/siren/clip-001.wav", "siren"],
+                                                           ["tags/other_sound/clip-001.wav", "other sound"],
                                                            ["noise/household-001.wav", "noise;household"]]
     assert len(soundfile.read(out / "tags/siren/clip-001.wav")[0]) == round((0.5 + 0.7 + 0.3) * 16000)
 

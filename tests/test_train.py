@@ -954,9 +954,16 @@ def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate
     caplog.clear()
     train, val = load_pools(load_recipe(recipe_path), tmp_path, SR, names)
     assert "kettle" not in train.tags and "kettle" not in val.tags
+    assert len(train.lookalikes) + len(val.lookalikes) == 3  # heard with none of the tags on
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warned) == 1 and "3 recorded clips are of sounds the model has no label for (kettle 3)" in warned[0]
-    assert "new_tags:" in warned[0]
+    assert "scene.p_lookalike is 0, so they do not train" in warned[0] and "new_tags:" in warned[0]
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nnew_tags: [cuckoo]\nrecordings: [mine]\n"
+                           "scene: {p_lookalike: 0.1}\n")
+    caplog.clear()
+    load_pools(load_recipe(recipe_path), tmp_path, SR, names)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("they train as sounds with none of its tags on" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("keys, message", [
