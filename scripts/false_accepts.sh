@@ -18,6 +18,7 @@ cache=${STREAMD_CACHE:-$HOME/.cache/streamd}
 home=$cache/recordings/home
 mkdir -p "$work"
 say() { echo "== $*" >&2; }
+source scripts/measure_lib.sh
 
 flite=$cache/synth/flite-talk
 festival=$cache/synth_talk/festival/seed1000
@@ -40,24 +41,10 @@ for name, manifest, split in (("train", flite, "train"), ("val", flite, "val"), 
     print(f"{name}.wav: {len(clips)} paragraphs, {len(audio) / 16000 / 3600:.2f} h", file=sys.stderr)
 PY
 
-config() {  # config.yaml with MODEL alone, clips into CLIPS (or off), private sockets
-  $py - "$1" "$2" "$work" <<'PY'
-import sys, yaml
-model, clips, work = sys.argv[1:]
-config = yaml.safe_load(open("config.yaml"))
-config["models"] = [{**config["models"][0], "path": str(__import__("pathlib").Path(model).resolve())}]
-config["clips"] = {"enabled": clips != "off", "dir": clips, "max_count": 100000, "max_bytes": 10**10} if clips != "off" \
-    else {"enabled": False}
-config["bus"] = {"endpoint": f"ipc://{work}/bus"}
-config["control"] = {"endpoint": f"ipc://{work}/control"}
-yaml.safe_dump(config, sys.stdout)
-PY
-}
-
 if [ ! -f "$home/manifest.csv" ]; then
   say "the service over the training half, detection clips on"
   rm -rf "$work/clips"
-  config models/streamd-sat.onnx "$work/clips" > "$work/mine.yaml"
+  service_config models/streamd-sat.onnx "$work/clips" > "$work/mine.yaml"
   $py -m streamd.cli run --config "$work/mine.yaml" --source "file:$work/train.wav" --fast --log-level WARNING
   .venv/bin/streamd record "tv talk" --from "$work/clips" --out "$home"
 fi
@@ -67,21 +54,5 @@ if [ ! -f runs/sat-home/last.pt ]; then
 fi
 
 say "keyword events published over each file (config.yaml's thresholds, gates and group)"
-models=(models/streamd-sat.onnx)
-for run in sat-afterspeech-control sat-home sat-kwclose-gentle-control sat-home-gentle; do  # those trained
-  if [ -f "runs/$run/last.pt" ]; then
-    [ -f "$work/$run.onnx" ] || $py -m export.export_model "runs/$run/last.pt" --out "$work/$run.onnx" > /dev/null
-    models+=("$work/$run.onnx")
-  fi
-done
-for model in "${models[@]}"; do
-  config "$model" off > "$work/count.yaml"
-  for file in train val festival; do
-    printf '%-28s %-9s ' "$(basename "$model" .onnx)" "$file"
-    $py -m streamd.cli scan --json --config "$work/count.yaml" "$work/$file.wav" 2>/dev/null | $py -c "
-import collections, json, sys
-events = [json.loads(line) for line in sys.stdin if line.strip()]
-heard = collections.Counter(e['keyword'] for e in events if e.get('type') == 'keyword')
-print(sum(heard.values()), dict(heard.most_common()))"
-  done
-done
+mapfile -t models < <(trained_models sat-afterspeech-control sat-home sat-kwclose-gentle-control sat-home-gentle)
+count_events "${models[@]}" -- train val festival

@@ -19,6 +19,7 @@ cache=${STREAMD_CACHE:-$HOME/.cache/streamd}
 home=$cache/recordings/home-beeps
 mkdir -p "$work"
 say() { echo "== $*" >&2; }
+source scripts/measure_lib.sh
 
 for seed in 2000 3000; do
   [ -f "$work/beeps$seed/manifest.csv" ] || $py -m export.data.synth_alarms --count 0 --negatives 300 --squeaks 100 \
@@ -41,25 +42,10 @@ for name, seed, split in (("train", 2000, "train"), ("val", 2000, "val"), ("seed
     print(f"{name}.wav: {len(clips)} sounds, {len(audio) / 16000 / 3600:.2f} h", file=sys.stderr)
 PY
 
-config() {  # config.yaml with MODEL alone, clips of keywords and tags into CLIPS (or off), private sockets
-  $py - "$1" "$2" "$work" <<'PY'
-import sys, yaml
-from pathlib import Path
-model, clips, work = sys.argv[1:]
-config = yaml.safe_load(open("config.yaml"))
-config["models"] = [{**config["models"][0], "path": str(Path(model).resolve())}]
-config["clips"] = {"enabled": True, "tags": True, "dir": clips, "max_count": 100000, "max_bytes": 10**10} \
-    if clips != "off" else {"enabled": False}
-config["bus"] = {"endpoint": f"ipc://{work}/bus"}
-config["control"] = {"endpoint": f"ipc://{work}/control"}
-yaml.safe_dump(config, sys.stdout)
-PY
-}
-
 if [ ! -f "$home/manifest.csv" ]; then
   say "the service over the training split, clips of keywords and tags on"
   rm -rf "$work/clips"
-  config models/streamd-sat.onnx "$work/clips" > "$work/mine.yaml"
+  service_config models/streamd-sat.onnx "$work/clips" tags > "$work/mine.yaml"
   $py -m streamd.cli run --config "$work/mine.yaml" --source "file:$work/train.wav" --fast --log-level WARNING
   n=$(ls "$work/clips"/*.wav | wc -l)
   say "reviewing the $n clips: none of the tags in any"
@@ -72,25 +58,8 @@ if [ ! -f runs/sat-home-beeps/last.pt ]; then
 fi
 
 say "tag starts and keyword events published over each file (config.yaml's thresholds)"
-models=(models/streamd-sat.onnx)
-for run in sat-afterspeech-control sat-home-beeps sat-home-beeps-more; do  # those trained
-  if [ -f "runs/$run/last.pt" ]; then
-    [ -f "$work/$run.onnx" ] || $py -m export.export_model "runs/$run/last.pt" --out "$work/$run.onnx" > /dev/null
-    models+=("$work/$run.onnx")
-  fi
-done
-for model in "${models[@]}"; do
-  config "$model" off > "$work/count.yaml"
-  for file in train val seed3000; do
-    printf '%-28s %-9s ' "$(basename "$model" .onnx)" "$file"
-    $py -m streamd.cli scan --json --config "$work/count.yaml" "$work/$file.wav" 2>/dev/null | $py -c "
-import collections, json, sys
-events = [json.loads(line) for line in sys.stdin if line.strip()]
-starts = collections.Counter(e['tag'] for e in events if e.get('type') == 'tag_start')
-words = sum(e.get('type') == 'keyword' for e in events)
-print('tag starts', sum(starts.values()), dict(starts.most_common()), 'keyword events', words)"
-  done
-done
+mapfile -t models < <(trained_models sat-afterspeech-control sat-home-beeps sat-home-beeps-more)
+count_events "${models[@]}" -- train val seed3000
 
 say "smoke_alarm scores per 160 ms hop over each file (the model alone, no smoothing)"
 $py - "$work" "${models[@]}" <<'PY'
