@@ -297,20 +297,21 @@ class Service:
 
     def _keep_clip(self, event: Event, body: bytes) -> None:
         """A keyword event's clip; with clips.tags, a tag event's whole: opened at its start, named at its end."""
-        if not isinstance(event, KeywordEvent | TagStartEvent | TagEndEvent) or (
-                not isinstance(event, KeywordEvent) and not self.config.clips.tags):
+        tags = self.config.clips.tags and isinstance(event, TagStartEvent | TagEndEvent)
+        if not (isinstance(event, KeywordEvent) or tags):
             return
         ring = next(s for s in self.sources if s.name == event.stream).ring
-        if isinstance(event, TagStartEvent):
-            self.clips.open((event.stream, event.model, event.tag), ring, event.start_samples)
-            return
-        label = event.keyword if isinstance(event, KeywordEvent) else event.tag
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.sequencer.next_seq - 1:06d}-{label}"
         if isinstance(event, KeywordEvent):
-            self.clips.request(ring, event.position_samples, stem, body)
+            self.clips.request(ring, event.position_samples, self._clip_stem(event.keyword), body)
+        elif isinstance(event, TagStartEvent):
+            self.clips.open((event.stream, event.model, event.tag), ring, event.start_samples)
         else:
-            self.clips.close((event.stream, event.model, event.tag), ring, event.position_samples, stem, body,
-                             event.start_samples)
+            self.clips.close((event.stream, event.model, event.tag), ring, event.position_samples,
+                             self._clip_stem(event.tag), body, event.start_samples)
+
+    def _clip_stem(self, label: str) -> str:
+        """The name of the clip of the event just published."""
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{self.sequencer.next_seq - 1:06d}-{label}"
 
     def _drain_notes(self) -> None:
         for source in self.sources:
