@@ -31,7 +31,8 @@ trained_models() {
 }
 
 # for each MODEL (before --) and each NAME after it: the keyword events and tag starts `streamd scan` publishes over
-# $work/NAME.wav with config.yaml's settings, counted per label
+# $work/NAME.wav with config.yaml's settings, counted per label, and the seconds the tags were on (their events'
+# durations: a sound that comes and goes within hold_s is one long event, or several short ones)
 count_events() {
   local models=() model name
   while [ "$1" != "--" ]; do models+=("$1"); shift; done
@@ -45,8 +46,9 @@ import collections, json, sys
 events = [json.loads(line) for line in sys.stdin if line.strip()]
 words = collections.Counter(e['keyword'] for e in events if e.get('type') == 'keyword')
 starts = collections.Counter(e['tag'] for e in events if e.get('type') == 'tag_start')
+on_s = sum(e['duration_s'] for e in events if e.get('type') == 'tag_end')
 print('keyword events', sum(words.values()), dict(words.most_common()), '| tag starts', sum(starts.values()),
-      dict(starts.most_common()))"
+      dict(starts.most_common()), f'| tags on {on_s:.0f} s')"
     done
   done
 }
