@@ -285,7 +285,7 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
     for source in recipe.recordings:
         mine = read_recordings(manifest_path(root, source, "recordings"))
         for clip in mine:
-            clip.attrs["recording"] = True
+            clip.attrs["recording"] = True  # its sounds under names the model has none for train as lookalikes
         recorded += mine
     noise_files = [c for c in recorded if is_time_split(c)]
     rest = [c for c in recorded if not is_time_split(c)]
