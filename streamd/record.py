@@ -320,17 +320,13 @@ def record_background(mic: Microphone, manifest: Manifest, root: Path, label: st
 def read_audio(path: Path) -> np.ndarray:
     """An audio file as mono at SAMPLE_RATE_HZ (the service's own mix-down and resampler); OSError where it cannot
     be read."""
-    from streamd.resample import StreamResampler, mix_down
+    from streamd.resample import mix_down, resample
 
     try:
         audio, rate_hz = soundfile.read(path, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as err:  # soundfile's errors are RuntimeErrors
         raise OSError(f"cannot read {path}: {err}") from None
-    mono = np.asarray(mix_down(audio), np.float32)
-    if rate_hz != SAMPLE_RATE_HZ:
-        resampler = StreamResampler(rate_hz, SAMPLE_RATE_HZ)
-        mono = np.concatenate([resampler.process(mono), resampler.flush()]).astype(np.float32)
-    return mono
+    return resample(mix_down(audio), rate_hz, SAMPLE_RATE_HZ)
 
 
 def read_folder(folder: Path) -> list[tuple[Path, np.ndarray]]:

@@ -132,3 +132,11 @@ class StreamResampler:
         if drop > 0:
             self._history = self._history[drop:]
             self._history_start += drop
+
+
+def resample(mono: np.ndarray, in_rate_hz: int, out_rate_hz: int) -> np.ndarray:
+    """A whole signal at out_rate_hz (float32), through the stream resampler the service captures with."""
+    if in_rate_hz == out_rate_hz:
+        return np.asarray(mono, np.float32)
+    resampler = StreamResampler(in_rate_hz, out_rate_hz)
+    return np.concatenate([resampler.process(mono), resampler.flush()]).astype(np.float32)

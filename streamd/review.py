@@ -164,13 +164,10 @@ class Player:
             self._give_up(err)
             return
         try:
-            rate_hz = self._rate_hz(sd)
-            if rate_hz != SAMPLE_RATE_HZ:
-                from streamd.resample import StreamResampler
+            from streamd.resample import resample
 
-                resampler = StreamResampler(SAMPLE_RATE_HZ, rate_hz)
-                audio = np.concatenate([resampler.process(audio), resampler.flush()]).astype(np.float32)
-            sd.play(audio, rate_hz, device=self.device, blocking=True)
+            rate_hz = self._rate_hz(sd)
+            sd.play(resample(audio, SAMPLE_RATE_HZ, rate_hz), rate_hz, device=self.device, blocking=True)
         except (sd.PortAudioError, ValueError) as err:  # no output, no sound server, a name that matches nothing
             self._give_up(err)
 
