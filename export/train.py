@@ -185,6 +185,16 @@ def clip_role(clip: Clip, keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, st
     return "tag", tag_name(label)
 
 
+def pool_role(clip: Clip, label_names: tuple[str, ...], keywords: tuple[str, ...] = KEYWORDS) -> tuple[str, str]:
+    """clip_role as build_pools takes it: a tag clip of a sound the model has no label for is left out ("skip"), or
+    where it is one of your own recordings "unlabelled" (the kettle that set off the smoke alarm: a lookalike, heard
+    with none of the tags on)."""
+    role, name = clip_role(clip, keywords)
+    if role == "tag" and name not in label_names:
+        return ("unlabelled", name) if clip.attrs.get("recording") else ("skip", "")
+    return role, name
+
+
 def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, ...],
                 teacher_targets: TeacherTargets | None = None, keywords: tuple[str, ...] = KEYWORDS,
                 audioset_targets: TeacherTargets | None = None) -> Pools:
@@ -195,11 +205,7 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
     if teacher_targets is not None or audioset_targets is not None:
         clips = tqdm(clips, desc="clips (teacher targets on a cache miss)", unit="clip", mininterval=10)
     for clip in clips:
-        role, name = clip_role(clip, keywords)
-        if role == "tag" and name not in label_names:
-            # a sound of your own the model has no label for (the kettle that set off the smoke alarm): heard with
-            # none of its tags on; shared data's other labels are left out
-            role = "lookalike" if clip.attrs.get("recording") else "skip"
+        role, name = pool_role(clip, label_names, keywords)
         if role == "skip":
             continue
         audio = load_audio(clip.path, sample_rate_hz)
@@ -215,7 +221,7 @@ def build_pools(clips: list[Clip], sample_rate_hz: int, label_names: tuple[str, 
             pools.noise.append(audio)
             pools.noise_recorded.append(False)
             pools.noise_teacher.append(None)
-        elif role == "lookalike":
+        elif role in ("lookalike", "unlabelled"):
             pools.lookalikes.append(audio)
         else:
             pools.tags.setdefault(name, []).append(audio)
@@ -302,11 +308,11 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
 
 def unlabelled_sounds(clips: list[Clip], label_names, keywords: tuple[str, ...]) -> dict[str, int]:
     """How many of the recordings' tag clips (streamd record --kind sound, streamd review) name each sound that is
-    no label of the model: build_pools takes them as lookalikes."""
+    no label of the model: build_pools takes them as lookalikes (pool_role)."""
     counts: dict[str, int] = {}
     for clip in clips:
-        role, name = clip_role(clip, keywords)
-        if clip.attrs.get("recording") and role == "tag" and name not in label_names:
+        role, name = pool_role(clip, label_names, keywords)
+        if role == "unlabelled":
             counts[name] = counts.get(name, 0) + 1
     return counts
 
