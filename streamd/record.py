@@ -124,10 +124,7 @@ class Manifest:
                 csv.writer(f).writerow(self.columns)
 
     def add(self, row: dict) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([row.get(c, "") for c in self.columns])
-            f.flush()
-            os.fsync(f.fileno())
+        append_row(self.path, [row.get(c, "") for c in self.columns])
 
     def add_file(self, path: Path, labels: str, speaker: str, duration_s: float) -> None:
         """The row of a file under the manifest's folder."""
@@ -138,6 +135,14 @@ class Manifest:
         """A take on disk (whole, write_wav) and then its row; OSError where either cannot be written."""
         write_wav(path, audio)
         self.add_file(path, labels, speaker, len(audio) / SAMPLE_RATE_HZ)
+
+
+def append_row(path: Path, values: list) -> None:
+    """One CSV row appended and on disk before this returns: what was kept is never lost to a crash after it."""
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(values)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def next_name(folder: Path, stem: str, later: int = 0, suffix: str = ".wav") -> Path:

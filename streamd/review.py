@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from streamd.record import SAMPLE_RATE_HZ, Layout, Manifest, RecordError, check_speaker, end_to_end, read_audio
+from streamd.record import (SAMPLE_RATE_HZ, Layout, Manifest, RecordError, append_row, check_speaker, end_to_end,
+                            read_audio)
 
 LOG_COLUMNS = ("clip", "fired", "kind", "label", "kept")  # fired: the keyword or tag of the clip's event
 KEYWORD_BEFORE_S = 1.25  # a clip kept as a keyword starts this long before its event: the word, not what came before
@@ -141,10 +141,7 @@ class Log:
             self.names = {row["clip"] for row in csv.DictReader(f) if row.get("clip")}
 
     def add(self, clip: Clip, kind: str, label: str, kept: str) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([clip.path.name, clip.label, kind, label, kept])
-            f.flush()
-            os.fsync(f.fileno())
+        append_row(self.path, [clip.path.name, clip.label, kind, label, kept])
         self.names.add(clip.path.name)
 
 
