@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from streamd.config import (Config, ConfigError, bus_endpoint, config_from_dict, control_endpoint,
-                            load_config, runtime_dir)
+                            idle_clip_warning, load_config, runtime_dir)
 from streamd.contract import ContractError
 from streamd.sounds import Sounds
 
@@ -228,6 +228,9 @@ def cmd_check(args) -> int:
     models = ", ".join(f"{s.name} ({s.model.info.family}, hop {s.model.info.hop_ms(s.hop_samples):g} ms)" for s in specs)
     print(f"ok: {path or 'built-in defaults'}: models {models}; {len(config.keywords)} keywords, {len(config.tags)} tags; "
           f"bus {bus_endpoint(config)}, control {control_endpoint(config)}{clips}")
+    warning = idle_clip_warning(config)
+    if warning:
+        print(f"note: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

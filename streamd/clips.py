@@ -73,11 +73,15 @@ class ClipSaver:
         before start_samples is copied as it arrives, until close(key, ...)."""
         self._add(_Pending(ring, start_samples - self.pre_roll_samples, None, f"{key}", b"", key))
 
+    def is_open(self, key: tuple) -> bool:
+        """Is the clip of key open (its event started and has not ended)?"""
+        return self._open(key) is not None
+
     def close(self, key: tuple, ring: Ring, position_samples: int, stem: str, sidecar: bytes,
               start_samples: int) -> None:
         """End the open clip of key post-roll after position_samples; without one (it was refused, or the event
         began before the saver did), a clip from what the ring still holds."""
-        item = next((p for p in self._pending if p.key == key and p.end_index is None), None)
+        item = self._open(key)
         if item is None:
             self.request(ring, position_samples, stem, sidecar, start_samples)
             return
@@ -86,6 +90,9 @@ class ClipSaver:
         if beyond > 0:  # copied past its end already (a fast source runs ahead of the events)
             kept = np.concatenate([np.zeros(0, np.float32), *item.chunks])[:max(0, item.n_samples - beyond)]
             item.chunks, item.n_samples, item.next_index = [kept], len(kept), item.end_index
+
+    def _open(self, key: tuple) -> _Pending | None:
+        return next((p for p in self._pending if p.key == key and p.end_index is None), None)
 
     def _add(self, item: _Pending) -> None:
         if len(self._pending) >= MAX_PENDING:

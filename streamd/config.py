@@ -140,6 +140,8 @@ class KeywordConfig:
     """Overrides keyword_defaults.group_wait_s (s)."""
     enabled: bool = _f(True)
     """Publish events for this keyword."""
+    clip: bool | None = _f(None)
+    """Keep a clip of each of its events (with clips.enabled); null = true."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ class TagConfig:
     takes neither from there."""
     enabled: bool = _f(True)
     """Publish start/end events for this tag."""
+    clip: bool | None = _f(None)
+    """Keep each of its events whole as a clip (with clips.enabled); null = clips.tags."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,8 @@ class ClipsConfig:
     enabled: bool = _f(False)
     """Save audio around each keyword event as WAV with a JSON sidecar."""
     tags: bool = _f(False)
-    """Also save each tag event whole: from pre_roll_s before its start to post_roll_s after its end."""
+    """Also save each tag event whole: from pre_roll_s before its start to post_roll_s after its end (a tag's
+    own clip: overrides this for that tag, a keyword's for that keyword)."""
     dir: str | None = _f(None)
     """Folder (relative to the config folder); null = $STATE_DIRECTORY/clips or ~/.local/state/streamd/clips."""
     pre_roll_s: float = _f(1.5, min=0.0, max=60.0)
@@ -286,6 +291,13 @@ class Config:
             values = {k: v if v is not None else getattr(self.keyword_defaults, k) for k, v in merged.items()}
             out[kw.name] = (KeywordDefaults(**values), kw.enabled)
         return out
+
+    def keeps_clip(self, kind: str, name: str) -> bool:
+        """Does an event of this keyword or tag keep a clip while clips.enabled? Its entry's clip: where set, else
+        every keyword's does and a tag's as clips.tags says (a label enabled at run time has no entry)."""
+        entries, default = (self.keywords, True) if kind == KIND_KEYWORD else (self.tags, self.clips.tags)
+        own = next((entry.clip for entry in entries if entry.name == name), None)
+        return default if own is None else own
 
     def tag_settings(self) -> dict[str, tuple[TagDefaults, bool]]:
         out = {}
@@ -470,6 +482,18 @@ def _check_config(config: Config) -> None:
     if config.clips.enabled and config.clips.pre_roll_s + config.clips.post_roll_s >= config.scheduler.ring_s:
         raise ConfigError(f"clips.pre_roll_s: got {config.clips.pre_roll_s}, expected pre_roll_s + post_roll_s "
                           f"below scheduler.ring_s ({config.scheduler.ring_s})")
+
+
+def idle_clip_warning(config: Config) -> str | None:
+    """Which entries ask for clips while clips.enabled is false, or None (not an error: clips may be off for now)."""
+    if config.clips.enabled:
+        return None
+    asked = [*(f"keywords[{i}].clip" for i, k in enumerate(config.keywords) if k.clip),
+             *(f"tags[{i}].clip" for i, t in enumerate(config.tags) if t.clip),
+             *(["clips.tags"] if config.clips.tags else [])]
+    if not asked:
+        return None
+    return f"clips.enabled is false, so {', '.join(asked)} keep{'s' * (len(asked) == 1)} no clips"
 
 
 def _unique(names: list, section: str, key: str) -> None:

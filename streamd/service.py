@@ -32,8 +32,8 @@ import zmq
 from streamd import sdnotify
 from streamd.clips import ClipSaver, clips_dir
 from streamd.config import (Config, ConfigError, bus_endpoint, check_against_models,
-                            control_endpoint, hop_samples_for_latency, load_config)
-from streamd.contract import KIND_KEYWORD
+                            control_endpoint, hop_samples_for_latency, idle_clip_warning, load_config)
+from streamd.contract import KIND_KEYWORD, KIND_TAG
 from streamd.control import CommandError, ControlServer
 from streamd.events import Event, KeywordEvent, Sequencer, StatusEvent, TagEndEvent, TagStartEvent
 from streamd.model import Model, load_model
@@ -77,6 +77,12 @@ def open_sources(config: Config, sample_rate_hz: int, fast: bool):
     return sources
 
 
+def _warn_idle_clips(config: Config) -> None:
+    warning = idle_clip_warning(config)
+    if warning:
+        log.warning("%s", warning)
+
+
 class Service:
     def __init__(self, config: Config, config_path: Path | None, fast: bool = False,
                  console: Callable[[bytes], None] | None = None):
@@ -104,6 +110,7 @@ class Service:
                 self.clips = ClipSaver(folder, self.sample_rate_hz, c.pre_roll_s, c.post_roll_s, c.max_count, c.max_bytes)
             except OSError as err:
                 raise ConfigError(f"clips.dir: cannot create or use {str(folder)!r}: {err.strerror or err}") from None
+        _warn_idle_clips(config)
         self.sources = open_sources(config, self.sample_rate_hz, fast)
         self.scheduler = Scheduler(self.sources, self.specs, self.keywords, self.tags, config.scheduler.max_lag_s,
                                    config.bus.scores_interval_s if config.bus.scores else None)
@@ -295,19 +302,29 @@ class Service:
         if self.clips is not None:
             self._keep_clip(event, body)
 
+    def _clips(self, kind: str, name: str) -> bool:
+        """Do this keyword's or tag's events keep a clip now?"""
+        return self.clips is not None and self.config.keeps_clip(kind, name)
+
     def _keep_clip(self, event: Event, body: bytes) -> None:
-        """A keyword event's clip; with clips.tags, a tag event's whole: opened at its start, named at its end."""
-        tags = self.config.clips.tags and isinstance(event, TagStartEvent | TagEndEvent)
-        if not (isinstance(event, KeywordEvent) or tags):
-            return
-        ring = next(s for s in self.sources if s.name == event.stream).ring
+        """A keyword event's clip; a tag event's whole (clips.tags, or the tag's own clip:), opened at its start and
+        named at its end. A clip opened is closed whatever a reload said meanwhile; one asked for at the end alone
+        is cut from what the ring holds."""
         if isinstance(event, KeywordEvent):
-            self.clips.request(ring, event.position_samples, self._clip_stem(event.keyword), body)
+            if self._clips(KIND_KEYWORD, event.keyword):
+                ring = self._ring(event.stream)
+                self.clips.request(ring, event.position_samples, self._clip_stem(event.keyword), body)
         elif isinstance(event, TagStartEvent):
-            self.clips.open((event.stream, event.model, event.tag), ring, event.start_samples)
-        else:
-            self.clips.close((event.stream, event.model, event.tag), ring, event.position_samples,
-                             self._clip_stem(event.tag), body, event.start_samples)
+            if self._clips(KIND_TAG, event.tag):
+                self.clips.open((event.stream, event.model, event.tag), self._ring(event.stream), event.start_samples)
+        elif isinstance(event, TagEndEvent):
+            key = (event.stream, event.model, event.tag)
+            if self.clips.is_open(key) or self._clips(KIND_TAG, event.tag):
+                self.clips.close(key, self._ring(event.stream), event.position_samples, self._clip_stem(event.tag),
+                                 body, event.start_samples)
+
+    def _ring(self, stream: str):
+        return next(s for s in self.sources if s.name == stream).ring
 
     def _clip_stem(self, label: str) -> str:
         """The name of the clip of the event just published."""
@@ -337,10 +354,10 @@ class Service:
             "runs": [run.stats() for run in self.scheduler.runs],
             "bus": {"endpoint": self.publisher.endpoint, "subscriptions": self.publisher.subscriber_count,
                     "sent_events": self.publisher.sent_events, "dropped_events": self.publisher.dropped_events},
-            "keywords": {n: {"threshold": s.threshold, "enabled": on, "after": s.wake_word(n), "group": s.group_name()}
-                         for n, (s, on) in self.keywords.items()},
+            "keywords": {n: {"threshold": s.threshold, "enabled": on, "after": s.wake_word(n), "group": s.group_name(),
+                             "clip": self._clips(KIND_KEYWORD, n)} for n, (s, on) in self.keywords.items()},
             "tags": {n: {"on_threshold": s.on_threshold, "off_threshold": s.off_threshold, "hold_s": s.hold_s,
-                         "enabled": on} for n, (s, on) in self.tags.items()},
+                         "enabled": on, "clip": self._clips(KIND_TAG, n)} for n, (s, on) in self.tags.items()},
             "clips_saved": self.clips.saved if self.clips else 0,
             "clips_failed": self.clips.failed if self.clips else 0,  # could not be written (disk full, ...)
             "clips_refused": self.clips.refused if self.clips else 0,  # too many waiting for their post-roll
@@ -388,6 +405,7 @@ class Service:
         self.config = dataclasses.replace(self.config, keyword_defaults=new.keyword_defaults, keywords=new.keywords,
                                           tag_defaults=new.tag_defaults, tags=new.tags)
         self.keywords, self.tags = new.keyword_settings(), new.tag_settings()
+        _warn_idle_clips(self.config)
         self._apply_settings()
         log.info("reloaded %s: %d keywords, %d tags", self.config_path, len(self.keywords), len(self.tags))
         self._emit(self._status("reloaded", f"reloaded {self.config_path}"))

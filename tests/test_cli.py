@@ -28,6 +28,15 @@ def test_check_ok(workdir):
     assert "models tiny (tiny-energy, hop 100 ms); 1 keywords, 1 tags" in out.stdout
 
 
+def test_check_notes_clips_asked_for_while_clips_are_off(workdir):
+    config = workdir / "clip-off.yaml"
+    text = (workdir / "config.yaml").read_text()
+    config.write_text(text + "clips: {enabled: false, tags: true}\n")
+    out = streamd("check", "--config", str(config))
+    assert out.returncode == 0 and out.stdout.startswith("ok: ")
+    assert out.stderr == "note: clips.enabled is false, so clips.tags keeps no clips\n"
+
+
 @pytest.mark.parametrize("text,message", [
     ("bus: {hwm: 3}\n", "bus.hwm: unknown key"),
     ("models: [{path: tiny.onnx, latency_ms: 150}]\n", "models[0].latency_ms: got 150, expected one of the model's hops: 100, 200 (ms)"),

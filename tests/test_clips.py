@@ -60,7 +60,9 @@ def test_an_open_clip_holds_a_tag_longer_than_the_ring_and_ends_where_it_is_clos
     for t in np.arange(1.5, 9.0, 0.5):
         ring.write(ramp(t, t + 0.5))
         assert saver.service() == 0
+    assert saver.is_open(("mic", "m", "dog")) and not saver.is_open(("mic", "m", "cat"))
     saver.close(("mic", "m", "dog"), ring, 7 * SR, "t-dog", b"{}", start_samples=SR)  # ended at 7 s
+    assert not saver.is_open(("mic", "m", "dog"))  # closed: waits to be written
     assert saver.service() == 1  # its post-roll had arrived already
     audio = soundfile.read(tmp_path / "t-dog.wav", dtype="float32")[0]
     assert len(audio) == 7 * SR and np.abs(audio - ramp(0.5, 7.5)).max() < 1 / 32767 + 1e-6

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from streamd.config import (Config, ConfigError, KeywordDefaults, bus_endpoint, check_against_models, config_from_dict,
-                            hop_samples_for_latency, load_config)
+                            hop_samples_for_latency, idle_clip_warning, load_config)
 from streamd.contract import KIND_KEYWORD, KIND_TAG, Label, ModelInfo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +43,7 @@ ERRORS = [
     ({"tags": [{"name": "dog", "on_threshold": 0.2}]}, ["tags[0] (dog): off_threshold 0.3 exceeds on_threshold 0.2"]),
     ({"tag_defaults": {"max_event_s": 0}}, ["tag_defaults.max_event_s: got 0.0, expected a value > 0.0"]),
     ({"tags": [{"name": "dog", "hold_s": -1}]}, ["tags[0].hold_s: got -1.0, expected a value in [0.0, 3600.0]"]),
+    ({"tags": [{"name": "dog", "clip": "yes"}]}, ["tags[0].clip: got 'yes', expected true/false or null"]),
     ({"tag_defaults": {"window_s": 0}}, ["tag_defaults.window_s: got 0.0, expected a value > 0.0"]),
     ({"tag_defaults": {"window_hops": 3, "window_s": 0.5}},
      ["tag_defaults: got window_hops 3 and window_s 0.5, expected one of them (hops or seconds)"]),
@@ -136,6 +137,30 @@ def test_a_tag_holds_from_the_defaults_or_its_own_as_shipped():
     shipped = load_config(REPO / "config.yaml").tag_settings()
     assert {name: tag.hold_s for name, (tag, _) in shipped.items() if tag.hold_s != 2.0} == {"smoke_alarm": 6.0}
     assert len(shipped) == 9
+
+
+def test_which_events_keep_a_clip_the_entry_says_else_every_keyword_and_a_tag_as_clips_tags():
+    """A keyword's or tag's own clip: wins; unset, every keyword keeps one and a tag as clips.tags says; a label
+    with no entry (enabled at run time) takes the same default."""
+    entries = {"keywords": [{"name": "yes"}, {"name": "no", "clip": False}],
+               "tags": [{"name": "dog"}, {"name": "siren", "clip": True}, {"name": "rain", "clip": False}]}
+    for tags in (False, True):
+        config = config_from_dict({**entries, "clips": {"enabled": True, "tags": tags}})
+        kept = {name: config.keeps_clip(kind, name) for kind, name in [
+            (KIND_KEYWORD, "yes"), (KIND_KEYWORD, "no"), (KIND_KEYWORD, "up"),
+            (KIND_TAG, "dog"), (KIND_TAG, "siren"), (KIND_TAG, "rain"), (KIND_TAG, "cat")]}
+        assert kept == {"yes": True, "no": False, "up": True, "dog": tags, "siren": True, "rain": False, "cat": tags}
+        assert idle_clip_warning(config) is None
+
+
+def test_clips_asked_for_while_clips_are_off_are_a_warning_not_an_error():
+    config = config_from_dict({"keywords": [{"name": "yes", "clip": True}, {"name": "no", "clip": False}],
+                               "tags": [{"name": "dog"}, {"name": "siren", "clip": True}], "clips": {"tags": True}})
+    assert idle_clip_warning(config) == ("clips.enabled is false, so keywords[0].clip, tags[1].clip, clips.tags keep "
+                                         "no clips")
+    assert idle_clip_warning(config_from_dict({"tags": [{"name": "dog", "clip": True}]})) == (
+        "clips.enabled is false, so tags[0].clip keeps no clips")
+    assert idle_clip_warning(config_from_dict({"tags": [{"name": "dog", "clip": False}]})) is None
 
 
 def test_load_yaml_resolves_paths_against_the_config_folder(tmp_path):

@@ -183,6 +183,26 @@ def test_with_clips_tags_each_tag_event_leaves_a_clip_of_it_whole_which_review_k
     assert len(soundfile.read(out / "tags/siren/clip-001.wav")[0]) == round((0.5 + 0.7 + 0.3) * 16000)
 
 
+def test_each_keyword_and_tag_may_say_whether_its_events_keep_clips(workdir):
+    """A tag's clip: true keeps its events whole though clips.tags is false; a keyword's clip: false keeps none of
+    its own; status says which keep clips."""
+    clips = workdir / "chosen-clips"
+    write_config(workdir)
+    text = (workdir / "config.yaml").read_text()
+    text = text.replace("n_of_m: [2, 3]}", "n_of_m: [2, 3], clip: false}").replace("min_duration_s: 0.2}",
+                                                                                   "min_duration_s: 0.2, clip: true}")
+    (workdir / "config.yaml").write_text(text + f"clips: {{enabled: true, dir: {clips}, pre_roll_s: 0.5, "
+                                                f"post_roll_s: 0.3}}\n")
+    events = run_bursts_fast(workdir)
+    ends = [e for e in events if e["type"] == "tag_end"]
+    assert len(ends) == 2 and len([e for e in events if e["type"] == "keyword"]) == 2
+    wavs = sorted(clips.glob("*.wav"))
+    assert [json.loads(p.with_suffix(".json").read_text()) for p in wavs] == ends  # the tag's events, no keyword's
+    status = events[-1]["detail"]
+    assert status["keywords"]["yes"]["clip"] is False and status["tags"]["siren"]["clip"] is True
+    assert status["clips_saved"] == 2
+
+
 def test_a_fast_run_keeps_whole_clips_though_its_ticks_would_outrun_a_short_ring(workdir):
     """A fast file source moves as far as a tick steps (64 hops: 6.4 s here); with clips on, a tick steps at most a
     quarter of the ring, so the first event's pre-roll is still there (3 s ring: before, the 0.8 s clip was gone)."""
