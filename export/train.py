@@ -63,6 +63,9 @@ class Recipe:
     scene: dict = field(default_factory=dict)  # SceneConfig overrides
     shared_data: str = "../shared/data"  # relative to the repo root
     synthetic: tuple[str, ...] = ()  # extra manifests (synthetic speech, alarms); train split only
+    # synthetic voices kept out of training to measure on: a synthetic clip whose speaker names one of them
+    # ("jf_nezumi": that voice, its blends and warps) does not train
+    held_out_voices: tuple[str, ...] = ()
     # your own recordings: manifests (or folders holding a manifest.csv) laid out like shared_data (kws/<word>/,
     # tags/<sound>/, speech/, noise/); split as shared_data is, their validation part held out for training's
     # validation and for scripts/ship.sh's evaluation, and recorded clips as shared_data's are
@@ -125,7 +128,8 @@ def load_recipe(path: str | Path) -> Recipe:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SystemExit(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: base, {', '.join(sorted(known))}")
-    for key in ("synthetic", "recordings", "new_keywords", "new_tags", "train_labels", "init_blocks"):
+    for key in ("synthetic", "held_out_voices", "recordings", "new_keywords", "new_tags", "train_labels",
+                "init_blocks"):
         if key in raw:
             raw[key] = tuple(raw[key])
     for key in ("new_keywords", "new_tags"):
@@ -301,9 +305,18 @@ def split_clips(recipe: Recipe, root: Path) -> tuple[list[Clip], list[Clip], lis
         synth = read_manifest(manifest_path(root, manifest, "synthetic"))
         for clip in synth:
             clip.attrs["synthetic"] = True
-        train_clips += [c for c in synth if split_of(c) == "train"]
+        held = [c for c in synth if held_out(c, recipe.held_out_voices)]
+        if held:
+            log.info("%s: %d clips of held-out voices (%s) left out of training", manifest, len(held),
+                     ", ".join(recipe.held_out_voices))
+        train_clips += [c for c in synth if split_of(c) == "train" and not held_out(c, recipe.held_out_voices)]
         val_clips += [c for c in synth if c.label == "smoke_alarm" and split_of(c) == "val"]
     return train_clips, val_clips, noise_files
+
+
+def held_out(clip: Clip, voices: tuple[str, ...]) -> bool:
+    """Is the clip's speaker one of the held-out voices (or a blend or warp of one)?"""
+    return any(voice in clip.speaker for voice in voices)
 
 
 def unlabelled_sounds(clips: list[Clip], label_names, keywords: tuple[str, ...]) -> dict[str, int]:

@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 
 from export.data.scenes import Pools, SceneConfig, SceneSampler, Word, active_columns, change_speed, word_bounds
 from export.data.augment import reverberate
-from export.data.manifest import Clip
+from export.data.manifest import Clip, write_manifest
 from export.data.rooms import room_bank
 from export.labels import COMMANDS, DEFAULT_LABELS
 
@@ -874,6 +874,33 @@ def test_a_new_tag_is_appended_after_new_keywords_and_learns_from_its_clips(tmp_
     model, meta = load_checkpoint(tmp_path / "run" / "last.pt")
     assert meta["labels"][-1] == ["cuckoo", "tag"] and len(meta["labels"]) == len(DEFAULT_LABELS) + 2
     torch.testing.assert_close(model.head.weight[:-2], donor.head.weight)  # lr 0: the donor's rows as they were
+
+
+def test_held_out_voices_are_left_out_of_the_synthetic_clips_that_train(tmp_path, caplog):
+    """held_out_voices: a synthetic clip whose speaker names one of them (the voice, its blends, its warps) does not
+    train; the others train on their split's training side as before."""
+    from export.data.splits import split_of
+    from export.train import load_recipe, split_clips
+
+    caplog.set_level(logging.INFO, logger="export.train")
+    corpus = write_tiny_corpus(tmp_path / "data")
+    voices = ["kokoro:jf_alpha", "kokoro:jf_nezumi", "kokoro:jf_alpha+jf_nezumi", "kokoro:jm_kumo"]
+    synth = tmp_path / "synth"
+    clips = [Clip(synth / f"{i}.wav", ("yes",), f"{voice}*{warp:.2f}", 0.5)
+             for i, (voice, warp) in enumerate((v, w) for v in voices for w in (0.88, 0.92, 0.96, 1.0, 1.04, 1.08))]
+    write_manifest(clips, synth / "manifest.csv")
+    recipe_path = tmp_path / "r.yaml"
+    recipe_path.write_text(f"name: r\nshared_data: {corpus}\nsynthetic: [{synth / 'manifest.csv'}]\n")
+    every = {c.path.name for c in split_clips(load_recipe(recipe_path), tmp_path)[0] if c.attrs.get("synthetic")}
+    assert every == {c.path.name for c in clips if split_of(c) == "train"} and len(every) > 6
+    recipe_path.write_text(recipe_path.read_text() + "held_out_voices: [jf_nezumi]\n")
+    recipe = load_recipe(recipe_path)
+    assert recipe.held_out_voices == ("jf_nezumi",)
+    kept = {c.path.name: c.speaker for c in split_clips(recipe, tmp_path)[0] if c.attrs.get("synthetic")}
+    assert set(kept) == {name for name in every if "nezumi" not in next(c.speaker for c in clips
+                                                                         if c.path.name == name)}
+    assert kept and all("nezumi" not in speaker for speaker in kept.values())
+    assert any("12 clips of held-out voices (jf_nezumi) left out of training" in r.getMessage() for r in caplog.records)
 
 
 def test_recordings_train_on_their_training_split_as_recorded_clips_and_validate_on_the_rest(tmp_path, monkeypatch,

@@ -130,8 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--keywords", nargs="+", default=[], metavar="WORD",
                    help="keywords of your own (a recipe's new_keywords): a tree's folder of one (`hey_kitchen/`) holds "
                         "its positives, laid under kws/other/, rather than other words")
+    p.add_argument("--voice", metavar="NAME",
+                   help="only the clips whose speaker names NAME (a voice a recipe's held_out_voices kept out)")
     args = p.parse_args(argv)
     clips = [c for source in args.sources for c in read_source(source, args.sc_split, args.tags, tuple(args.keywords))]
+    if args.voice:
+        clips = [c for c in clips if args.voice in c.speaker]
     for source in (s for s in args.sources if s.is_dir()):
         if other := passed_over(source):
             kinds = "/".join(AUDIO_EXTENSIONS)
